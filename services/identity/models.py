@@ -1,0 +1,32 @@
+"""Identity's tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.database.schema import new_metadata
+
+__all__ = ["Base", "User"]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of identity's own tables."""
+
+    metadata = new_metadata()
+
+
+class User(Base):
+    """An account: the single source of truth for who a user is."""
+
+    __tablename__ = "users"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    roles: Mapped[str] = mapped_column(String(100))
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    update_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))

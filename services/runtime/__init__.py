@@ -1,0 +1,1 @@
+"""What every superapp gRPC service shares: errors, validation, settings, health, serving."""

@@ -1,0 +1,77 @@
+"""grpc.health.v1 that tells the truth: NOT_SERVING until ready, while the database is
+unreachable, and from the moment a shutdown starts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from grpc_health.v1 import health, health_pb2
+
+__all__ = ["HealthReporter"]
+
+_log = logging.getLogger(__name__)
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class HealthReporter:
+    """Owns the health servicer and a background probe that flips the reported status.
+
+    `service_names` are the fully-qualified gRPC services; the overall status ("")
+    follows them.
+    """
+
+    def __init__(
+        self,
+        service_names: Sequence[str],
+        probe: Callable[[], Awaitable[None]],
+        interval_seconds: float,
+    ) -> None:
+        self.servicer = health.aio.HealthServicer()
+        self._names = ["", *service_names]
+        self._probe = probe
+        self._interval = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._serving: bool | None = None
+
+    async def start(self) -> None:
+        """Report NOT_SERVING, probe once, then keep probing in the background."""
+        await self._report(serving=False)
+        await self._check()
+        self._task = asyncio.create_task(self._watch(), name="health-probe")
+
+    async def drain(self) -> None:
+        """Report NOT_SERVING for good: the server is shutting down."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.servicer.enter_graceful_shutdown()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self._check()
+
+    async def _check(self) -> None:
+        try:
+            await asyncio.wait_for(self._probe(), timeout=max(1.0, self._interval))
+        except Exception as error:  # any failure means not ready, whatever its type
+            if self._serving is not False:
+                _log.warning("health probe failed, reporting NOT_SERVING: %s", error)
+            await self._report(serving=False)
+        else:
+            if self._serving is False:
+                _log.info("health probe passed, reporting SERVING")
+            await self._report(serving=True)
+
+    async def _report(self, *, serving: bool) -> None:
+        if serving == self._serving:
+            return
+        self._serving = serving
+        for name in self._names:
+            await self.servicer.set(name, _SERVING if serving else _NOT_SERVING)

@@ -1,0 +1,160 @@
+"""Start, run and stop a grpc.aio service: interceptors, health, reflection, shutdown.
+
+Each service's `server.py` builds its own parts (database, domain, servicer) and hands
+them to `start_grpc_service`; its `main()` calls `run_service`, which owns the process:
+settings, logging, signals and exit codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace import TracerProvider
+
+from services.runtime.health import HealthReporter
+from services.runtime.logs import configure_logging
+from services.runtime.rich_status import ErrorInterceptor
+from services.runtime.settings import ConfigurationError, ServiceSettings, load_settings
+from services.runtime.telemetry import server_tracing_interceptor, tracer_provider_from_env
+
+__all__ = ["GrpcService", "ServiceSpec", "StartupError", "run_service", "start_grpc_service"]
+
+_log = logging.getLogger(__name__)
+
+Closer = Callable[[], Awaitable[None]]
+_Settings = TypeVar("_Settings", bound=ServiceSettings)
+
+
+class StartupError(Exception):
+    """The service cannot start; the message says which setting or dependency is at fault."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What a service contributes to the shared server."""
+
+    domain: str
+    """`ErrorInfo.domain`, e.g. `wallet.superapp`."""
+    service_names: Sequence[str]
+    """Fully-qualified gRPC service names, for health and reflection."""
+    register: Callable[[grpc.aio.Server], None]
+    """Adds the service's servicers to the server."""
+    probe: Callable[[], Awaitable[None]]
+    """Raises when a dependency the service cannot work without is unreachable."""
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+    """Service-specific interceptors, run inside tracing and error mapping."""
+    closers: Sequence[Closer] = ()
+    """Released in reverse order after the server has stopped."""
+
+
+@dataclass
+class GrpcService:
+    """A started service: its server, bound port and what must be released on stop."""
+
+    server: grpc.aio.Server
+    port: int
+    health: HealthReporter
+    closers: list[Closer] = field(default_factory=list)
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Report NOT_SERVING, refuse new calls, let in-flight ones finish, release."""
+        await self.health.drain()
+        await self.server.stop(grace_seconds)
+        for close in reversed(self.closers):
+            await close()
+
+
+async def start_grpc_service(
+    spec: ServiceSpec,
+    settings: ServiceSettings,
+    *,
+    env_prefix: str,
+    tracer_provider: TracerProvider,
+) -> GrpcService:
+    """Build and start the server for `spec`; the returned port is the one bound."""
+    server = grpc.aio.server(
+        interceptors=[
+            server_tracing_interceptor(tracer_provider),
+            ErrorInterceptor(spec.domain),
+            *spec.interceptors,
+        ],
+        options=[("grpc.so_reuseport", 0)],
+    )
+    spec.register(server)
+    health = HealthReporter(spec.service_names, spec.probe, settings.health_probe_seconds)
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
+    reflection.enable_server_reflection(
+        [
+            *spec.service_names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
+    address = f"{settings.host}:{settings.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise StartupError(
+            f"{env_prefix}PORT: cannot listen on {address} (in use or not permitted)"
+        ) from error
+    await server.start()
+    await health.start()
+    return GrpcService(server, port, health, list(spec.closers))
+
+
+async def _serve(
+    name: str,
+    start: Callable[[TracerProvider], Awaitable[GrpcService]],
+    grace_seconds: float,
+) -> None:
+    provider = tracer_provider_from_env(name)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    service = await start(provider)
+    _log.info("%s listening on port %d", name, service.port, extra={"port": service.port})
+    try:
+        await stop.wait()
+        _log.info("%s draining (grace %.1fs)", name, grace_seconds)
+    finally:
+        await service.stop(grace_seconds)
+        provider.shutdown()
+    _log.info("%s stopped", name)
+
+
+def run_service(
+    name: str,
+    settings_class: type[_Settings],
+    start: Callable[[_Settings, TracerProvider], Awaitable[GrpcService]],
+) -> None:
+    """The whole life of a service process; exits non-zero with one clear line on failure."""
+    try:
+        settings = load_settings(settings_class)
+    except ConfigurationError as error:
+        print(f"{name}: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(name, settings.log_level)
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    try:
+        asyncio.run(
+            _serve(name, lambda provider: start(settings, provider), settings.shutdown_grace_seconds)
+        )
+    except StartupError as error:
+        print(f"{name}: cannot start: {error}", file=sys.stderr)
+        raise SystemExit(1) from None

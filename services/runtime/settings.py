@@ -1,0 +1,79 @@
+"""The settings every service shares, read from the environment under a service prefix.
+
+Each service subclasses `ServiceSettings` with its own `env_prefix` (`WALLET_PORT`, …) and
+loads it with `load_settings`, which turns pydantic's report into one line per bad setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ConfigurationError", "ServiceSettings", "load_settings"]
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class ServiceSettings(BaseSettings):
+    """Settings of one gRPC service. Subclasses set `env_prefix` and the default port."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    host: str = "127.0.0.1"
+    """Interface the gRPC server binds; loopback unless deliberately exposed."""
+    port: Port = 0
+    """gRPC port; 0 picks a free one (tests)."""
+    data_dir: Path = Path(".data")
+    """Where the embedded default database lives."""
+    database_url: str = ""
+    """SQLAlchemy async URL; empty means a SQLite file `<data_dir>/<service>.db`."""
+    shutdown_grace_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """How long in-flight RPCs may finish after SIGTERM before they are cancelled."""
+    health_probe_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
+    """How often the database is probed to keep the health status honest."""
+    log_level: str = "INFO"
+    """Root log level name."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    def resolved_database_url(self, service: str) -> str:
+        """The database URL in force: the configured one, or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+
+_Settings = TypeVar("_Settings", bound=BaseSettings)
+
+
+def load_settings(cls: type[_Settings]) -> _Settings:
+    """Read `cls` from the environment, or fail with one line per offending variable."""
+    try:
+        return cls()
+    except ValidationError as error:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        lines = []
+        for problem in error.errors():
+            name = (prefix + "_".join(str(part) for part in problem["loc"])).upper()
+            lines.append(f"{name}: {problem['msg']} (got {problem.get('input')!r})")
+        raise ConfigurationError("; ".join(lines)) from None
