@@ -1,10 +1,14 @@
-"""Declarative base factory: each service gets its own metadata with stable constraint names."""
+"""Schema building blocks: per-service metadata with stable constraint names, UTC times."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from datetime import UTC, datetime
 
-__all__ = ["new_metadata"]
+from sqlalchemy import DateTime, MetaData
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["UtcDateTime", "new_metadata"]
 
 # Named constraints let Alembic alter them later, also on SQLite's batch mode.
 _NAMING = {
@@ -19,3 +23,26 @@ _NAMING = {
 def new_metadata() -> MetaData:
     """A fresh MetaData for one service's tables (never shared between services)."""
     return MetaData(naming_convention=_NAMING)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends.
+
+    SQLite keeps no offset, so values are normalised to UTC on the way in and marked
+    UTC on the way out; PostgreSQL stores `timestamptz` natively.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

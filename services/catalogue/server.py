@@ -1,0 +1,46 @@
+"""Wiring of the catalogue service: database, domain, servicer and the shared gRPC runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opentelemetry.sdk.trace import TracerProvider
+from superapp.catalogue.v1 import catalogue_service_pb2, catalogue_service_pb2_grpc
+
+from services.catalogue.categories import CategoryTree
+from services.catalogue.config import CatalogueSettings
+from services.catalogue.servicer import CatalogueServicer
+from services.database import open_database
+from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
+
+__all__ = ["SERVICE_NAME", "create_server", "main"]
+
+SERVICE_NAME = catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"].full_name
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+async def create_server(
+    settings: CatalogueSettings, tracer_provider: TracerProvider
+) -> GrpcService:
+    """Start catalogue on `settings.port` (0 picks one); the handle carries the bound port."""
+    database = await open_database(
+        settings.resolved_database_url("catalogue"), _MIGRATIONS, setting="CATALOGUE_DATABASE_URL"
+    )
+    servicer = CatalogueServicer(CategoryTree(database))
+    spec = ServiceSpec(
+        domain="catalogue.superapp",
+        service_names=[SERVICE_NAME],
+        register=lambda server: catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server(
+            servicer, server
+        ),
+        probe=database.ping,
+        closers=[database.dispose],
+    )
+    return await start_grpc_service(
+        spec, settings, env_prefix="CATALOGUE_", tracer_provider=tracer_provider
+    )
+
+
+def main() -> None:
+    """Run catalogue until SIGTERM/SIGINT."""
+    run_service("catalogue", CatalogueSettings, create_server)

@@ -1,0 +1,3 @@
+from services.wallet.server import main
+
+main()

@@ -1,0 +1,43 @@
+"""Wiring of the wallet service: database, servicer and the shared gRPC runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opentelemetry.sdk.trace import TracerProvider
+from superapp.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
+
+from services.database import open_database
+from services.wallet.config import WalletSettings
+from services.wallet.servicer import WalletServicer
+from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
+
+__all__ = ["SERVICE_NAME", "create_server", "main"]
+
+SERVICE_NAME = wallet_service_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+async def create_server(settings: WalletSettings, tracer_provider: TracerProvider) -> GrpcService:
+    """Start wallet on `settings.port` (0 picks one); the handle carries the bound port."""
+    database = await open_database(
+        settings.resolved_database_url("wallet"), _MIGRATIONS, setting="WALLET_DATABASE_URL"
+    )
+    servicer = WalletServicer()
+    spec = ServiceSpec(
+        domain="wallet.superapp",
+        service_names=[SERVICE_NAME],
+        register=lambda server: wallet_service_pb2_grpc.add_WalletServiceServicer_to_server(
+            servicer, server
+        ),
+        probe=database.ping,
+        closers=[database.dispose],
+    )
+    return await start_grpc_service(
+        spec, settings, env_prefix="WALLET_", tracer_provider=tracer_provider
+    )
+
+
+def main() -> None:
+    """Run wallet until SIGTERM/SIGINT."""
+    run_service("wallet", WalletSettings, create_server)

@@ -1,0 +1,88 @@
+"""Fixtures shared by every test: real NATS, real databases, real gRPC servers on port 0.
+
+Chain: tmp dir → settings → service on port 0 → channel → stub.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy.engine import make_url
+
+from scripts.nats_process import NatsProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get(
+    "SUPERAPP_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsProcess]:
+    """A private nats-server with JetStream on a free port and a temporary store."""
+    with NatsProcess(tmp_path_factory.mktemp("nats")) as server:
+        yield server
+
+
+@pytest.fixture
+def tracer_provider() -> TracerProvider:
+    """A tracer provider that exports nothing; tests that read spans add an exporter."""
+    return TracerProvider()
+
+
+async def _create_postgres_database() -> str:
+    """A fresh, empty database on the local PostgreSQL; its URL."""
+    admin = make_url(POSTGRES_URL)
+    name = f"superapp_test_{uuid.uuid4().hex[:12]}"
+    try:
+        connection = await asyncpg.connect(
+            host=admin.host, port=admin.port, user=admin.username, database=admin.database
+        )
+    except (OSError, asyncpg.PostgresError) as error:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {error}")
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return admin.set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_postgres_database(url: str) -> None:
+    target = make_url(url)
+    admin = make_url(POSTGRES_URL)
+    connection = await asyncpg.connect(
+        host=admin.host, port=admin.port, user=admin.username, database=admin.database
+    )
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database for one test: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
+        return
+    url = await _create_postgres_database()
+    try:
+        yield url
+    finally:
+        await _drop_postgres_database(url)
+
+
+@pytest.fixture
+async def channel_factory() -> AsyncIterator[list[grpc.aio.Channel]]:
+    """Channels opened by a test, closed after it."""
+    opened: list[grpc.aio.Channel] = []
+    yield opened
+    for channel in opened:
+        await channel.close()
