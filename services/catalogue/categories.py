@@ -108,4 +108,4 @@ async def _published_counts(session: AsyncSession, roots: Sequence[str]) -> dict
         )
         .group_by(tree.c.root_id)
     )
-    return {root: count for root, count in (await session.execute(query)).tuples()}
+    return {root: count for root, count in await session.execute(query)}

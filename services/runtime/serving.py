@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -91,8 +93,6 @@ async def start_grpc_service(
     )
     spec.register(server)
     health = HealthReporter(spec.service_names, spec.probe, settings.health_probe_seconds)
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     reflection.enable_server_reflection(
         [
@@ -103,15 +103,26 @@ async def start_grpc_service(
         server,
     )
     address = f"{settings.host}:{settings.port}"
+    taken = StartupError(f"{env_prefix}PORT: cannot listen on {address} (in use or not permitted)")
+    # Probe first: gRPC core would also log its own multi-line complaint to stderr.
+    if settings.port and not _can_bind(settings.host, settings.port):
+        raise taken
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as error:
-        raise StartupError(
-            f"{env_prefix}PORT: cannot listen on {address} (in use or not permitted)"
-        ) from error
+        raise taken from error
     await server.start()
     await health.start()
     return GrpcService(server, port, health, list(spec.closers))
+
+
+def _can_bind(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 async def _serve(

@@ -1,0 +1,1 @@
+"""Services driven from another language with nothing but protos/."""

@@ -1,0 +1,95 @@
+"""Each service started in-process on port 0 over the parametrised database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from services.catalogue.config import CatalogueSettings
+from services.catalogue.server import SERVICE_NAME as CATALOGUE
+from services.catalogue.server import create_server as create_catalogue
+from services.identity.config import IdentitySettings
+from services.identity.server import SERVICE_NAME as IDENTITY
+from services.identity.server import create_server as create_identity
+from services.runtime.serving import GrpcService
+from services.wallet.config import WalletSettings
+from services.wallet.server import SERVICE_NAME as WALLET
+from services.wallet.server import create_server as create_wallet
+
+
+@dataclass(frozen=True)
+class ServiceKind:
+    """How to build one of our services for a test."""
+
+    name: str
+    grpc_name: str
+    settings: Callable[..., Any]
+    create: Callable[[Any, TracerProvider], Awaitable[GrpcService]]
+
+
+SERVICES = [
+    ServiceKind("identity", IDENTITY, IdentitySettings, create_identity),
+    ServiceKind("wallet", WALLET, WalletSettings, create_wallet),
+    ServiceKind("catalogue", CATALOGUE, CatalogueSettings, create_catalogue),
+]
+
+
+@dataclass
+class Running:
+    """A started service and a channel to it."""
+
+    kind: ServiceKind
+    service: GrpcService
+    channel: grpc.aio.Channel
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.service.port}"
+
+
+async def start(
+    kind: ServiceKind, database_url: str, data_dir: Path, tracer_provider: TracerProvider
+) -> GrpcService:
+    settings = kind.settings(
+        port=0, data_dir=data_dir, database_url=database_url, health_probe_seconds=0.2
+    )
+    return await kind.create(settings, tracer_provider)
+
+
+@pytest.fixture(params=SERVICES, ids=lambda kind: kind.name)
+async def running(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    tmp_path: Path,
+    tracer_provider: TracerProvider,
+) -> AsyncIterator[Running]:
+    """Every service in turn, on every database backend."""
+    kind: ServiceKind = request.param
+    service = await start(kind, database_url, tmp_path, tracer_provider)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
+    try:
+        yield Running(kind, service, channel)
+    finally:
+        await channel.close()
+        await service.stop(0)
+
+
+@pytest.fixture
+async def catalogue(
+    database_url: str, tmp_path: Path, tracer_provider: TracerProvider
+) -> AsyncIterator[Running]:
+    """The catalogue service on every database backend."""
+    kind = SERVICES[2]
+    service = await start(kind, database_url, tmp_path, tracer_provider)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
+    try:
+        yield Running(kind, service, channel)
+    finally:
+        await channel.close()
+        await service.stop(0)

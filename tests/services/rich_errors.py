@@ -1,0 +1,35 @@
+"""Read the google.rpc.Status details a service attached to a failed call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+@dataclass(frozen=True)
+class RichError:
+    """The status code and unpacked details of a failed RPC."""
+
+    code: grpc.StatusCode
+    info: error_details_pb2.ErrorInfo
+    violations: dict[str, str]
+
+
+def rich_error(error: grpc.aio.AioRpcError) -> RichError:
+    """Unpack ErrorInfo (required) and BadRequest (if present) from `error`."""
+    status = rpc_status.from_call(error)
+    assert status is not None, f"no google.rpc.Status details on {error.code()}"
+    info = error_details_pb2.ErrorInfo()
+    violations: dict[str, str] = {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            detail.Unpack(info)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = {v.field: v.reason for v in bad.field_violations}
+    assert info.reason, "ErrorInfo missing from the status details"
+    return RichError(error.code(), info, violations)

@@ -1,0 +1,118 @@
+"""A service that cannot start says why in one line and exits non-zero; a database that
+goes away turns health NOT_SERVING until it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy.engine import make_url
+
+from tests.conftest import POSTGRES_URL, ROOT
+from tests.services.conftest import Running
+
+
+async def _run_service(name: str, env: dict[str, str]) -> tuple[int, list[str]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        f"services.{name}",
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    lines = [line for line in err.decode().splitlines() if not line.startswith("{")]
+    return process.returncode, lines
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("WALLET_PORT", "not-a-port"), ("WALLET_PORT", "70000"), ("WALLET_DATABASE_URL", "mysql://x")],
+)
+async def test_bad_setting_names_the_variable(variable: str, value: str, tmp_path: Path) -> None:
+    code, lines = await _run_service("wallet", {variable: value, "WALLET_DATA_DIR": str(tmp_path)})
+    assert code == 2
+    assert len(lines) == 1
+    assert lines[0].startswith(f"wallet: configuration error: {variable}:")
+
+
+async def test_unreachable_database_names_the_setting(tmp_path: Path) -> None:
+    code, lines = await _run_service(
+        "identity",
+        {
+            "IDENTITY_PORT": "0",
+            "IDENTITY_DATABASE_URL": "postgresql+asyncpg://nobody:secret@127.0.0.1:1/none",
+        },
+    )
+    assert code == 1
+    assert len(lines) == 1
+    assert lines[0].startswith("identity: cannot start: IDENTITY_DATABASE_URL: cannot use")
+    assert "secret" not in lines[0]
+
+
+async def test_taken_port_names_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, lines = await _run_service(
+            "catalogue", {"CATALOGUE_PORT": str(port), "CATALOGUE_DATA_DIR": str(tmp_path)}
+        )
+    assert code == 1
+    assert lines == [f"catalogue: cannot start: CATALOGUE_PORT: cannot listen on 127.0.0.1:{port} (in use or not permitted)"]
+
+
+async def _set_connections_allowed(database: str, allowed: bool) -> None:
+    admin = make_url(POSTGRES_URL)
+    connection = await asyncpg.connect(
+        host=admin.host, port=admin.port, user=admin.username, database=admin.database
+    )
+    try:
+        await connection.execute(
+            f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}'
+        )
+        if not allowed:
+            await connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                database,
+            )
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_health_follows_database_reachability(
+    catalogue: Running, database_url: str
+) -> None:
+    health = health_pb2_grpc.HealthStub(catalogue.channel)
+    request = health_pb2.HealthCheckRequest(service=catalogue.kind.grpc_name)
+
+    async def status_becomes(expected: int) -> None:
+        for _ in range(100):
+            if (await health.Check(request)).status == expected:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"health never became {expected}")
+
+    database = str(make_url(database_url).database)
+    await status_becomes(health_pb2.HealthCheckResponse.SERVING)
+    await _set_connections_allowed(database, allowed=False)
+    try:
+        await status_becomes(health_pb2.HealthCheckResponse.NOT_SERVING)
+    finally:
+        await _set_connections_allowed(database, allowed=True)
+    await status_becomes(health_pb2.HealthCheckResponse.SERVING)
