@@ -103,9 +103,7 @@ async def _published_counts(session: AsyncSession, roots: Sequence[str]) -> dict
     query = (
         select(tree.c.root_id, func.count(Product.product_id))
         .select_from(tree)
-        .outerjoin(
-            Product, (Product.category_id == tree.c.node_id) & (Product.status == PUBLISHED)
-        )
+        .outerjoin(Product, (Product.category_id == tree.c.node_id) & (Product.status == PUBLISHED))
         .group_by(tree.c.root_id)
     )
-    return {root: count for root, count in await session.execute(query)}
+    return {str(root): int(count) for root, count in await session.execute(query)}

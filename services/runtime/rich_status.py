@@ -25,7 +25,9 @@ __all__ = ["ErrorInterceptor", "to_grpc_status"]
 
 _log = logging.getLogger(__name__)
 
-_Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+# The handler's behaviour: a coroutine function, or the generated base class's plain
+# function that raises NotImplementedError.
+_Behavior = Callable[[Any, Any], Any]
 
 
 def _pack(message: Any) -> any_pb2.Any:
@@ -109,4 +111,3 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             raise AssertionError("abort_with_status returned")  # pragma: no cover
 
         return behavior
-

@@ -164,7 +164,9 @@ def run_service(
         uvloop.install()
     try:
         asyncio.run(
-            _serve(name, lambda provider: start(settings, provider), settings.shutdown_grace_seconds)
+            _serve(
+                name, lambda provider: start(settings, provider), settings.shutdown_grace_seconds
+            )
         )
     except StartupError as error:
         print(f"{name}: cannot start: {error}", file=sys.stderr)

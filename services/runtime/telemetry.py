@@ -45,7 +45,7 @@ def tracer_provider_from_env(service_name: str) -> TracerProvider:
 
 def server_tracing_interceptor(provider: TracerProvider) -> grpc.aio.ServerInterceptor:
     """The OpenTelemetry grpc.aio server interceptor, with health checks left out."""
-    interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor(
+    interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor(  # type: ignore[no-untyped-call]  # unannotated upstream
         tracer_provider=provider, filter_=filters.negate(filters.health_check())
     )
     return interceptor

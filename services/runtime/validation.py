@@ -1,9 +1,9 @@
 """Collect every bad field of a request, then fail once with all of them.
 
-    check = RequestCheck()
-    check.required_text("email", request.email, max_length=254)
-    check.uuid("category_id", request.category_id, required=False)
-    check.done()  # raises InvalidArgument listing each violation
+check = RequestCheck()
+check.required_text("email", request.email, max_length=254)
+check.uuid("category_id", request.category_id, required=False)
+check.done()  # raises InvalidArgument listing each violation
 """
 
 from __future__ import annotations
@@ -72,9 +72,7 @@ class RequestCheck:
         if not value:
             self.fail(field, "is required on every mutation", "REQUIRED")
         elif len(value) > REQUEST_ID_MAX or not value.isprintable():
-            self.fail(
-                field, f"must be 1 to {REQUEST_ID_MAX} printable characters", "MALFORMED_ID"
-            )
+            self.fail(field, f"must be 1 to {REQUEST_ID_MAX} printable characters", "MALFORMED_ID")
 
     def enum(self, field: str, value: int, enum_type: _EnumType, *, required: bool) -> None:
         """A known value of `enum_type`; 0 (UNSPECIFIED) counts as absent."""

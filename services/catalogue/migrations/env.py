@@ -1,4 +1,4 @@
-from services.database.alembic_env import run_migrations
 from services.catalogue.models import Base
+from services.database.alembic_env import run_migrations
 
 run_migrations(Base.metadata)

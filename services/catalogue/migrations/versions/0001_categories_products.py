@@ -36,9 +36,7 @@ def upgrade() -> None:
             "parent_category_id", "name_key", name=op.f("uq_categories_parent_category_id")
         ),
     )
-    op.create_index(
-        op.f("ix_categories_parent_category_id"), "categories", ["parent_category_id"]
-    )
+    op.create_index(op.f("ix_categories_parent_category_id"), "categories", ["parent_category_id"])
     op.create_table(
         "products",
         sa.Column("product_id", sa.String(36), nullable=False),
