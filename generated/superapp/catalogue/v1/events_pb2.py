@@ -24,29 +24,44 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from superapp.catalogue.v1 import catalogue_service_pb2 as superapp_dot_catalogue_dot_v1_dot_catalogue__service__pb2
+from superapp.events.v1 import options_pb2 as superapp_dot_events_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"superapp/catalogue/v1/events.proto\x12\x15superapp.catalogue.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a-superapp/catalogue/v1/catalogue_service.proto\"\x87\x01\n\x10ProductPublished\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12/\n\x07product\x18\x02 \x01(\x0b\x32\x1e.superapp.catalogue.v1.Product\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9c\x01\n\x0eProductUpdated\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x15\n\rchanged_paths\x18\x02 \x03(\t\x12/\n\x07product\x18\x03 \x01(\x0b\x32\x1e.superapp.catalogue.v1.Product\x12.\n\noccur_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc5\x01\n\x0fProductArchived\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12=\n\x0fprevious_status\x18\x02 \x01(\x0e\x32$.superapp.catalogue.v1.ProductStatus\x12/\n\x07product\x18\x03 \x01(\x0b\x32\x1e.superapp.catalogue.v1.Product\x12.\n\noccur_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x02\n\rStockReserved\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12/\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05stock\x18\x07 \x01(\x0b\x32\x1c.superapp.catalogue.v1.Stock\x12.\n\noccur_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8b\x02\n\rStockReleased\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12\x39\n\x06reason\x18\x06 \x01(\x0e\x32).superapp.catalogue.v1.StockReleaseReason\x12+\n\x05stock\x18\x07 \x01(\x0b\x32\x1c.superapp.catalogue.v1.Stock\x12.\n\noccur_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd1\x01\n\x0eStockCommitted\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12+\n\x05stock\x18\x06 \x01(\x0b\x32\x1c.superapp.catalogue.v1.Stock\x12.\n\noccur_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x99\x01\n\x11ProductOutOfStock\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12+\n\x05stock\x18\x03 \x01(\x0b\x32\x1c.superapp.catalogue.v1.Stock\x12.\n\noccur_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x7f\n\x12StockReleaseReason\x12$\n STOCK_RELEASE_REASON_UNSPECIFIED\x10\x00\x12!\n\x1dSTOCK_RELEASE_REASON_RELEASED\x10\x01\x12 \n\x1cSTOCK_RELEASE_REASON_EXPIRED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"superapp/catalogue/v1/events.proto\x12\x15superapp.catalogue.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a-superapp/catalogue/v1/catalogue_service.proto\x1a superapp/events/v1/options.proto\"\xb1\x01\n\x10ProductPublished\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12/\n\x07product\x18\x02 \x01(\x0b\x32\x1e.superapp.catalogue.v1.Product\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:(\xca\xf3\x18$superapp.catalogue.product.published\"\xc4\x01\n\x0eProductUpdated\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x15\n\rchanged_paths\x18\x02 \x03(\t\x12/\n\x07product\x18\x03 \x01(\x0b\x32\x1e.superapp.catalogue.v1.Product\x12.\n\noccur_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:&\xca\xf3\x18\"superapp.catalogue.product.updated\"\xee\x01\n\x0fProductArchived\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12=\n\x0fprevious_status\x18\x02 \x01(\x0e\x32$.superapp.catalogue.v1.ProductStatus\x12/\n\x07product\x18\x03 \x01(\x0b\x32\x1e.superapp.catalogue.v1.Product\x12.\n\noccur_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\'\xca\xf3\x18#superapp.catalogue.product.archived\"\xa8\x02\n\rStockReserved\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12/\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05stock\x18\x07 \x01(\x0b\x32\x1c.superapp.catalogue.v1.Stock\x12.\n\noccur_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:%\xca\xf3\x18!superapp.catalogue.stock.reserved\"\xb2\x02\n\rStockReleased\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12\x39\n\x06reason\x18\x06 \x01(\x0e\x32).superapp.catalogue.v1.StockReleaseReason\x12+\n\x05stock\x18\x07 \x01(\x0b\x32\x1c.superapp.catalogue.v1.Stock\x12.\n\noccur_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:%\xca\xf3\x18!superapp.catalogue.stock.released\"\xf9\x01\n\x0eStockCommitted\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12+\n\x05stock\x18\x06 \x01(\x0b\x32\x1c.superapp.catalogue.v1.Stock\x12.\n\noccur_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:&\xca\xf3\x18\"superapp.catalogue.stock.committed\"\xc0\x01\n\x11ProductOutOfStock\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12+\n\x05stock\x18\x03 \x01(\x0b\x32\x1c.superapp.catalogue.v1.Stock\x12.\n\noccur_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:%\xca\xf3\x18!superapp.catalogue.stock.depleted*\x7f\n\x12StockReleaseReason\x12$\n STOCK_RELEASE_REASON_UNSPECIFIED\x10\x00\x12!\n\x1dSTOCK_RELEASE_REASON_RELEASED\x10\x01\x12 \n\x1cSTOCK_RELEASE_REASON_EXPIRED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'superapp.catalogue.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STOCKRELEASEREASON']._serialized_start=1536
-  _globals['_STOCKRELEASEREASON']._serialized_end=1663
-  _globals['_PRODUCTPUBLISHED']._serialized_start=142
-  _globals['_PRODUCTPUBLISHED']._serialized_end=277
-  _globals['_PRODUCTUPDATED']._serialized_start=280
-  _globals['_PRODUCTUPDATED']._serialized_end=436
-  _globals['_PRODUCTARCHIVED']._serialized_start=439
-  _globals['_PRODUCTARCHIVED']._serialized_end=636
-  _globals['_STOCKRESERVED']._serialized_start=639
-  _globals['_STOCKRESERVED']._serialized_end=896
-  _globals['_STOCKRELEASED']._serialized_start=899
-  _globals['_STOCKRELEASED']._serialized_end=1166
-  _globals['_STOCKCOMMITTED']._serialized_start=1169
-  _globals['_STOCKCOMMITTED']._serialized_end=1378
-  _globals['_PRODUCTOUTOFSTOCK']._serialized_start=1381
-  _globals['_PRODUCTOUTOFSTOCK']._serialized_end=1534
+  _globals['_PRODUCTPUBLISHED']._loaded_options = None
+  _globals['_PRODUCTPUBLISHED']._serialized_options = b'\312\363\030$superapp.catalogue.product.published'
+  _globals['_PRODUCTUPDATED']._loaded_options = None
+  _globals['_PRODUCTUPDATED']._serialized_options = b'\312\363\030\"superapp.catalogue.product.updated'
+  _globals['_PRODUCTARCHIVED']._loaded_options = None
+  _globals['_PRODUCTARCHIVED']._serialized_options = b'\312\363\030#superapp.catalogue.product.archived'
+  _globals['_STOCKRESERVED']._loaded_options = None
+  _globals['_STOCKRESERVED']._serialized_options = b'\312\363\030!superapp.catalogue.stock.reserved'
+  _globals['_STOCKRELEASED']._loaded_options = None
+  _globals['_STOCKRELEASED']._serialized_options = b'\312\363\030!superapp.catalogue.stock.released'
+  _globals['_STOCKCOMMITTED']._loaded_options = None
+  _globals['_STOCKCOMMITTED']._serialized_options = b'\312\363\030\"superapp.catalogue.stock.committed'
+  _globals['_PRODUCTOUTOFSTOCK']._loaded_options = None
+  _globals['_PRODUCTOUTOFSTOCK']._serialized_options = b'\312\363\030!superapp.catalogue.stock.depleted'
+  _globals['_STOCKRELEASEREASON']._serialized_start=1850
+  _globals['_STOCKRELEASEREASON']._serialized_end=1977
+  _globals['_PRODUCTPUBLISHED']._serialized_start=176
+  _globals['_PRODUCTPUBLISHED']._serialized_end=353
+  _globals['_PRODUCTUPDATED']._serialized_start=356
+  _globals['_PRODUCTUPDATED']._serialized_end=552
+  _globals['_PRODUCTARCHIVED']._serialized_start=555
+  _globals['_PRODUCTARCHIVED']._serialized_end=793
+  _globals['_STOCKRESERVED']._serialized_start=796
+  _globals['_STOCKRESERVED']._serialized_end=1092
+  _globals['_STOCKRELEASED']._serialized_start=1095
+  _globals['_STOCKRELEASED']._serialized_end=1401
+  _globals['_STOCKCOMMITTED']._serialized_start=1404
+  _globals['_STOCKCOMMITTED']._serialized_end=1653
+  _globals['_PRODUCTOUTOFSTOCK']._serialized_start=1656
+  _globals['_PRODUCTOUTOFSTOCK']._serialized_end=1848
 # @@protoc_insertion_point(module_scope)

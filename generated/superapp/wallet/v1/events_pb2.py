@@ -23,28 +23,41 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from superapp.events.v1 import options_pb2 as superapp_dot_events_dot_v1_dot_options__pb2
 from superapp.type.v1 import money_pb2 as superapp_dot_type_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsuperapp/wallet/v1/events.proto\x12\x12superapp.wallet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1csuperapp/type/v1/money.proto\"O\n\x0cWalletOpened\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x01\n\rFundsCredited\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\'\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x17.superapp.type.v1.Money\x12.\n\noccur_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xad\x01\n\x10\x46undsTransferred\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_user_id\x18\x02 \x01(\t\x12\x12\n\nto_user_id\x18\x03 \x01(\t\x12\'\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x17.superapp.type.v1.Money\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb9\x01\n\x0bHoldCreated\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\'\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x17.superapp.type.v1.Money\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbe\x01\n\x0cHoldCaptured\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0f\x63\x61ptured_amount\x18\x03 \x01(\x0b\x32\x17.superapp.type.v1.Money\x12\x12\n\nto_user_id\x18\x04 \x01(\t\x12\x16\n\x0etransaction_id\x18\x05 \x01(\t\x12.\n\noccur_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbb\x01\n\nHoldVoided\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\'\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x17.superapp.type.v1.Money\x12\x32\n\x06reason\x18\x04 \x01(\x0e\x32\".superapp.wallet.v1.HoldVoidReason\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*p\n\x0eHoldVoidReason\x12 \n\x1cHOLD_VOID_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1aHOLD_VOID_REASON_REQUESTED\x10\x01\x12\x1c\n\x18HOLD_VOID_REASON_EXPIRED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsuperapp/wallet/v1/events.proto\x12\x12superapp.wallet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a superapp/events/v1/options.proto\x1a\x1csuperapp/type/v1/money.proto\"r\n\x0cWalletOpened\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:!\xca\xf3\x18\x1dsuperapp.wallet.wallet.opened\"\xb5\x01\n\rFundsCredited\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\'\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x17.superapp.type.v1.Money\x12.\n\noccur_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\"\xca\xf3\x18\x1esuperapp.wallet.funds.credited\"\xd4\x01\n\x10\x46undsTransferred\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_user_id\x18\x02 \x01(\t\x12\x12\n\nto_user_id\x18\x03 \x01(\t\x12\'\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x17.superapp.type.v1.Money\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:%\xca\xf3\x18!superapp.wallet.funds.transferred\"\xdb\x01\n\x0bHoldCreated\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\'\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x17.superapp.type.v1.Money\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp: \xca\xf3\x18\x1csuperapp.wallet.hold.created\"\xe1\x01\n\x0cHoldCaptured\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0f\x63\x61ptured_amount\x18\x03 \x01(\x0b\x32\x17.superapp.type.v1.Money\x12\x12\n\nto_user_id\x18\x04 \x01(\t\x12\x16\n\x0etransaction_id\x18\x05 \x01(\t\x12.\n\noccur_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:!\xca\xf3\x18\x1dsuperapp.wallet.hold.captured\"\xdc\x01\n\nHoldVoided\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\'\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x17.superapp.type.v1.Money\x12\x32\n\x06reason\x18\x04 \x01(\x0e\x32\".superapp.wallet.v1.HoldVoidReason\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1f\xca\xf3\x18\x1bsuperapp.wallet.hold.voided*p\n\x0eHoldVoidReason\x12 \n\x1cHOLD_VOID_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1aHOLD_VOID_REASON_REQUESTED\x10\x01\x12\x1c\n\x18HOLD_VOID_REASON_EXPIRED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'superapp.wallet.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HOLDVOIDREASON']._serialized_start=1094
-  _globals['_HOLDVOIDREASON']._serialized_end=1206
-  _globals['_WALLETOPENED']._serialized_start=118
-  _globals['_WALLETOPENED']._serialized_end=197
-  _globals['_FUNDSCREDITED']._serialized_start=200
-  _globals['_FUNDSCREDITED']._serialized_end=345
-  _globals['_FUNDSTRANSFERRED']._serialized_start=348
-  _globals['_FUNDSTRANSFERRED']._serialized_end=521
-  _globals['_HOLDCREATED']._serialized_start=524
-  _globals['_HOLDCREATED']._serialized_end=709
-  _globals['_HOLDCAPTURED']._serialized_start=712
-  _globals['_HOLDCAPTURED']._serialized_end=902
-  _globals['_HOLDVOIDED']._serialized_start=905
-  _globals['_HOLDVOIDED']._serialized_end=1092
+  _globals['_WALLETOPENED']._loaded_options = None
+  _globals['_WALLETOPENED']._serialized_options = b'\312\363\030\035superapp.wallet.wallet.opened'
+  _globals['_FUNDSCREDITED']._loaded_options = None
+  _globals['_FUNDSCREDITED']._serialized_options = b'\312\363\030\036superapp.wallet.funds.credited'
+  _globals['_FUNDSTRANSFERRED']._loaded_options = None
+  _globals['_FUNDSTRANSFERRED']._serialized_options = b'\312\363\030!superapp.wallet.funds.transferred'
+  _globals['_HOLDCREATED']._loaded_options = None
+  _globals['_HOLDCREATED']._serialized_options = b'\312\363\030\034superapp.wallet.hold.created'
+  _globals['_HOLDCAPTURED']._loaded_options = None
+  _globals['_HOLDCAPTURED']._serialized_options = b'\312\363\030\035superapp.wallet.hold.captured'
+  _globals['_HOLDVOIDED']._loaded_options = None
+  _globals['_HOLDVOIDED']._serialized_options = b'\312\363\030\033superapp.wallet.hold.voided'
+  _globals['_HOLDVOIDREASON']._serialized_start=1340
+  _globals['_HOLDVOIDREASON']._serialized_end=1452
+  _globals['_WALLETOPENED']._serialized_start=152
+  _globals['_WALLETOPENED']._serialized_end=266
+  _globals['_FUNDSCREDITED']._serialized_start=269
+  _globals['_FUNDSCREDITED']._serialized_end=450
+  _globals['_FUNDSTRANSFERRED']._serialized_start=453
+  _globals['_FUNDSTRANSFERRED']._serialized_end=665
+  _globals['_HOLDCREATED']._serialized_start=668
+  _globals['_HOLDCREATED']._serialized_end=887
+  _globals['_HOLDCAPTURED']._serialized_start=890
+  _globals['_HOLDCAPTURED']._serialized_end=1115
+  _globals['_HOLDVOIDED']._serialized_start=1118
+  _globals['_HOLDVOIDED']._serialized_end=1338
 # @@protoc_insertion_point(module_scope)
