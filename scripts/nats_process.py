@@ -100,6 +100,13 @@ class NatsProcess:
                 self._process.wait()
         self._process = None
 
+    def kill(self) -> None:
+        """End the server abruptly (SIGKILL), as a crash would; the store stays on disk."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
     def _last_log_lines(self, count: int = 3) -> str:
         try:
             lines = self.log_file.read_text().strip().splitlines()

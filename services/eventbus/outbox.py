@@ -1,0 +1,62 @@
+"""Record events in the same transaction as the state change they announce."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from google.protobuf.message import Message
+from opentelemetry import propagate
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.eventbus.contract import event_subject, event_type
+from services.eventbus.schema import EventTables
+from services.runtime.clock import Clock
+from services.runtime.ids import new_id
+
+__all__ = ["Outbox"]
+
+_WAKE_ARMED = "superapp.outbox.wake_armed"
+
+
+class Outbox:
+    """Writes outbox rows; wakes the relay when the writing transaction commits.
+
+    `source` is the CloudEvents source, e.g. `superapp.identity`.
+    """
+
+    def __init__(self, tables: EventTables, source: str, clock: Clock) -> None:
+        self._table = tables.outbox
+        self._source = source
+        self._clock = clock
+        self.committed = asyncio.Event()
+        """Set after a transaction that recorded events commits; the relay waits on it."""
+
+    async def record(self, session: AsyncSession, message: Message, aggregate_id: str) -> str:
+        """Add `message` to the outbox inside `session`'s transaction; returns the event id.
+
+        Nothing is published unless the transaction commits; a rollback discards it.
+        """
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        event_id = new_id()
+        await session.execute(
+            self._table.insert().values(
+                event_id=event_id,
+                subject=event_subject(message),
+                event_type=event_type(message),
+                source=self._source,
+                aggregate_id=aggregate_id,
+                occur_time=self._clock.now(),
+                trace=carrier,
+                payload=message.SerializeToString(),
+            )
+        )
+        if not session.info.get(_WAKE_ARMED):
+            session.info[_WAKE_ARMED] = True
+            sa_event.listen(session.sync_session, "after_commit", self._wake, once=True)
+        return event_id
+
+    def _wake(self, _session: Any) -> None:
+        self.committed.set()

@@ -1,0 +1,238 @@
+"""Publish outbox rows to JetStream in commit order, and never lose one.
+
+The relay wakes when a transaction that recorded events commits (and polls slowly for
+rows written by other processes of the same service), publishes a batch pipelined with
+`Nats-Msg-Id` = event id, and marks the acknowledged prefix published. Anything not
+acknowledged is retried with backoff; JetStream's duplicate window absorbs re-sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from nats.js.api import PubAck
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy import func, select
+
+from services.database import Database
+from services.eventbus.connection import NatsLink
+from services.eventbus.contract import StreamSpec
+from services.eventbus.envelope import Envelope
+from services.eventbus.outbox import Outbox
+from services.eventbus.schema import EventTables
+from services.eventbus.streams import ensure_stream
+from services.runtime.clock import Clock
+
+__all__ = ["Backlog", "OutboxRelay"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Events recorded but not yet acknowledged by JetStream."""
+
+    count: int
+    oldest_age_seconds: float
+
+
+class OutboxRelay:
+    """The background task that drains one service's outbox into its stream."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        tables: EventTables,
+        outbox: Outbox,
+        link: NatsLink,
+        stream: StreamSpec,
+        tracer_provider: TracerProvider,
+        clock: Clock,
+        batch_size: int = 256,
+        poll_seconds: float = 1.0,
+        ack_timeout_seconds: float = 5.0,
+        retention: timedelta = timedelta(days=1),
+        report_seconds: float = 30.0,
+    ) -> None:
+        self._database = database
+        self._table = tables.outbox
+        self._outbox = outbox
+        self._link = link
+        self._stream = stream
+        self._tracer = tracer_provider.get_tracer(__name__)
+        self._clock = clock
+        self._batch_size = batch_size
+        self._poll = poll_seconds
+        self._ack_timeout = ack_timeout_seconds
+        self._retention = retention
+        self._report = report_seconds
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+        """Events acknowledged by JetStream since start (for metrics and tests)."""
+
+    def start(self) -> None:
+        """Run the relay in the background."""
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Stop after the batch in flight; unpublished rows wait for the next start."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def backlog(self) -> Backlog:
+        """How many events wait, and how old the oldest is."""
+        async with self._database.read() as session:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(self._table.c.occur_time)).where(
+                        self._table.c.published_time.is_(None)
+                    )
+                )
+            ).one()
+        age = (self._clock.now() - oldest).total_seconds() if oldest is not None else 0.0
+        return Backlog(int(count), max(0.0, age))
+
+    async def _run(self) -> None:
+        failures = 0
+        last_report = last_prune = 0.0
+        loop = asyncio.get_running_loop()
+        await self._link.wait()
+        while True:
+            try:
+                await ensure_stream(self._link.jetstream, self._stream)
+                break
+            except Exception as error:  # NATS away or not ready: the outbox keeps everything
+                failures += 1
+                _log.warning("cannot declare stream %s yet: %s", self._stream.name, error)
+                await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+        failures = 0
+        while True:
+            self._outbox.committed.clear()
+            try:
+                sent, full = await self._publish_batch()
+                failures = 0
+            except Exception as error:  # NATS away, ack lost, database busy: back off, retry
+                failures += 1
+                delay = min(0.1 * 2**failures, 5.0)
+                _log.warning("relay publish failed (%s); retrying in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+                continue
+            now = loop.time()
+            if now - last_report >= self._report:
+                last_report = now
+                await self._log_backlog()
+            if now - last_prune >= 60.0:
+                last_prune = now
+                await self._prune()
+            if full:
+                continue
+            if sent == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._outbox.committed.wait(), self._poll)
+
+    async def _publish_batch(self) -> tuple[int, bool]:
+        table = self._table
+        async with self._database.read() as session:
+            rows = (
+                await session.execute(
+                    select(table)
+                    .where(table.c.published_time.is_(None))
+                    .order_by(table.c.seq)
+                    .limit(self._batch_size)
+                )
+            ).all()
+        if not rows:
+            return 0, False
+        jetstream = self._link.jetstream
+        pending: list[tuple[Any, trace.Span, asyncio.Future[PubAck]]] = []
+        for row in rows:
+            span = self._tracer.start_span(
+                f"{row.subject} publish",
+                context=propagate.extract(row.trace),
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": row.subject,
+                    "messaging.message.id": row.event_id,
+                },
+            )
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier, context=trace.set_span_in_context(span))
+            envelope = Envelope(
+                id=row.event_id,
+                type=row.event_type,
+                source=row.source,
+                subject=row.aggregate_id,
+                time=row.occur_time,
+                trace=carrier,
+            )
+            try:
+                ack = await jetstream.publish_async(
+                    row.subject,
+                    row.payload,
+                    headers=envelope.headers(),
+                    wait_stall=self._ack_timeout,
+                )
+            except Exception:
+                span.end()
+                break
+            pending.append((row, span, ack))
+        acknowledged = await self._await_acks(pending)
+        if acknowledged:
+            async with self._database.write() as session:
+                await session.execute(
+                    table.update()
+                    .where(table.c.seq.in_([row.seq for row in acknowledged]))
+                    .values(published_time=self._clock.now())
+                )
+            self.published += len(acknowledged)
+        if len(acknowledged) < len(rows):
+            raise ConnectionError(f"{len(rows) - len(acknowledged)} events not acknowledged")
+        return len(rows), len(rows) == self._batch_size
+
+    async def _await_acks(
+        self, pending: list[tuple[Any, trace.Span, asyncio.Future[PubAck]]]
+    ) -> list[Any]:
+        """The rows acknowledged in order, stopping at the first that was not."""
+        acknowledged: list[Any] = []
+        failed = False
+        for row, span, ack in pending:
+            if failed:
+                ack.cancel()
+                span.end()
+                continue
+            try:
+                await asyncio.wait_for(ack, self._ack_timeout)
+            except Exception as error:  # timeout or NATS error: this and the rest retry
+                span.set_status(Status(StatusCode.ERROR, str(error)))
+                failed = True
+            else:
+                acknowledged.append(row)
+            span.end()
+        return acknowledged
+
+    async def _log_backlog(self) -> None:
+        backlog = await self.backlog()
+        if backlog.count:
+            _log.info(
+                "outbox backlog: %d events, oldest %.1fs",
+                backlog.count,
+                backlog.oldest_age_seconds,
+                extra={"backlog": backlog.count, "oldest_age": backlog.oldest_age_seconds},
+            )
+
+    async def _prune(self) -> None:
+        cutoff = self._clock.now() - self._retention
+        async with self._database.write() as session:
+            await session.execute(self._table.delete().where(self._table.c.published_time < cutoff))

@@ -1,0 +1,181 @@
+"""Outbox → relay → JetStream → inbox consumer: nothing lost, everything applied once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import nats
+import pytest
+from nats.js.api import StreamInfo
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from superapp.identity.v1 import events_pb2
+
+from scripts.nats_process import NatsProcess
+from services.eventbus import Envelope, Outbox
+from services.runtime.ids import new_id
+from tests.eventbus.conftest import TABLES, Bench, effects, record_effect
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _produce(bench: Bench, outbox: Outbox, count: int, per_transaction: int = 10) -> None:
+    for _ in range(count // per_transaction):
+        async with bench.database.write() as session:
+            for _ in range(per_transaction):
+                user_id = new_id()
+                await outbox.record(
+                    session, events_pb2.UserRegistered(user_id=user_id), aggregate_id=user_id
+                )
+        await asyncio.sleep(0.001)
+
+
+async def _inbox_count(bench: Bench) -> int:
+    async with bench.database.read() as session:
+        return int(
+            (await session.execute(select(func.count()).select_from(TABLES.inbox))).scalar_one()
+        )
+
+
+async def _stream(nats_url: str, name: str) -> StreamInfo:
+    client = await nats.connect(nats_url)
+    try:
+        return await client.jetstream().stream_info(name)
+    finally:
+        await client.close()
+
+
+@pytest.mark.timeout(180)
+async def test_a_thousand_events_survive_a_nats_crash_and_a_consumer_restart(
+    bench: Bench, nats: NatsProcess
+) -> None:
+    outbox, relay = bench.producer()
+    first_consumer = bench.consumer()
+    burst = asyncio.create_task(_produce(bench, outbox, 1000))
+
+    await _until(lambda: _count_at_least(bench, 200), 60, "the first 200 effects")
+    nats.kill()  # mid-burst: in-flight publishes and acks are lost
+    await asyncio.sleep(0.5)
+    nats.start()
+    await _until(lambda: _count_at_least(bench, 500), 60, "500 effects after the crash")
+    await first_consumer.stop()  # the consumer's process goes away mid-stream...
+    bench.consumer()  # ...and a new one resumes the durable consumer
+    await burst
+
+    await _until(lambda: _count_at_least(bench, 1000), 90, "all 1,000 effects")
+    await asyncio.sleep(1.0)  # let any redelivery in flight arrive: it must change nothing
+    assert await effects(bench.database) == (1000, 1000)
+    assert await _inbox_count(bench) == 1000
+    assert (await relay.backlog()).count == 0
+    info = await _stream(bench.nats_url, "SUPERAPP_IDENTITY")
+    assert info.state.messages == 1000  # retried publishes were deduplicated by event id
+
+
+async def _count_at_least(bench: Bench, count: int) -> bool:
+    rows, _ = await effects(bench.database)
+    return rows >= count
+
+
+async def test_jetstream_drops_a_second_publish_of_one_event_id(bench: Bench) -> None:
+    client = await nats.connect(bench.nats_url)
+    try:
+        jetstream = client.jetstream()
+        from services.eventbus import ensure_stream, stream_of
+
+        await ensure_stream(jetstream, stream_of("identity"))
+        headers = {"Nats-Msg-Id": new_id()}
+        first = await jetstream.publish("superapp.identity.user.registered", b"", headers=headers)
+        second = await jetstream.publish("superapp.identity.user.registered", b"", headers=headers)
+        info = await jetstream.stream_info("SUPERAPP_IDENTITY")
+    finally:
+        await client.close()
+    assert (first.duplicate, second.duplicate) == (None, True)
+    assert second.seq == first.seq
+    assert info.state.messages == 1
+
+
+async def test_events_wait_in_the_outbox_while_nats_is_away(
+    bench: Bench, nats: NatsProcess
+) -> None:
+    nats.stop()
+    outbox, relay = bench.producer()
+    await _produce(bench, outbox, 20)
+    await asyncio.sleep(0.5)
+    backlog = await relay.backlog()
+    assert backlog.count == 20
+    assert backlog.oldest_age_seconds > 0
+    nats.start()
+    bench.consumer()
+    await _until(lambda: _count_at_least(bench, 20), 30, "the buffered events")
+    assert (await relay.backlog()).count == 0
+
+
+async def test_a_rolled_back_transaction_publishes_nothing(bench: Bench) -> None:
+    outbox, relay = bench.producer()
+    bench.consumer()
+
+    async def record_then_fail() -> None:
+        async with bench.database.write() as session:
+            await outbox.record(session, events_pb2.UserRegistered(user_id="lost"), "lost")
+            raise RuntimeError("the state change failed")
+
+    with pytest.raises(RuntimeError):
+        await record_then_fail()
+    await _produce(bench, outbox, 10)
+    await _until(lambda: _count_at_least(bench, 10), 30, "the committed events")
+    assert (await relay.backlog()).count == 0
+    async with bench.database.read() as session:
+        total = (await session.execute(select(func.count()).select_from(TABLES.outbox))).scalar()
+    assert total == 10
+
+
+async def test_a_failing_handler_dead_letters_without_blocking_others(bench: Bench) -> None:
+    poisoned = new_id()
+
+    async def picky(
+        session: AsyncSession, event: events_pb2.UserRegistered, envelope: Envelope
+    ) -> None:
+        if event.user_id == poisoned:
+            raise ValueError("cannot open a wallet for this user")
+        await record_effect(session, event, envelope)
+
+    outbox, _ = bench.producer()
+    bench.consumer(picky, max_deliver=3, backoff_seconds=(0.05,))
+    async with bench.database.write() as session:
+        event_id = await outbox.record(
+            session, events_pb2.UserRegistered(user_id=poisoned), poisoned
+        )
+    await _produce(bench, outbox, 10)
+    await _until(lambda: _count_at_least(bench, 10), 30, "the healthy events")
+
+    client = await nats.connect(bench.nats_url)
+    try:
+        jetstream = client.jetstream()
+        await _until(lambda: _has_messages(jetstream, "SUPERAPP_DEADLETTER"), 30, "the dead letter")
+        letter = await jetstream.get_last_msg("SUPERAPP_DEADLETTER", "superapp.deadletter.effects")
+    finally:
+        await client.close()
+    headers = letter.headers or {}
+    assert headers["superapp-deadletter-reason"] == "ValueError: cannot open a wallet for this user"
+    assert headers["superapp-deadletter-deliveries"] == "3"
+    assert headers["superapp-deadletter-subject"] == "superapp.identity.user.registered"
+    assert (headers["ce-id"], headers["ce-type"]) == (
+        event_id,
+        "superapp.identity.v1.UserRegistered",
+    )
+    assert events_pb2.UserRegistered.FromString(letter.data or b"").user_id == poisoned
+    assert await effects(bench.database) == (10, 10)
+
+
+async def _has_messages(jetstream: nats.js.JetStreamContext, stream: str) -> bool:
+    try:
+        return (await jetstream.stream_info(stream)).state.messages > 0
+    except nats.js.errors.NotFoundError:
+        return False
