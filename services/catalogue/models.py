@@ -9,14 +9,19 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, Unique
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.database.schema import UtcDateTime, new_metadata
+from services.eventbus.schema import EventTables, event_tables
 
-__all__ = ["Base", "Category", "Product"]
+__all__ = ["EVENT_TABLES", "Base", "Category", "Product"]
 
 
 class Base(DeclarativeBase):
     """Declarative base of catalogue's own tables."""
 
     metadata = new_metadata()
+
+
+EVENT_TABLES: EventTables = event_tables(Base.metadata)
+"""The event bus's outbox and inbox, in this service's own database."""
 
 
 class Category(Base):

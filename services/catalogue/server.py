@@ -9,8 +9,11 @@ from superapp.catalogue.v1 import catalogue_service_pb2, catalogue_service_pb2_g
 
 from services.catalogue.categories import CategoryTree
 from services.catalogue.config import CatalogueSettings
+from services.catalogue.models import EVENT_TABLES
 from services.catalogue.servicer import CatalogueServicer
 from services.database import open_database
+from services.eventbus import ServiceEventBus
+from services.runtime.clock import SystemClock
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
 
 __all__ = ["SERVICE_NAME", "create_server", "main"]
@@ -26,6 +29,15 @@ async def create_server(
     database = await open_database(
         settings.resolved_database_url("catalogue"), _MIGRATIONS, setting="CATALOGUE_DATABASE_URL"
     )
+    clock = SystemClock()
+    bus = ServiceEventBus(
+        "catalogue",
+        nats_url=settings.nats_url,
+        database=database,
+        tables=EVENT_TABLES,
+        tracer_provider=tracer_provider,
+        clock=clock,
+    )
     # RPCs later releases build fall through to the generated base: UNIMPLEMENTED.
     servicer = CatalogueServicer(CategoryTree(database))  # type: ignore[abstract]
     spec = ServiceSpec(
@@ -35,8 +47,9 @@ async def create_server(
             servicer, server
         ),
         probe=database.ping,
-        closers=[database.dispose],
+        closers=[database.dispose, bus.stop],
     )
+    bus.start()
     return await start_grpc_service(
         spec, settings, env_prefix="CATALOGUE_", tracer_provider=tracer_provider
     )

@@ -8,6 +8,7 @@ from services.eventbus.outbox import Outbox
 from services.eventbus.relay import Backlog, OutboxRelay
 from services.eventbus.schema import EventTables, event_tables
 from services.eventbus.streams import ensure_stream
+from services.eventbus.wiring import ServiceEventBus
 
 __all__ = [
     "Backlog",
@@ -18,6 +19,7 @@ __all__ = [
     "NatsLink",
     "Outbox",
     "OutboxRelay",
+    "ServiceEventBus",
     "StreamSpec",
     "ensure_stream",
     "event_subject",

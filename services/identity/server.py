@@ -8,8 +8,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from superapp.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 
 from services.database import open_database
+from services.eventbus import ServiceEventBus
 from services.identity.config import IdentitySettings
+from services.identity.models import EVENT_TABLES
 from services.identity.servicer import IdentityServicer
+from services.runtime.clock import SystemClock
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
 
 __all__ = ["SERVICE_NAME", "create_server", "main"]
@@ -23,6 +26,15 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
     database = await open_database(
         settings.resolved_database_url("identity"), _MIGRATIONS, setting="IDENTITY_DATABASE_URL"
     )
+    clock = SystemClock()
+    bus = ServiceEventBus(
+        "identity",
+        nats_url=settings.nats_url,
+        database=database,
+        tables=EVENT_TABLES,
+        tracer_provider=tracer_provider,
+        clock=clock,
+    )
     # RPCs later releases build fall through to the generated base: UNIMPLEMENTED.
     servicer = IdentityServicer()  # type: ignore[abstract]
     spec = ServiceSpec(
@@ -32,8 +44,9 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
             servicer, server
         ),
         probe=database.ping,
-        closers=[database.dispose],
+        closers=[database.dispose, bus.stop],
     )
+    bus.start()
     return await start_grpc_service(
         spec, settings, env_prefix="IDENTITY_", tracer_provider=tracer_provider
     )

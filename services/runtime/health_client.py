@@ -15,7 +15,7 @@ _CHECK = "/grpc.health.v1.Health/Check"
 
 
 async def check_health(
-    channel: grpc.aio.Channel, service: str = "", *, timeout: float = 1.0
+    channel: grpc.aio.Channel, service: str = "", *, deadline: float = 1.0
 ) -> int:
     """The serving status `service` reports ("" = the whole server)."""
     call = channel.unary_unary(
@@ -24,7 +24,7 @@ async def check_health(
         response_deserializer=health_pb2.HealthCheckResponse.FromString,
     )
     response: health_pb2.HealthCheckResponse = await call(
-        health_pb2.HealthCheckRequest(service=service), timeout=timeout
+        health_pb2.HealthCheckRequest(service=service), timeout=deadline
     )
     status: int = response.status
     return status

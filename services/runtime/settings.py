@@ -34,6 +34,8 @@ class ServiceSettings(BaseSettings):
     """Where the embedded default database lives."""
     database_url: str = ""
     """SQLAlchemy async URL; empty means a SQLite file `<data_dir>/<service>.db`."""
+    nats_url: str = "nats://127.0.0.1:7222"
+    """The NATS server with JetStream; the service starts and serves without it."""
     shutdown_grace_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     """How long in-flight RPCs may finish after SIGTERM before they are cancelled."""
     health_probe_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
@@ -46,6 +48,13 @@ class ServiceSettings(BaseSettings):
     def _async_driver(cls, value: str) -> str:
         if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_scheme(cls, value: str) -> str:
+        if not value.startswith(("nats://", "tls://")):
+            raise ValueError("must start with nats:// or tls://")
         return value
 
     @field_validator("log_level")

@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
+from superapp.identity.v1 import events_pb2 as identity_events
 from superapp.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
 
 from services.database import open_database
+from services.eventbus import ServiceEventBus
+from services.runtime.clock import SystemClock
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
 from services.wallet.config import WalletSettings
+from services.wallet.models import EVENT_TABLES
 from services.wallet.servicer import WalletServicer
+from services.wallet.wallets import WalletOpener
 
 __all__ = ["SERVICE_NAME", "create_server", "main"]
 
@@ -23,6 +28,18 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
     database = await open_database(
         settings.resolved_database_url("wallet"), _MIGRATIONS, setting="WALLET_DATABASE_URL"
     )
+    clock = SystemClock()
+    bus = ServiceEventBus(
+        "wallet",
+        nats_url=settings.nats_url,
+        database=database,
+        tables=EVENT_TABLES,
+        tracer_provider=tracer_provider,
+        clock=clock,
+    )
+    bus.subscribe(
+        identity_events.UserRegistered, WalletOpener(bus.outbox, clock).on_user_registered
+    )
     # RPCs later releases build fall through to the generated base: UNIMPLEMENTED.
     servicer = WalletServicer()  # type: ignore[abstract]
     spec = ServiceSpec(
@@ -32,8 +49,9 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
             servicer, server
         ),
         probe=database.ping,
-        closers=[database.dispose],
+        closers=[database.dispose, bus.stop],
     )
+    bus.start()
     return await start_grpc_service(
         spec, settings, env_prefix="WALLET_", tracer_provider=tracer_provider
     )

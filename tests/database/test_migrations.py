@@ -27,7 +27,11 @@ HISTORIES = [
 
 def _differences(connection: Connection, metadata: MetaData) -> list[Any]:
     context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return [diff for diff in compare_metadata(context, metadata) if diff[0] != "remove_table" or diff[1].name != "alembic_version"]
+    return [
+        diff
+        for diff in compare_metadata(context, metadata)
+        if diff[0] != "remove_table" or diff[1].name != "alembic_version"
+    ]
 
 
 @pytest.mark.parametrize(("service", "metadata"), HISTORIES, ids=[h[0] for h in HISTORIES])

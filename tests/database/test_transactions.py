@@ -17,7 +17,9 @@ async def test_concurrent_read_modify_write_from_two_engines_loses_nothing(
     writer wait instead of failing with "database is locked"; on PostgreSQL the row lock
     does the same."""
     first, second = Database.connect(database_url), Database.connect(database_url)
-    lock = " FOR UPDATE" if first.dialect == "postgresql" else ""
+    select_n = "SELECT n FROM counter"
+    if first.dialect == "postgresql":
+        select_n += " FOR UPDATE"
     try:
         async with first.write() as session:
             await session.execute(text("CREATE TABLE counter (n INTEGER NOT NULL)"))
@@ -25,7 +27,7 @@ async def test_concurrent_read_modify_write_from_two_engines_loses_nothing(
 
         async def increment(database: Database) -> None:
             async with database.write() as session:
-                value = (await session.execute(text(f"SELECT n FROM counter{lock}"))).scalar_one()
+                value = (await session.execute(text(select_n))).scalar_one()
                 await asyncio.sleep(0)  # let the other writers interleave
                 await session.execute(text("UPDATE counter SET n = :n"), {"n": value + 1})
 
@@ -42,10 +44,14 @@ async def test_failed_write_leaves_nothing_behind(database_url: str) -> None:
     try:
         async with database.write() as session:
             await session.execute(text("CREATE TABLE items (name TEXT NOT NULL)"))
-        with pytest.raises(RuntimeError, match="boom"):
+
+        async def write_then_fail() -> None:
             async with database.write() as session:
                 await session.execute(text("INSERT INTO items VALUES ('half-written')"))
                 raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await write_then_fail()
         async with database.read() as session:
             assert (await session.execute(text("SELECT count(*) FROM items"))).scalar_one() == 0
     finally:

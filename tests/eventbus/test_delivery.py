@@ -18,8 +18,8 @@ from services.runtime.ids import new_id
 from tests.eventbus.conftest import TABLES, Bench, effects, record_effect
 
 
-async def _until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from scripts.nats_process import NatsProcess
 from services.catalogue.config import CatalogueSettings
 from services.catalogue.server import SERVICE_NAME as CATALOGUE
 from services.catalogue.server import create_server as create_catalogue
@@ -54,10 +55,18 @@ class Running:
 
 
 async def start(
-    kind: ServiceKind, database_url: str, data_dir: Path, tracer_provider: TracerProvider
+    kind: ServiceKind,
+    database_url: str,
+    data_dir: Path,
+    tracer_provider: TracerProvider,
+    nats_url: str,
 ) -> GrpcService:
     settings = kind.settings(
-        port=0, data_dir=data_dir, database_url=database_url, health_probe_seconds=0.2
+        port=0,
+        data_dir=data_dir,
+        database_url=database_url,
+        nats_url=nats_url,
+        health_probe_seconds=0.2,
     )
     return await kind.create(settings, tracer_provider)
 
@@ -68,10 +77,26 @@ async def running(
     database_url: str,
     tmp_path: Path,
     tracer_provider: TracerProvider,
+    nats_server: NatsProcess,
 ) -> AsyncIterator[Running]:
     """Every service in turn, on every database backend."""
     kind: ServiceKind = request.param
-    service = await start(kind, database_url, tmp_path, tracer_provider)
+    service = await start(kind, database_url, tmp_path, tracer_provider, nats_server.url)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
+    try:
+        yield Running(kind, service, channel)
+    finally:
+        await channel.close()
+        await service.stop(0)
+
+
+@pytest.fixture
+async def wallet(
+    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
+) -> AsyncIterator[Running]:
+    """The wallet service on every database backend, connected to the test NATS."""
+    kind = SERVICES[1]
+    service = await start(kind, database_url, tmp_path, tracer_provider, nats_server.url)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
     try:
         yield Running(kind, service, channel)
@@ -82,11 +107,11 @@ async def running(
 
 @pytest.fixture
 async def catalogue(
-    database_url: str, tmp_path: Path, tracer_provider: TracerProvider
+    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
 ) -> AsyncIterator[Running]:
     """The catalogue service on every database backend."""
     kind = SERVICES[2]
-    service = await start(kind, database_url, tmp_path, tracer_provider)
+    service = await start(kind, database_url, tmp_path, tracer_provider, nats_server.url)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
     try:
         yield Running(kind, service, channel)

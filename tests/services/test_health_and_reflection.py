@@ -92,4 +92,7 @@ async def test_buf_curl_calls_a_catalogue_rpc_and_reads_its_error(catalogue: Run
     assert code != 0
     reply = json.loads(out or err)
     assert reply["code"] == "invalid_argument"
-    assert [d["type"] for d in reply["details"]] == ["google.rpc.ErrorInfo", "google.rpc.BadRequest"]
+    assert [d["type"] for d in reply["details"]] == [
+        "google.rpc.ErrorInfo",
+        "google.rpc.BadRequest",
+    ]

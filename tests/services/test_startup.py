@@ -73,7 +73,10 @@ async def test_taken_port_names_the_setting(tmp_path: Path) -> None:
             "catalogue", {"CATALOGUE_PORT": str(port), "CATALOGUE_DATA_DIR": str(tmp_path)}
         )
     assert code == 1
-    assert lines == [f"catalogue: cannot start: CATALOGUE_PORT: cannot listen on 127.0.0.1:{port} (in use or not permitted)"]
+    assert lines == [
+        f"catalogue: cannot start: CATALOGUE_PORT: cannot listen on 127.0.0.1:{port}"
+        " (in use or not permitted)"
+    ]
 
 
 async def _set_connections_allowed(database: str, allowed: bool) -> None:
@@ -95,9 +98,7 @@ async def _set_connections_allowed(database: str, allowed: bool) -> None:
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-async def test_health_follows_database_reachability(
-    catalogue: Running, database_url: str
-) -> None:
+async def test_health_follows_database_reachability(catalogue: Running, database_url: str) -> None:
     health = health_pb2_grpc.HealthStub(catalogue.channel)
     request = health_pb2.HealthCheckRequest(service=catalogue.kind.grpc_name)
 

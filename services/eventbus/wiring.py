@@ -1,0 +1,70 @@
+"""A service's whole event bus, built, started and stopped as one piece."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.trace import TracerProvider
+
+from services.database import Database
+from services.eventbus.connection import NatsLink
+from services.eventbus.consumer import EventConsumer, Handler, M
+from services.eventbus.contract import stream_of
+from services.eventbus.outbox import Outbox
+from services.eventbus.relay import OutboxRelay
+from services.eventbus.schema import EventTables
+from services.runtime.clock import Clock
+
+__all__ = ["ServiceEventBus"]
+
+
+class ServiceEventBus:
+    """The NATS link, outbox and relay of one service, plus its consumer if it subscribes.
+
+    Publishing goes through `outbox.record(...)` inside a domain transaction; consuming
+    is declared with `subscribe(...)` at wiring time, before `start()`.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        nats_url: str,
+        database: Database,
+        tables: EventTables,
+        tracer_provider: TracerProvider,
+        clock: Clock,
+    ) -> None:
+        self.link = NatsLink(nats_url, f"superapp-{service}")
+        self.outbox = Outbox(tables, f"superapp.{service}", clock)
+        self.relay = OutboxRelay(
+            database=database,
+            tables=tables,
+            outbox=self.outbox,
+            link=self.link,
+            stream=stream_of(service),
+            tracer_provider=tracer_provider,
+            clock=clock,
+        )
+        self.consumer = EventConsumer(
+            service,
+            database=database,
+            tables=tables,
+            link=self.link,
+            tracer_provider=tracer_provider,
+            clock=clock,
+        )
+
+    def subscribe(self, message_class: type[M], handler: Handler[M]) -> None:
+        """Handle `message_class` events exactly once in effect (see EventConsumer)."""
+        self.consumer.subscribe(message_class, handler)
+
+    def start(self) -> None:
+        """Connect in the background and start relaying and consuming."""
+        self.link.start()
+        self.relay.start()
+        self.consumer.start()
+
+    async def stop(self) -> None:
+        """Stop consuming, stop relaying (the outbox keeps the rest), close the link."""
+        await self.consumer.stop()
+        await self.relay.stop()
+        await self.link.close()
