@@ -1,0 +1,3 @@
+from scripts.benchmark.cli import main
+
+main()

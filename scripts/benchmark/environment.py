@@ -1,0 +1,127 @@
+"""What scenarios set themselves up with: servers in their own processes, client channels,
+a scratch directory; all released when the run ends, also on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import grpc
+
+from scripts.benchmark.echo_server import ECHO_METHOD
+from scripts.benchmark.server_process import (
+    ServerProcess,
+    ServerStartError,
+    free_port,
+    python_module,
+)
+
+__all__ = ["Environment"]
+
+# A hung server must not hang the bench: a call this slow counts as an error.
+_CALL_TIMEOUT_SECONDS = 10.0
+
+
+async def _echo_answers(address: str) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        echo: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(ECHO_METHOD)
+        while True:
+            try:
+                await echo(b"ready", timeout=1.0)
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(0.05)
+            else:
+                return
+
+
+class Environment:
+    """Starts each server once per run, on demand, and opens channels to them.
+
+    `channels_per_target` client channels, each with its own connection, spread the load
+    generator's workers over several HTTP/2 connections.
+    """
+
+    def __init__(self, work_dir: Path, stack: AsyncExitStack, channels_per_target: int) -> None:
+        self.work_dir = work_dir
+        """Scratch space for this run; scenarios may put databases here."""
+        self.call_timeout = _CALL_TIMEOUT_SECONDS
+        self._stack = stack
+        self._channels_per_target = channels_per_target
+        self._servers: dict[str, ServerProcess] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
+        self._failed: dict[str, ServerStartError] = {}
+
+    async def echo_server(self) -> str:
+        """Address of the bare grpc.aio echo server."""
+
+        def build() -> ServerProcess:
+            port = free_port()
+            return ServerProcess(
+                "echo",
+                python_module("scripts.benchmark.echo_server", "--port", str(port)),
+                port=port,
+                log_file=self.work_dir / "echo.log",
+                ready=_echo_answers,
+            )
+
+        return await self._server("echo", build)
+
+    async def service(self, name: str) -> str:
+        """Address of our service `name`, run as `python -m services.<name>` on SQLite."""
+
+        def build() -> ServerProcess:
+            port = free_port()
+            prefix = f"{name.upper()}_"
+            data_dir = self.work_dir / name
+            data_dir.mkdir(parents=True, exist_ok=True)
+            return ServerProcess(
+                name,
+                python_module(f"services.{name}"),
+                port=port,
+                log_file=self.work_dir / f"{name}.log",
+                env={
+                    f"{prefix}HOST": "127.0.0.1",
+                    f"{prefix}PORT": str(port),
+                    f"{prefix}DATA_DIR": str(data_dir),
+                    f"{prefix}DATABASE_URL": "",
+                    f"{prefix}SHUTDOWN_GRACE_SECONDS": "2",
+                },
+            )
+
+        return await self._server(name, build)
+
+    async def channels(self, address: str) -> list[grpc.aio.Channel]:
+        """Ready client channels to `address`, closed at the end of the run."""
+        opened = []
+        for _ in range(self._channels_per_target):
+            # A local subchannel pool gives each channel its own connection; by default
+            # channels to one target share a single subchannel.
+            channel = grpc.aio.insecure_channel(
+                address, options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            self._stack.push_async_callback(channel.close, None)
+            await asyncio.wait_for(channel.channel_ready(), timeout=self.call_timeout)
+            opened.append(channel)
+        return opened
+
+    def on_close(self, release: Callable[[], Awaitable[None]]) -> None:
+        """Run `release` when the run ends (after the measurements, before servers stop)."""
+        self._stack.push_async_callback(release)
+
+    async def _server(self, key: str, build: Callable[[], ServerProcess]) -> str:
+        lock = self._starting.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key in self._failed:
+                raise self._failed[key]
+            if key not in self._servers:
+                server = build()
+                try:
+                    await server.start()
+                except ServerStartError as error:
+                    self._failed[key] = error
+                    raise
+                self._stack.push_async_callback(server.stop)
+                self._servers[key] = server
+        return self._servers[key].address

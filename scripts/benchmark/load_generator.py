@@ -1,0 +1,56 @@
+"""Closed-loop load: `concurrency` coroutines, each awaiting one call after another.
+
+Every worker runs through the warm-up and the measured window without pause; an
+operation belongs to the window in which it completes. Failed operations are counted
+by kind and never as throughput or latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+
+from scripts.benchmark.scenario import Call, ClosedLoop, Sample, Window
+
+__all__ = ["drive", "error_kind"]
+
+
+def error_kind(error: Exception) -> str:
+    """A short label for a failed operation: the gRPC status code name, else the type."""
+    if isinstance(error, grpc.aio.AioRpcError):
+        return error.code().name
+    return type(error).__name__
+
+
+async def drive(workload: ClosedLoop, concurrency: int, window: Window) -> Sample:
+    """Run `workload` with `concurrency` workers through `window`; what the window saw."""
+    clock = time.perf_counter
+    measure_from = clock() + window.warmup
+    measure_until = measure_from + window.duration
+    sample = Sample(elapsed=window.duration)
+    latencies = sample.latencies
+    errors = sample.errors
+
+    async def worker(call: Call) -> None:
+        while True:
+            began = clock()
+            failure: str | None = None
+            try:
+                await call()
+            except Exception as error:  # whatever the operation raised, it failed
+                failure = error_kind(error)
+            ended = clock()
+            if ended >= measure_until:
+                return
+            if ended < measure_from:
+                continue
+            if failure is None:
+                latencies.append(ended - began)
+            else:
+                errors[failure] += 1
+
+    calls = workload.calls
+    await asyncio.gather(*(worker(calls[index % len(calls)]) for index in range(concurrency)))
+    return sample

@@ -1,0 +1,40 @@
+"""Every scenario the bench knows, and the choice of which to run.
+
+A new scenario is one entry here (or one more module of scenarios listed here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from scripts.benchmark.rpc_scenarios import rpc_scenarios
+from scripts.benchmark.scenario import Scenario
+
+__all__ = ["all_scenarios", "select"]
+
+
+def all_scenarios() -> list[Scenario]:
+    """All scenarios in run order; each ceiling comes before what is compared with it."""
+    return [*rpc_scenarios()]
+
+
+def select(scenarios: Sequence[Scenario], only: Sequence[str]) -> list[Scenario]:
+    """Scenarios whose name contains one of `only` (all when empty), plus their ceilings.
+
+    Raises ValueError when nothing matches or a ceiling is not among `scenarios`.
+    """
+    by_name = {scenario.name: scenario for scenario in scenarios}
+    for scenario in scenarios:
+        if scenario.ceiling is not None and scenario.ceiling not in by_name:
+            raise ValueError(f"{scenario.name}: unknown ceiling {scenario.ceiling!r}")
+    wanted = {
+        scenario.name
+        for scenario in scenarios
+        if not only or any(part in scenario.name for part in only)
+    }
+    if not wanted:
+        names = ", ".join(by_name)
+        raise ValueError(f"no scenario matches {', '.join(only)!r}; known: {names}")
+    # A ratio needs its ceiling measured in the same run.
+    wanted |= {ceiling for name in wanted if (ceiling := by_name[name].ceiling) is not None}
+    return [scenario for scenario in scenarios if scenario.name in wanted]

@@ -1,0 +1,585 @@
+"""The one-command local stack: a private NATS with JetStream and every service, supervised.
+
+`scripts/stack` runs this module. It checks every port before starting anything, starts the
+components, waits until each reports ready, prints the endpoints, and on Ctrl-C or SIGTERM
+stops them in reverse order. A component that exits on its own takes the stack down with a
+report naming it and quoting its last output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import enum
+import os
+import signal
+import socket
+import sys
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from scripts.nats_process import NatsProcess, NatsStartError
+from services.runtime.health_client import check_health
+
+__all__ = [
+    "COMPONENTS",
+    "READY_LINE",
+    "Component",
+    "Readiness",
+    "StackConfig",
+    "http_ready_problem",
+    "main",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_LINE = "ready; Ctrl-C to stop"
+_TAIL_LINES = 20
+_STOP_GRACE_SECONDS = 15.0
+"""Per component; above the services' default 10 s drain so a clean stop is never cut short."""
+_PR_SET_PDEATHSIG = 1
+# A failed connect puts a gRPC channel into exponential backoff (1 s, 1.6 s, …); a service
+# that takes a few seconds to import would then be seen ready seconds late.
+_PROBE_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 500),
+]
+
+
+class Readiness(enum.Enum):
+    """How the launcher tells that a component is ready."""
+
+    GRPC_HEALTH = "grpc.health.v1"
+    HTTP_READYZ = "GET /readyz"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One process of the stack: `python -m <module>`, configured by `<env_prefix>*`."""
+
+    name: str
+    module: str
+    env_prefix: str
+    default_port: int
+    readiness: Readiness
+
+    @property
+    def port_variable(self) -> str:
+        """The environment variable that sets its port, e.g. `WALLET_PORT`."""
+        return f"{self.env_prefix}PORT"
+
+
+COMPONENTS: tuple[Component, ...] = (
+    Component("identity", "services.identity", "IDENTITY_", 7101, Readiness.GRPC_HEALTH),
+    Component("wallet", "services.wallet", "WALLET_", 7102, Readiness.GRPC_HEALTH),
+    Component("catalogue", "services.catalogue", "CATALOGUE_", 7103, Readiness.GRPC_HEALTH),
+    # The BFF joins as one more line, started last and stopped first:
+    # Component("bff", "bff", "BFF_", 7100, Readiness.HTTP_READYZ),
+)
+
+
+class StackError(Exception):
+    """The stack cannot start or keep running; the message is the one line to show."""
+
+
+class ConfigurationError(StackError):
+    """A flag or environment variable is malformed."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a component will listen."""
+
+    component: Component
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        """host:port, as gRPC clients spell it."""
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything the launcher decides before it starts a process."""
+
+    data_dir: Path
+    external_nats_url: str | None
+    nats_port: int
+    startup_timeout: float
+    endpoints: Sequence[Endpoint]
+
+    @classmethod
+    def resolve(
+        cls,
+        args: argparse.Namespace,
+        environ: Mapping[str, str],
+        components: Sequence[Component] = COMPONENTS,
+    ) -> StackConfig:
+        """Combine flags, environment and defaults; ports set to 0 get a free one now."""
+        data_dir = Path(args.data_dir or environ.get("SUPERAPP_DATA_DIR") or ROOT / ".data")
+        nats_port = (
+            _parse_port(str(args.nats_port), "--nats-port")
+            if args.nats_port is not None
+            else _port_from_env(environ, "SUPERAPP_NATS_PORT", 7222)
+        )
+        if args.startup_timeout <= 0:
+            raise ConfigurationError("--startup-timeout must be positive")
+        return cls(
+            data_dir=data_dir.resolve(),
+            external_nats_url=args.nats_url or environ.get("SUPERAPP_NATS_URL") or None,
+            nats_port=nats_port or _free_port(),
+            startup_timeout=args.startup_timeout,
+            endpoints=[_endpoint(component, environ) for component in components],
+        )
+
+
+def _endpoint(component: Component, environ: Mapping[str, str]) -> Endpoint:
+    host = environ.get(f"{component.env_prefix}HOST") or "127.0.0.1"
+    port = _port_from_env(environ, component.port_variable, component.default_port)
+    return Endpoint(component, host, port or _free_port(host))
+
+
+def _parse_port(raw: str, source: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{source} must be a port number (got {raw!r})") from None
+    if not 0 <= port <= 65535:
+        raise ConfigurationError(f"{source} must be between 0 and 65535 (got {port})")
+    return port
+
+
+def _port_from_env(environ: Mapping[str, str], variable: str, default: int) -> int:
+    raw = environ.get(variable, "").strip()
+    return _parse_port(raw, variable) if raw else default
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(_family(host)) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _port_taken(host: str, port: int) -> bool:
+    # A bind probe with SO_REUSEADDR, as the servers themselves bind: it fails only on a live
+    # listener, not on connections of a previous run still in TIME_WAIT.
+    with socket.socket(_family(host)) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def check_ports(config: StackConfig) -> None:
+    """Refuse to start when a configured port is in use or given to two components."""
+    wanted: list[tuple[str, int, str]] = []
+    if config.external_nats_url is None:
+        wanted.append(("127.0.0.1", config.nats_port, "SUPERAPP_NATS_PORT (or --nats-port)"))
+    wanted += [(e.host, e.port, e.component.port_variable) for e in config.endpoints]
+    claimed: dict[int, str] = {}
+    for host, port, variable in wanted:
+        if port in claimed:
+            raise ConfigurationError(f"port {port} is set twice: {claimed[port]} and {variable}")
+        claimed[port] = variable
+        if _port_taken(host, port):
+            raise StackError(
+                f"port {port} is already in use; free it or set {variable} to another port"
+            )
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGTERM the child when the launcher dies, even by SIGKILL.
+
+    PR_SET_PDEATHSIG survives exec and fires when the forking thread ends; that is the main
+    thread here, so in effect when the launcher process ends. SIGTERM, not SIGKILL, so the
+    service still drains and closes its database. Other systems have no such facility and get
+    None: there a killed launcher leaves its children running.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    death_signal = ctypes.c_ulong(signal.SIGTERM)
+
+    def arrange() -> None:
+        # Runs in the forked child before exec: no imports, no locks, only a syscall.
+        prctl(_PR_SET_PDEATHSIG, death_signal)
+        if os.getppid() != parent_pid:  # the launcher died before prctl took effect
+            os._exit(1)
+
+    return arrange
+
+
+@dataclass
+class Child:
+    """A running component: its process and its last lines of output."""
+
+    endpoint: Endpoint
+    process: asyncio.subprocess.Process
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=_TAIL_LINES))
+    pump: asyncio.Task[None] | None = None
+    ready: bool = False
+    last_state: str = "no answer yet"
+
+    @property
+    def name(self) -> str:
+        """The component's name."""
+        return self.endpoint.component.name
+
+    def describe_exit(self) -> str:
+        """'exited with code 1' or 'was killed by SIGKILL'."""
+        code = self.process.returncode
+        if code is not None and code < 0:
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
+
+
+async def _pump(child: Child, stream: asyncio.StreamReader, sink: TextIO, width: int) -> None:
+    while True:
+        try:
+            raw = await stream.readline()
+        except ValueError:  # readline has already dropped a line over the reader's limit
+            raw = b"(an over-long line was dropped)"
+        if not raw:
+            return
+        line = raw.decode(errors="replace").rstrip("\n")
+        child.tail.append(line)
+        sink.write(f"{child.name:<{width}}| {line}\n")
+        sink.flush()
+
+
+async def _spawn(endpoint: Endpoint, env: dict[str, str], sink: TextIO, width: int) -> Child:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        endpoint.component.module,
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        limit=1 << 20,
+        preexec_fn=_die_with_parent(os.getpid()),
+        # Its own process group: a terminal's Ctrl-C reaches only the launcher, which then
+        # stops the components one by one in reverse order.
+        process_group=0,
+    )
+    child = Child(endpoint, process)
+    assert process.stdout is not None
+    child.pump = asyncio.create_task(
+        _pump(child, process.stdout, sink, width), name=f"{child.name}-log"
+    )
+    return child
+
+
+def _child_environment(
+    environ: Mapping[str, str], endpoint: Endpoint, data_dir: Path, nats_url: str
+) -> dict[str, str]:
+    prefix = endpoint.component.env_prefix
+    env = dict(environ)
+    env[f"{prefix}PORT"] = str(endpoint.port)
+    env[f"{prefix}DATA_DIR"] = str(data_dir)
+    env[f"{prefix}NATS_URL"] = nats_url
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+async def _wait_grpc_serving(child: Child) -> None:
+    serving = health_pb2.HealthCheckResponse.SERVING
+    async with grpc.aio.insecure_channel(
+        child.endpoint.address, options=_PROBE_CHANNEL_OPTIONS
+    ) as channel:
+        while True:
+            try:
+                status = await check_health(channel)
+            except grpc.aio.AioRpcError as error:
+                child.last_state = f"health check failed: {error.code().name}"
+            else:
+                if status == serving:
+                    return
+                child.last_state = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+            await asyncio.sleep(0.1)
+
+
+async def http_ready_problem(host: str, port: int, path: str) -> str | None:
+    """None when GET `path` answers 200, else what went wrong."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+    except (OSError, TimeoutError) as error:
+        return f"connect failed: {error}"
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 1.0)
+    except (OSError, TimeoutError) as error:
+        return f"request failed: {error}"
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    parts = status_line.decode(errors="replace").split()
+    return None if len(parts) > 1 and parts[1] == "200" else " ".join(parts[1:]) or "no answer"
+
+
+async def _wait_http_ready(child: Child) -> None:
+    while True:
+        problem = await http_ready_problem(child.endpoint.host, child.endpoint.port, "/readyz")
+        if problem is None:
+            return
+        child.last_state = f"GET /readyz: {problem}"
+        await asyncio.sleep(0.1)
+
+
+async def _wait_ready(child: Child) -> None:
+    if child.endpoint.component.readiness is Readiness.GRPC_HEALTH:
+        await _wait_grpc_serving(child)
+    else:
+        await _wait_http_ready(child)
+    child.ready = True
+
+
+async def _first_exit(children: Sequence[Child]) -> Child:
+    waits = {asyncio.create_task(child.process.wait()): child for child in children}
+    try:
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        return waits[done.pop()]
+    finally:
+        for task in waits:
+            task.cancel()
+
+
+async def _finish_log(child: Child) -> None:
+    if child.pump is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(child.pump), 2.0)
+
+
+async def _death_report(child: Child, when: str) -> str:
+    await _finish_log(child)
+    lines = [f"stack: {child.name} {child.describe_exit()} {when}; its last output:"]
+    lines += [f"    {line}" for line in child.tail] or ["    (nothing)"]
+    return "\n".join(lines)
+
+
+async def _stop_children(children: Sequence[Child], hurry: asyncio.Event) -> None:
+    """SIGTERM one by one in reverse start order; SIGKILL what outlives the grace or a hurry."""
+    for child in reversed(children):
+        if child.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.process.terminate()
+            exited = asyncio.create_task(child.process.wait())
+            hurried = asyncio.create_task(hurry.wait())
+            await asyncio.wait(
+                {exited, hurried}, timeout=_STOP_GRACE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            hurried.cancel()
+            if not exited.done():
+                print(f"stack: {child.name} did not stop in time; killing it", file=sys.stderr)
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.kill()
+            await exited
+        await _finish_log(child)
+        if child.pump is not None:
+            child.pump.cancel()
+
+
+def _endpoint_table(
+    config: StackConfig, nats_url: str, nats_pid: int | None, children: Sequence[Child]
+) -> str:
+    logs = config.data_dir / "logs"
+    rows: list[tuple[str, ...]] = [("", "endpoint", "pid", "notes")]
+    if nats_pid is None:
+        rows.append(("nats", nats_url, "-", "external, not started by the stack"))
+    else:
+        rows.append(("nats", nats_url, str(nats_pid), f"JetStream; log {logs / 'nats-server.log'}"))
+    examples: list[str] = []
+    for child in children:
+        address = child.endpoint.address
+        pid = str(child.process.pid)
+        readiness = child.endpoint.component.readiness.value
+        if child.endpoint.component.readiness is Readiness.GRPC_HEALTH:
+            rows.append((child.name, f"grpc {address}", pid, f"ready by {readiness}"))
+            examples.append(
+                "npx buf curl --protocol grpc --http2-prior-knowledge --list-services "
+                f"http://{address}"
+            )
+            examples.append(f"grpcurl -plaintext {address} list")
+        else:
+            rows.append((child.name, f"http://{address}", pid, f"ready by {readiness}"))
+            examples.append(f"curl http://{address}{readiness.removeprefix('GET ')}")
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    lines = ["", f"superapp local stack; data in {config.data_dir}"]
+    lines += [
+        "  "
+        + "  ".join(
+            [*(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)), row[3]]
+        )
+        for row in rows
+    ]
+    lines += [
+        "databases: SQLite <data>/<service>.db unless <PREFIX>DATABASE_URL is set",
+        "logs: every component's output goes to stderr, each line prefixed by its name",
+        "list the services of each (reflection):",
+        *(f"  {example}" for example in examples),
+        READY_LINE,
+    ]
+    return "\n".join(lines)
+
+
+async def run_stack(config: StackConfig, environ: Mapping[str, str]) -> int:
+    """Start, supervise and stop the stack; the process exit code."""
+    check_ports(config)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    hurry = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second Ctrl-C: no more waiting for graceful stops
+            hurry.set()
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+
+    nats: NatsProcess | None = None
+    children: list[Child] = []
+    try:
+        if config.external_nats_url is None:
+            nats = NatsProcess(
+                config.data_dir / "nats",
+                config.nats_port,
+                log_file=config.data_dir / "logs" / "nats-server.log",
+            )
+            try:
+                nats.start()
+            except NatsStartError as error:
+                raise StackError(f"nats-server: {error}") from None
+            nats_url = nats.url
+            print(f"stack: nats-server pid {nats.pid} on {nats_url}", file=sys.stderr)
+        else:
+            nats_url = config.external_nats_url
+        width = max(len(endpoint.component.name) for endpoint in config.endpoints) + 1
+        for endpoint in config.endpoints:
+            env = _child_environment(environ, endpoint, config.data_dir, nats_url)
+            child = await _spawn(endpoint, env, sys.stderr, width)
+            children.append(child)
+            print(
+                f"stack: {child.name} pid {child.process.pid} starting on {endpoint.address}",
+                file=sys.stderr,
+            )
+        code = await _supervise(config, children, stop, nats_url, nats.pid if nats else None)
+    except StackError as error:
+        print(f"stack: {error}", file=sys.stderr)
+        code = 1
+    finally:
+        await _stop_children(children, hurry)
+        if nats is not None:
+            nats.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    return code
+
+
+async def _supervise(
+    config: StackConfig,
+    children: Sequence[Child],
+    stop: asyncio.Event,
+    nats_url: str,
+    nats_pid: int | None,
+) -> int:
+    """Wait for readiness, then for a stop signal; non-zero when a component exits first."""
+
+    async def all_ready() -> None:
+        await asyncio.gather(*(_wait_ready(child) for child in children))
+
+    ready = asyncio.create_task(asyncio.wait_for(all_ready(), config.startup_timeout))
+    died = asyncio.create_task(_first_exit(children))
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({ready, died, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if died.done():
+            print(await _death_report(died.result(), "during start-up"), file=sys.stderr)
+            return 1
+        if stopped.done():
+            return 0
+        if ready.exception() is not None:
+            late = [f"{c.name} ({c.last_state})" for c in children if not c.ready]
+            print(
+                f"stack: not ready after {config.startup_timeout:g}s: {', '.join(late)}",
+                file=sys.stderr,
+            )
+            return 1
+        print(_endpoint_table(config, nats_url, nats_pid, children), flush=True)
+        await asyncio.wait({died, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if died.done():
+            print(
+                await _death_report(died.result(), "while the stack was running"), file=sys.stderr
+            )
+            return 1
+        return 0
+    finally:
+        for task in (ready, died, stopped):
+            task.cancel()
+        await asyncio.gather(ready, died, stopped, return_exceptions=True)
+
+
+def _arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/stack",
+        description="Start NATS and every service locally; Ctrl-C stops them all. Each "
+        "service's own settings (IDENTITY_PORT, WALLET_DATABASE_URL, ...) pass through.",
+    )
+    parser.add_argument(
+        "--data-dir", help="SQLite files, NATS store and logs (env SUPERAPP_DATA_DIR; .data)"
+    )
+    parser.add_argument(
+        "--nats-url", help="use this NATS instead of starting one (env SUPERAPP_NATS_URL)"
+    )
+    parser.add_argument(
+        "--nats-port", help="port of the NATS the stack starts (env SUPERAPP_NATS_PORT; 7222)"
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=60.0,
+        help="seconds every component gets to report ready (default 60)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m scripts.localstack`."""
+    args = _arguments().parse_args(argv)
+    try:
+        config = StackConfig.resolve(args, os.environ)
+    except ConfigurationError as error:
+        print(f"stack: {error}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(run_stack(config, os.environ))
+    except ConfigurationError as error:
+        print(f"stack: {error}", file=sys.stderr)
+        return 2
+    except StackError as error:
+        print(f"stack: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

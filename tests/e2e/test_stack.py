@@ -1,0 +1,338 @@
+"""The local stack as the README starts it: `bash scripts/stack` with free ports, temp data."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import nats
+import pytest
+from grpc_health.v1 import health_pb2
+
+from scripts.localstack import COMPONENTS, READY_LINE, Readiness, http_ready_problem
+from services.runtime.health_client import check_health
+
+ROOT = Path(__file__).resolve().parents[2]
+GRPC_COMPONENTS = [c for c in COMPONENTS if c.readiness is Readiness.GRPC_HEALTH]
+# Generous: three Python services import grpc, SQLAlchemy and OpenTelemetry at once on 2 cores.
+READY_TIMEOUT = 90.0
+EXIT_TIMEOUT = 40.0
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _free_ports(count: int) -> list[int]:
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie awaiting its reaper counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@dataclass
+class Stack:
+    """One `bash scripts/stack` run; stdout and stderr go to files so nothing blocks."""
+
+    data_dir: Path
+    env: dict[str, str]
+    args: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.env['SUPERAPP_NATS_PORT']}"
+
+    def address(self, variable: str) -> str:
+        return f"127.0.0.1:{self.env[variable]}"
+
+    def start(self) -> Stack:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        run = len(list(self.data_dir.parent.glob(f"{self.data_dir.name}-*.out")))
+        self._out = self.data_dir.parent / f"{self.data_dir.name}-{run}.out"
+        self._err = self.data_dir.parent / f"{self.data_dir.name}-{run}.err"
+        with self._out.open("wb") as out, self._err.open("wb") as err:
+            self.process = subprocess.Popen(
+                ["bash", "scripts/stack", *self.args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=err,
+            )
+        return self
+
+    @property
+    def stdout(self) -> str:
+        return self._out.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self._err.read_text(errors="replace")
+
+    def pids(self) -> dict[str, int]:
+        """Every process the launcher said it started, by name."""
+        return {
+            name: int(pid)
+            for name, pid in re.findall(r"^stack: (\S+) pid (\d+)", self.stderr, re.M)
+        }
+
+    async def wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + READY_TIMEOUT
+        while READY_LINE not in self.stdout:
+            if self.process.poll() is not None:
+                pytest.fail(f"stack exited {self.process.returncode}:\n{self.stderr[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"stack not ready in {READY_TIMEOUT}s:\n{self.stderr[-3000:]}")
+            await asyncio.sleep(0.1)
+
+    async def wait_exit(self, within: float = EXIT_TIMEOUT) -> int:
+        assert self.process is not None
+        deadline = time.monotonic() + within
+        while (code := self.process.poll()) is None:
+            if time.monotonic() > deadline:
+                pytest.fail(f"stack still running after {within}s:\n{self.stderr[-3000:]}")
+            await asyncio.sleep(0.1)
+        return code
+
+    async def wait_gone(self, pids: dict[str, int], within: float = 20.0) -> None:
+        deadline = time.monotonic() + within
+        while alive := {name: pid for name, pid in pids.items() if _alive(pid)}:
+            if time.monotonic() > deadline:
+                pytest.fail(f"still running: {alive}")
+            await asyncio.sleep(0.1)
+
+    def terminate(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+
+    def clean_up(self) -> None:
+        """After a failed test: nothing of this run may outlive it."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for pid in self.pids().values():
+            if _alive(pid) and self._belongs_here(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    def _belongs_here(self, pid: int) -> bool:
+        # Guards against a recycled pid: ours name the data dir in argv or environment.
+        marker = str(self.data_dir).encode()
+        try:
+            proc = Path(f"/proc/{pid}")
+            return marker in (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
+        except OSError:
+            return False
+
+
+StackFactory = Callable[..., Stack]
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
+    """Builds stacks on free ports; each gets a temp data dir unless given one."""
+    made: list[Stack] = []
+    prefixes = ("SUPERAPP_", *(component.env_prefix for component in COMPONENTS))
+
+    def make(data_dir: Path | None = None, args: tuple[str, ...] = (), **extra_env: str) -> Stack:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+        nats_port, *ports = _free_ports(len(COMPONENTS) + 1)
+        env["SUPERAPP_NATS_PORT"] = str(nats_port)
+        env.update({c.port_variable: str(port) for c, port in zip(COMPONENTS, ports, strict=True)})
+        env["SUPERAPP_DATA_DIR"] = str(data_dir or tmp_path / f"data{len(made)}")
+        env.update(extra_env)
+        stack = Stack(Path(env["SUPERAPP_DATA_DIR"]), env, args)
+        made.append(stack)
+        return stack
+
+    yield make
+    for stack in made:
+        stack.clean_up()
+
+
+async def _health(address: str) -> int:
+    async with grpc.aio.insecure_channel(address) as channel:
+        return await check_health(channel, deadline=5.0)
+
+
+async def test_stack_serves_every_component_and_stops_cleanly(make_stack: StackFactory) -> None:
+    stack = make_stack().start()
+    await stack.wait_ready()
+
+    pids = stack.pids()
+    assert set(pids) == {"nats-server", *(c.name for c in COMPONENTS)}
+    for component in GRPC_COMPONENTS:
+        assert await _health(stack.address(component.port_variable)) == (
+            health_pb2.HealthCheckResponse.SERVING
+        ), component.name
+        assert stack.address(component.port_variable) in stack.stdout
+    client = await nats.connect(stack.nats_url, connect_timeout=5, allow_reconnect=False)
+    try:
+        account = await client.jetstream().account_info()
+        assert account.limits is not None
+    finally:
+        await client.close()
+    assert stack.nats_url in stack.stdout
+
+    stack.terminate()
+    assert await stack.wait_exit() == 0
+    await stack.wait_gone(pids, within=1.0)
+
+
+async def test_restart_on_the_same_data_dir_keeps_databases_and_streams(
+    make_stack: StackFactory,
+) -> None:
+    first = make_stack().start()
+    await first.wait_ready()
+    client = await nats.connect(first.nats_url, connect_timeout=5, allow_reconnect=False)
+    try:
+        stream = client.jetstream()
+        await stream.add_stream(name="E2E_RESTART", subjects=["e2e.restart"])
+        await stream.publish("e2e.restart", b"kept")
+    finally:
+        await client.close()
+    first.terminate()
+    assert await first.wait_exit() == 0
+    databases = {c.name: first.data_dir / f"{c.name}.db" for c in GRPC_COMPONENTS}
+    inodes = {name: path.stat().st_ino for name, path in databases.items()}
+    for path in databases.values():
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE e2e_marker (note TEXT)")
+        db.close()
+
+    second = make_stack(first.data_dir).start()
+    await second.wait_ready()
+    client = await nats.connect(second.nats_url, connect_timeout=5, allow_reconnect=False)
+    try:
+        info = await client.jetstream().stream_info("E2E_RESTART")
+        assert info.state.messages == 1
+    finally:
+        await client.close()
+    second.terminate()
+    assert await second.wait_exit() == 0
+
+    assert {name: path.stat().st_ino for name, path in databases.items()} == inodes
+    for path in databases.values():
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT count(*) FROM e2e_marker").fetchone() == (0,)
+        db.close()
+
+
+@pytest.mark.parametrize("variable", ["SUPERAPP_NATS_PORT", "IDENTITY_PORT"])
+async def test_a_taken_port_is_named_and_nothing_starts(
+    make_stack: StackFactory, variable: str
+) -> None:
+    stack = make_stack()
+    port = int(stack.env[variable])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        stack.start()
+        code = await stack.wait_exit(within=20.0)
+
+    assert code != 0
+    message = stack.stderr.strip()
+    assert f"port {port} is already in use" in message
+    assert variable in message
+    assert len(message.splitlines()) == 1, message
+    assert stack.pids() == {}
+
+
+async def test_a_service_that_cannot_start_is_named_and_the_rest_stop(
+    make_stack: StackFactory,
+) -> None:
+    stack = make_stack(IDENTITY_DATABASE_URL="postgresql+asyncpg://nobody@127.0.0.1:1/x").start()
+    code = await stack.wait_exit(within=READY_TIMEOUT)
+
+    assert code != 0
+    assert "stack: identity exited with code 1 during start-up" in stack.stderr
+    assert "identity: cannot start: IDENTITY_DATABASE_URL" in stack.stderr
+    assert READY_LINE not in stack.stdout
+    await stack.wait_gone(stack.pids(), within=1.0)
+
+
+async def test_a_service_that_dies_later_takes_the_stack_down(make_stack: StackFactory) -> None:
+    stack = make_stack().start()
+    await stack.wait_ready()
+    pids = stack.pids()
+
+    os.kill(pids["wallet"], signal.SIGKILL)
+
+    assert await stack.wait_exit() != 0
+    assert "stack: wallet was killed by SIGKILL while the stack was running" in stack.stderr
+    await stack.wait_gone(pids, within=1.0)
+
+
+async def test_services_die_with_a_killed_launcher(make_stack: StackFactory) -> None:
+    stack = make_stack().start()
+    await stack.wait_ready()
+    pids = stack.pids()
+    assert stack.process is not None
+
+    # `scripts/stack` execs the launcher, so the pid we hold is the launcher's.
+    stack.process.kill()
+    stack.process.wait()
+
+    # nats-server is started by NatsProcess without a parent-death signal; clean_up reaps it.
+    services = {name: pid for name, pid in pids.items() if name != "nats-server"}
+    await stack.wait_gone(services)
+
+
+async def test_components_not_ready_in_time_are_named_and_stopped(
+    make_stack: StackFactory,
+) -> None:
+    stack = make_stack(args=("--startup-timeout", "0.2")).start()
+    code = await stack.wait_exit(within=READY_TIMEOUT)
+
+    assert code != 0
+    assert "stack: not ready after 0.2s: identity (" in stack.stderr
+    await stack.wait_gone(stack.pids(), within=1.0)
+
+
+async def test_http_readiness_wants_200_from_readyz() -> None:
+    """The check the BFF will get: an HTTP/1.1 GET whose status line must say 200."""
+    statuses = {b"/readyz": b"200 OK", b"/starting": b"503 Service Unavailable"}
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        path = (await reader.readline()).split()[1]
+        while await reader.readline() not in (b"\r\n", b""):
+            pass
+        writer.write(b"HTTP/1.1 " + statuses[path] + b"\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        assert await http_ready_problem("127.0.0.1", port, "/readyz") is None
+        assert await http_ready_problem("127.0.0.1", port, "/starting") == "503 Service Unavailable"
+    finally:
+        server.close()
+        await server.wait_closed()
+    problem = await http_ready_problem("127.0.0.1", port, "/readyz")
+    assert problem is not None
+    assert problem.startswith("connect failed")

@@ -1,0 +1,177 @@
+"""The bench harness: a real short run end to end, the scenario contract, clean shutdown.
+
+No timing targets here: the numbers belong to the bench output, not to pass/fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scripts.benchmark.environment import Environment
+from scripts.benchmark.registry import all_scenarios, select
+from scripts.benchmark.report import format_table, summarize
+from scripts.benchmark.runner import Plan, run_benchmark
+from scripts.benchmark.scenario import ClosedLoop, Sample, Scenario, Window
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench(*args: str) -> list[str]:
+    return [sys.executable, "-m", "scripts.benchmark", *args]
+
+
+@pytest.mark.slow
+def test_short_run_measures_every_scenario_and_writes_json(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    done = subprocess.run(
+        _bench("--duration", "0.5", "--warmup", "0.2", "--concurrency", "4", "--json", str(output)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "vs ceiling" in done.stdout
+
+    document = json.loads(output.read_text())
+    assert document["settings"]["concurrency"] == [4]
+    assert document["failures"] == []
+    results = {row["scenario"]: row for row in document["results"]}
+    assert set(results) == {scenario.name for scenario in all_scenarios()}
+    for scenario in all_scenarios():
+        row = results[scenario.name]
+        assert row["throughput_rps"] > 0, row
+        assert row["p50_ms"] is not None
+        assert row["p99_ms"] >= row["p50_ms"]
+        if scenario.is_ceiling:
+            assert row["ratio"] is None
+        else:
+            assert row["ceiling"] == scenario.ceiling
+            assert row["ratio"] > 0, row
+
+
+@pytest.mark.parametrize(
+    ("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["int", "term"]
+)
+def test_interrupted_run_stops_its_servers(signum: signal.Signals, exit_code: int) -> None:
+    # The signal goes to the harness alone, so only its own clean-up can stop the server.
+    bench = subprocess.Popen(
+        _bench("--only", "grpc.echo", "--duration", "60", "--concurrency", "2"),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert bench.stderr is not None
+        for line in bench.stderr:
+            if "measuring" in line:
+                break
+        children = Path(f"/proc/{bench.pid}/task/{bench.pid}/children").read_text().split()
+        assert children, "the echo server should be running"
+        bench.send_signal(signum)
+        _, stderr = bench.communicate(timeout=30)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.communicate()
+    assert bench.returncode == exit_code, stderr
+    for pid in map(int, children):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+class _SqliteInserts:
+    """A self-timed workload: blocking sqlite3 inserts, timed by the workload itself."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    async def measure(self, concurrency: int, window: Window) -> Sample:
+        sample = Sample(elapsed=window.duration)
+        with sqlite3.connect(self._path) as connection:
+            connection.execute("CREATE TABLE IF NOT EXISTS entries (amount INTEGER)")
+            measure_from = time.perf_counter() + window.warmup
+            measure_until = measure_from + window.duration
+            while (began := time.perf_counter()) < measure_until:
+                connection.execute("INSERT INTO entries VALUES (1)")
+                connection.commit()
+                if began >= measure_from:
+                    sample.latencies.append(time.perf_counter() - began)
+        return sample
+
+
+async def test_both_workload_kinds_run_and_failures_are_not_throughput(tmp_path: Path) -> None:
+    attempts = itertools.count()
+
+    async def every_other_call_fails() -> None:
+        await asyncio.sleep(0)
+        if next(attempts) % 2:
+            raise ConnectionError("refused")
+
+    async def closed_loop(_env: Environment) -> ClosedLoop:
+        return ClosedLoop([every_other_call_fails])
+
+    async def self_timed(env: Environment) -> _SqliteInserts:
+        return _SqliteInserts(env.work_dir / "raw.db")
+
+    async def broken(_env: Environment) -> ClosedLoop:
+        raise RuntimeError("cannot set up")
+
+    scenarios = [
+        Scenario("sqlite3.insert", self_timed),
+        Scenario("flaky.call", closed_loop, ceiling="sqlite3.insert"),
+        Scenario("broken.setup", broken, ceiling="sqlite3.insert"),
+    ]
+    result = await run_benchmark(
+        scenarios, Plan(concurrencies=[1, 3], window=Window(warmup=0.05, duration=0.2)), tmp_path
+    )
+
+    assert [(f.scenario, f.stage) for f in result.failures] == [("broken.setup", "setup")]
+    rows = summarize(result.measurements)
+    assert [(row.scenario, row.concurrency) for row in rows] == [
+        ("sqlite3.insert", 1),
+        ("flaky.call", 1),
+        ("sqlite3.insert", 3),
+        ("flaky.call", 3),
+    ]
+    for row in rows:
+        assert row.throughput_rps == row.requests / 0.2
+        assert row.requests > 0
+        if row.scenario == "flaky.call":
+            assert row.error_kinds == {"ConnectionError": row.errors}
+            assert abs(row.errors - row.requests) <= row.concurrency + 1
+            assert row.ratio is not None
+        else:
+            assert row.errors == 0
+            assert row.ratio is None
+    table = format_table(rows, result.failures)
+    assert "FAILED broken.setup (setup): RuntimeError: cannot set up" in table
+    assert "ConnectionError x" in table
+
+
+def test_only_brings_the_ceiling_along() -> None:
+    chosen = select(all_scenarios(), ["catalogue"])
+    assert [scenario.name for scenario in chosen] == ["grpc.echo", "catalogue.ListCategories"]
+
+
+def test_unknown_selection_or_ceiling_is_refused() -> None:
+    async def unused(_env: Environment) -> ClosedLoop:
+        return ClosedLoop([])
+
+    with pytest.raises(ValueError, match="no scenario matches"):
+        select(all_scenarios(), ["no-such-path"])
+    with pytest.raises(ValueError, match="unknown ceiling"):
+        select([Scenario("orphan", unused, ceiling="missing")], [])
