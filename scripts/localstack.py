@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import enum
 import os
 import signal
 import socket
 import sys
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -26,6 +25,7 @@ from typing import TextIO
 import grpc
 from grpc_health.v1 import health_pb2
 
+from scripts.child_processes import die_with_parent
 from scripts.nats_process import NatsProcess, NatsStartError
 from services.runtime.health_client import check_health
 
@@ -44,7 +44,6 @@ READY_LINE = "ready; Ctrl-C to stop"
 _TAIL_LINES = 20
 _STOP_GRACE_SECONDS = 15.0
 """Per component; above the services' default 10 s drain so a clean stop is never cut short."""
-_PR_SET_PDEATHSIG = 1
 # A failed connect puts a gRPC channel into exponential backoff (1 s, 1.6 s, …); a service
 # that takes a few seconds to import would then be seen ready seconds late.
 _PROBE_CHANNEL_OPTIONS = [
@@ -204,28 +203,6 @@ def check_ports(config: StackConfig) -> None:
             )
 
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGTERM the child when the launcher dies, even by SIGKILL.
-
-    PR_SET_PDEATHSIG survives exec and fires when the forking thread ends; that is the main
-    thread here, so in effect when the launcher process ends. SIGTERM, not SIGKILL, so the
-    service still drains and closes its database. Other systems have no such facility and get
-    None: there a killed launcher leaves its children running.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    death_signal = ctypes.c_ulong(signal.SIGTERM)
-
-    def arrange() -> None:
-        # Runs in the forked child before exec: no imports, no locks, only a syscall.
-        prctl(_PR_SET_PDEATHSIG, death_signal)
-        if os.getppid() != parent_pid:  # the launcher died before prctl took effect
-            os._exit(1)
-
-    return arrange
-
-
 @dataclass
 class Child:
     """A running component: its process and its last lines of output."""
@@ -275,7 +252,7 @@ async def _spawn(endpoint: Endpoint, env: dict[str, str], sink: TextIO, width: i
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         limit=1 << 20,
-        preexec_fn=_die_with_parent(os.getpid()),
+        preexec_fn=die_with_parent(os.getpid()),
         # Its own process group: a terminal's Ctrl-C reaches only the launcher, which then
         # stops the components one by one in reverse order.
         process_group=0,

@@ -5,6 +5,7 @@ Used by the local stack and by the tests, each with its own port and store direc
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+
+from scripts.child_processes import die_with_parent
 
 __all__ = ["NatsProcess", "NatsStartError", "nats_server_binary"]
 
@@ -76,7 +79,14 @@ class NatsProcess:
             "-sd", str(self.store_dir),
             "-l", str(self.log_file),
         ]  # fmt: skip
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        # Its own process group: a terminal's Ctrl-C reaches only the launcher, which stops
+        # the services before NATS; and it dies with the launcher even if that is SIGKILLed.
+        self._process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+            preexec_fn=die_with_parent(os.getpid()),
+        )
         deadline = time.monotonic() + timeout
         while not _port_open(self.port):
             if self._process.poll() is not None:

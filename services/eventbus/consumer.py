@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -149,7 +150,13 @@ class EventConsumer:
                     await pull.unsubscribe()
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # stream missing yet, NATS away: retry with backoff
+            except NotFoundError:
+                # Normal on a fresh system: the publishing service creates its stream.
+                failures += 1
+                if failures == 1:
+                    _log.info("consumer %s waits for stream %s", self.name, stream.name)
+                await asyncio.sleep(min(0.2 * 2**failures, 2.0))
+            except Exception as error:  # NATS away or restarting: retry with backoff
                 failures += 1
                 delay = min(0.2 * 2**failures, 5.0)
                 _log.warning(
