@@ -8,6 +8,8 @@ code takes row locks (`SELECT … FOR UPDATE`) where SQLite relies on its single
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -54,6 +56,10 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite has one writer. Writers of this process queue here, in FIFO order,
+        # instead of meeting SQLite's busy handler, which polls with sleeps of up to
+        # 100 ms; busy_timeout still arbitrates between processes.
+        self._write_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._write_engine = engine.execution_options(**{_WRITE: True})
         self._writes = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._reads = async_sessionmaker(engine, expire_on_commit=False)
@@ -77,14 +83,17 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
-        async with self._writes() as session, session.begin():
+        async with self._turn(), self._writes() as session, session.begin():
             yield session
 
     @asynccontextmanager
     async def write_connection(self) -> AsyncIterator[AsyncConnection]:
         """A Core-level write transaction, for migrations and batched hot paths."""
-        async with self._write_engine.begin() as connection:
+        async with self._turn(), self._write_engine.begin() as connection:
             yield connection
+
+    def _turn(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return self._write_turn if self._write_turn is not None else contextlib.nullcontext()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -17,7 +17,6 @@ from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from opentelemetry import propagate
@@ -140,9 +139,16 @@ class EventConsumer:
                 pull = await jetstream.pull_subscribe_bind(self.name, stream=stream.name)
                 failures = 0
                 while generation == self._link.generation:
+                    # nats.py's fetch(n) waits out its whole timeout to fill a batch once
+                    # the first message has come, so long-poll for one message, then take
+                    # whatever else is ready almost without waiting.
+                    # An idle poll ends in TimeoutError: nats.py raises its own subclass or
+                    # the builtin, depending on where the wait ran out.
                     try:
-                        messages = await pull.fetch(self._batch_size, timeout=1.0)
-                    except NatsTimeoutError:
+                        messages = await pull.fetch(1, timeout=1.0)
+                        with contextlib.suppress(TimeoutError):
+                            messages += await pull.fetch(self._batch_size, timeout=0.005)
+                    except TimeoutError:
                         continue
                     for message in messages:
                         await self._handle(message)

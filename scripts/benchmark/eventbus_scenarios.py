@@ -1,0 +1,258 @@
+"""Event-bus scenarios: the relay beside raw JetStream publishing, and end-to-end latency.
+
+All three run in the bench process against a private nats-server and a SQLite file, and
+measure themselves (`SelfTimed`); they ignore the concurrency setting, because the
+relay publishes from one task and the latency target is defined at a steady rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import nats
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncSession
+from superapp.identity.v1 import events_pb2
+
+from scripts.benchmark.environment import Environment
+from scripts.benchmark.scenario import Sample, Scenario, Window
+from scripts.nats_process import NatsProcess
+from services.database import Database
+from services.eventbus import (
+    Envelope,
+    EventConsumer,
+    NatsLink,
+    Outbox,
+    OutboxRelay,
+    ensure_stream,
+    event_subject,
+    event_tables,
+    stream_of,
+)
+from services.runtime.clock import SystemClock
+from services.runtime.ids import new_id
+
+__all__ = ["eventbus_scenarios"]
+
+RAW_PUBLISH = "nats.js.publish (sync)"
+_EVENT = events_pb2.UserRegistered
+_LATENCY_RATE = 200.0
+
+
+@dataclass
+class _Bus:
+    """A NATS server and a database with the bus's tables, shared by the scenarios."""
+
+    nats: NatsProcess
+    database: Database
+    consumer_database: Database
+    outbox: Outbox
+    links: list[NatsLink] = field(default_factory=list)
+
+    def link(self, name: str) -> NatsLink:
+        link = NatsLink(self.nats.url, name)
+        link.start()
+        self.links.append(link)
+        return link
+
+
+async def _database(env: Environment, name: str) -> Database:
+    """A SQLite file with the bus's tables, as a service's migrations would leave it."""
+    metadata = MetaData()
+    event_tables(metadata)
+    database = Database.connect(f"sqlite+aiosqlite:///{env.work_dir / f'{name}.db'}")
+    async with database.write_connection() as connection:
+        await connection.run_sync(metadata.create_all)
+    return database
+
+
+async def _bus(env: Environment, name: str) -> _Bus:
+    server = NatsProcess(env.work_dir / f"nats-{name}").start()
+    database = await _database(env, f"producer-{name}")
+    # The consuming service has a database of its own, as in a real deployment.
+    consumer_database = await _database(env, f"consumer-{name}")
+    tables = event_tables(MetaData())
+    outbox = Outbox(tables, "superapp.identity", SystemClock())
+    bus = _Bus(server, database, consumer_database, outbox)
+
+    async def release() -> None:
+        for link in bus.links:
+            await link.close()
+        await database.dispose()
+        await consumer_database.dispose()
+        server.stop()
+
+    env.on_close(release)
+    return bus
+
+
+@dataclass
+class _RawPublish:
+    """`await js.publish(...)` one message at a time: the synchronous publishing ceiling."""
+
+    url: str
+
+    async def measure(self, concurrency: int, window: Window) -> Sample:
+        client = await nats.connect(self.url)
+        try:
+            jetstream = client.jetstream()
+            await ensure_stream(jetstream, stream_of("identity"))
+            subject = event_subject(_EVENT)
+            payload = _EVENT(user_id=new_id(), email="bench@example.com").SerializeToString()
+            sample = Sample()
+            end_warmup = time.perf_counter() + window.warmup
+            while time.perf_counter() < end_warmup:
+                await jetstream.publish(subject, payload, headers={"Nats-Msg-Id": new_id()})
+            start = time.perf_counter()
+            while (now := time.perf_counter()) - start < window.duration:
+                await jetstream.publish(subject, payload, headers={"Nats-Msg-Id": new_id()})
+                sample.latencies.append(time.perf_counter() - now)
+            sample.elapsed = time.perf_counter() - start
+            return sample
+        finally:
+            await client.close()
+
+
+@dataclass
+class _RelayDrain:
+    """Fill the outbox, then time the relay draining it (events/s).
+
+    The relay is judged by throughput; each event's latency entry is the drain time
+    divided by the events drained (amortised), so its p50/p99 are not request latencies.
+    """
+
+    bus: _Bus
+    tracer_provider: TracerProvider
+
+    async def _fill(self, count: int) -> None:
+        for start in range(0, count, 500):
+            async with self.bus.database.write() as session:
+                for _ in range(min(500, count - start)):
+                    user_id = new_id()
+                    await self.bus.outbox.record(session, _EVENT(user_id=user_id), user_id)
+
+    async def measure(self, concurrency: int, window: Window) -> Sample:
+        count = max(2000, int(6000 * window.duration))
+        await self._fill(count)
+        relay = OutboxRelay(
+            database=self.bus.database,
+            tables=event_tables(MetaData()),
+            outbox=self.bus.outbox,
+            link=self.bus.link("relay"),
+            stream=stream_of("identity"),
+            tracer_provider=self.tracer_provider,
+            clock=SystemClock(),
+        )
+        await self.bus.links[-1].wait()
+        await ensure_stream(self.bus.links[-1].jetstream, stream_of("identity"))
+        start = time.perf_counter()
+        relay.start()
+        try:
+            while relay.published < count:  # noqa: ASYNC110 - the relay exposes a counter, not an event
+                await asyncio.sleep(0.002)
+        finally:
+            await relay.stop()
+        elapsed = time.perf_counter() - start
+        return Sample(latencies=[elapsed / count] * count, elapsed=elapsed)
+
+
+@dataclass
+class _EndToEnd:
+    """Commit one event per transaction at a steady rate; time commit → handler run."""
+
+    bus: _Bus
+    tracer_provider: TracerProvider
+    committed: dict[str, float] = field(default_factory=dict)
+    handled: dict[str, float] = field(default_factory=dict)
+
+    async def _handler(
+        self, session: AsyncSession, event: events_pb2.UserRegistered, envelope: Envelope
+    ) -> None:
+        self.handled.setdefault(event.user_id, time.perf_counter())
+
+    async def measure(self, concurrency: int, window: Window) -> Sample:
+        clock = SystemClock()
+        tables = event_tables(MetaData())
+        relay = OutboxRelay(
+            database=self.bus.database,
+            tables=tables,
+            outbox=self.bus.outbox,
+            link=self.bus.link("e2e-relay"),
+            stream=stream_of("identity"),
+            tracer_provider=self.tracer_provider,
+            clock=clock,
+        )
+        consumer = EventConsumer(
+            f"bench-{new_id()[:8]}",
+            database=self.bus.consumer_database,
+            tables=tables,
+            link=self.bus.link("e2e-consumer"),
+            tracer_provider=self.tracer_provider,
+            clock=clock,
+        )
+        consumer.subscribe(_EVENT, self._handler)
+        relay.start()
+        consumer.start()
+        try:
+            await self._steady(window.warmup)
+            self.committed.clear()
+            start = time.perf_counter()
+            await self._steady(window.duration)
+            elapsed = time.perf_counter() - start
+            deadline = time.perf_counter() + 10
+            while not self.committed.keys() <= self.handled.keys():
+                if time.perf_counter() > deadline:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await consumer.stop()
+            await relay.stop()
+        sample = Sample(elapsed=elapsed)
+        for user_id, at in self.committed.items():
+            if user_id in self.handled:
+                sample.latencies.append(self.handled[user_id] - at)
+            else:
+                sample.errors["not delivered within 10 s"] += 1
+        return sample
+
+    async def _commit_one(self) -> None:
+        user_id = new_id()
+        async with self.bus.database.write() as session:
+            await self.bus.outbox.record(session, _EVENT(user_id=user_id), user_id)
+        self.committed[user_id] = time.perf_counter()
+
+    async def _steady(self, seconds: float) -> None:
+        """Offer `_LATENCY_RATE` commits per second, each in its own task, so a slow
+        commit delays only itself and the offered rate holds (an open-loop producer)."""
+        interval = 1 / _LATENCY_RATE
+        next_at = time.perf_counter()
+        end = next_at + seconds
+        async with asyncio.TaskGroup() as producers:
+            while next_at < end:
+                producers.create_task(self._commit_one())
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+
+async def _raw(env: Environment) -> _RawPublish:
+    return _RawPublish((await _bus(env, "raw")).nats.url)
+
+
+async def _relay(env: Environment) -> _RelayDrain:
+    return _RelayDrain(await _bus(env, "relay"), TracerProvider())
+
+
+async def _end_to_end(env: Environment) -> _EndToEnd:
+    return _EndToEnd(await _bus(env, "e2e"), TracerProvider())
+
+
+def eventbus_scenarios() -> list[Scenario]:
+    """Raw publishing first, as the relay's ceiling; end-to-end latency stands alone."""
+    return [
+        Scenario(RAW_PUBLISH, _raw),
+        Scenario("eventbus.relay", _relay, ceiling=RAW_PUBLISH),
+        Scenario(f"eventbus.commit-to-handler@{_LATENCY_RATE:.0f}/s", _end_to_end),
+    ]
