@@ -8,22 +8,23 @@ relay publishes from one task and the latency target is defined at a steady rate
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import nats
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncSession
 from superapp.identity.v1 import events_pb2
 
+from scripts.benchmark.consumer_process import HANDLED_QUERY
 from scripts.benchmark.environment import Environment
 from scripts.benchmark.scenario import Sample, Scenario, Window
 from scripts.nats_process import NatsProcess
 from services.database import Database
 from services.eventbus import (
-    Envelope,
-    EventConsumer,
     NatsLink,
     Outbox,
     OutboxRelay,
@@ -48,7 +49,6 @@ class _Bus:
 
     nats: NatsProcess
     database: Database
-    consumer_database: Database
     outbox: Outbox
     links: list[NatsLink] = field(default_factory=list)
 
@@ -72,17 +72,14 @@ async def _database(env: Environment, name: str) -> Database:
 async def _bus(env: Environment, name: str) -> _Bus:
     server = NatsProcess(env.work_dir / f"nats-{name}").start()
     database = await _database(env, f"producer-{name}")
-    # The consuming service has a database of its own, as in a real deployment.
-    consumer_database = await _database(env, f"consumer-{name}")
     tables = event_tables(MetaData())
     outbox = Outbox(tables, "superapp.identity", SystemClock())
-    bus = _Bus(server, database, consumer_database, outbox)
+    bus = _Bus(server, database, outbox)
 
     async def release() -> None:
         for link in bus.links:
             await link.close()
         await database.dispose()
-        await consumer_database.dispose()
         server.stop()
 
     env.on_close(release)
@@ -161,68 +158,73 @@ class _RelayDrain:
 
 @dataclass
 class _EndToEnd:
-    """Commit one event per transaction at a steady rate; time commit → handler run."""
+    """Commit one event per transaction at a steady rate; time commit → handler run.
+
+    The producer and its relay run here, as in the publishing service; the consumer runs
+    in its own process with its own database, as the consuming service would. Both sides
+    stamp wall-clock time, which one machine shares.
+    """
 
     bus: _Bus
     tracer_provider: TracerProvider
+    consumer_database: Path
     committed: dict[str, float] = field(default_factory=dict)
-    handled: dict[str, float] = field(default_factory=dict)
-
-    async def _handler(
-        self, session: AsyncSession, event: events_pb2.UserRegistered, envelope: Envelope
-    ) -> None:
-        self.handled.setdefault(event.user_id, time.perf_counter())
 
     async def measure(self, concurrency: int, window: Window) -> Sample:
-        clock = SystemClock()
-        tables = event_tables(MetaData())
         relay = OutboxRelay(
             database=self.bus.database,
-            tables=tables,
+            tables=event_tables(MetaData()),
             outbox=self.bus.outbox,
             link=self.bus.link("e2e-relay"),
             stream=stream_of("identity"),
             tracer_provider=self.tracer_provider,
-            clock=clock,
+            clock=SystemClock(),
         )
-        consumer = EventConsumer(
-            f"bench-{new_id()[:8]}",
-            database=self.bus.consumer_database,
-            tables=tables,
-            link=self.bus.link("e2e-consumer"),
-            tracer_provider=self.tracer_provider,
-            clock=clock,
+        consumer = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "scripts.benchmark.consumer_process",
+            self.bus.nats.url,
+            str(self.consumer_database),
+            stdout=asyncio.subprocess.PIPE,
         )
-        consumer.subscribe(_EVENT, self._handler)
         relay.start()
-        consumer.start()
         try:
+            assert consumer.stdout is not None
+            await asyncio.wait_for(consumer.stdout.readline(), timeout=30)
             await self._steady(window.warmup)
             self.committed.clear()
             start = time.perf_counter()
             await self._steady(window.duration)
             elapsed = time.perf_counter() - start
-            deadline = time.perf_counter() + 10
-            while not self.committed.keys() <= self.handled.keys():
-                if time.perf_counter() > deadline:
-                    break
-                await asyncio.sleep(0.01)
+            handled = await self._handled(deadline=time.perf_counter() + 10)
         finally:
-            await consumer.stop()
+            if consumer.returncode is None:
+                consumer.terminate()
+            await consumer.wait()
             await relay.stop()
         sample = Sample(elapsed=elapsed)
         for user_id, at in self.committed.items():
-            if user_id in self.handled:
-                sample.latencies.append(self.handled[user_id] - at)
+            if user_id in handled:
+                sample.latencies.append(handled[user_id] - at)
             else:
                 sample.errors["not delivered within 10 s"] += 1
         return sample
+
+    async def _handled(self, deadline: float) -> dict[str, float]:
+        """Handler times of the committed events, once all arrived or at the deadline."""
+        while True:
+            with sqlite3.connect(self.consumer_database) as connection:
+                handled = dict(connection.execute(HANDLED_QUERY))
+            if self.committed.keys() <= handled.keys() or time.perf_counter() > deadline:
+                return handled
+            await asyncio.sleep(0.05)
 
     async def _commit_one(self) -> None:
         user_id = new_id()
         async with self.bus.database.write() as session:
             await self.bus.outbox.record(session, _EVENT(user_id=user_id), user_id)
-        self.committed[user_id] = time.perf_counter()
+        self.committed[user_id] = time.time()
 
     async def _steady(self, seconds: float) -> None:
         """Offer `_LATENCY_RATE` commits per second, each in its own task, so a slow
@@ -246,7 +248,7 @@ async def _relay(env: Environment) -> _RelayDrain:
 
 
 async def _end_to_end(env: Environment) -> _EndToEnd:
-    return _EndToEnd(await _bus(env, "e2e"), TracerProvider())
+    return _EndToEnd(await _bus(env, "e2e"), TracerProvider(), env.work_dir / "e2e-consumer.db")
 
 
 def eventbus_scenarios() -> list[Scenario]:

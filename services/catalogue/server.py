@@ -11,9 +11,7 @@ from services.catalogue.categories import CategoryTree
 from services.catalogue.config import CatalogueSettings
 from services.catalogue.models import EVENT_TABLES
 from services.catalogue.servicer import CatalogueServicer
-from services.database import open_database
-from services.eventbus import ServiceEventBus
-from services.runtime.clock import SystemClock
+from services.foundation import Foundation
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
 
 __all__ = ["SERVICE_NAME", "create_server", "main"]
@@ -26,30 +24,25 @@ async def create_server(
     settings: CatalogueSettings, tracer_provider: TracerProvider
 ) -> GrpcService:
     """Start catalogue on `settings.port` (0 picks one); the handle carries the bound port."""
-    database = await open_database(
-        settings.resolved_database_url("catalogue"), _MIGRATIONS, setting="CATALOGUE_DATABASE_URL"
-    )
-    clock = SystemClock()
-    bus = ServiceEventBus(
+    foundation = await Foundation.open(
         "catalogue",
-        nats_url=settings.nats_url,
-        database=database,
-        tables=EVENT_TABLES,
+        settings,
+        migrations=_MIGRATIONS,
+        event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
-        clock=clock,
     )
     # RPCs later releases build fall through to the generated base: UNIMPLEMENTED.
-    servicer = CatalogueServicer(CategoryTree(database))  # type: ignore[abstract]
+    servicer = CatalogueServicer(CategoryTree(foundation.database))  # type: ignore[abstract]
     spec = ServiceSpec(
         domain="catalogue.superapp",
         service_names=[SERVICE_NAME],
         register=lambda server: catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server(
             servicer, server
         ),
-        probe=database.ping,
-        closers=[database.dispose, bus.stop],
+        probe=foundation.database.ping,
+        closers=[foundation.close],
     )
-    bus.start()
+    foundation.bus.start()
     return await start_grpc_service(
         spec, settings, env_prefix="CATALOGUE_", tracer_provider=tracer_provider
     )

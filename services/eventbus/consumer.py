@@ -139,19 +139,27 @@ class EventConsumer:
                 pull = await jetstream.pull_subscribe_bind(self.name, stream=stream.name)
                 failures = 0
                 while generation == self._link.generation:
-                    # nats.py's fetch(n) waits out its whole timeout to fill a batch once
-                    # the first message has come, so long-poll for one message, then take
-                    # whatever else is ready almost without waiting.
-                    # An idle poll ends in TimeoutError: nats.py raises its own subclass or
-                    # the builtin, depending on where the wait ran out.
+                    # Long-poll for one message: nats.py's fetch(n) would wait out its
+                    # timeout to fill a batch. Each delivery says how many more are stored
+                    # (`num_pending`); fetching exactly those returns without waiting.
                     try:
                         messages = await pull.fetch(1, timeout=1.0)
-                        with contextlib.suppress(TimeoutError):
-                            messages += await pull.fetch(self._batch_size, timeout=0.005)
+                        while messages:
+                            for message in messages:
+                                await self._handle(message)
+                            pending = messages[-1].metadata.num_pending or 0
+                            if not pending:
+                                break
+                            # Short timeout: if fewer than counted are deliverable (say, some
+                            # await redelivery), fetch(n) would linger for the full timeout.
+                            with contextlib.suppress(TimeoutError):
+                                messages = []
+                                messages = await pull.fetch(
+                                    min(pending, self._batch_size), timeout=0.02
+                                )
                     except TimeoutError:
+                        # An idle poll: nats.py raises its own subclass or the builtin.
                         continue
-                    for message in messages:
-                        await self._handle(message)
                 with contextlib.suppress(Exception):
                     await pull.unsubscribe()
             except asyncio.CancelledError:

@@ -2,8 +2,10 @@
 
 The relay wakes when a transaction that recorded events commits (and polls slowly for
 rows written by other processes of the same service), publishes a batch pipelined with
-`Nats-Msg-Id` = event id, and marks the acknowledged prefix published. Anything not
-acknowledged is retried with backoff; JetStream's duplicate window absorbs re-sends.
+`Nats-Msg-Id` = event id, and remembers the acknowledged prefix. Marking rows published
+is bookkeeping, so it is flushed every `mark_seconds` rather than per batch: a crash
+before a flush re-sends a few events, which JetStream's duplicate window (minutes, far
+longer than the flush interval) drops. Anything not acknowledged is retried with backoff.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from nats.js.api import PubAck
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from services.database import Database
 from services.eventbus.connection import NatsLink
@@ -61,6 +63,7 @@ class OutboxRelay:
         ack_timeout_seconds: float = 5.0,
         retention: timedelta = timedelta(days=1),
         report_seconds: float = 30.0,
+        mark_seconds: float = 0.1,
     ) -> None:
         self._database = database
         self._table = tables.outbox
@@ -74,6 +77,9 @@ class OutboxRelay:
         self._ack_timeout = ack_timeout_seconds
         self._retention = retention
         self._report = report_seconds
+        self._mark_every = mark_seconds
+        self._acknowledged: list[int] = []
+        """Sequence numbers acknowledged by JetStream but not yet marked in the database."""
         self._task: asyncio.Task[None] | None = None
         self.published = 0
         """Events acknowledged by JetStream since start (for metrics and tests)."""
@@ -89,15 +95,33 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        with contextlib.suppress(Exception):  # unmarked rows are re-sent and deduplicated
+            await self._mark_published()
+
+    async def _mark_published(self) -> None:
+        if not self._acknowledged:
+            return
+        done, self._acknowledged = self._acknowledged, []
+        try:
+            async with self._database.write() as session:
+                await session.execute(
+                    self._table.update()
+                    .where(self._table.c.seq.in_(done))
+                    .values(published_time=self._clock.now())
+                )
+        except BaseException:
+            self._acknowledged[:0] = done
+            raise
 
     async def backlog(self) -> Backlog:
-        """How many events wait, and how old the oldest is."""
+        """How many events wait for JetStream's acknowledgement, and how old the oldest is."""
+        waiting: ColumnElement[bool] = self._table.c.published_time.is_(None)
+        if self._acknowledged:
+            waiting &= self._table.c.seq.not_in(self._acknowledged)
         async with self._database.read() as session:
             count, oldest = (
                 await session.execute(
-                    select(func.count(), func.min(self._table.c.occur_time)).where(
-                        self._table.c.published_time.is_(None)
-                    )
+                    select(func.count(), func.min(self._table.c.occur_time)).where(waiting)
                 )
             ).one()
         age = (self._clock.now() - oldest).total_seconds() if oldest is not None else 0.0
@@ -105,7 +129,6 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         failures = 0
-        last_report = last_prune = 0.0
         loop = asyncio.get_running_loop()
         await self._link.wait()
         while True:
@@ -117,10 +140,17 @@ class OutboxRelay:
                 _log.warning("cannot declare stream %s yet: %s", self._stream.name, error)
                 await asyncio.sleep(min(0.2 * 2**failures, 5.0))
         failures = 0
+        last_mark = last_report = last_prune = loop.time()
         while True:
+            # Cleared before the scan: a commit after it sets the event again, so no
+            # wake-up is lost between the scan and the wait below.
             self._outbox.committed.clear()
             try:
-                sent, full = await self._publish_batch()
+                full = await self._publish_batch()
+                now = loop.time()
+                if self._acknowledged and now - last_mark >= self._mark_every:
+                    last_mark = now
+                    await self._mark_published()
                 failures = 0
             except Exception as error:  # NATS away, ack lost, database busy: back off, retry
                 failures += 1
@@ -128,7 +158,6 @@ class OutboxRelay:
                 _log.warning("relay publish failed (%s); retrying in %.1fs", error, delay)
                 await asyncio.sleep(delay)
                 continue
-            now = loop.time()
             if now - last_report >= self._report:
                 last_report = now
                 await self._log_backlog()
@@ -137,23 +166,28 @@ class OutboxRelay:
                 await self._prune()
             if full:
                 continue
-            if sent == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._outbox.committed.wait(), self._poll)
+            wait = self._poll
+            if self._acknowledged:
+                wait = max(0.0, self._mark_every - (loop.time() - last_mark))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox.committed.wait(), wait)
 
-    async def _publish_batch(self) -> tuple[int, bool]:
+    async def _publish_batch(self) -> bool:
+        """Publish the next batch; True when it was full (more may be waiting)."""
         table = self._table
+        in_flight = set(self._acknowledged)
         async with self._database.read() as session:
-            rows = (
+            found = (
                 await session.execute(
                     select(table)
                     .where(table.c.published_time.is_(None))
                     .order_by(table.c.seq)
-                    .limit(self._batch_size)
+                    .limit(self._batch_size + len(in_flight))
                 )
             ).all()
+        rows = [row for row in found if row.seq not in in_flight][: self._batch_size]
         if not rows:
-            return 0, False
+            return False
         jetstream = self._link.jetstream
         pending: list[tuple[Any, trace.Span, asyncio.Future[PubAck]]] = []
         for row in rows:
@@ -189,17 +223,11 @@ class OutboxRelay:
                 break
             pending.append((row, span, ack))
         acknowledged = await self._await_acks(pending)
-        if acknowledged:
-            async with self._database.write() as session:
-                await session.execute(
-                    table.update()
-                    .where(table.c.seq.in_([row.seq for row in acknowledged]))
-                    .values(published_time=self._clock.now())
-                )
-            self.published += len(acknowledged)
+        self._acknowledged.extend(row.seq for row in acknowledged)
+        self.published += len(acknowledged)
         if len(acknowledged) < len(rows):
             raise ConnectionError(f"{len(rows) - len(acknowledged)} events not acknowledged")
-        return len(rows), len(rows) == self._batch_size
+        return len(rows) == self._batch_size
 
     async def _await_acks(
         self, pending: list[tuple[Any, trace.Span, asyncio.Future[PubAck]]]

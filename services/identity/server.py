@@ -7,12 +7,10 @@ from pathlib import Path
 from opentelemetry.sdk.trace import TracerProvider
 from superapp.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 
-from services.database import open_database
-from services.eventbus import ServiceEventBus
+from services.foundation import Foundation
 from services.identity.config import IdentitySettings
 from services.identity.models import EVENT_TABLES
 from services.identity.servicer import IdentityServicer
-from services.runtime.clock import SystemClock
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
 
 __all__ = ["SERVICE_NAME", "create_server", "main"]
@@ -23,17 +21,12 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 
 async def create_server(settings: IdentitySettings, tracer_provider: TracerProvider) -> GrpcService:
     """Start identity on `settings.port` (0 picks one); the handle carries the bound port."""
-    database = await open_database(
-        settings.resolved_database_url("identity"), _MIGRATIONS, setting="IDENTITY_DATABASE_URL"
-    )
-    clock = SystemClock()
-    bus = ServiceEventBus(
+    foundation = await Foundation.open(
         "identity",
-        nats_url=settings.nats_url,
-        database=database,
-        tables=EVENT_TABLES,
+        settings,
+        migrations=_MIGRATIONS,
+        event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
-        clock=clock,
     )
     # RPCs later releases build fall through to the generated base: UNIMPLEMENTED.
     servicer = IdentityServicer()  # type: ignore[abstract]
@@ -43,10 +36,10 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
         register=lambda server: identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
             servicer, server
         ),
-        probe=database.ping,
-        closers=[database.dispose, bus.stop],
+        probe=foundation.database.ping,
+        closers=[foundation.close],
     )
-    bus.start()
+    foundation.bus.start()
     return await start_grpc_service(
         spec, settings, env_prefix="IDENTITY_", tracer_provider=tracer_provider
     )

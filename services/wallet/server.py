@@ -8,9 +8,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from superapp.identity.v1 import events_pb2 as identity_events
 from superapp.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
 
-from services.database import open_database
-from services.eventbus import ServiceEventBus
-from services.runtime.clock import SystemClock
+from services.foundation import Foundation
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
 from services.wallet.config import WalletSettings
 from services.wallet.models import EVENT_TABLES
@@ -25,20 +23,16 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 
 async def create_server(settings: WalletSettings, tracer_provider: TracerProvider) -> GrpcService:
     """Start wallet on `settings.port` (0 picks one); the handle carries the bound port."""
-    database = await open_database(
-        settings.resolved_database_url("wallet"), _MIGRATIONS, setting="WALLET_DATABASE_URL"
-    )
-    clock = SystemClock()
-    bus = ServiceEventBus(
+    foundation = await Foundation.open(
         "wallet",
-        nats_url=settings.nats_url,
-        database=database,
-        tables=EVENT_TABLES,
+        settings,
+        migrations=_MIGRATIONS,
+        event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
-        clock=clock,
     )
-    bus.subscribe(
-        identity_events.UserRegistered, WalletOpener(bus.outbox, clock).on_user_registered
+    foundation.bus.subscribe(
+        identity_events.UserRegistered,
+        WalletOpener(foundation.bus.outbox, foundation.clock).on_user_registered,
     )
     # RPCs later releases build fall through to the generated base: UNIMPLEMENTED.
     servicer = WalletServicer()  # type: ignore[abstract]
@@ -48,10 +42,10 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         register=lambda server: wallet_service_pb2_grpc.add_WalletServiceServicer_to_server(
             servicer, server
         ),
-        probe=database.ping,
-        closers=[database.dispose, bus.stop],
+        probe=foundation.database.ping,
+        closers=[foundation.close],
     )
-    bus.start()
+    foundation.bus.start()
     return await start_grpc_service(
         spec, settings, env_prefix="WALLET_", tracer_provider=tracer_provider
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,24 @@ async def start(
     return await kind.create(settings, tracer_provider)
 
 
+@contextlib.asynccontextmanager
+async def serve(
+    kind: ServiceKind,
+    database_url: str,
+    data_dir: Path,
+    tracer_provider: TracerProvider,
+    nats_url: str,
+) -> AsyncIterator[Running]:
+    """`kind` started on port 0 with a channel to it; both closed afterwards."""
+    service = await start(kind, database_url, data_dir, tracer_provider, nats_url)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
+    try:
+        yield Running(kind, service, channel)
+    finally:
+        await channel.close()
+        await service.stop(0)
+
+
 @pytest.fixture(params=SERVICES, ids=lambda kind: kind.name)
 async def running(
     request: pytest.FixtureRequest,
@@ -80,14 +99,8 @@ async def running(
     nats_server: NatsProcess,
 ) -> AsyncIterator[Running]:
     """Every service in turn, on every database backend."""
-    kind: ServiceKind = request.param
-    service = await start(kind, database_url, tmp_path, tracer_provider, nats_server.url)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
-    try:
-        yield Running(kind, service, channel)
-    finally:
-        await channel.close()
-        await service.stop(0)
+    async with serve(request.param, database_url, tmp_path, tracer_provider, nats_server.url) as it:
+        yield it
 
 
 @pytest.fixture
@@ -95,26 +108,14 @@ async def wallet(
     database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
 ) -> AsyncIterator[Running]:
     """The wallet service on every database backend, connected to the test NATS."""
-    kind = SERVICES[1]
-    service = await start(kind, database_url, tmp_path, tracer_provider, nats_server.url)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
-    try:
-        yield Running(kind, service, channel)
-    finally:
-        await channel.close()
-        await service.stop(0)
+    async with serve(SERVICES[1], database_url, tmp_path, tracer_provider, nats_server.url) as it:
+        yield it
 
 
 @pytest.fixture
 async def catalogue(
     database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
 ) -> AsyncIterator[Running]:
-    """The catalogue service on every database backend."""
-    kind = SERVICES[2]
-    service = await start(kind, database_url, tmp_path, tracer_provider, nats_server.url)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
-    try:
-        yield Running(kind, service, channel)
-    finally:
-        await channel.close()
-        await service.stop(0)
+    """The catalogue service on every database backend, connected to the test NATS."""
+    async with serve(SERVICES[2], database_url, tmp_path, tracer_provider, nats_server.url) as it:
+        yield it
