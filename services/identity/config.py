@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.runtime.settings import Port, ServiceSettings
 
 __all__ = ["IdentitySettings"]
+
+Seconds = Annotated[float, Field(gt=0)]
 
 
 class IdentitySettings(ServiceSettings):
@@ -15,3 +21,23 @@ class IdentitySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IDENTITY_", frozen=True, extra="ignore")
 
     port: Port = 7101
+    keys_dir: Path | None = None
+    """Where signing keys live (0700); default `<data_dir>/identity-keys`."""
+    access_token_ttl_seconds: Annotated[float, Field(ge=30, le=3600)] = 900
+    """Lifetime of access tokens: short, since they cannot be revoked."""
+    refresh_token_ttl_seconds: Annotated[float, Field(ge=60)] = 30 * 24 * 3600
+    """Lifetime of each refresh token; every use rotates it and starts a new lifetime."""
+    login_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    """Failed sign-ins for one email that start a block."""
+    login_failure_window_seconds: Seconds = 15 * 60
+    """Failures older than this no longer count."""
+    login_block_seconds: Seconds = 15 * 60
+    """How long a blocked email stays blocked; the block then ends by itself."""
+    password_hash_cores: Annotated[float, Field(gt=0, le=8)] = 0.5
+    """Share of CPU cores argon2id hashing may use at its allowed rate."""
+    bootstrap_admin_email: str = ""
+    """This account gets the admin role (at sign-up, or at start if it exists): the first admin."""
+
+    def resolved_keys_dir(self) -> Path:
+        """The signing-keys directory in force."""
+        return self.keys_dir or self.data_dir / "identity-keys"

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.database.idempotency import idempotency_table
 from services.database.schema import UtcDateTime, new_metadata
 from services.eventbus.schema import EventTables, event_tables
 
-__all__ = ["EVENT_TABLES", "Base", "User"]
+__all__ = [
+    "EVENT_TABLES",
+    "IDEMPOTENCY_KEYS",
+    "Base",
+    "LoginThrottle",
+    "RefreshToken",
+    "User",
+]
 
 
 class Base(DeclarativeBase):
@@ -35,3 +43,39 @@ class User(Base):
     roles: Mapped[str] = mapped_column(String(100))
     create_time: Mapped[datetime] = mapped_column(UtcDateTime())
     update_time: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RefreshToken(Base):
+    """One opaque refresh token, stored only as its SHA-256 digest.
+
+    Tokens of one sign-in form a family: each use rotates the token, and presenting a
+    rotated one again revokes the whole family (RFC 6819 §5.2.2.3).
+    """
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(36), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    expire_time: Mapped[datetime] = mapped_column(UtcDateTime())
+    create_time: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per email, kept whether or not an account has that email.
+
+    The key is a digest of the normalized email, so the table does not list addresses
+    that were merely tried.
+    """
+
+    __tablename__ = "login_throttle"
+
+    email_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer())
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime())
+    blocked_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+IDEMPOTENCY_KEYS = idempotency_table(Base.metadata)
+"""Responses of mutations by (caller, request_id), for AIP-155 replays."""

@@ -1,16 +1,26 @@
-"""Wiring of the identity service: database, servicer and the shared gRPC runtime."""
+"""Wiring of the identity service: keys, tokens, accounts, servicer and the gRPC runtime."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
 from superapp.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 
+from services.auth import DEFAULT_LEEWAY, AuthInterceptor, JwkDict, JwksCache, TokenVerifier
+from services.database.idempotency import IdempotentWrites
 from services.foundation import Foundation
+from services.identity.access_tokens import AccessTokenIssuer
+from services.identity.accounts import Accounts
 from services.identity.config import IdentitySettings
-from services.identity.models import EVENT_TABLES
-from services.identity.servicer import IdentityServicer
+from services.identity.login_throttle import LoginThrottling
+from services.identity.models import EVENT_TABLES, IDEMPOTENCY_KEYS
+from services.identity.passwords import Passwords, owasp_hasher
+from services.identity.servicer import POLICIES, IdentityServicer
+from services.identity.sessions import Sessions
+from services.identity.signing_keys import SigningKeys
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
 
 __all__ = ["SERVICE_NAME", "create_server", "main"]
@@ -28,15 +38,55 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
         event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
     )
-    # RPCs later releases build fall through to the generated base: UNIMPLEMENTED.
-    servicer = IdentityServicer()  # type: ignore[abstract]
+    database, clock = foundation.database, foundation.clock
+    access_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+    keys = SigningKeys(
+        settings.resolved_keys_dir(), clock=clock, retire_after=access_ttl + DEFAULT_LEEWAY
+    )
+    access_tokens = AccessTokenIssuer(
+        keys, settings.token_issuer, settings.token_audience, access_ttl, clock
+    )
+    sessions = Sessions(
+        database, access_tokens, timedelta(seconds=settings.refresh_token_ttl_seconds), clock
+    )
+    accounts = Accounts(
+        database=database,
+        passwords=Passwords.calibrated(owasp_hasher(), settings.password_hash_cores),
+        throttling=LoginThrottling(
+            settings.login_max_failures,
+            window=timedelta(seconds=settings.login_failure_window_seconds),
+            block=timedelta(seconds=settings.login_block_seconds),
+        ),
+        sessions=sessions,
+        outbox=foundation.bus.outbox,
+        clock=clock,
+        bootstrap_admin_email=settings.bootstrap_admin_email,
+    )
+    await accounts.grant_bootstrap_admin()
+
+    async def own_keys() -> Sequence[JwkDict]:
+        return keys.jwks()
+
+    verifier = TokenVerifier(
+        JwksCache(own_keys, clock=clock),
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        clock=clock,
+    )
+    servicer = IdentityServicer(
+        accounts=accounts,
+        sessions=sessions,
+        keys=keys,
+        writes=IdempotentWrites(database, IDEMPOTENCY_KEYS, clock),
+    )
     spec = ServiceSpec(
         domain="identity.superapp",
         service_names=[SERVICE_NAME],
         register=lambda server: identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
             servicer, server
         ),
-        probe=foundation.database.ping,
+        probe=database.ping,
+        interceptors=[AuthInterceptor(verifier, [POLICIES], domain="identity.superapp")],
         closers=[foundation.close],
     )
     foundation.bus.start()

@@ -36,6 +36,10 @@ class ServiceSettings(BaseSettings):
     """SQLAlchemy async URL; empty means a SQLite file `<data_dir>/<service>.db`."""
     nats_url: str = "nats://127.0.0.1:7222"
     """The NATS server with JetStream; the service starts and serves without it."""
+    token_issuer: str = "superapp-identity"
+    """The `iss` of access tokens: identity signs with it, every service requires it."""
+    token_audience: str = "superapp"
+    """The `aud` of access tokens: identity signs with it, every service requires it."""
     shutdown_grace_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     """How long in-flight RPCs may finish after SIGTERM before they are cancelled."""
     health_probe_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0

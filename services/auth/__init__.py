@@ -1,0 +1,49 @@
+"""Access-token authentication and RPC access policies, shared by every service.
+
+Identity issues EdDSA access tokens and publishes its public keys (`GetJwks`); every
+service verifies tokens locally (`TokenVerifier` over a `JwksCache`) in `AuthInterceptor`,
+which enforces each RPC's declared `Policy` and binds the `Caller` for handlers.
+"""
+
+from services.auth.caller import Caller, acting_as, current_caller, require_caller
+from services.auth.interceptor import AuthInterceptor
+from services.auth.jwks import JwksCache, JwksFetcher, grpc_jwks_fetcher
+from services.auth.policy import (
+    AUTHENTICATED,
+    PUBLIC,
+    TOKEN_IGNORED,
+    Access,
+    Policy,
+    PolicyError,
+    ServicePolicies,
+    authenticated,
+)
+from services.auth.roles import KNOWN_ROLES, Role
+from services.auth.token_format import ALGORITHM, TOKEN_TYPE, JwkDict
+from services.auth.verifier import DEFAULT_LEEWAY, TokenVerifier
+
+__all__ = [
+    "ALGORITHM",
+    "AUTHENTICATED",
+    "DEFAULT_LEEWAY",
+    "KNOWN_ROLES",
+    "PUBLIC",
+    "TOKEN_IGNORED",
+    "TOKEN_TYPE",
+    "Access",
+    "AuthInterceptor",
+    "Caller",
+    "JwkDict",
+    "JwksCache",
+    "JwksFetcher",
+    "Policy",
+    "PolicyError",
+    "Role",
+    "ServicePolicies",
+    "TokenVerifier",
+    "acting_as",
+    "authenticated",
+    "current_caller",
+    "grpc_jwks_fetcher",
+    "require_caller",
+]

@@ -1,0 +1,152 @@
+"""The server interceptor that authenticates every RPC by its declared policy.
+
+It reads `authorization: Bearer <token>`, verifies the token, checks the policy's roles
+and binds the `Caller` for the handler (`current_caller()`). Refusals are answered with
+the same rich status (ErrorInfo in the service's domain) that ErrorInterceptor gives, so
+the interceptor may sit anywhere in the chain; `start_grpc_service` puts it innermost.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+
+from services.auth.caller import Caller, acting_as
+from services.auth.policy import Access, Policy, PolicyError, ServicePolicies
+from services.auth.verifier import TokenVerifier
+from services.runtime.errors import PermissionDenied, ServiceError, Unauthenticated
+from services.runtime.rich_status import to_grpc_status
+
+__all__ = ["AuthInterceptor"]
+
+_log = logging.getLogger(__name__)
+
+# Infrastructure every service serves; probes and tools must not need a user's token.
+_ALWAYS_OPEN = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+
+_Behavior = Callable[[Any, Any], Any]
+_Context = grpc.aio.ServicerContext[Any, Any]
+_Metadata = Sequence[tuple[str, str | bytes]]
+
+
+def _malformed() -> Unauthenticated:
+    return Unauthenticated("UNAUTHENTICATED", "malformed authorization header")
+
+
+def _bearer_token(values: Sequence[str | bytes]) -> str:
+    if len(values) != 1 or not isinstance(values[0], str):
+        raise _malformed()
+    parts = values[0].split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        raise _malformed()
+    return parts[1]
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Admits each call to a declared RPC by that RPC's policy; refuses undeclared ones."""
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        services: Sequence[ServicePolicies],
+        *,
+        domain: str,
+    ) -> None:
+        """`domain` is the service's `ErrorInfo.domain`; raises PolicyError on a bad plan."""
+        policies: dict[str, Policy] = {}
+        for declared in services:
+            paths = declared.by_path()
+            if policies.keys() & paths.keys():
+                raise PolicyError(f"{declared.service.full_name} is declared twice")
+            for method in declared.service.methods:
+                policy = declared.methods[method.name]
+                if method.server_streaming and policy.access is not Access.TOKEN_IGNORED:
+                    # Binding the caller around a response stream is not built yet.
+                    raise PolicyError(f"{method.full_name}: streaming RPCs must be TOKEN_IGNORED")
+            policies.update(paths)
+        if not policies:
+            raise PolicyError("no service policies declared")
+        self._policies = policies
+        self._verifier = verifier
+        self._domain = domain
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(_ALWAYS_OPEN):
+            return handler
+        policy = self._policies.get(method)
+        if policy is None:
+            _log.error("refusing %s: the service declared no access policy for it", method)
+            denied = PermissionDenied("PERMISSION_DENIED", "no access policy for this RPC")
+            return self._refusal(handler, denied)
+        if policy.access is Access.TOKEN_IGNORED:
+            return handler
+        metadata: _Metadata = handler_call_details.invocation_metadata or ()
+        values = [value for key, value in metadata if key == "authorization"]
+        if not values and policy.access is Access.PUBLIC:
+            return handler
+        return self._guarded(handler, values, policy)
+
+    async def _admit(self, values: Sequence[str | bytes], policy: Policy) -> Caller:
+        if not values:
+            raise Unauthenticated("UNAUTHENTICATED", "missing bearer token")
+        caller = await self._verifier.verify(_bearer_token(values))
+        if policy.roles and not caller.has_role(*policy.roles):
+            raise PermissionDenied("PERMISSION_DENIED", "the caller lacks a role this RPC requires")
+        return caller
+
+    def _guarded(
+        self, handler: grpc.RpcMethodHandler[Any, Any], values: list[str | bytes], policy: Policy
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        inner: _Behavior | None = handler.unary_unary or handler.stream_unary
+        assert inner is not None, "streaming responses are refused at construction"
+        domain = self._domain
+
+        async def behavior(request: Any, context: _Context) -> Any:
+            try:
+                caller = await self._admit(values, policy)
+            except ServiceError as error:
+                await context.abort_with_status(to_grpc_status(error, domain))
+            with acting_as(caller):
+                result = inner(request, context)
+                return await result if inspect.isawaitable(result) else result
+
+        factory = (
+            grpc.unary_unary_rpc_method_handler
+            if handler.unary_unary is not None
+            else grpc.stream_unary_rpc_method_handler
+        )
+        return factory(behavior, handler.request_deserializer, handler.response_serializer)
+
+    def _refusal(
+        self, handler: grpc.RpcMethodHandler[Any, Any], error: ServiceError
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        status = to_grpc_status(error, self._domain)
+
+        # grpc.aio also takes a coroutine for streaming responses (it would use write()).
+        async def refuse(request: Any, context: _Context) -> None:
+            await context.abort_with_status(status)
+
+        serializers = (handler.request_deserializer, handler.response_serializer)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(refuse, *serializers)
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(refuse, *serializers)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(refuse, *serializers)
+        return grpc.stream_stream_rpc_method_handler(refuse, *serializers)

@@ -1,0 +1,77 @@
+"""Identity started in-process on port 0, with helpers to act as its clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from superapp.identity.v1 import identity_service_pb2 as pb
+from superapp.identity.v1 import identity_service_pb2_grpc
+
+from scripts.nats_process import NatsProcess
+from services.identity.config import IdentitySettings
+from services.identity.server import create_server
+from services.runtime.ids import new_id
+from services.runtime.serving import GrpcService
+
+ADMIN_EMAIL = "root@example.com"
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Identity:
+    """A running identity service and a stub to it."""
+
+    service: GrpcService
+    stub: identity_service_pb2_grpc.IdentityServiceStub
+    database_url: str
+
+    async def register(self, email: str, password: str = PASSWORD, name: str = "Ann") -> pb.User:
+        reply = await self.stub.RegisterUser(
+            pb.RegisterUserRequest(
+                email=email, password=password, display_name=name, request_id=new_id()
+            )
+        )
+        return reply.user
+
+    async def login(self, email: str, password: str = PASSWORD) -> pb.LoginResponse:
+        reply: pb.LoginResponse = await self.stub.Login(
+            pb.LoginRequest(email=email, password=password)
+        )
+        return reply
+
+    async def signed_up(self, email: str) -> tuple[pb.User, tuple[tuple[str, str]]]:
+        """A new user and the metadata that authenticates as them."""
+        user = await self.register(email)
+        tokens = (await self.login(email)).tokens
+        return user, (("authorization", f"Bearer {tokens.access_token}"),)
+
+
+@pytest.fixture
+async def identity(
+    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
+) -> AsyncIterator[Identity]:
+    """Identity with a quick login block (3 failures, 1 s) and a known first admin."""
+    settings = IdentitySettings(
+        port=0,
+        data_dir=tmp_path,
+        database_url=database_url,
+        nats_url=nats_server.url,
+        login_max_failures=3,
+        login_block_seconds=1,
+        bootstrap_admin_email=ADMIN_EMAIL,
+        password_hash_cores=4,  # tests sign up many users; the budget is tested on its own
+    )
+    service = await create_server(settings, tracer_provider)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
+    try:
+        yield Identity(
+            service, identity_service_pb2_grpc.IdentityServiceStub(channel), database_url
+        )
+    finally:
+        await channel.close()
+        await service.stop(0)

@@ -1,0 +1,309 @@
+"""Sign-up and sign-in as a client sees them: tokens, errors, lockout, no enumeration."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+import grpc
+import jwt
+import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+from sqlalchemy import select
+from superapp.identity.v1 import events_pb2
+from superapp.identity.v1 import identity_service_pb2 as pb
+
+from services.database import Database
+from services.identity.models import EVENT_TABLES, User
+from services.identity.passwords import owasp_hasher
+from services.runtime.ids import new_id
+from tests.identity.conftest import ADMIN_EMAIL, PASSWORD, Identity
+from tests.services.rich_errors import rich_error
+
+
+async def _error(call: object) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call  # type: ignore[misc]
+    return caught.value
+
+
+async def _events(identity: Identity, subject: str) -> list[bytes]:
+    database = Database.connect(identity.database_url)
+    outbox = EVENT_TABLES.outbox
+    try:
+        async with database.read() as session:
+            rows = await session.execute(
+                select(outbox.c.payload).where(outbox.c.subject == subject).order_by(outbox.c.seq)
+            )
+            return [row.payload for row in rows]
+    finally:
+        await database.dispose()
+
+
+async def test_sign_up_normalizes_email_and_announces_the_user(identity: Identity) -> None:
+    user = await identity.register("  Ann.Lee@Example.COM ")
+    assert (user.email, list(user.roles)) == ("ann.lee@example.com", [pb.ROLE_USER])
+    [payload] = await _events(identity, "superapp.identity.user.registered")
+    event = events_pb2.UserRegistered.FromString(payload)
+    assert (event.user_id, event.email, list(event.roles)) == (
+        user.user_id,
+        "ann.lee@example.com",
+        [pb.ROLE_USER],
+    )
+
+
+async def test_an_existing_email_is_taken_but_a_retry_replays(identity: Identity) -> None:
+    request = pb.RegisterUserRequest(
+        email="bo@example.com", password=PASSWORD, display_name="Bo", request_id=new_id()
+    )
+    first = await identity.stub.RegisterUser(request)
+    assert (await identity.stub.RegisterUser(request)).user == first.user
+    request.request_id = new_id()
+    error = rich_error(await _error(identity.stub.RegisterUser(request)))
+    assert (error.code, error.info.reason) == (grpc.StatusCode.ALREADY_EXISTS, "EMAIL_TAKEN")
+
+
+async def test_same_request_id_with_other_parameters_is_refused(identity: Identity) -> None:
+    request_id = new_id()
+    await identity.stub.RegisterUser(
+        pb.RegisterUserRequest(
+            email="cy@example.com", password=PASSWORD, display_name="Cy", request_id=request_id
+        )
+    )
+    error = rich_error(
+        await _error(
+            identity.stub.RegisterUser(
+                pb.RegisterUserRequest(
+                    email="cy@example.com",
+                    password=PASSWORD,
+                    display_name="Cyrus",
+                    request_id=request_id,
+                )
+            )
+        )
+    )
+    assert (error.code, error.info.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "IDEMPOTENCY_KEY_REUSED",
+    )
+
+
+async def test_fifty_concurrent_sign_ups_of_one_email_make_one_user(identity: Identity) -> None:
+    async def attempt() -> str:
+        try:
+            await identity.register("race@example.com")
+        except grpc.aio.AioRpcError as error:
+            return rich_error(error).info.reason
+        return "CREATED"
+
+    outcomes = await asyncio.gather(*(attempt() for _ in range(50)))
+    assert sorted(set(outcomes)) == ["CREATED", "EMAIL_TAKEN"]
+    assert outcomes.count("CREATED") == 1
+    database = Database.connect(identity.database_url)
+    try:
+        async with database.read() as session:
+            users = (
+                await session.scalars(select(User).where(User.email == "race@example.com"))
+            ).all()
+    finally:
+        await database.dispose()
+    assert len(users) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "reason"),
+    [
+        ({"email": ""}, "email", "REQUIRED"),
+        ({"email": "not-an-address"}, "email", "MALFORMED_EMAIL"),
+        ({"email": "a" * 250 + "@x.io"}, "email", "TOO_LONG"),
+        ({"password": "short"}, "password", "PASSWORD_TOO_SHORT"),
+        ({"password": "p" * 129}, "password", "PASSWORD_TOO_LONG"),
+        ({"display_name": ""}, "display_name", "REQUIRED"),
+        ({"display_name": "bell\a"}, "display_name", "INVALID_CHARACTERS"),
+        ({"display_name": "n" * 101}, "display_name", "TOO_LONG"),
+        ({"request_id": ""}, "request_id", "REQUIRED"),
+    ],
+)
+async def test_bad_sign_ups_name_the_field(
+    identity: Identity, fields: dict[str, str], field: str, reason: str
+) -> None:
+    values = {
+        "email": "ok@example.com",
+        "password": PASSWORD,
+        "display_name": "Ok",
+        "request_id": new_id(),
+        **fields,
+    }
+    error = rich_error(await _error(identity.stub.RegisterUser(pb.RegisterUserRequest(**values))))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.violations == {field: reason}
+
+
+async def test_login_issues_an_eddsa_access_token_verifiable_with_the_jwks(
+    identity: Identity,
+) -> None:
+    user = await identity.register("dee@example.com")
+    reply = await identity.login("DEE@example.com")
+    assert reply.user == user
+    assert reply.tokens.token_type == "Bearer"
+    jwks = await identity.stub.GetJwks(pb.GetJwksRequest())
+    header = jwt.get_unverified_header(reply.tokens.access_token)
+    assert (header["alg"], header["typ"]) == ("EdDSA", "at+jwt")
+    [key] = [k for k in jwks.keys if k.kid == header["kid"]]
+    public = jwt.PyJWK({"kty": key.kty, "crv": key.crv, "x": key.x, "kid": key.kid, "alg": key.alg})
+    claims = jwt.decode(
+        reply.tokens.access_token,
+        public.key,
+        algorithms=["EdDSA"],
+        audience="superapp",
+        issuer="superapp-identity",
+    )
+    assert (claims["sub"], claims["roles"]) == (user.user_id, ["user"])
+    assert claims["exp"] - claims["iat"] == 900
+    assert claims["jti"]
+
+
+async def test_unknown_email_and_wrong_password_look_the_same(identity: Identity) -> None:
+    await identity.register("eve@example.com")
+
+    async def failure(email: str, password: str) -> tuple[grpc.StatusCode, str, str, float]:
+        started = time.perf_counter()
+        error = await _error(identity.login(email, password))
+        elapsed = time.perf_counter() - started
+        details = rich_error(error)
+        return details.code, details.info.reason, error.details() or "", elapsed
+
+    wrong = [await failure("eve@example.com", "wrong password!") for _ in range(2)]
+    unknown = [await failure(f"nobody{i}@example.com", "wrong password!") for i in range(2)]
+    assert (
+        {w[:3] for w in wrong}
+        == {u[:3] for u in unknown}
+        == {(grpc.StatusCode.UNAUTHENTICATED, "INVALID_CREDENTIALS", "email or password is wrong")}
+    )
+    # Both paths run one argon2id verification; generous bounds absorb machine noise.
+    ratio = statistics.median(u[3] for u in unknown) / statistics.median(w[3] for w in wrong)
+    assert 0.33 < ratio < 3.0
+
+
+async def test_repeated_failures_block_an_email_whether_or_not_it_exists(
+    identity: Identity,
+) -> None:
+    await identity.register("fay@example.com")
+    for email in ("fay@example.com", "ghost@example.com"):
+        for _ in range(3):
+            await _error(identity.login(email, "wrong password!"))
+        blocked = rich_error(await _error(identity.login(email, PASSWORD)))
+        assert (blocked.code, blocked.info.reason) == (
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "TOO_MANY_ATTEMPTS",
+        )
+    await asyncio.sleep(1.1)  # the block ends by itself
+    assert (await identity.login("fay@example.com")).user.email == "fay@example.com"
+
+
+async def test_login_upgrades_a_hash_made_with_old_parameters(identity: Identity) -> None:
+    user = await identity.register("gus@example.com")
+    database = Database.connect(identity.database_url)
+    try:
+        async with database.write() as session:
+            row = await session.get(User, user.user_id)
+            assert row is not None
+            from argon2 import PasswordHasher
+
+            row.password_hash = PasswordHasher(time_cost=1, memory_cost=8 * 1024).hash(PASSWORD)
+        await identity.login("gus@example.com")
+        async with database.read() as session:
+            upgraded = await session.get(User, user.user_id)
+    finally:
+        await database.dispose()
+    assert upgraded is not None
+    assert not owasp_hasher().check_needs_rehash(upgraded.password_hash)
+
+
+async def test_users_reach_only_themselves_and_admins_reach_everyone(identity: Identity) -> None:
+    ann, as_ann = await identity.signed_up("ann@example.com")
+    bob, _ = await identity.signed_up("bob@example.com")
+    _, as_admin = await identity.signed_up(ADMIN_EMAIL)
+    mine = await identity.stub.GetUser(pb.GetUserRequest(user_id=ann.user_id), metadata=as_ann)
+    assert mine.user == ann
+    for target in (bob.user_id, new_id()):
+        denied = rich_error(
+            await _error(identity.stub.GetUser(pb.GetUserRequest(user_id=target), metadata=as_ann))
+        )
+        assert denied.code == grpc.StatusCode.PERMISSION_DENIED
+    seen = await identity.stub.GetUser(pb.GetUserRequest(user_id=bob.user_id), metadata=as_admin)
+    assert seen.user.email == "bob@example.com"
+    missing = rich_error(
+        await _error(identity.stub.GetUser(pb.GetUserRequest(user_id=new_id()), metadata=as_admin))
+    )
+    assert (missing.code, missing.info.reason) == (grpc.StatusCode.NOT_FOUND, "USER_NOT_FOUND")
+    anonymous = rich_error(
+        await _error(identity.stub.GetUser(pb.GetUserRequest(user_id=ann.user_id)))
+    )
+    assert anonymous.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_update_profile_through_a_mask(identity: Identity) -> None:
+    ann, as_ann = await identity.signed_up("hal@example.com")
+    bob, _ = await identity.signed_up("ida@example.com")
+
+    def update(user_id: str, paths: list[str], name: str = "Hal 2") -> object:
+        return identity.stub.UpdateUser(
+            pb.UpdateUserRequest(
+                user=pb.User(user_id=user_id, display_name=name, email="x@example.com"),
+                update_mask=FieldMask(paths=paths),
+                request_id=new_id(),
+            ),
+            metadata=as_ann,
+        )
+
+    updated = await update(ann.user_id, ["display_name"])  # type: ignore[misc]
+    assert (updated.user.display_name, updated.user.email) == ("Hal 2", "hal@example.com")
+    [payload] = await _events(identity, "superapp.identity.user.updated")
+    assert list(events_pb2.UserUpdated.FromString(payload).changed_paths) == ["display_name"]
+    for paths, reason in (
+        ([], "REQUIRED"),
+        (["email"], "OUTPUT_ONLY_FIELD"),
+        (["*"], "UNKNOWN_FIELD"),
+    ):
+        error = rich_error(await _error(update(ann.user_id, paths)))
+        assert (error.code, error.violations) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            {"update_mask": reason},
+        )
+    denied = rich_error(await _error(update(bob.user_id, ["display_name"])))
+    assert denied.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_only_admins_set_roles_and_new_tokens_carry_them(identity: Identity) -> None:
+    merchant, as_merchant = await identity.signed_up("jo@example.com")
+    _, as_admin = await identity.signed_up(ADMIN_EMAIL)
+
+    def set_roles(metadata: object) -> object:
+        return identity.stub.SetUserRoles(
+            pb.SetUserRolesRequest(
+                user_id=merchant.user_id,
+                roles=[pb.ROLE_USER, pb.ROLE_MERCHANT],
+                request_id=new_id(),
+            ),
+            metadata=metadata,
+        )
+
+    denied = rich_error(await _error(set_roles(as_merchant)))
+    assert denied.code == grpc.StatusCode.PERMISSION_DENIED
+    reply = await set_roles(as_admin)  # type: ignore[misc]
+    assert list(reply.user.roles) == [pb.ROLE_USER, pb.ROLE_MERCHANT]
+    token = (await identity.login("jo@example.com")).tokens.access_token
+    assert jwt.decode(token, options={"verify_signature": False})["roles"] == ["user", "merchant"]
+    bad = rich_error(
+        await _error(
+            identity.stub.SetUserRoles(
+                pb.SetUserRolesRequest(
+                    user_id=merchant.user_id, roles=[0, 42], request_id=new_id()
+                ),
+                metadata=as_admin,
+            )
+        )
+    )
+    assert bad.violations == {"roles[0]": "REQUIRED", "roles[1]": "UNKNOWN_ENUM_VALUE"}
