@@ -36,9 +36,9 @@ class ServiceSettings(BaseSettings):
     """SQLAlchemy async URL; empty means a SQLite file `<data_dir>/<service>.db`."""
     nats_url: str = "nats://127.0.0.1:7222"
     """The NATS server with JetStream; the service starts and serves without it."""
-    token_issuer: str = "superapp-identity"
+    token_issuer: str = "superapp-identity"  # noqa: S105 - a name, not a secret
     """The `iss` of access tokens: identity signs with it, every service requires it."""
-    token_audience: str = "superapp"
+    token_audience: str = "superapp"  # noqa: S105 - a name, not a secret
     """The `aud` of access tokens: identity signs with it, every service requires it."""
     shutdown_grace_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     """How long in-flight RPCs may finish after SIGTERM before they are cancelled."""
