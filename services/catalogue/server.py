@@ -7,9 +7,12 @@ from pathlib import Path
 from opentelemetry.sdk.trace import TracerProvider
 from superapp.catalogue.v1 import catalogue_service_pb2, catalogue_service_pb2_grpc
 
+from services.auth import AuthInterceptor
+from services.auth.identity_peer import IdentityPeer
 from services.catalogue.categories import CategoryTree
 from services.catalogue.config import CatalogueSettings
 from services.catalogue.models import EVENT_TABLES
+from services.catalogue.policies import POLICIES
 from services.catalogue.servicer import CatalogueServicer
 from services.foundation import Foundation
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
@@ -31,6 +34,7 @@ async def create_server(
         event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
     )
+    identity = IdentityPeer.connect(settings, foundation.clock)
     # RPCs later releases build fall through to the generated base: UNIMPLEMENTED.
     servicer = CatalogueServicer(CategoryTree(foundation.database))  # type: ignore[abstract]
     spec = ServiceSpec(
@@ -40,7 +44,8 @@ async def create_server(
             servicer, server
         ),
         probe=foundation.database.ping,
-        closers=[foundation.close],
+        interceptors=[AuthInterceptor(identity.verifier, [POLICIES], domain="catalogue.superapp")],
+        closers=[foundation.close, identity.close],
     )
     foundation.bus.start()
     return await start_grpc_service(

@@ -109,5 +109,6 @@ class NatsLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._client is not None and not self._client.is_closed:
+            # Bounded: with NATS gone, closing must not wait on a dead connection.
             with contextlib.suppress(Exception):
-                await self._client.close()
+                await asyncio.wait_for(self._client.close(), timeout=2.0)

@@ -100,13 +100,21 @@ class SigningKeys:
         return self._directory
 
     def active(self) -> SigningKey:
-        """The key that signs new tokens."""
-        return self._current()[-1]
+        """The key that signs new tokens: the newest one whose activation time has come."""
+        keys = self._current()
+        now = self._clock.now()
+        due = [key for key in keys if key.activate_time <= now]
+        return due[-1] if due else keys[0]
 
-    def rotate(self) -> SigningKey:
-        """Make a new key the signing key; the previous ones stay published until retired."""
-        self._create(self.active().generation + 1)
-        return self.active()
+    def rotate(self, *, activate_in: timedelta = timedelta(0)) -> SigningKey:
+        """Add a new signing key, published at once and signing after `activate_in`.
+
+        Activating it later than verifiers refresh their key sets means none of them ever
+        meets its `kid` unannounced. The previous keys stay published until retired.
+        """
+        newest = self._current()[-1]
+        self._create(newest.generation + 1, self._clock.now() + activate_in)
+        return self._current()[-1]
 
     def jwks(self) -> list[dict[str, str]]:
         """The public keys of every key whose tokens may still be valid (RFC 7517 JWKs)."""
@@ -115,7 +123,7 @@ class SigningKeys:
     def _current(self) -> list[SigningKey]:
         keys = self._sync()
         if not keys:
-            self._create(1)
+            self._create(1, self._clock.now())
             keys = self._sync()
         return keys
 
@@ -184,9 +192,9 @@ class SigningKeys:
             raise SigningKeyError(f"{path}: malformed key file: {error}") from None
         return key
 
-    def _create(self, generation: int) -> None:
+    def _create(self, generation: int, activate_time: datetime) -> None:
         private_key = Ed25519PrivateKey.generate()
-        key = SigningKey.from_private_key(generation, private_key, self._clock.now())
+        key = SigningKey.from_private_key(generation, private_key, activate_time)
         pem = private_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,

@@ -33,6 +33,7 @@ __all__ = ["GrpcService", "ServiceSpec", "StartupError", "run_service", "start_g
 _log = logging.getLogger(__name__)
 
 Closer = Callable[[], Awaitable[None]]
+_CLOSE_TIMEOUT_SECONDS = 5.0
 _Settings = TypeVar("_Settings", bound=ServiceSettings)
 
 
@@ -68,11 +69,20 @@ class GrpcService:
     closers: list[Closer] = field(default_factory=list)
 
     async def stop(self, grace_seconds: float) -> None:
-        """Report NOT_SERVING, refuse new calls, let in-flight ones finish, release."""
+        """Report NOT_SERVING, refuse new calls, let in-flight ones finish, release.
+
+        Each release is bounded: a process asked to stop must stop, even when a
+        dependency (NATS, the database) hangs instead of answering.
+        """
         await self.health.drain()
         await self.server.stop(grace_seconds)
         for close in reversed(self.closers):
-            await close()
+            try:
+                await asyncio.wait_for(close(), _CLOSE_TIMEOUT_SECONDS)
+            except Exception:  # log and go on releasing the rest
+                _log.exception(
+                    "releasing %s failed or timed out", getattr(close, "__qualname__", close)
+                )
 
 
 async def start_grpc_service(

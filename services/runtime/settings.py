@@ -40,6 +40,8 @@ class ServiceSettings(BaseSettings):
     """The `iss` of access tokens: identity signs with it, every service requires it."""
     token_audience: str = "superapp"  # noqa: S105 - a name, not a secret
     """The `aud` of access tokens: identity signs with it, every service requires it."""
+    identity_addr: str = "127.0.0.1:7101"
+    """identity's gRPC address (host:port), whose JWKS verify access tokens."""
     shutdown_grace_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     """How long in-flight RPCs may finish after SIGTERM before they are cancelled."""
     health_probe_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0

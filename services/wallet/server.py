@@ -8,10 +8,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from superapp.identity.v1 import events_pb2 as identity_events
 from superapp.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
 
+from services.auth import AuthInterceptor
+from services.auth.identity_peer import IdentityPeer
 from services.foundation import Foundation
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
 from services.wallet.config import WalletSettings
 from services.wallet.models import EVENT_TABLES
+from services.wallet.policies import POLICIES
 from services.wallet.servicer import WalletServicer
 from services.wallet.wallets import WalletOpener
 
@@ -34,6 +37,7 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         identity_events.UserRegistered,
         WalletOpener(foundation.bus.outbox, foundation.clock).on_user_registered,
     )
+    identity = IdentityPeer.connect(settings, foundation.clock)
     # RPCs later releases build fall through to the generated base: UNIMPLEMENTED.
     servicer = WalletServicer()  # type: ignore[abstract]
     spec = ServiceSpec(
@@ -43,7 +47,8 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
             servicer, server
         ),
         probe=foundation.database.ping,
-        closers=[foundation.close],
+        interceptors=[AuthInterceptor(identity.verifier, [POLICIES], domain="wallet.superapp")],
+        closers=[foundation.close, identity.close],
     )
     foundation.bus.start()
     return await start_grpc_service(

@@ -23,6 +23,9 @@ from services.runtime.serving import GrpcService
 from services.wallet.config import WalletSettings
 from services.wallet.server import SERVICE_NAME as WALLET
 from services.wallet.server import create_server as create_wallet
+from tests.identity.conftest import identity
+
+__all__ = ["identity"]  # re-exported fixture: services tests sign users in through it
 
 
 @dataclass(frozen=True)
