@@ -20,10 +20,17 @@ from services.identity.models import EVENT_TABLES, IDEMPOTENCY_KEYS
 from services.identity.passwords import Passwords, owasp_hasher
 from services.identity.servicer import POLICIES, IdentityServicer
 from services.identity.sessions import Sessions
-from services.identity.signing_keys import SigningKeys
-from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
+from services.identity.signing_keys import SigningKeyError, SigningKeys
+from services.runtime.clock import Clock, SystemClock
+from services.runtime.serving import (
+    GrpcService,
+    ServiceSpec,
+    StartupError,
+    run_service,
+    start_grpc_service,
+)
 
-__all__ = ["SERVICE_NAME", "create_server", "main"]
+__all__ = ["SERVICE_NAME", "create_server", "main", "open_signing_keys"]
 
 SERVICE_NAME = identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -31,6 +38,7 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 
 async def create_server(settings: IdentitySettings, tracer_provider: TracerProvider) -> GrpcService:
     """Start identity on `settings.port` (0 picks one); the handle carries the bound port."""
+    keys = open_signing_keys(settings, SystemClock())
     foundation = await Foundation.open(
         "identity",
         settings,
@@ -40,9 +48,6 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
     )
     database, clock = foundation.database, foundation.clock
     access_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
-    keys = SigningKeys(
-        settings.resolved_keys_dir(), clock=clock, retire_after=access_ttl + DEFAULT_LEEWAY
-    )
     access_tokens = AccessTokenIssuer(
         keys, settings.token_issuer, settings.token_audience, access_ttl, clock
     )
@@ -68,7 +73,9 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
         return keys.jwks()
 
     verifier = TokenVerifier(
-        JwksCache(own_keys, clock=clock),
+        # Reading its own key files is cheap, so a rotation by another identity process
+        # is picked up within a second.
+        JwksCache(own_keys, clock=clock, refetch_interval=timedelta(seconds=1)),
         issuer=settings.token_issuer,
         audience=settings.token_audience,
         clock=clock,
@@ -93,6 +100,17 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
     return await start_grpc_service(
         spec, settings, env_prefix="IDENTITY_", tracer_provider=tracer_provider
     )
+
+
+def open_signing_keys(settings: IdentitySettings, clock: Clock) -> SigningKeys:
+    """The signing keys, or a start-up error naming the directory setting."""
+    access_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+    try:
+        return SigningKeys(
+            settings.resolved_keys_dir(), clock=clock, retire_after=access_ttl + DEFAULT_LEEWAY
+        )
+    except SigningKeyError as error:
+        raise StartupError(f"IDENTITY_KEYS_DIR: {error}") from error
 
 
 def main() -> None:
