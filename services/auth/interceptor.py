@@ -76,6 +76,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             raise PolicyError("no service policies declared")
         self._policies = policies
         self._verifier = verifier
+        self._guarded_by_method: dict[tuple[str, object], grpc.RpcMethodHandler[Any, Any]] = {}
         self._domain = domain
 
     async def intercept_service(
@@ -96,11 +97,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return self._refusal(handler, denied)
         if policy.access is Access.TOKEN_IGNORED:
             return handler
-        metadata: _Metadata = handler_call_details.invocation_metadata or ()
-        values = [value for key, value in metadata if key == "authorization"]
-        if not values and policy.access is Access.PUBLIC:
-            return handler
-        return self._guarded(handler, values, policy)
+        # One wrapped handler per method, built once: the token is read from each call's
+        # own metadata, so nothing per call is allocated here.
+        key = (method, handler.unary_unary or handler.stream_unary)
+        guarded = self._guarded_by_method.get(key)
+        if guarded is None:
+            guarded = self._guarded_by_method[key] = self._guarded(handler, policy)
+        return guarded
 
     async def _admit(self, values: Sequence[str | bytes], policy: Policy) -> Caller:
         if not values:
@@ -111,13 +114,22 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return caller
 
     def _guarded(
-        self, handler: grpc.RpcMethodHandler[Any, Any], values: list[str | bytes], policy: Policy
+        self, handler: grpc.RpcMethodHandler[Any, Any], policy: Policy
     ) -> grpc.RpcMethodHandler[Any, Any]:
         inner: _Behavior | None = handler.unary_unary or handler.stream_unary
         assert inner is not None, "streaming responses are refused at construction"
         domain = self._domain
+        optional = policy.access is Access.PUBLIC
 
         async def behavior(request: Any, context: _Context) -> Any:
+            values = [
+                value
+                for key, value in context.invocation_metadata() or ()
+                if key == "authorization"
+            ]
+            if not values and optional:
+                result = inner(request, context)
+                return await result if inspect.isawaitable(result) else result
             try:
                 caller = await self._admit(values, policy)
             except ServiceError as error:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from superapp.identity.v1 import events_pb2, identity_service_pb2
@@ -17,7 +17,7 @@ from services.auth.roles import Role
 from services.database import Database
 from services.eventbus import Outbox
 from services.identity.login_throttle import LoginThrottling
-from services.identity.models import User
+from services.identity.models import User, UserRecord
 from services.identity.passwords import Busy, Passwords
 from services.identity.sessions import Sessions, SessionTokens, roles_of
 from services.runtime.clock import Clock
@@ -169,13 +169,12 @@ class Accounts:
             tokens = await self._sessions.start(session, current)
         return SignedIn(tokens, current)
 
-    async def get(self, user_id: str) -> User:
+    async def get(self, user_id: str) -> UserRecord:
         """The user; NOT_FOUND `USER_NOT_FOUND` if there is none."""
-        async with self._database.read() as session:
-            user = await session.get(User, user_id)
-        if user is None:
+        rows = await self._database.lookup(_USER_BY_ID, {"user_id": user_id})
+        if not rows:
             raise _not_found(user_id)
-        return user
+        return UserRecord(**rows[0]._mapping)
 
     async def update_profile(self, session: AsyncSession, user_id: str, display_name: str) -> User:
         """Change the display name; announces UserUpdated only if something changed."""
@@ -215,6 +214,17 @@ class Accounts:
         )
         event.roles.extend(_role_numbers(roles_of(user)))
         await self._outbox.record(session, event, aggregate_id=user.user_id)
+
+
+_USERS = User.__table__.c
+_USER_BY_ID = select(
+    _USERS.user_id,
+    _USERS.email,
+    _USERS.display_name,
+    _USERS.roles,
+    _USERS.create_time,
+    _USERS.update_time,
+).where(_USERS.user_id == bindparam("user_id"))
 
 
 async def _locked(session: AsyncSession, user_id: str) -> User:

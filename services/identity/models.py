@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -18,6 +20,8 @@ __all__ = [
     "LoginThrottle",
     "RefreshToken",
     "User",
+    "UserFields",
+    "UserRecord",
 ]
 
 
@@ -43,6 +47,35 @@ class User(Base):
     roles: Mapped[str] = mapped_column(String(100))
     create_time: Mapped[datetime] = mapped_column(UtcDateTime())
     update_time: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class UserFields(Protocol):
+    """What callers read of a user: the mapped row, or a plain record from a fast look-up."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def roles(self) -> str: ...
+    @property
+    def create_time(self) -> datetime: ...
+    @property
+    def update_time(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user as read by `Database.lookup`, detached from any session."""
+
+    user_id: str
+    email: str
+    display_name: str
+    roles: str
+    create_time: datetime
+    update_time: datetime
 
 
 class RefreshToken(Base):

@@ -14,7 +14,7 @@ from services.auth.policy import AUTHENTICATED, TOKEN_IGNORED, ServicePolicies, 
 from services.auth.roles import Role
 from services.database.idempotency import IdempotentWrites
 from services.identity.accounts import Accounts, normalize_email, password_violation
-from services.identity.models import User
+from services.identity.models import UserFields
 from services.identity.sessions import Sessions, SessionTokens, roles_of
 from services.identity.signing_keys import SigningKeys
 from services.runtime.errors import PermissionDenied
@@ -50,7 +50,7 @@ def _timestamp(moment: Any) -> Timestamp:
     return stamp
 
 
-def _user(user: User) -> pb.User:
+def _user(user: UserFields) -> pb.User:
     return pb.User(
         user_id=user.user_id,
         email=user.email,

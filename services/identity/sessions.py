@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.database import Database
 from services.identity.access_tokens import AccessTokenIssuer
-from services.identity.models import RefreshToken, User
+from services.identity.models import RefreshToken, User, UserFields
 from services.runtime.clock import Clock
 from services.runtime.errors import Unauthenticated
 from services.runtime.ids import new_id
@@ -39,7 +39,7 @@ class SessionTokens:
     refresh_token_expire_time: datetime
 
 
-def roles_of(user: User) -> list[str]:
+def roles_of(user: UserFields) -> list[str]:
     """The user's roles as lower-case names, in a stable order."""
     return [role for role in user.roles.split(",") if role]
 

@@ -20,6 +20,7 @@ from services.runtime.errors import (
     ServiceError,
     Unimplemented,
 )
+from services.runtime.telemetry import inbound_trace_context
 
 __all__ = ["ErrorInterceptor", "to_grpc_status"]
 
@@ -68,8 +69,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     client beyond a generic message, so no internals leak.
     """
 
-    def __init__(self, domain: str) -> None:
+    def __init__(self, domain: str, *, carry_trace_context: bool = False) -> None:
+        """`carry_trace_context` when no tracing interceptor records spans (see telemetry)."""
         self._domain = domain
+        self._carry_trace = carry_trace_context
+        self._guarded: dict[tuple[str, object], grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
         self,
@@ -81,18 +85,27 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        behavior = self._guard(handler.unary_unary, handler_call_details.method)
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        # Wrapped once per method and inner behaviour, not per call.
+        key = (handler_call_details.method, handler.unary_unary)
+        guarded = self._guarded.get(key)
+        if guarded is None:
+            guarded = self._guarded[key] = grpc.unary_unary_rpc_method_handler(
+                self._guard(handler.unary_unary, handler_call_details.method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return guarded
 
     def _guard(self, inner: _Behavior, method: str) -> _Behavior:
         domain = self._domain
+        carry_trace = self._carry_trace
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
+                if carry_trace:
+                    with inbound_trace_context(context.invocation_metadata()):
+                        result = inner(request, context)
+                        return await result if isinstance(result, Awaitable) else result
                 result = inner(request, context)
                 return await result if isinstance(result, Awaitable) else result
             except grpc.aio.AbortError:

@@ -26,7 +26,11 @@ from services.runtime.health import HealthReporter
 from services.runtime.logs import configure_logging
 from services.runtime.rich_status import ErrorInterceptor
 from services.runtime.settings import ConfigurationError, ServiceSettings, load_settings
-from services.runtime.telemetry import server_tracing_interceptor, tracer_provider_from_env
+from services.runtime.telemetry import (
+    exports_spans,
+    server_tracing_interceptor,
+    tracer_provider_from_env,
+)
 
 __all__ = ["GrpcService", "ServiceSpec", "StartupError", "run_service", "start_grpc_service"]
 
@@ -93,10 +97,11 @@ async def start_grpc_service(
     tracer_provider: TracerProvider,
 ) -> GrpcService:
     """Build and start the server for `spec`; the returned port is the one bound."""
+    tracing = exports_spans(tracer_provider)
     server = grpc.aio.server(
         interceptors=[
-            server_tracing_interceptor(tracer_provider),
-            ErrorInterceptor(spec.domain),
+            *([server_tracing_interceptor(tracer_provider)] if tracing else []),
+            ErrorInterceptor(spec.domain, carry_trace_context=not tracing),
             *spec.interceptors,
         ],
         options=[("grpc.so_reuseport", 0)],
