@@ -14,7 +14,6 @@ import contextlib
 import enum
 import os
 import signal
-import socket
 import sys
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -28,6 +27,7 @@ from grpc_health.v1 import health_pb2
 from scripts.child_processes import die_with_parent
 from scripts.nats_process import NatsProcess, NatsStartError
 from services.runtime.health_client import check_health
+from services.runtime.ports import free_port, port_in_use
 
 __all__ = [
     "COMPONENTS",
@@ -136,7 +136,7 @@ class StackConfig:
         return cls(
             data_dir=data_dir.resolve(),
             external_nats_url=args.nats_url or environ.get("SUPERAPP_NATS_URL") or None,
-            nats_port=nats_port or _free_port(),
+            nats_port=nats_port or free_port(),
             startup_timeout=args.startup_timeout,
             endpoints=[_endpoint(component, environ) for component in components],
         )
@@ -145,7 +145,7 @@ class StackConfig:
 def _endpoint(component: Component, environ: Mapping[str, str]) -> Endpoint:
     host = environ.get(f"{component.env_prefix}HOST") or "127.0.0.1"
     port = _port_from_env(environ, component.port_variable, component.default_port)
-    return Endpoint(component, host, port or _free_port(host))
+    return Endpoint(component, host, port or free_port(host))
 
 
 def _parse_port(raw: str, source: str) -> int:
@@ -163,29 +163,6 @@ def _port_from_env(environ: Mapping[str, str], variable: str, default: int) -> i
     return _parse_port(raw, variable) if raw else default
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(_family(host)) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-def _port_taken(host: str, port: int) -> bool:
-    # A bind probe with SO_REUSEADDR, as the servers themselves bind: it fails only on a live
-    # listener, not on connections of a previous run still in TIME_WAIT.
-    with socket.socket(_family(host)) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 def check_ports(config: StackConfig) -> None:
     """Refuse to start when a configured port is in use or given to two components."""
     wanted: list[tuple[str, int, str]] = []
@@ -197,7 +174,7 @@ def check_ports(config: StackConfig) -> None:
         if port in claimed:
             raise ConfigurationError(f"port {port} is set twice: {claimed[port]} and {variable}")
         claimed[port] = variable
-        if _port_taken(host, port):
+        if port_in_use(host, port):
             raise StackError(
                 f"port {port} is already in use; free it or set {variable} to another port"
             )

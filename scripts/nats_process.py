@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from scripts.child_processes import die_with_parent
+from services.runtime.ports import free_port
 
 __all__ = ["NatsProcess", "NatsStartError", "nats_server_binary"]
 
@@ -67,7 +68,7 @@ class NatsProcess:
         """Start the server and wait until it accepts connections."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         if self.port == 0:
-            self.port = _free_port()
+            self.port = free_port()
         elif _port_open(self.port):
             raise NatsStartError(f"port {self.port} is already in use")
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -134,10 +135,3 @@ class NatsProcess:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

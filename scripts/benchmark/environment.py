@@ -11,12 +11,8 @@ from pathlib import Path
 import grpc
 
 from scripts.benchmark.echo_server import ECHO_METHOD
-from scripts.benchmark.server_process import (
-    ServerProcess,
-    ServerStartError,
-    free_port,
-    python_module,
-)
+from scripts.benchmark.server_process import ServerProcess, ServerStartError, python_module
+from services.runtime.ports import free_port
 
 __all__ = ["Environment"]
 

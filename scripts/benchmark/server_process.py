@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -16,7 +15,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 __all__ = [
     "ServerProcess",
     "ServerStartError",
-    "free_port",
     "health_check_method",
     "python_module",
     "wait_for_health",
@@ -30,14 +28,6 @@ Readiness = Callable[[str], Awaitable[None]]
 
 class ServerStartError(RuntimeError):
     """A server under test did not come up; the message carries its last log lines."""
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def health_check_method(

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from services.runtime.health import HealthReporter
 from services.runtime.logs import configure_logging
+from services.runtime.ports import port_in_use
 from services.runtime.rich_status import ErrorInterceptor
 from services.runtime.settings import ConfigurationError, ServiceSettings, load_settings
 from services.runtime.telemetry import (
@@ -120,7 +120,7 @@ async def start_grpc_service(
     address = f"{settings.host}:{settings.port}"
     taken = StartupError(f"{env_prefix}PORT: cannot listen on {address} (in use or not permitted)")
     # Probe first: gRPC core would also log its own multi-line complaint to stderr.
-    if settings.port and not _can_bind(settings.host, settings.port):
+    if settings.port and port_in_use(settings.host, settings.port):
         raise taken
     try:
         port = server.add_insecure_port(address)
@@ -129,15 +129,6 @@ async def start_grpc_service(
     await server.start()
     await health.start()
     return GrpcService(server, port, health, list(spec.closers))
-
-
-def _can_bind(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 async def _serve(
