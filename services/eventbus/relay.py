@@ -80,6 +80,8 @@ class OutboxRelay:
         self._mark_every = mark_seconds
         self._acknowledged: list[int] = []
         """Sequence numbers acknowledged by JetStream but not yet marked in the database."""
+        self._flushing: list[int] = []
+        """Acknowledged sequence numbers whose marks are being written right now."""
         self._task: asyncio.Task[None] | None = None
         self.published = 0
         """Events acknowledged by JetStream since start (for metrics and tests)."""
@@ -101,23 +103,27 @@ class OutboxRelay:
     async def _mark_published(self) -> None:
         if not self._acknowledged:
             return
-        done, self._acknowledged = self._acknowledged, []
+        # Until the marks commit, the rows stay known as acknowledged (`_flushing`), so
+        # neither the backlog nor the next scan counts them as waiting.
+        self._flushing, self._acknowledged = self._acknowledged, []
         try:
             async with self._database.write() as session:
                 await session.execute(
                     self._table.update()
-                    .where(self._table.c.seq.in_(done))
+                    .where(self._table.c.seq.in_(self._flushing))
                     .values(published_time=self._clock.now())
                 )
         except BaseException:
-            self._acknowledged[:0] = done
+            self._acknowledged[:0] = self._flushing
             raise
+        finally:
+            self._flushing = []
 
     async def backlog(self) -> Backlog:
         """How many events wait for JetStream's acknowledgement, and how old the oldest is."""
         waiting: ColumnElement[bool] = self._table.c.published_time.is_(None)
-        if self._acknowledged:
-            waiting &= self._table.c.seq.not_in(self._acknowledged)
+        if known := self._acknowledged + self._flushing:
+            waiting &= self._table.c.seq.not_in(known)
         async with self._database.read() as session:
             count, oldest = (
                 await session.execute(
@@ -175,7 +181,7 @@ class OutboxRelay:
     async def _publish_batch(self) -> bool:
         """Publish the next batch; True when it was full (more may be waiting)."""
         table = self._table
-        in_flight = set(self._acknowledged)
+        in_flight = {*self._acknowledged, *self._flushing}
         async with self._database.read() as session:
             found = (
                 await session.execute(
