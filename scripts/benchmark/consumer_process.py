@@ -1,8 +1,9 @@
-"""A consuming service for the end-to-end bench, in its own process as in a deployment.
+"""A consuming service in its own process, as in a deployment (bench and tests use it).
 
-`python -m scripts.benchmark.consumer_process NATS_URL DATABASE_FILE` consumes
-UserRegistered with the platform's EventConsumer and records, per event, the wall-clock
-time its handler ran (table `handled`), then says `ready` on stdout. SIGTERM stops it.
+`python -m scripts.benchmark.consumer_process NATS_URL DATABASE_URL [DURABLE]` consumes
+UserRegistered with the platform's EventConsumer and records every handler run, with its
+wall-clock time, in table `handled` (no unique key, so a duplicate effect would show),
+then says `ready` on stdout. SIGTERM stops it; SIGKILL is a crash it must survive.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import time
 
 from opentelemetry.sdk.trace import TracerProvider
-from sqlalchemy import Column, Float, MetaData, String, Table, text
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 from superapp.identity.v1 import events_pb2
 
@@ -21,17 +22,17 @@ from services.database import Database
 from services.eventbus import Envelope, EventConsumer, NatsLink, event_tables
 from services.runtime.clock import SystemClock
 
-__all__ = ["HANDLED_QUERY", "HANDLED_TABLE", "main"]
+__all__ = ["HANDLED_QUERY", "main"]
 
-HANDLED_TABLE = "handled"
 HANDLED_QUERY = "SELECT user_id, at FROM handled"
 """Handler times by user id, for the bench process to read after the window."""
 _METADATA = MetaData()
 _TABLES = event_tables(_METADATA)
 _HANDLED = Table(
-    HANDLED_TABLE,
+    "handled",
     _METADATA,
-    Column("user_id", String(36), primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(36), nullable=False),
     Column("at", Float, nullable=False),
 )
 
@@ -42,14 +43,13 @@ async def _record(
     await session.execute(_HANDLED.insert().values(user_id=event.user_id, at=time.time()))
 
 
-async def _run(nats_url: str, database_file: str) -> None:
-    database = Database.connect(f"sqlite+aiosqlite:///{database_file}")
+async def _run(nats_url: str, database_url: str, durable: str) -> None:
+    database = Database.connect(database_url)
     async with database.write_connection() as connection:
         await connection.run_sync(_METADATA.create_all)
-        await connection.execute(text("SELECT 1"))
-    link = NatsLink(nats_url, "bench-consumer")
+    link = NatsLink(nats_url, durable)
     consumer = EventConsumer(
-        "bench-end-to-end",
+        durable,
         database=database,
         tables=_TABLES,
         link=link,
@@ -70,8 +70,9 @@ async def _run(nats_url: str, database_file: str) -> None:
 
 
 def main() -> None:
-    """Entry point: NATS URL and SQLite file from the command line."""
-    asyncio.run(_run(sys.argv[1], sys.argv[2]))
+    """Entry point: NATS URL, database URL and durable name from the command line."""
+    durable = sys.argv[3] if len(sys.argv) > 3 else "bench-end-to-end"
+    asyncio.run(_run(sys.argv[1], sys.argv[2], durable))
 
 
 if __name__ == "__main__":

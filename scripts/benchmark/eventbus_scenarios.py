@@ -185,7 +185,7 @@ class _EndToEnd:
             "-m",
             "scripts.benchmark.consumer_process",
             self.bus.nats.url,
-            str(self.consumer_database),
+            f"sqlite+aiosqlite:///{self.consumer_database}",
             stdout=asyncio.subprocess.PIPE,
         )
         relay.start()

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import nats
 import pytest
 from nats.js.api import StreamInfo
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from superapp.identity.v1 import events_pb2
 
 from scripts.nats_process import NatsProcess
+from services.database import Database
 from services.eventbus import Envelope, Outbox, OutboxRelay
 from services.runtime.ids import new_id
+from tests.conftest import ROOT
 from tests.eventbus.conftest import TABLES, Bench, effects, record_effect
 
 
@@ -37,13 +41,6 @@ async def _produce(bench: Bench, outbox: Outbox, count: int, per_transaction: in
         await asyncio.sleep(0.001)
 
 
-async def _inbox_count(bench: Bench) -> int:
-    async with bench.database.read() as session:
-        return int(
-            (await session.execute(select(func.count()).select_from(TABLES.inbox))).scalar_one()
-        )
-
-
 async def _stream(nats_url: str, name: str) -> StreamInfo:
     client = await nats.connect(nats_url)
     try:
@@ -52,30 +49,79 @@ async def _stream(nats_url: str, name: str) -> StreamInfo:
         await client.close()
 
 
-@pytest.mark.timeout(180)
-async def test_a_thousand_events_survive_a_nats_crash_and_a_consumer_restart(
-    bench: Bench, nats: NatsProcess
+async def _consumer_process(nats_url: str, database_url: str) -> asyncio.subprocess.Process:
+    """A consuming service in its own OS process; returns once it is connected."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scripts.benchmark.consumer_process",
+        nats_url,
+        database_url,
+        "effects-process",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert await asyncio.wait_for(process.stdout.readline(), timeout=60) == b"ready\n"
+    return process
+
+
+async def _handled(database: Database) -> tuple[int, int, int]:
+    """(handler runs, distinct events, inbox rows) on the consuming side."""
+    async with database.read() as session:
+        runs, distinct = (
+            await session.execute(text("SELECT count(*), count(DISTINCT user_id) FROM handled"))
+        ).one()
+        inbox = (
+            await session.execute(
+                select(func.count())
+                .select_from(TABLES.inbox)
+                .where(TABLES.inbox.c.consumer == "effects-process")
+            )
+        ).scalar_one()
+    return int(runs), int(distinct), int(inbox)
+
+
+@pytest.mark.timeout(240)
+async def test_a_thousand_events_survive_a_nats_crash_and_a_consumer_crash(
+    bench: Bench, nats: NatsProcess, database_url: str, tmp_path: Path
 ) -> None:
+    """Producer here; consumer in its own process, SIGKILLed mid-stream and started again;
+    nats-server SIGKILLed mid-burst. Every event is handled exactly once in effect."""
+    consumer_url = (
+        database_url  # PostgreSQL: the same test database, its own tables
+        if database_url.startswith("postgresql")
+        else f"sqlite+aiosqlite:///{tmp_path / 'consumer.db'}"  # its own file, as deployed
+    )
     outbox, relay = bench.producer()
-    first_consumer = bench.consumer()
-    burst = asyncio.create_task(_produce(bench, outbox, 1000))
+    consumer = await _consumer_process(bench.nats_url, consumer_url)
+    consumed = Database.connect(consumer_url)
 
-    await _until(lambda: _count_at_least(bench, 200), 60, "the first 200 effects")
-    nats.kill()  # mid-burst: in-flight publishes and acks are lost
-    await asyncio.sleep(0.5)
-    nats.start()
-    await _until(lambda: _count_at_least(bench, 500), 60, "500 effects after the crash")
-    await first_consumer.stop()  # the consumer's process goes away mid-stream...
-    bench.consumer()  # ...and a new one resumes the durable consumer
-    await burst
+    async def at_least(count: int) -> bool:
+        return (await _handled(consumed))[0] >= count
 
-    await _until(lambda: _count_at_least(bench, 1000), 90, "all 1,000 effects")
-    await asyncio.sleep(1.0)  # let any redelivery in flight arrive: it must change nothing
-    assert await effects(bench.database) == (1000, 1000)
-    assert await _inbox_count(bench) == 1000
-    await _until(lambda: _backlog_empty(relay), 10, "an empty backlog")
-    info = await _stream(bench.nats_url, "SUPERAPP_IDENTITY")
-    assert info.state.messages == 1000  # retried publishes were deduplicated by event id
+    try:
+        burst = asyncio.create_task(_produce(bench, outbox, 1000))
+        await _until(lambda: at_least(200), 60, "the first 200 effects")
+        nats.kill()  # mid-burst: in-flight publishes and acknowledgements are lost
+        await asyncio.sleep(0.5)
+        nats.start()
+        await _until(lambda: at_least(500), 60, "500 effects after the NATS crash")
+        consumer.kill()  # the consuming service crashes, maybe inside a handler
+        await consumer.wait()
+        consumer = await _consumer_process(bench.nats_url, consumer_url)
+        await burst
+        await _until(lambda: at_least(1000), 90, "all 1,000 effects")
+        await asyncio.sleep(1.0)  # any redelivery in flight must change nothing
+        assert await _handled(consumed) == (1000, 1000, 1000)
+        await _until(lambda: _backlog_empty(relay), 10, "an empty backlog")
+        info = await _stream(bench.nats_url, "SUPERAPP_IDENTITY")
+        assert info.state.messages == 1000  # retried publishes were deduplicated by event id
+    finally:
+        if consumer.returncode is None:
+            consumer.terminate()
+            await consumer.wait()
+        await consumed.dispose()
 
 
 async def _backlog_empty(relay: OutboxRelay) -> bool:
