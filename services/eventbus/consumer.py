@@ -83,8 +83,6 @@ class EventConsumer:
         self._batch_size = batch_size
         self._subscriptions: dict[str, _Subscription[Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.handled = 0
-        """Events whose handler committed since start (for metrics and tests)."""
 
     def subscribe(self, message_class: type[M], handler: Handler[M]) -> None:
         """Run `handler` for every `message_class` event, inside the inbox transaction."""
@@ -242,8 +240,6 @@ class EventConsumer:
             first_time = (await session.execute(record)).rowcount == 1  # type: ignore[attr-defined]
             if first_time:
                 await subscription.handler(session, event, envelope)
-        if first_time:
-            self.handled += 1
 
     async def _dead_letter(self, message: Msg, reason: str, deliveries: int) -> None:
         headers = dict(message.headers or {})
