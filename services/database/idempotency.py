@@ -10,10 +10,21 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import Column, LargeBinary, MetaData, PrimaryKeyConstraint, String, Table, select
+from sqlalchemy import (
+    Column,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Row,
+    String,
+    Table,
+    bindparam,
+    select,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,6 +66,18 @@ def fingerprint(method: str, request: Message) -> str:
     return digest.hexdigest()
 
 
+def _replay(
+    stored: Row[Any, Any, Any], method: str, digest: str, request_id: str, response_type: type[R]
+) -> R:
+    if (stored.method, stored.fingerprint) != (method, digest):
+        raise FailedPrecondition(
+            "IDEMPOTENCY_KEY_REUSED",
+            "request_id was already used with different parameters",
+            metadata={"request_id": request_id},
+        )
+    return response_type.FromString(stored.response)
+
+
 class IdempotentWrites:
     """Runs a mutation at most once per (scope, request_id) and replays its response."""
 
@@ -62,6 +85,61 @@ class IdempotentWrites:
         self._database = database
         self._table = table
         self._clock = clock
+        self._find = select(table.c.method, table.c.fingerprint, table.c.response).where(
+            table.c.scope == bindparam("scope"), table.c.request_id == bindparam("request_id")
+        )
+
+    def command(
+        self,
+        *,
+        scope: str,
+        request_id: str,
+        method: str,
+        request: Message,
+        response_type: type[R],
+        mutate: Callable[[Connection], R],
+    ) -> Callable[[Connection], R]:
+        """The same guarantee as `run`, as a command for `Database.sync_write`/`BatchWriter`.
+
+        `mutate` runs on the synchronous connection of the caller's transaction; the
+        response is recorded in that transaction.
+        """
+        digest = fingerprint(method, request)
+        key = {"scope": scope, "request_id": request_id}
+
+        def once(connection: Connection) -> R:
+            for _ in range(2):
+                stored = connection.execute(self._find, key).first()
+                if stored is not None:
+                    return _replay(stored, method, digest, request_id, response_type)
+                attempt = connection.begin_nested()
+                try:
+                    response = mutate(connection)
+                    connection.execute(
+                        self._table.insert(),
+                        {
+                            **key,
+                            "method": method,
+                            "fingerprint": digest,
+                            "response": response.SerializeToString(),
+                            "create_time": self._clock.now(),
+                        },
+                    )
+                except IntegrityError:
+                    attempt.rollback()
+                    # A concurrent retry of the same id committed first (PostgreSQL, or
+                    # another process): replay it; any other conflict is the mutation's.
+                    if connection.execute(self._find, key).first() is None:
+                        raise
+                    continue
+                except BaseException:
+                    attempt.rollback()
+                    raise
+                attempt.commit()
+                return response
+            raise RuntimeError("idempotency record neither written nor found")  # pragma: no cover
+
+        return once
 
     async def run(
         self,
@@ -95,21 +173,10 @@ class IdempotentWrites:
     ) -> R:
         table = self._table
         async with self._database.write() as session:
-            stored = (
-                await session.execute(
-                    select(table.c.method, table.c.fingerprint, table.c.response).where(
-                        table.c.scope == scope, table.c.request_id == request_id
-                    )
-                )
-            ).first()
+            key = {"scope": scope, "request_id": request_id}
+            stored = (await session.execute(self._find, key)).first()
             if stored is not None:
-                if (stored.method, stored.fingerprint) != (method, digest):
-                    raise FailedPrecondition(
-                        "IDEMPOTENCY_KEY_REUSED",
-                        "request_id was already used with different parameters",
-                        metadata={"request_id": request_id},
-                    )
-                return response_type.FromString(stored.response)
+                return _replay(stored, method, digest, request_id, response_type)
             response = await mutate(session)
             await session.execute(
                 table.insert().values(

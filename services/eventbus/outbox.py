@@ -8,6 +8,7 @@ from typing import Any
 from google.protobuf.message import Message
 from opentelemetry import propagate
 from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.eventbus.contract import event_subject, event_type
@@ -28,6 +29,7 @@ class Outbox:
 
     def __init__(self, tables: EventTables, source: str, clock: Clock) -> None:
         self._table = tables.outbox
+        self._insert = tables.outbox.insert()
         self._source = source
         self._clock = clock
         self.committed = asyncio.Event()
@@ -38,25 +40,40 @@ class Outbox:
 
         Nothing is published unless the transaction commits; a rollback discards it.
         """
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        event_id = new_id()
-        await session.execute(
-            self._table.insert().values(
-                event_id=event_id,
-                subject=event_subject(message),
-                event_type=event_type(message),
-                source=self._source,
-                aggregate_id=aggregate_id,
-                occur_time=self._clock.now(),
-                trace=carrier,
-                payload=message.SerializeToString(),
-            )
-        )
+        row = self._row(message, aggregate_id)
+        await session.execute(self._insert, row)
         if not session.info.get(_WAKE_ARMED):
             session.info[_WAKE_ARMED] = True
             sa_event.listen(session.sync_session, "after_commit", self._wake, once=True)
-        return event_id
+        return str(row["event_id"])
+
+    def record_sync(self, connection: Connection, message: Message, aggregate_id: str) -> str:
+        """`record` for synchronous write paths (`Database.sync_write`, `BatchWriter`).
+
+        The caller calls `wake()` once the transaction has committed.
+        """
+        row = self._row(message, aggregate_id)
+        connection.execute(self._insert, row)
+        return str(row["event_id"])
+
+    def wake(self) -> None:
+        """Tell the relay that events were committed."""
+        self.committed.set()
+
+    def _row(self, message: Message, aggregate_id: str) -> dict[str, Any]:
+        # The trace context current while recording: the consumer's span continues it.
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return {
+            "event_id": new_id(),
+            "subject": event_subject(message),
+            "event_type": event_type(message),
+            "source": self._source,
+            "aggregate_id": aggregate_id,
+            "occur_time": self._clock.now(),
+            "trace": carrier,
+            "payload": message.SerializeToString(),
+        }
 
     def _wake(self, _session: Any) -> None:
         self.committed.set()

@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Iterable
 from typing import Protocol
 
+import pycountry
+
 from services.runtime.errors import FieldViolation, InvalidArgument
 
 __all__ = ["PAGE_SIZE_DEFAULT", "PAGE_SIZE_MAX", "RequestCheck"]
@@ -21,7 +23,16 @@ PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 100
 REQUEST_ID_MAX = 128
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+# Current ISO 4217 codes, minus "no currency" (XXX) and the code reserved for tests (XTS).
+_CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies) - {"XXX", "XTS"}
 _MONEY_LIMIT = 10**15
+
+
+class _Money(Protocol):
+    @property
+    def currency_code(self) -> str: ...
+    @property
+    def amount_minor(self) -> int: ...
 
 
 class _EnumType(Protocol):
@@ -83,9 +94,17 @@ class RequestCheck:
             self.fail(field, f"{value} is not a known value", "UNKNOWN_ENUM_VALUE")
 
     def currency(self, field: str, code: str) -> None:
-        """An ISO 4217 alphabetic code: three upper-case letters."""
-        if not _CURRENCY.match(code):
-            self.fail(field, "must be an ISO 4217 code such as USD", "INVALID_CURRENCY")
+        """A current ISO 4217 alphabetic code, such as EUR."""
+        if not _CURRENCY.match(code) or code not in _CURRENCIES:
+            self.fail(field, "must be a current ISO 4217 code such as USD", "INVALID_CURRENCY")
+
+    def money(self, field: str, money: _Money | None) -> None:
+        """A required amount: an ISO 4217 currency and a positive amount below 1e15."""
+        if money is None:
+            self.fail(field, "is required", "REQUIRED")
+            return
+        self.currency(f"{field}.currency_code", money.currency_code)
+        self.positive_amount(f"{field}.amount_minor", money.amount_minor)
 
     def positive_amount(self, field: str, amount_minor: int) -> None:
         """A positive amount of minor units below the platform-wide bound."""
@@ -104,4 +123,7 @@ class RequestCheck:
     def done(self) -> None:
         """Raise INVALID_ARGUMENT naming every violation found so far, if any."""
         if self.violations:
-            raise InvalidArgument(self.violations)
+            # A request whose only fault is its currency says so in its reason.
+            only_currency = all(v.reason == "INVALID_CURRENCY" for v in self.violations)
+            reason = "INVALID_CURRENCY" if only_currency else "INVALID_ARGUMENT"
+            raise InvalidArgument(self.violations, reason=reason)

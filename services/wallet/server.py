@@ -10,12 +10,20 @@ from superapp.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
 
 from services.auth import AuthInterceptor
 from services.auth.identity_peer import IdentityPeer
+from services.database.batch_writer import BatchWriter
+from services.database.idempotency import IdempotentWrites
 from services.foundation import Foundation
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
+from services.wallet.balances import Balances
 from services.wallet.config import WalletSettings
-from services.wallet.models import EVENT_TABLES
+from services.wallet.history import History
+from services.wallet.hold_expiry import HoldExpirySweeper
+from services.wallet.holds import Holds
+from services.wallet.ledger import Ledger
+from services.wallet.models import EVENT_TABLES, IDEMPOTENCY_KEYS
 from services.wallet.policies import POLICIES
 from services.wallet.servicer import WalletServicer
+from services.wallet.transfers import Transfers, check_limit
 from services.wallet.wallets import WalletOpener
 
 __all__ = ["SERVICE_NAME", "create_server", "main"]
@@ -38,8 +46,26 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         WalletOpener(foundation.bus.outbox, foundation.clock).on_user_registered,
     )
     identity = IdentityPeer.connect(settings, foundation.clock)
-    # RPCs later releases build fall through to the generated base: UNIMPLEMENTED.
-    servicer = WalletServicer()  # type: ignore[abstract]
+    database, outbox, clock = foundation.database, foundation.bus.outbox, foundation.clock
+    writer = BatchWriter(database, max_batch=settings.write_batch_max, after_commit=[outbox.wake])
+    ledger = Ledger(database.dialect)
+    limit_for = settings.transfer_limit
+    holds = Holds(
+        database,
+        ledger,
+        outbox,
+        clock,
+        check_limit=lambda currency, amount: check_limit(limit_for, currency, amount),
+    )
+    sweeper = HoldExpirySweeper(writer, holds, clock, settings.hold_sweep_seconds)
+    servicer = WalletServicer(
+        writer=writer,
+        writes=IdempotentWrites(database, IDEMPOTENCY_KEYS, clock),
+        transfers=Transfers(ledger, holds, outbox, clock, limit_for),
+        holds=holds,
+        balances=Balances(database, clock),
+        history=History(database),
+    )
     spec = ServiceSpec(
         domain="wallet.superapp",
         service_names=[SERVICE_NAME],
@@ -48,12 +74,21 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         ),
         probe=foundation.database.ping,
         interceptors=[AuthInterceptor(identity.verifier, [POLICIES], domain="wallet.superapp")],
-        closers=[foundation.close, identity.close],
+        # Released in reverse, after in-flight calls finished: stop sweeping, drain
+        # the writer, then release the identity channel, the bus and the database.
+        closers=[foundation.close, identity.close, writer.close, sweeper.close],
     )
+    writer.start()
+    sweeper.start()
     foundation.bus.start()
-    return await start_grpc_service(
-        spec, settings, env_prefix="WALLET_", tracer_provider=tracer_provider
-    )
+    try:
+        return await start_grpc_service(
+            spec, settings, env_prefix="WALLET_", tracer_provider=tracer_provider
+        )
+    except BaseException:
+        for close in reversed(spec.closers):
+            await close()
+        raise
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,16 +52,16 @@ class Identity:
         return user, (("authorization", f"Bearer {tokens.access_token}"),)
 
 
-@pytest.fixture
-async def identity(
-    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
+@contextlib.asynccontextmanager
+async def running_identity(
+    database_url: str, data_dir: Path, tracer_provider: TracerProvider, nats_url: str
 ) -> AsyncIterator[Identity]:
     """Identity with a quick login block (3 failures, 1 s) and a known first admin."""
     settings = IdentitySettings(
         port=0,
-        data_dir=tmp_path,
+        data_dir=data_dir,
         database_url=database_url,
-        nats_url=nats_server.url,
+        nats_url=nats_url,
         login_max_failures=3,
         login_block_seconds=1,
         bootstrap_admin_email=ADMIN_EMAIL,
@@ -75,3 +76,12 @@ async def identity(
     finally:
         await channel.close()
         await service.stop(0)
+
+
+@pytest.fixture
+async def identity(
+    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
+) -> AsyncIterator[Identity]:
+    """Identity on the parametrised database."""
+    async with running_identity(database_url, tmp_path, tracer_provider, nats_server.url) as it:
+        yield it

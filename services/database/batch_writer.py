@@ -1,0 +1,164 @@
+"""One writer task that commits queued commands in batches: a transaction per batch.
+
+Each command is a plain function of a synchronous connection. The writer takes every
+command queued while the previous batch was committing, runs them one after another
+in a single transaction, each inside its own savepoint, and commits once. A command
+that raises is rolled back to its savepoint alone and its caller gets the error; the
+others still commit. Because commands run strictly one after another, each sees the
+effects of the ones before it: a batch is equivalent to running its commands serially,
+so no invariant depends on commands being independent.
+
+Why: on SQLite every commit and every aiosqlite statement costs a thread hop; a batch
+pays one hop and one commit for many commands (see `Database.sync_write`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from services.database.engine import Database
+from services.runtime.errors import ServiceError, Unavailable
+
+__all__ = ["BatchWriter", "Command"]
+
+T = TypeVar("T")
+Command = Callable[[Connection], T]
+
+_log = logging.getLogger(__name__)
+# PostgreSQL's "deadlock detected" and "serialization failure": the statement was
+# chosen as the victim and may simply be run again.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+_ATTEMPTS = 3
+
+
+@dataclass(slots=True)
+class _Queued:
+    command: Command[Any]
+    future: asyncio.Future[Any]
+    # The submitter's context (current trace, caller): its command runs inside it.
+    context: contextvars.Context
+
+
+@dataclass(slots=True)
+class _Outcome:
+    result: Any = None
+    error: BaseException | None = None
+
+
+class BatchWriter:
+    """Commits submitted commands in batches of up to `max_batch`."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        max_batch: int = 256,
+        after_commit: Sequence[Callable[[], None]] = (),
+    ) -> None:
+        self._database = database
+        self._max_batch = max_batch
+        self._after_commit = tuple(after_commit)
+        self._queue: asyncio.Queue[_Queued | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        """Start the writer task on the running loop."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="batch-writer")
+
+    async def submit(self, command: Command[T]) -> T:
+        """Run `command` in the next batch; its result, or the error it raised.
+
+        A caller that is cancelled before its batch starts is dropped from it; once
+        the batch runs, the command's effect commits whether or not anyone waits.
+        """
+        if self._closing or self._task is None:
+            raise Unavailable("SHUTTING_DOWN", "the service is shutting down; retry")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Queued(command, future, contextvars.copy_context()))
+        return await future
+
+    async def close(self) -> None:
+        """Finish every command already submitted, then stop; later submits fail."""
+        self._closing = True
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[_Queued] = []
+            item = await self._queue.get()
+            while item is not None:
+                if not item.future.done():  # its caller gave up before the batch began
+                    batch.append(item)
+                if len(batch) >= self._max_batch or self._queue.empty():
+                    break
+                item = self._queue.get_nowait()
+            stopping = item is None
+            if batch:
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[_Queued]) -> None:
+        try:
+            outcomes = await self._database.sync_write(lambda c: _execute(c, batch))
+        except Exception as error:
+            # BEGIN or COMMIT failed: nothing of this batch was written.
+            _log.exception("a write batch failed to commit", extra={"commands": len(batch)})
+            failure = Unavailable("DATABASE_UNAVAILABLE", "the write could not be committed")
+            failure.__cause__ = error
+            outcomes = [_Outcome(error=failure) for _ in batch]
+        else:
+            for hook in self._after_commit:
+                hook()
+        for queued, outcome in zip(batch, outcomes, strict=True):
+            if queued.future.done():
+                continue
+            if outcome.error is None:
+                queued.future.set_result(outcome.result)
+            else:
+                queued.future.set_exception(outcome.error)
+
+
+def _execute(connection: Connection, batch: list[_Queued]) -> list[_Outcome]:
+    return [queued.context.run(_attempt, connection, queued.command) for queued in batch]
+
+
+def _attempt(connection: Connection, command: Command[Any]) -> _Outcome:
+    for attempt in range(1, _ATTEMPTS + 1):
+        savepoint = connection.begin_nested()
+        try:
+            result = command(connection)
+        except ServiceError as error:
+            savepoint.rollback()
+            return _Outcome(error=error)
+        except DBAPIError as error:
+            savepoint.rollback()
+            if _retryable(error) and attempt < _ATTEMPTS:
+                continue
+            _log.exception("a write command failed")
+            return _Outcome(error=error)
+        except Exception as error:
+            savepoint.rollback()
+            _log.exception("a write command failed")
+            return _Outcome(error=error)
+        savepoint.commit()
+        return _Outcome(result=result)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _retryable(error: DBAPIError) -> bool:
+    original = error.orig
+    state = getattr(original, "pgcode", None) or getattr(original, "sqlstate", None)
+    return state in _RETRYABLE_SQLSTATES

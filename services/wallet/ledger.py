@@ -1,0 +1,278 @@
+"""The double-entry core: accounts, balanced transactions and reservations.
+
+Every function here runs inside a write transaction on a synchronous connection (see
+`BatchWriter`), one after another, so they are written as plain blocking calls with
+statements built once. Money only moves in transactions whose postings sum to zero;
+user accounts are debited with a conditional UPDATE (`posted - held >= amount`), which
+is both the overdraft check and, on PostgreSQL, the row lock that serialises writers
+of one account; the `never_overdrawn` CHECK constraint backs it up.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Insert, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from services.runtime.errors import FailedPrecondition, NotFound
+from services.runtime.ids import new_id
+from services.wallet.models import ACCOUNTS, POSTINGS, TRANSACTIONS, WALLETS
+
+__all__ = [
+    "Ledger",
+    "LedgerTransaction",
+    "Posting",
+    "SystemAccount",
+    "TransactionKind",
+    "counterparty",
+    "is_system",
+    "net_for",
+]
+
+
+class SystemAccount(enum.StrEnum):
+    """The platform's own accounts; their owner strings can never collide with a UUID."""
+
+    FUNDING = "system:funding"
+    SETTLEMENT = "system:settlement"
+    MERCHANT_PAYOUTS = "system:merchant_payouts"
+
+
+class TransactionKind(enum.StrEnum):
+    """What created a transaction."""
+
+    CREDIT = "credit"
+    TRANSFER = "transfer"
+    HOLD_CAPTURE = "hold_capture"
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One leg: a signed amount on the account of `owner` (a user id or a SystemAccount)."""
+
+    owner: str
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTransaction:
+    """An immutable, balanced transaction."""
+
+    transaction_id: str
+    kind: TransactionKind
+    currency_code: str
+    postings: tuple[Posting, ...]
+    description: str
+    request_id: str
+    hold_id: str | None
+    create_time: datetime
+
+
+def _upsert(dialect: str) -> Insert:
+    """Add `delta` to an account's posted balance, opening the account if it is new."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(ACCOUNTS).values(
+        owner=bindparam("account_owner"),
+        currency_code=bindparam("account_currency"),
+        system=bindparam("system"),
+        posted_minor=bindparam("delta"),
+        held_minor=0,
+        create_time=bindparam("now"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[ACCOUNTS.c.owner, ACCOUNTS.c.currency_code],
+        set_={"posted_minor": ACCOUNTS.c.posted_minor + statement.excluded.posted_minor},
+    )
+
+
+_ACCOUNT = (ACCOUNTS.c.owner == bindparam("account_owner")) & (
+    ACCOUNTS.c.currency_code == bindparam("account_currency")
+)
+_AVAILABLE = ACCOUNTS.c.posted_minor - ACCOUNTS.c.held_minor
+
+
+class Ledger:
+    """Accounts and transactions; `dialect` picks the upsert flavour."""
+
+    def __init__(self, dialect: str) -> None:
+        self._credit = _upsert(dialect)
+        self._debit_user = (
+            ACCOUNTS.update()
+            .where(_ACCOUNT & (bindparam("amount") <= _AVAILABLE))
+            .values(posted_minor=ACCOUNTS.c.posted_minor - bindparam("amount"))
+        )
+        self._reserve = (
+            ACCOUNTS.update()
+            .where(_ACCOUNT & (bindparam("amount") <= _AVAILABLE))
+            .values(held_minor=ACCOUNTS.c.held_minor + bindparam("amount"))
+        )
+        self._release = (
+            ACCOUNTS.update()
+            .where(_ACCOUNT & (ACCOUNTS.c.held_minor >= bindparam("amount")))
+            .values(held_minor=ACCOUNTS.c.held_minor - bindparam("amount"))
+        )
+        self._available = select(_AVAILABLE).where(_ACCOUNT)
+        self._wallets = select(WALLETS.c.user_id).where(
+            WALLETS.c.user_id.in_(bindparam("user_ids", expanding=True))
+        )
+        self._insert_transaction = TRANSACTIONS.insert()
+        self._insert_postings = POSTINGS.insert()
+
+    def require_wallets(self, connection: Connection, *user_ids: str) -> None:
+        """NOT_FOUND `WALLET_NOT_FOUND` naming the first of `user_ids` without a wallet."""
+        found = set(connection.scalars(self._wallets, {"user_ids": list(user_ids)}))
+        for user_id in user_ids:
+            if user_id not in found:
+                raise NotFound(
+                    "WALLET_NOT_FOUND", "the user has no wallet", metadata={"user_id": user_id}
+                )
+
+    def post(
+        self,
+        connection: Connection,
+        *,
+        kind: TransactionKind,
+        debit: str,
+        credit: str,
+        currency_code: str,
+        amount_minor: int,
+        description: str,
+        request_id: str,
+        now: datetime,
+        hold_id: str | None = None,
+    ) -> LedgerTransaction:
+        """Move `amount_minor` from `debit` to `credit` in one balanced transaction.
+
+        A user account must have the amount available (FAILED_PRECONDITION
+        `INSUFFICIENT_FUNDS` otherwise); system accounts may go negative. The credited
+        account is opened if this is its first money.
+        """
+        if debit in _SYSTEM_OWNERS:
+            self._add(connection, debit, currency_code, -amount_minor, now)
+        else:
+            self._take_available(connection, debit, currency_code, amount_minor)
+        self._add(connection, credit, currency_code, amount_minor, now)
+        transaction = LedgerTransaction(
+            transaction_id=new_id(),
+            kind=kind,
+            currency_code=currency_code,
+            postings=(Posting(debit, -amount_minor), Posting(credit, amount_minor)),
+            description=description,
+            request_id=request_id,
+            hold_id=hold_id,
+            create_time=now,
+        )
+        inserted = connection.execute(
+            self._insert_transaction,
+            {
+                "transaction_id": transaction.transaction_id,
+                "kind": kind.value,
+                "currency_code": currency_code,
+                "description": description,
+                "request_id": request_id,
+                "hold_id": hold_id,
+                "create_time": now,
+            },
+        ).inserted_primary_key
+        assert inserted is not None  # an INSERT always reports its key
+        seq = inserted[0]
+        connection.execute(
+            self._insert_postings,
+            [
+                {
+                    "seq": seq,
+                    "leg": leg,
+                    "owner": posting.owner,
+                    "currency_code": currency_code,
+                    "amount_minor": posting.amount_minor,
+                }
+                for leg, posting in enumerate(transaction.postings)
+            ],
+        )
+        return transaction
+
+    def reserve(
+        self, connection: Connection, user_id: str, currency_code: str, amount_minor: int
+    ) -> None:
+        """Move `amount_minor` of a user account from available to held."""
+        parameters = {
+            "account_owner": user_id,
+            "account_currency": currency_code,
+            "amount": amount_minor,
+        }
+        if connection.execute(self._reserve, parameters).rowcount != 1:
+            raise self._insufficient(connection, user_id, currency_code)
+
+    def release(
+        self, connection: Connection, user_id: str, currency_code: str, amount_minor: int
+    ) -> None:
+        """Return `amount_minor` of a user account from held to available."""
+        parameters = {
+            "account_owner": user_id,
+            "account_currency": currency_code,
+            "amount": amount_minor,
+        }
+        if connection.execute(self._release, parameters).rowcount != 1:
+            # Holds and `held_minor` change together; a mismatch is corruption, not input.
+            raise RuntimeError(f"account {user_id}/{currency_code} holds less than it released")
+
+    def _take_available(
+        self, connection: Connection, owner: str, currency_code: str, amount_minor: int
+    ) -> None:
+        parameters = {
+            "account_owner": owner,
+            "account_currency": currency_code,
+            "amount": amount_minor,
+        }
+        if connection.execute(self._debit_user, parameters).rowcount != 1:
+            raise self._insufficient(connection, owner, currency_code)
+
+    def _add(
+        self, connection: Connection, owner: str, currency_code: str, delta: int, now: datetime
+    ) -> None:
+        connection.execute(
+            self._credit,
+            {
+                "account_owner": owner,
+                "account_currency": currency_code,
+                "system": owner in _SYSTEM_OWNERS,
+                "delta": delta,
+                "now": now,
+            },
+        )
+
+    def _insufficient(
+        self, connection: Connection, owner: str, currency_code: str
+    ) -> FailedPrecondition:
+        available = connection.scalar(
+            self._available, {"account_owner": owner, "account_currency": currency_code}
+        )
+        return FailedPrecondition(
+            "INSUFFICIENT_FUNDS",
+            "the available balance does not cover the amount",
+            metadata={"currency_code": currency_code, "available_minor": str(available or 0)},
+        )
+
+
+_SYSTEM_OWNERS: frozenset[str] = frozenset(SystemAccount)
+
+
+def counterparty(postings: Sequence[Posting], viewer: str) -> str | None:
+    """The one other owner in `postings` as `viewer` sees it; None if there are several."""
+    others = {posting.owner for posting in postings if posting.owner != viewer}
+    return next(iter(others)) if len(others) == 1 else None
+
+
+def net_for(postings: Sequence[Posting], viewer: str) -> int:
+    """The signed change `postings` made to `viewer`'s account."""
+    return sum(posting.amount_minor for posting in postings if posting.owner == viewer)
+
+
+def is_system(owner: str) -> bool:
+    """Whether `owner` is a system account rather than a user."""
+    return owner in _SYSTEM_OWNERS
