@@ -82,7 +82,9 @@ async def test_tokens_from_identity_open_wallet_and_catalogue(
         try:
             opened = await wallet.GetWallet(get_wallet, metadata=as_user)
         except grpc.aio.AioRpcError as error:
-            assert rich_error(error).info.reason == "WALLET_NOT_FOUND"
+            reason = rich_error(error).info.reason
+            if reason != "WALLET_NOT_FOUND":
+                pytest.fail(f"GetWallet failed with {reason}")
             await asyncio.sleep(0.02)
         else:
             assert opened.wallet.user_id == user.user_id

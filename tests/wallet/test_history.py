@@ -45,7 +45,8 @@ async def test_pages_walk_the_history_once_while_new_transfers_land(bank: Bank) 
             break
     assert [t.transaction_id for t in seen] == sent[::-1]
     assert all(t.viewer_user_id == bob.user_id for t in seen)
-    assert seen[0].amount == eur(12) and seen[0].counterparty_user_id == ann.user_id
+    assert seen[0].amount == eur(12)
+    assert seen[0].counterparty_user_id == ann.user_id
 
     newest = await bank.stub.ListTransactions(
         pb.ListTransactionsRequest(user_id=ann.user_id, page_size=1), metadata=ann.auth

@@ -26,8 +26,9 @@ async def _ledger_is_balanced(bank: Bank) -> None:
     )
     assert unbalanced == 0
     drifted = await bank.scalar(
-        "SELECT count(*) FROM accounts a WHERE a.posted_minor <> (SELECT coalesce(sum(p.amount_minor), 0)"
-        " FROM postings p WHERE p.owner = a.owner AND p.currency_code = a.currency_code)"
+        "SELECT count(*) FROM accounts a WHERE a.posted_minor <>"
+        " (SELECT coalesce(sum(p.amount_minor), 0) FROM postings p"
+        " WHERE p.owner = a.owner AND p.currency_code = a.currency_code)"
     )
     assert drifted == 0
     assert (
@@ -83,7 +84,7 @@ async def test_concurrent_retried_transfers_keep_every_invariant(bank: Bank) -> 
 
     refusals: Counter[tuple[grpc.StatusCode, str]] = Counter()
     done: dict[str, pb.Transaction] = {}
-    for (source, target, amount, request_id), outcome in zip(
+    for (_, _, amount, request_id), outcome in zip(
         [t for t in plan for _ in range(RETRIES)], outcomes, strict=True
     ):
         if isinstance(outcome, pb.Transaction):
