@@ -5,17 +5,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalogue.models import Category, Product
+from services.catalogue.records import PUBLISHED
 from services.database import Database
-from services.runtime.errors import NotFound
+from services.runtime.clock import Clock
+from services.runtime.errors import AlreadyExists, NotFound
+from services.runtime.ids import new_id
 
-__all__ = ["CategoryPage", "CategoryTree", "CategoryView"]
-
-PUBLISHED = "PUBLISHED"
+__all__ = [
+    "CategoryPage",
+    "CategoryTree",
+    "CategoryView",
+    "category_exists",
+    "require_category",
+    "subtree_ids",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +55,84 @@ def _not_found(category_id: str) -> NotFound:
     )
 
 
-class CategoryTree:
-    """Reads of the category tree."""
+_CATEGORY_ID = select(Category.category_id).where(Category.category_id == bindparam("category_id"))
 
-    def __init__(self, database: Database) -> None:
+
+def subtree_ids() -> Select[Any]:
+    """The ids of the category `:category_id` and all its descendants (a recursive CTE)."""
+    tree = (
+        select(Category.category_id.label("node_id"))
+        .where(Category.category_id == bindparam("category_id"))
+        .cte("subtree", recursive=True)
+    )
+    tree = tree.union_all(
+        select(Category.category_id).join(tree, Category.parent_category_id == tree.c.node_id)
+    )
+    return select(tree.c.node_id)
+
+
+async def category_exists(database: Database, category_id: str) -> None:
+    """NOT_FOUND `CATEGORY_NOT_FOUND` unless the category exists (a point read)."""
+    if not await database.lookup(_CATEGORY_ID, {"category_id": category_id}):
+        raise _not_found(category_id)
+
+
+async def require_category(session: AsyncSession, category_id: str) -> None:
+    """NOT_FOUND `CATEGORY_NOT_FOUND` unless the category exists."""
+    if await session.get(Category, category_id) is None:
+        raise _not_found(category_id)
+
+
+def _name_taken(name: str, parent_id: str | None, existing_id: str) -> AlreadyExists:
+    return AlreadyExists(
+        "CATEGORY_NAME_TAKEN",
+        f"a category named {name!r} exists already under this parent",
+        metadata={
+            "name": name,
+            "parent_category_id": parent_id or "",
+            "category_id": existing_id,
+        },
+    )
+
+
+class CategoryTree:
+    """The category tree: admins add nodes, everyone reads them with their counts."""
+
+    def __init__(self, database: Database, clock: Clock) -> None:
         self._database = database
+        self._clock = clock
+
+    async def create(self, session: AsyncSession, name: str, parent_id: str | None) -> CategoryView:
+        """A new category under `parent_id` (a root when None); names are unique among
+        siblings, compared case-insensitively."""
+        if parent_id is not None:
+            await require_category(session, parent_id)
+        key = name.lower()
+        siblings = select(Category.category_id).where(Category.name_key == key)
+        if parent_id is None:
+            siblings = siblings.where(Category.parent_category_id.is_(None))
+        else:
+            siblings = siblings.where(Category.parent_category_id == parent_id)
+        if (existing := await session.scalar(siblings)) is not None:
+            raise _name_taken(name, parent_id, existing)
+        category = Category(
+            category_id=new_id(),
+            name=name,
+            name_key=key,
+            parent_category_id=parent_id,
+            create_time=self._clock.now(),
+        )
+        try:
+            # A savepoint, so that losing a race on PostgreSQL leaves the transaction
+            # usable for finding the sibling that won.
+            async with session.begin_nested():
+                session.add(category)
+        except IntegrityError:
+            winner = await session.scalar(siblings)
+            if winner is None:
+                raise
+            raise _name_taken(name, parent_id, winner) from None
+        return _view(category, {})
 
     async def get(self, category_id: str) -> CategoryView:
         """One category; NOT_FOUND `CATEGORY_NOT_FOUND` if there is none."""
