@@ -60,7 +60,7 @@ _P = PRODUCTS.c
 _R = RESERVATIONS.c
 _NOW = bindparam("now", type_=UtcDateTime())
 
-_PRODUCT_BY_ID = product_select().where(_P.product_id == bindparam("product_id"))
+_PRODUCT_BY_ID = product_select().where(_P.product_id == bindparam("product"))
 _RESERVATION_COLUMNS = (
     _R.reservation_id,
     _R.product_id,
@@ -72,14 +72,14 @@ _RESERVATION_COLUMNS = (
     _R.resolve_time,
 )
 _RESERVATION_BY_ID = select(*_RESERVATION_COLUMNS).where(
-    _R.reservation_id == bindparam("reservation_id")
+    _R.reservation_id == bindparam("reservation")
 )
 _LOCKED_RESERVATION_BY_ID = _RESERVATION_BY_ID.with_for_update()
 
 _TAKE_UNITS = (
     PRODUCTS.update()
     .where(
-        _P.product_id == bindparam("product_id"),
+        _P.product_id == bindparam("product"),
         _P.status == PUBLISHED,
         _P.stocked - _P.reserved >= bindparam("quantity"),
     )
@@ -88,13 +88,13 @@ _TAKE_UNITS = (
 )
 _RETURN_UNITS = (
     PRODUCTS.update()
-    .where(_P.product_id == bindparam("product_id"))
+    .where(_P.product_id == bindparam("product"))
     .values(reserved=_P.reserved - bindparam("quantity"))
     .returning(_P.merchant_id, _P.stocked, _P.reserved)
 )
 _SELL_UNITS = (
     PRODUCTS.update()
-    .where(_P.product_id == bindparam("product_id"))
+    .where(_P.product_id == bindparam("product"))
     .values(
         stocked=_P.stocked - bindparam("quantity"), reserved=_P.reserved - bindparam("quantity")
     )
@@ -103,19 +103,19 @@ _SELL_UNITS = (
 _ADJUST_UNITS = (
     PRODUCTS.update()
     .where(
-        _P.product_id == bindparam("product_id"),
+        _P.product_id == bindparam("product"),
         _P.stocked + bindparam("delta") >= _P.reserved,
     )
     .values(stocked=_P.stocked + bindparam("delta"))
     .returning(_P.merchant_id, _P.stocked, _P.reserved)
 )
-_COUNTERS = select(_P.stocked, _P.reserved).where(_P.product_id == bindparam("product_id"))
+_COUNTERS = select(_P.stocked, _P.reserved).where(_P.product_id == bindparam("product"))
 
 # Expired holds of one product, taken over by the write that found them.
 _EXPIRE_HOLDS_OF = (
     RESERVATIONS.update()
     .where(
-        _R.product_id == bindparam("product_id"),
+        _R.product_id == bindparam("product"),
         _R.status == PENDING,
         _R.expire_time <= _NOW,
     )
@@ -160,7 +160,7 @@ class Inventory:
         now = self._clock.now()
         await self._expire_holds_of(session, product_id, now)
         taken = (
-            await session.execute(_TAKE_UNITS, {"product_id": product_id, "quantity": quantity})
+            await session.execute(_TAKE_UNITS, {"product": product_id, "quantity": quantity})
         ).first()
         if taken is None:
             raise await self._refusal(session, caller, product_id, quantity)
@@ -204,7 +204,7 @@ class Inventory:
         sold = (
             await session.execute(
                 _SELL_UNITS,
-                {"product_id": reservation.product_id, "quantity": reservation.quantity},
+                {"product": reservation.product_id, "quantity": reservation.quantity},
             )
         ).one()
         await self._outbox.record(
@@ -232,7 +232,7 @@ class Inventory:
         returned = (
             await session.execute(
                 _RETURN_UNITS,
-                {"product_id": reservation.product_id, "quantity": reservation.quantity},
+                {"product": reservation.product_id, "quantity": reservation.quantity},
             )
         ).one()
         await self._outbox.record(
@@ -253,7 +253,7 @@ class Inventory:
 
     async def get_reservation(self, caller: Caller, reservation_id: str) -> ReservationRecord:
         """The reservation as it is now; NOT_FOUND for one `caller` may not see."""
-        rows = await self._database.lookup(_RESERVATION_BY_ID, {"reservation_id": reservation_id})
+        rows = await self._database.lookup(_RESERVATION_BY_ID, {"reservation": reservation_id})
         if not rows:
             raise reservation_not_found(reservation_id)
         reservation = ReservationRecord(**rows[0]._mapping)
@@ -270,7 +270,7 @@ class Inventory:
         now = self._clock.now()
         # Unlocked: the access check reads only the merchant, which never changes.
         row = (
-            await session.execute(_PRODUCT_BY_ID, {"product_id": product_id, "now": now})
+            await session.execute(_PRODUCT_BY_ID, {"product": product_id, "now": now})
         ).first()
         if row is None:
             raise product_not_found(product_id)
@@ -278,10 +278,10 @@ class Inventory:
         check_may_change_product(caller, product_id, product.merchant_id, product.status)
         await self._expire_holds_of(session, product_id, now)
         adjusted = (
-            await session.execute(_ADJUST_UNITS, {"product_id": product_id, "delta": delta})
+            await session.execute(_ADJUST_UNITS, {"product": product_id, "delta": delta})
         ).first()
         if adjusted is None:
-            counters = (await session.execute(_COUNTERS, {"product_id": product_id})).one()
+            counters = (await session.execute(_COUNTERS, {"product": product_id})).one()
             raise FailedPrecondition(
                 "STOCK_BELOW_RESERVED",
                 "the stocked quantity may not drop below the reserved quantity",
@@ -327,7 +327,7 @@ class Inventory:
 
     async def _expire_holds_of(self, session: AsyncSession, product_id: str, now: datetime) -> None:
         expired = (
-            await session.execute(_EXPIRE_HOLDS_OF, {"product_id": product_id, "now": now})
+            await session.execute(_EXPIRE_HOLDS_OF, {"product": product_id, "now": now})
         ).all()
         if expired:
             await self._return_expired(session, product_id, expired, now)
@@ -337,7 +337,7 @@ class Inventory:
     ) -> None:
         total = sum(hold.quantity for hold in holds)
         returned = (
-            await session.execute(_RETURN_UNITS, {"product_id": product_id, "quantity": total})
+            await session.execute(_RETURN_UNITS, {"product": product_id, "quantity": total})
         ).one()
         # Each event carries the stock right after its own units returned.
         still_held = total
@@ -364,7 +364,7 @@ class Inventory:
         """Why units of `product_id` could not be taken, as the error to raise."""
         row = (
             await session.execute(
-                _PRODUCT_BY_ID, {"product_id": product_id, "now": self._clock.now()}
+                _PRODUCT_BY_ID, {"product": product_id, "now": self._clock.now()}
             )
         ).first()
         if row is None:
@@ -396,7 +396,7 @@ class Inventory:
     ) -> ReservationRecord:
         """The reservation, locked, if `caller` may see it and it can still be resolved."""
         row = (
-            await session.execute(_LOCKED_RESERVATION_BY_ID, {"reservation_id": reservation_id})
+            await session.execute(_LOCKED_RESERVATION_BY_ID, {"reservation": reservation_id})
         ).first()
         if row is None:
             raise reservation_not_found(reservation_id)
