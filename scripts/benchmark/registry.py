@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from scripts.benchmark.catalogue_scenarios import catalogue_scenarios
 from scripts.benchmark.eventbus_scenarios import eventbus_scenarios
 from scripts.benchmark.identity_scenarios import identity_scenarios
 from scripts.benchmark.rpc_scenarios import rpc_scenarios
@@ -17,7 +18,12 @@ __all__ = ["all_scenarios", "select"]
 
 def all_scenarios() -> list[Scenario]:
     """All scenarios in run order; each ceiling comes before what is compared with it."""
-    return [*rpc_scenarios(), *identity_scenarios(), *eventbus_scenarios()]
+    return [
+        *rpc_scenarios(),
+        *identity_scenarios(),
+        *catalogue_scenarios(),
+        *eventbus_scenarios(),
+    ]
 
 
 def select(scenarios: Sequence[Scenario], only: Sequence[str]) -> list[Scenario]:

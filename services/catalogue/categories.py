@@ -11,8 +11,7 @@ from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.catalogue.models import Category, Product
-from services.catalogue.records import PUBLISHED
+from services.catalogue.models import Category
 from services.database import Database
 from services.runtime.clock import Clock
 from services.runtime.errors import AlreadyExists, NotFound
@@ -170,7 +169,11 @@ def _view(category: Category, counts: dict[str, int]) -> CategoryView:
 
 
 async def _published_counts(session: AsyncSession, roots: Sequence[str]) -> dict[str, int]:
-    """Published products in each root category and all its descendants, in one query."""
+    """Published products in each root category and all its descendants, in one query.
+
+    Each category keeps the count of its own published products (see the model), so this
+    walks the category tree only, however many products there are.
+    """
     if not roots:
         return {}
     tree = (
@@ -184,9 +187,8 @@ async def _published_counts(session: AsyncSession, roots: Sequence[str]) -> dict
         )
     )
     query = (
-        select(tree.c.root_id, func.count(Product.product_id))
-        .select_from(tree)
-        .outerjoin(Product, (Product.category_id == tree.c.node_id) & (Product.status == PUBLISHED))
+        select(tree.c.root_id, func.sum(Category.published_products))
+        .join_from(tree, Category, Category.category_id == tree.c.node_id)
         .group_by(tree.c.root_id)
     )
     return {str(root): int(count) for root, count in await session.execute(query)}

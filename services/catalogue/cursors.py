@@ -109,27 +109,31 @@ class PriceCursor:
 
 @dataclass(frozen=True, slots=True)
 class RelevanceCursor:
-    """Best match first, then newest first."""
+    """Best tier first, then most relevant within the tier, then newest first."""
 
-    SIZE: ClassVar[int] = 3
-    score: float
+    SIZE: ClassVar[int] = 4
+    tier: int
+    relevance: float
     create_time: datetime
     product_id: str
 
     def key(self) -> list[Key]:
         # The exact binary value, so the next page compares against the same double.
-        return [self.score.hex(), _micros(self.create_time), self.product_id]
+        return [self.tier, self.relevance.hex(), _micros(self.create_time), self.product_id]
 
     def parameters(self) -> dict[str, Any]:
         return {
-            "after_score": self.score,
+            "after_relevance": self.relevance,
             "after_create_time": self.create_time,
             "after_product_id": self.product_id,
         }
 
     @classmethod
     def from_key(cls, key: Sequence[Key]) -> RelevanceCursor:
-        return cls(float.fromhex(_text(key[0])), _moment(key[1]), _text(key[2]))
+        relevance = float.fromhex(_text(key[1]))
+        if not 0.0 <= relevance < 1.0:
+            raise ValueError("a relevance is a fraction")
+        return cls(_integer(key[0]), relevance, _moment(key[2]), _text(key[3]))
 
 
 _C = TypeVar("_C", NewestCursor, PriceCursor, RelevanceCursor)

@@ -269,9 +269,7 @@ class Inventory:
         """
         now = self._clock.now()
         # Unlocked: the access check reads only the merchant, which never changes.
-        row = (
-            await session.execute(_PRODUCT_BY_ID, {"product": product_id, "now": now})
-        ).first()
+        row = (await session.execute(_PRODUCT_BY_ID, {"product": product_id, "now": now})).first()
         if row is None:
             raise product_not_found(product_id)
         product = record_of(row)
@@ -363,9 +361,7 @@ class Inventory:
     ) -> Exception:
         """Why units of `product_id` could not be taken, as the error to raise."""
         row = (
-            await session.execute(
-                _PRODUCT_BY_ID, {"product": product_id, "now": self._clock.now()}
-            )
+            await session.execute(_PRODUCT_BY_ID, {"product": product_id, "now": self._clock.now()})
         ).first()
         if row is None:
             return product_not_found(product_id)

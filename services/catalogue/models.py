@@ -93,6 +93,9 @@ class Category(Base):
         ForeignKey("categories.category_id"), index=True
     )
     create_time: Mapped[datetime] = mapped_column(UtcDateTime())
+    # PUBLISHED products directly in this category, kept by triggers on products
+    # (migration 0003), so counting a subtree walks categories, not products.
+    published_products: Mapped[int] = mapped_column(BigInteger(), default=0, server_default="0")
 
 
 class Product(Base):

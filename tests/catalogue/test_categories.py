@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 
 from services.runtime.ids import new_id
@@ -21,17 +22,40 @@ async def test_admins_build_the_tree_and_counts_follow_published_products(shop: 
     kitchen = await shop.category("Kitchen", home.category_id)
     assert (home.name, home.parent_category_id, home.product_count) == ("Home", "", 0)
     assert kitchen.parent_category_id == home.category_id
+    garden = await shop.category("Garden")
     _, merchant = await shop.signed_in(merchant=True)
-    await shop.product(merchant, category_id=kitchen.category_id)
-    await shop.product(merchant, category_id=home.category_id)
-    await shop.product(merchant, category_id=kitchen.category_id, publish=False)
-    counts = {
-        c.name: c.product_count
-        for c in (await shop.stub.ListCategories(pb.ListCategoriesRequest())).categories
-    }
-    assert counts == {"Home": 2, "Kitchen": 1}
+    pan = await shop.product(merchant, category_id=kitchen.category_id)
+    lamp = await shop.product(merchant, category_id=home.category_id)
+    draft = await shop.product(merchant, category_id=kitchen.category_id, publish=False)
 
-    request = _create("Garden")
+    async def counts() -> dict[str, int]:
+        reply = await shop.stub.ListCategories(pb.ListCategoriesRequest())
+        return {c.name: c.product_count for c in reply.categories}
+
+    assert await counts() == {"Home": 2, "Kitchen": 1, "Garden": 0}
+    # Counts follow publishing, moves between categories and archiving.
+    await shop.stub.PublishProduct(
+        pb.PublishProductRequest(product_id=draft.product_id, request_id=new_id()),
+        metadata=merchant,
+    )
+    await shop.stub.UpdateProduct(
+        pb.UpdateProductRequest(
+            product=pb.Product(product_id=pan.product_id, category_id=garden.category_id),
+            update_mask=FieldMask(paths=["category_id"]),
+            request_id=new_id(),
+        ),
+        metadata=merchant,
+    )
+    assert await counts() == {"Home": 2, "Kitchen": 1, "Garden": 1}
+    await shop.stub.ArchiveProduct(
+        pb.ArchiveProductRequest(product_id=lamp.product_id, request_id=new_id()),
+        metadata=merchant,
+    )
+    assert await counts() == {"Home": 1, "Kitchen": 1, "Garden": 1}
+    one = await shop.stub.GetCategory(pb.GetCategoryRequest(category_id=home.category_id))
+    assert one.category.product_count == 1
+
+    request = _create("Tools")
     first = await shop.stub.CreateCategory(request, metadata=shop.admin)
     assert await shop.stub.CreateCategory(request, metadata=shop.admin) == first
 

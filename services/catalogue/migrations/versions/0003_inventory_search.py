@@ -3,8 +3,10 @@
 The full-text index differs per backend and is kept in sync by the database itself, so
 every write path (RPCs, bulk seeding, manual fixes) indexes what it writes:
 
-- SQLite: an FTS5 table holding the searchable text of PUBLISHED products, maintained by
-  triggers on `products`. FTS5 rows are addressed by integer rowids, and the rowids of
+- SQLite: an FTS5 table holding the searchable text of PUBLISHED products, with the
+  product id, category and creation time that searches filter and sort by (so a search
+  never reads `products` for the rows it does not return), maintained by triggers on
+  `products`. FTS5 rows are addressed by integer rowids, and the rowids of
   `products` (a table without an INTEGER PRIMARY KEY) may change on VACUUM, so the
   triggers map product ids to stable FTS rowids through `product_search_rows`.
 - PostgreSQL: a stored generated `tsvector` column (title weight A, attribute values B,
@@ -30,6 +32,81 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Each category's count of PUBLISHED products directly in it, kept by the database on
+# every write to products, as the full-text index is.
+_COUNT_BACKFILL = """
+    UPDATE categories SET published_products = (
+        SELECT count(*) FROM products
+        WHERE products.category_id = categories.category_id AND products.status = 'PUBLISHED'
+    )
+"""
+_SQLITE_COUNTS = [
+    """
+    CREATE TRIGGER products_count_insert AFTER INSERT ON products
+    WHEN new.status = 'PUBLISHED' AND new.category_id IS NOT NULL
+    BEGIN
+        UPDATE categories SET published_products = published_products + 1
+        WHERE category_id = new.category_id;
+    END
+    """,
+    """
+    CREATE TRIGGER products_count_update AFTER UPDATE OF status, category_id ON products
+    BEGIN
+        UPDATE categories SET published_products = published_products - 1
+        WHERE category_id = old.category_id AND old.status = 'PUBLISHED';
+        UPDATE categories SET published_products = published_products + 1
+        WHERE category_id = new.category_id AND new.status = 'PUBLISHED';
+    END
+    """,
+    """
+    CREATE TRIGGER products_count_delete AFTER DELETE ON products
+    WHEN old.status = 'PUBLISHED'
+    BEGIN
+        UPDATE categories SET published_products = published_products - 1
+        WHERE category_id = old.category_id;
+    END
+    """,
+]
+# The two categories of a move are updated in id order: two moves in opposite directions
+# between the same pair then wait for each other instead of deadlocking.
+_POSTGRESQL_COUNTS = [
+    """
+    CREATE FUNCTION count_published_products() RETURNS trigger LANGUAGE plpgsql AS $body$
+    DECLARE
+        leaving varchar(36);
+        arriving varchar(36);
+    BEGIN
+        IF TG_OP <> 'INSERT' AND OLD.status = 'PUBLISHED' THEN
+            leaving := OLD.category_id;
+        END IF;
+        IF TG_OP <> 'DELETE' AND NEW.status = 'PUBLISHED' THEN
+            arriving := NEW.category_id;
+        END IF;
+        IF leaving IS NOT DISTINCT FROM arriving THEN
+            RETURN NULL;
+        END IF;
+        IF arriving IS NULL OR (leaving IS NOT NULL AND leaving < arriving) THEN
+            UPDATE categories SET published_products = published_products - 1
+            WHERE category_id = leaving;
+            UPDATE categories SET published_products = published_products + 1
+            WHERE category_id = arriving;
+        ELSE
+            UPDATE categories SET published_products = published_products + 1
+            WHERE category_id = arriving;
+            UPDATE categories SET published_products = published_products - 1
+            WHERE category_id = leaving;
+        END IF;
+        RETURN NULL;
+    END
+    $body$
+    """,
+    """
+    CREATE TRIGGER products_count
+    AFTER INSERT OR DELETE OR UPDATE OF status, category_id ON products
+    FOR EACH ROW EXECUTE FUNCTION count_published_products()
+    """,
+]
+
 _SQLITE_SEARCH = [
     """
     CREATE TABLE product_search_rows (
@@ -39,7 +116,8 @@ _SQLITE_SEARCH = [
     """,
     """
     CREATE VIRTUAL TABLE product_search USING fts5(
-        product_id UNINDEXED, title, attributes, description,
+        product_id UNINDEXED, category_id UNINDEXED, create_time UNINDEXED,
+        title, attributes, description,
         tokenize = 'unicode61 remove_diacritics 0'
     )
     """,
@@ -49,8 +127,9 @@ _SQLITE_SEARCH = [
     WHEN new.status = 'PUBLISHED'
     BEGIN
         INSERT INTO product_search_rows (product_id) VALUES (new.product_id);
-        INSERT INTO product_search (rowid, product_id, title, attributes, description)
-        SELECT r.search_rowid, new.product_id, new.title,
+        INSERT INTO product_search
+            (rowid, product_id, category_id, create_time, title, attributes, description)
+        SELECT r.search_rowid, new.product_id, new.category_id, new.create_time, new.title,
                (SELECT coalesce(group_concat(value, ' '), '') FROM json_each(new.attributes)),
                new.description
         FROM product_search_rows AS r WHERE r.product_id = new.product_id;
@@ -58,15 +137,16 @@ _SQLITE_SEARCH = [
     """,
     """
     CREATE TRIGGER products_search_update
-    AFTER UPDATE OF title, description, attributes, status ON products
+    AFTER UPDATE OF title, description, attributes, category_id, status ON products
     BEGIN
         DELETE FROM product_search WHERE rowid =
             (SELECT search_rowid FROM product_search_rows WHERE product_id = old.product_id);
         DELETE FROM product_search_rows WHERE product_id = old.product_id;
         INSERT INTO product_search_rows (product_id)
         SELECT new.product_id WHERE new.status = 'PUBLISHED';
-        INSERT INTO product_search (rowid, product_id, title, attributes, description)
-        SELECT r.search_rowid, new.product_id, new.title,
+        INSERT INTO product_search
+            (rowid, product_id, category_id, create_time, title, attributes, description)
+        SELECT r.search_rowid, new.product_id, new.category_id, new.create_time, new.title,
                (SELECT coalesce(group_concat(value, ' '), '') FROM json_each(new.attributes)),
                new.description
         FROM product_search_rows AS r WHERE r.product_id = new.product_id;
@@ -86,8 +166,9 @@ _SQLITE_SEARCH = [
     SELECT product_id FROM products WHERE status = 'PUBLISHED'
     """,
     """
-    INSERT INTO product_search (rowid, product_id, title, attributes, description)
-    SELECT r.search_rowid, p.product_id, p.title,
+    INSERT INTO product_search
+        (rowid, product_id, category_id, create_time, title, attributes, description)
+    SELECT r.search_rowid, p.product_id, p.category_id, p.create_time, p.title,
            (SELECT coalesce(group_concat(value, ' '), '') FROM json_each(p.attributes)),
            p.description
     FROM products AS p JOIN product_search_rows AS r ON r.product_id = p.product_id
@@ -188,9 +269,17 @@ def upgrade() -> None:
         sqlite_where=sa.text("parent_category_id IS NULL"),
         postgresql_where=sa.text("parent_category_id IS NULL"),
     )
+    op.add_column(
+        "categories",
+        sa.Column("published_products", sa.BigInteger(), nullable=False, server_default="0"),
+    )
     connection = op.get_bind()
+    if connection.dialect.name == "sqlite":
+        statements = [*_SQLITE_SEARCH, _COUNT_BACKFILL, *_SQLITE_COUNTS]
+    else:
+        statements = [*_POSTGRESQL_SEARCH, _COUNT_BACKFILL, *_POSTGRESQL_COUNTS]
     # Straight to the driver: `[:alnum:]` would read as a bind parameter to text().
-    for statement in _SQLITE_SEARCH if connection.dialect.name == "sqlite" else _POSTGRESQL_SEARCH:
+    for statement in statements:
         connection.exec_driver_sql(statement)
 
 
