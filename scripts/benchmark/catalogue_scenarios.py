@@ -27,12 +27,14 @@ if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
 
 __all__ = ["catalogue_scenarios"]
 
-_PRODUCTS = int(os.environ.get("SUPERAPP_BENCH_CATALOGUE_PRODUCTS", "100000"))
+_PRODUCTS_SETTING = "SUPERAPP_BENCH_CATALOGUE_PRODUCTS"
 
 
 async def _catalogue(env: Environment) -> tuple[SeededCatalogue, list[CatalogueServiceAsyncStub]]:
     """The seeded data and a stub per client channel to the catalogue serving it."""
-    seeded = await seed_catalogue(env.work_dir / "catalogue", _PRODUCTS)
+    seeded = await seed_catalogue(
+        env.work_dir / "catalogue", int(os.environ.get(_PRODUCTS_SETTING, "100000"))
+    )
     channels = await env.channels(await env.service("catalogue"))
     return seeded, [catalogue_service_pb2_grpc.CatalogueServiceStub(c) for c in channels]
 
