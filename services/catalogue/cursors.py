@@ -130,10 +130,10 @@ class RelevanceCursor:
 
     @classmethod
     def from_key(cls, key: Sequence[Key]) -> RelevanceCursor:
-        relevance = float.fromhex(_text(key[1]))
-        if not 0.0 <= relevance < 1.0:
-            raise ValueError("a relevance is a fraction")
-        return cls(_integer(key[0]), relevance, _moment(key[2]), _text(key[3]))
+        tier, relevance = _integer(key[0]), float.fromhex(_text(key[1]))
+        if tier not in range(4) or not 0.0 <= relevance < 1.0:
+            raise ValueError("a tier is 0 to 3 and a relevance a fraction")
+        return cls(tier, relevance, _moment(key[2]), _text(key[3]))
 
 
 _C = TypeVar("_C", NewestCursor, PriceCursor, RelevanceCursor)
