@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from scripts.benchmark.catalogue_scenarios import catalogue_scenarios
 from scripts.benchmark.eventbus_scenarios import eventbus_scenarios
 from scripts.benchmark.identity_scenarios import identity_scenarios
 from scripts.benchmark.rpc_scenarios import rpc_scenarios
@@ -22,6 +23,7 @@ def all_scenarios() -> list[Scenario]:
         *rpc_scenarios(),
         *identity_scenarios(),
         *wallet_scenarios(),
+        *catalogue_scenarios(),
         *eventbus_scenarios(),
     ]
 
