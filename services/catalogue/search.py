@@ -111,20 +111,22 @@ class SearchQuery:
         if not terms:
             return SearchPage([], None)
         queries = self._dialect.tier_queries(terms)
+        now = self._clock.now()
         hits: list[SearchHit] = []
         for tier in _TIERS:
-            if after is not None and tier > after.tier:
-                continue  # every hit of a better tier came before the cursor
-            resumes = after is not None and tier == after.tier
             parameters: dict[str, Any] = {
                 "query": queries[tier],
-                "now": self._clock.now(),
+                "now": now,
                 "category_id": category_id,
                 "limit": page_size + 1 - len(hits),
             }
-            if resumes:
-                assert after is not None
-                parameters.update(after.parameters())
+            resumes = False
+            if after is not None:
+                if tier > after.tier:
+                    continue  # every hit of a better tier came before the cursor
+                if tier == after.tier:
+                    resumes = True
+                    parameters.update(after.parameters())
             statement = self._statement(category_id is not None, resumes)
             rows = await self._database.scan(statement, parameters)
             hits.extend(SearchHit(record_of(row), tier, float(row.relevance)) for row in rows)
@@ -159,18 +161,6 @@ class _Dialect:
         raise NotImplementedError
 
 
-def _fts5_tiers(terms: list[str]) -> dict[int, str]:
-    prefixes = " ".join(f'"{term}"*' for term in terms)
-    words = " ".join(f'"{term}"' for term in terms)
-    title = "title : (" + " OR ".join(f'"{term}"*' for term in terms) + ")"
-    return {
-        3: f"({title}) AND ({words})",
-        2: f"(({title}) AND ({prefixes})) NOT ({words})",
-        1: f"({words}) NOT ({title})",
-        0: f"(({prefixes}) NOT ({words})) NOT ({title})",
-    }
-
-
 class _Fts5(_Dialect):
     # MATCH and bm25() take the FTS5 table's name as their first operand.
     _NAME: ColumnElement[Any] = literal_column("product_search")
@@ -182,7 +172,15 @@ class _Fts5(_Dialect):
     )
 
     def tier_queries(self, terms: list[str]) -> dict[int, str]:
-        return _fts5_tiers(terms)
+        prefixes = " ".join(f'"{term}"*' for term in terms)
+        words = " ".join(f'"{term}"' for term in terms)
+        title = "title : (" + " OR ".join(f'"{term}"*' for term in terms) + ")"
+        return {
+            3: f"({title}) AND ({words})",
+            2: f"(({title}) AND ({prefixes})) NOT ({words})",
+            1: f"({words}) NOT ({title})",
+            0: f"(({prefixes}) NOT ({words})) NOT ({title})",
+        }
 
     def matches(self) -> Select[Any]:
         # bm25() is lower-is-better and never positive. Weights by column: product_id,
