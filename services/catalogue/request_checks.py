@@ -1,7 +1,7 @@
 """The limits of CatalogueService requests, checked and turned into domain values.
 
 Every function records each bad field on a `RequestCheck` (so one reply names them all)
-and returns the cleaned value; the servicer calls `finish` before acting.
+and returns the cleaned value; the servicer calls `check.done()` before acting.
 """
 
 from __future__ import annotations
@@ -15,13 +15,11 @@ from superapp.type.v1 import money_pb2
 
 from services.catalogue.listing import ProductFilter, ProductOrder
 from services.catalogue.records import MUTABLE_PATHS, PUBLISHED, ProductFields
-from services.runtime.errors import InvalidArgument
 from services.runtime.validation import RequestCheck
 
 __all__ = [
     "DEFAULT_TTL",
     "category_name",
-    "finish",
     "product_fields",
     "product_filter",
     "quantity",
@@ -55,19 +53,6 @@ _ORDERS = {
     pb.PRODUCT_ORDER_BY_PRICE_ASCENDING: ProductOrder.PRICE_ASCENDING,
     pb.PRODUCT_ORDER_BY_PRICE_DESCENDING: ProductOrder.PRICE_DESCENDING,
 }
-
-
-def finish(check: RequestCheck) -> None:
-    """Raise the violations found, if any, as one INVALID_ARGUMENT.
-
-    The ErrorInfo reason is INVALID_CURRENCY when a currency code is all that is wrong,
-    as the contract lists it apart; INVALID_ARGUMENT otherwise.
-    """
-    if not check.violations:
-        return
-    if all(violation.reason == "INVALID_CURRENCY" for violation in check.violations):
-        raise InvalidArgument(check.violations, reason="INVALID_CURRENCY")
-    check.done()
 
 
 def _trimmed_name(check: RequestCheck, field: str, value: str, max_length: int) -> str:

@@ -118,7 +118,7 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
             check.fail("product", "is required", "REQUIRED")
         fields = checks.product_fields(check, request.product)
         check.request_id(request.request_id)
-        checks.finish(check)
+        check.done()
         caller = require_caller()
 
         async def create(session: AsyncSession) -> pb.CreateProductResponse:
@@ -146,7 +146,7 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         paths = checks.update_paths(check, request.update_mask.paths)
         fields = checks.product_fields(check, request.product, paths)
         check.request_id(request.request_id)
-        checks.finish(check)
+        check.done()
         caller = require_caller()
 
         async def update(session: AsyncSession) -> pb.UpdateProductResponse:
@@ -197,7 +197,7 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         check = RequestCheck()
         products = checks.product_filter(check, request)
         page_size = check.page_size(request.page_size)
-        checks.finish(check)
+        check.done()
         scope = _listing_scope(products)
         after: Cursor | None
         if products.order is ProductOrder.NEWEST:
