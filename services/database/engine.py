@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -24,6 +25,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from services.database.prepared import PreparedQuery
 
 __all__ = ["Database"]
 
@@ -102,6 +105,8 @@ class Database:
         self._write_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._write_engine = engine.execution_options(**{_WRITE: True})
         self._inline: Engine | None = None
+        self._inline_dbapi: Any = None
+        self._inline_queries: dict[Select[Any], PreparedQuery] = {}
         self._sync_writer: Engine | None = None
         self._writer_connection: Connection | None = None
         self._writer_thread: ThreadPoolExecutor | None = None
@@ -213,6 +218,18 @@ class Database:
         self, statement: Select[Any], parameters: Mapping[str, Any] | None
     ) -> Sequence[Row[Any]]:
         assert self._inline is not None
+        if threading.current_thread() is threading.main_thread():
+            # The loop's own read-only connection, kept open, and the statement compiled
+            # once: a point read then costs the SQL and little else.
+            query = self._inline_queries.get(statement)
+            if query is None:
+                query = self._inline_queries[statement] = PreparedQuery(
+                    statement, self._inline.dialect
+                )
+            if query.supported:
+                if self._inline_dbapi is None:
+                    self._inline_dbapi = self._inline.raw_connection()
+                return query.rows(self._inline_dbapi.driver_connection, parameters or {})
         with self._inline.connect() as connection:
             return connection.execute(statement, parameters).all()
 
@@ -224,6 +241,9 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self._inline_dbapi is not None:
+            self._inline_dbapi.close()
+            self._inline_dbapi = None
         if self._inline is not None:
             self._inline.dispose()
         if self._sync_writer is not None and self._writer_thread is not None:

@@ -14,15 +14,16 @@ bytes), and read anything else through the ordinary `Connection.execute`.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["Prepared"]
+__all__ = ["Prepared", "PreparedQuery"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +100,56 @@ class Prepared:
     def all(self, connection: Connection, parameters: Mapping[str, Any]) -> list[Any]:
         """Every row as the driver returns it."""
         return list(self.execute(connection, parameters).fetchall())
+
+
+def _row_type(keys: list[str]) -> Any:
+    """A named tuple with SQLAlchemy Row's `_mapping` (column key -> value)."""
+    base: Any = namedtuple("Row", keys)  # type: ignore[misc]
+    return type("Row", (base,), {"__slots__": (), "_mapping": property(base._asdict)})
+
+
+class PreparedQuery:
+    """A SELECT compiled once for one dialect, whose rows come back type-converted.
+
+    The point-read counterpart of `Prepared`: the driver runs the SQL, each column goes
+    through its type's result processor (dates, JSON, booleans) and rows are named
+    tuples with the columns' keys, like SQLAlchemy's rows. `supported` is False for
+    statements it cannot serve (expanding IN lists, duplicate column keys): callers
+    then use the ordinary execution path.
+    """
+
+    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        columns = list(statement.selected_columns)
+        keys = [column.key or "" for column in columns]
+        self.supported = (
+            compiled.positiontup is not None
+            and not any(bind.expanding for bind in compiled.binds.values())
+            and len(set(keys)) == len(keys)
+            and all(key.isidentifier() for key in keys)
+        )
+        if not self.supported:
+            return
+        self._compiled = _compile(statement, dialect, None)
+        self._results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        )
+        self._row: Any = _row_type(keys)
+
+    def rows(self, dbapi_connection: Any, parameters: Mapping[str, Any]) -> list[Any]:
+        """Run on a raw DBAPI connection; every row, converted."""
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(
+                self._compiled.sql, Prepared._positional(self._compiled, parameters or {})
+            )
+            fetched = cursor.fetchall()
+        finally:
+            cursor.close()
+        results, row = self._results, self._row
+        converted: list[Any] = []
+        for raw in fetched:
+            values = [v if p is None else p(v) for p, v in zip(results, raw, strict=True)]
+            converted.append(row._make(values))
+        return converted
