@@ -179,13 +179,13 @@ async def platform(
     tmp_path_factory: pytest.TempPathFactory, nats_server: NatsProcess
 ) -> AsyncIterator[Platform]:
     """The services and a BFF over real HTTP, shared by the tests of one module."""
-    provider = TracerProvider()
-    async with running_platform(
-        tmp_path_factory.mktemp("platform"), provider, nats_server.url
-    ) as it:
-        async with serving_bff(it.bff_settings) as base_url:
-            it.base_url = base_url
-            yield it
+    data_dir = tmp_path_factory.mktemp("platform")
+    async with (
+        running_platform(data_dir, TracerProvider(), nats_server.url) as it,
+        serving_bff(it.bff_settings) as base_url,
+    ):
+        it.base_url = base_url
+        yield it
 
 
 @pytest.fixture
@@ -249,9 +249,9 @@ async def merchant_session(
     return await log_in(http, user.email)  # the role reaches the next token
 
 
-async def wallet_of(http: httpx.AsyncClient, session: Session, timeout: float = 15.0) -> Any:
+async def wallet_of(http: httpx.AsyncClient, session: Session) -> Any:
     """The user's wallet once the registration event has opened it."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + 15.0
     while True:
         reply = await http.get("/v1/me/wallet", headers=session.auth)
         if reply.status_code == 200:
@@ -289,7 +289,10 @@ def assert_problem(reply: httpx.Response, status: int, reason: str) -> dict[str,
     body: dict[str, Any] = reply.json()
     assert body["status"] == status
     assert body["reason"] == reason, body
-    assert body["type"] and body["title"] and body["detail"] and body["domain"]
+    assert body["type"].startswith("urn:superapp:problem:")
+    assert body["title"]
+    assert body["detail"]
+    assert body["domain"].endswith(".superapp")
     return body
 
 
