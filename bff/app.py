@@ -16,6 +16,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.middleware.gzip import GZipMiddleware
 
+from bff.body_limit import BodySizeLimit
 from bff.checkout import Checkout, StepObserver
 from bff.config import BffSettings
 from bff.openapi import OPENAPI_PATH, install_openapi
@@ -87,13 +88,13 @@ def create_app(
         openapi_url=OPENAPI_PATH,
         docs_url=None,  # the UIs load scripts from a CDN; the document is what matters
         redoc_url=None,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_openapi(app)
     if tracing:
         FastAPIInstrumentor.instrument_app(

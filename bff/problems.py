@@ -24,7 +24,6 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
-from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from services.runtime.errors import (
     InvalidArgument,
@@ -44,6 +43,7 @@ __all__ = [
     "install_problem_handlers",
     "problem_from_rpc_error",
     "problem_from_service_error",
+    "too_large_response",
 ]
 
 _log = logging.getLogger(__name__)
@@ -92,11 +92,7 @@ _FIELD_ALIASES: Mapping[str, str] = {
 }
 _WRAPPERS = ("product.", "user.", "category.")
 # Errors the HTTP layer raises before a route runs.
-_HTTP_REASONS: Mapping[int, str] = {
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "REQUEST_TOO_LARGE",
-}
+_HTTP_REASONS: Mapping[int, str] = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 class Violation(BaseModel):
@@ -293,19 +289,27 @@ async def _on_invalid_request(_request: Request, error: Exception) -> ProblemRes
     return _response(problem)
 
 
-async def _on_http_error(request: Request, error: Exception) -> ProblemResponse:
+async def _on_http_error(_request: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, HTTPException)
     status = error.status_code
-    metadata: dict[str, str] = {}
-    if status == 413:
-        limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
-        detail = f"the request body must be at most {limit} bytes"
-        metadata["max_bytes"] = str(limit)
-    else:
-        detail = error.detail if isinstance(error.detail, str) else _phrase(status)
+    max_bytes = getattr(error, "max_bytes", None)
+    if status == 413 and isinstance(max_bytes, int):
+        return too_large_response(max_bytes)
+    detail = error.detail if isinstance(error.detail, str) else _phrase(status)
     reason = _HTTP_REASONS.get(status, "HTTP_ERROR")
-    problem = _problem(status, reason, BFF_DOMAIN, detail, metadata=metadata)
-    return _response(problem, error.headers)
+    return _response(_problem(status, reason, BFF_DOMAIN, detail), error.headers)
+
+
+def too_large_response(max_bytes: int) -> ProblemResponse:
+    """413 for a request body above `max_bytes`."""
+    problem = _problem(
+        413,
+        "REQUEST_TOO_LARGE",
+        BFF_DOMAIN,
+        f"the request body must be at most {max_bytes} bytes",
+        metadata={"max_bytes": str(max_bytes)},
+    )
+    return _response(problem)
 
 
 async def _on_unexpected(_request: Request, error: Exception) -> ProblemResponse:
