@@ -89,6 +89,16 @@ class GrpcService:
                 )
 
 
+# gRPC core queues calls the application has not picked up yet and, past 1,000 of
+# them, cancels the excess with a bare CANCELLED (no details, which clients do not
+# retry): measured here, 57 of 1,500 simultaneous calls to a bare echo server. Bursts
+# queue instead and are bounded by each caller's deadline.
+_BURST_OPTIONS = (
+    ("grpc.server.max_pending_requests", 20_000),
+    ("grpc.server.max_pending_requests_hard_limit", 20_000),
+)
+
+
 async def start_grpc_service(
     spec: ServiceSpec,
     settings: ServiceSettings,
@@ -104,7 +114,7 @@ async def start_grpc_service(
             ErrorInterceptor(spec.domain, carry_trace_context=not tracing),
             *spec.interceptors,
         ],
-        options=[("grpc.so_reuseport", 0)],
+        options=[("grpc.so_reuseport", 0), *_BURST_OPTIONS],
     )
     spec.register(server)
     health = HealthReporter(spec.service_names, spec.probe, settings.health_probe_seconds)

@@ -120,7 +120,10 @@ class Holds:
         self._by_id_locked = self._by_id.with_for_update()
         self._resolve = (
             HOLDS.update()
-            .where(by_id & (HOLDS.c.status == HoldStatus.PENDING.value))
+            .where(
+                (HOLDS.c.hold_id == bindparam("resolved_hold"))
+                & (HOLDS.c.status == HoldStatus.PENDING.value)
+            )
             .values(
                 status=bindparam("status"),
                 resolve_time=bindparam("resolve_time"),
@@ -295,17 +298,18 @@ class Holds:
             raise _not_found(hold_id)
         hold = _record(row)
         caller.check_may_act_for(hold.user_id, system=True)
+        hold = hold.as_of(now)
+        if hold.status is HoldStatus.EXPIRED:
+            raise FailedPrecondition(
+                "HOLD_EXPIRED",
+                "the hold has expired and its funds were released",
+                metadata={"hold_id": hold_id, "expire_time": hold.expire_time.isoformat()},
+            )
         if hold.status is not HoldStatus.PENDING:
             raise FailedPrecondition(
                 "HOLD_ALREADY_RESOLVED",
                 "the hold was already resolved",
                 metadata={"hold_id": hold_id, "status": _STATUS_NAMES[hold.status]},
-            )
-        if now >= hold.expire_time:
-            raise FailedPrecondition(
-                "HOLD_EXPIRED",
-                "the hold has expired and its funds were released",
-                metadata={"hold_id": hold_id, "expire_time": hold.expire_time.isoformat()},
             )
         return hold
 
@@ -333,7 +337,7 @@ class Holds:
         changed = connection.execute(
             self._resolve,
             {
-                "hold_id": resolved.hold_id,
+                "resolved_hold": resolved.hold_id,
                 "status": resolved.status.value,
                 "resolve_time": resolved.resolve_time,
                 "to_user_id": resolved.to_user_id,

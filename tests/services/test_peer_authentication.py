@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -76,10 +77,20 @@ async def test_tokens_from_identity_open_wallet_and_catalogue(
     assert (await _code(wallet.GetWallet(get_wallet, metadata=forged)))[0] == (
         grpc.StatusCode.UNAUTHENTICATED
     )
-    # identity's token passes the wallet's interceptor (the RPC itself comes later).
-    assert (await _code(wallet.GetWallet(get_wallet, metadata=as_user)))[0] == (
-        grpc.StatusCode.UNIMPLEMENTED
-    )
+    # identity's token opens the user's own wallet (once the sign-up event has opened it).
+    for _ in range(500):
+        try:
+            opened = await wallet.GetWallet(get_wallet, metadata=as_user)
+        except grpc.aio.AioRpcError as error:
+            reason = rich_error(error).info.reason
+            if reason != "WALLET_NOT_FOUND":
+                pytest.fail(f"GetWallet failed with {reason}")
+            await asyncio.sleep(0.02)
+        else:
+            assert opened.wallet.user_id == user.user_id
+            break
+    else:
+        pytest.fail("the wallet never opened")
     # Role checks: a plain user may not top up, nor create products.
     credit = wallet_pb.CreditWalletRequest(user_id=user.user_id, request_id=new_id())
     assert await _code(wallet.CreditWallet(credit, metadata=as_user)) == (

@@ -63,10 +63,10 @@ class Bank:
         await self.wallet_of(account)
         return account
 
-    async def wallet_of(self, account: Account, timeout: float = 15.0) -> pb.Wallet:
+    async def wallet_of(self, account: Account) -> pb.Wallet:
         """The account's wallet, waiting for the asynchronous opening if needed."""
         request = pb.GetWalletRequest(user_id=account.user_id)
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + 15.0
         while True:
             try:
                 reply = await self.stub.GetWallet(request, metadata=account.auth)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from superapp.type.v1.money_pb2 import Money
 from superapp.wallet.v1 import wallet_service_pb2 as pb
 
 from services.runtime.ids import new_id
