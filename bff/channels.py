@@ -35,6 +35,15 @@ _RETRY_POLICY = {
 }
 
 
+# gRPC's default reconnect backoff starts at 1 s and grows to 2 min: far too slow to
+# notice that a restarted upstream is back. Calls fail fast meanwhile (no wait_for_ready).
+_RECONNECT = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:.9f}s"
 
@@ -90,6 +99,7 @@ def open_channel(
         options=[
             ("grpc.service_config", service_config(services, timeout_seconds)),
             ("grpc.enable_retries", 1),
+            *_RECONNECT,
         ],
         interceptors=interceptors,
     )
