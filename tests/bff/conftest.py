@@ -312,3 +312,55 @@ __all__ = [
     "top_up",
     "wallet_of",
 ]
+
+
+async def product_on_sale(
+    http: httpx.AsyncClient,
+    merchant: Session,
+    *,
+    price_minor: int,
+    stock: int,
+    title: str = "Coffee mug",
+    currency: str = "EUR",
+) -> dict[str, Any]:
+    """A PUBLISHED product of `merchant` with `stock` units, made through the BFF."""
+    created = await http.post(
+        "/v1/merchant/products",
+        json={
+            "title": title,
+            "description": "Holds coffee.",
+            "price": {"currency_code": currency, "amount_minor": price_minor},
+            "attributes": {"colour": "blue"},
+        },
+        headers=merchant.writing(),
+    )
+    assert created.status_code == 201, created.text
+    product_id = created.json()["product_id"]
+    restocked = await http.post(
+        f"/v1/merchant/products/{product_id}/stock-adjustments",
+        json={"delta": stock, "reason": "delivery"},
+        headers=merchant.writing(),
+    )
+    assert restocked.status_code == 200, restocked.text
+    published = await http.post(
+        f"/v1/merchant/products/{product_id}/publish", headers=merchant.writing()
+    )
+    assert published.status_code == 200, published.text
+    body: dict[str, Any] = published.json()
+    return body
+
+
+async def stock_of(http: httpx.AsyncClient, product_id: str) -> dict[str, int]:
+    reply = await http.get(f"/v1/products/{product_id}")
+    assert reply.status_code == 200, reply.text
+    stock: dict[str, int] = reply.json()["stock"]
+    return stock
+
+
+def checkout_body(product: dict[str, Any], quantity: int) -> dict[str, Any]:
+    """A checkout of `quantity` units at the product's listed price."""
+    return {
+        "product_id": product["product_id"],
+        "quantity": quantity,
+        "unit_price": product["price"],
+    }

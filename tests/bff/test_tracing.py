@@ -58,6 +58,8 @@ async def test_sign_up_is_one_trace_from_http_to_the_wallet_consumer(platform: P
     ]
     assert consume, "the wallet's consumer span is not in the request's trace"
     assert all(s.kind is SpanKind.CONSUMER for s in consume)
-    assert any(s.parent is not None and s.parent.span_id == publish.context.span_id for s in consume)
+    assert any(
+        s.parent is not None and s.parent.span_id == publish.context.span_id for s in consume
+    )
     assert "superapp.wallet.wallet.opened publish" in in_trace
     assert user_id
