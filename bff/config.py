@@ -53,8 +53,9 @@ class BffSettings(ServiceSettings):
     """Per client IP, on every endpoint that changes something."""
     rate_limit_storage: str = "async+memory://"
     """Where rate-limit counters live (limits storage URI); per process by default."""
-    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
-    """Larger request bodies are refused with 413 before they are read."""
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    """Larger request bodies are refused with 413 before they are read. The largest valid
+    body (a product at every limit, 42k characters) takes up to 167 KiB in UTF-8."""
     gzip_minimum_bytes: Annotated[int, Field(ge=0)] = 1024
     """Responses at least this large are gzip-compressed for clients that accept it."""
     forwarded_allow_ips: str = ""
