@@ -12,9 +12,13 @@ import grpc
 
 from scripts.benchmark.echo_server import ECHO_METHOD
 from scripts.benchmark.server_process import ServerProcess, ServerStartError, python_module
+from scripts.nats_process import NatsProcess
 from services.runtime.ports import free_port
 
-__all__ = ["Environment"]
+__all__ = ["BENCH_ADMIN_EMAIL", "Environment"]
+
+BENCH_ADMIN_EMAIL = "bench-admin@example.com"
+"""Signs up as the first admin of the bench's identity (to top wallets up)."""
 
 # A hung server must not hang the bench: a call this slow counts as an error.
 _CALL_TIMEOUT_SECONDS = 10.0
@@ -48,6 +52,7 @@ class Environment:
         self._servers: dict[str, ServerProcess] = {}
         self._starting: dict[str, asyncio.Lock] = {}
         self._failed: dict[str, ServerStartError] = {}
+        self._nats: NatsProcess | None = None
 
     async def echo_server(self) -> str:
         """Address of the bare grpc.aio echo server."""
@@ -65,11 +70,20 @@ class Environment:
         return await self._server("echo", build)
 
     async def service(self, name: str) -> str:
-        """Address of our service `name`, run as `python -m services.<name>` on SQLite."""
+        """Address of our service `name`, run as `python -m services.<name>` on SQLite.
+
+        The services share one private nats-server, and wallet and catalogue trust the
+        bench's identity (started first), as in the local stack.
+        """
+        prefix = f"{name.upper()}_"
+        wiring = {f"{prefix}NATS_URL": self._nats_url()}
+        if name == "identity":
+            wiring["IDENTITY_BOOTSTRAP_ADMIN_EMAIL"] = BENCH_ADMIN_EMAIL
+        else:
+            wiring[f"{prefix}IDENTITY_ADDR"] = await self.service("identity")
 
         def build() -> ServerProcess:
             port = free_port()
-            prefix = f"{name.upper()}_"
             data_dir = self.work_dir / name
             data_dir.mkdir(parents=True, exist_ok=True)
             return ServerProcess(
@@ -83,10 +97,23 @@ class Environment:
                     f"{prefix}DATA_DIR": str(data_dir),
                     f"{prefix}DATABASE_URL": "",
                     f"{prefix}SHUTDOWN_GRACE_SECONDS": "2",
+                    **wiring,
                 },
             )
 
         return await self._server(name, build)
+
+    def _nats_url(self) -> str:
+        if self._nats is None:
+            self._nats = NatsProcess(self.work_dir / "nats-services").start()
+            nats = self._nats
+
+            async def stop() -> None:
+                await asyncio.to_thread(nats.stop)
+
+            # Pushed before any service that uses it, so it stops after them.
+            self._stack.push_async_callback(stop)
+        return self._nats.url
 
     async def channels(self, address: str) -> list[grpc.aio.Channel]:
         """Ready client channels to `address`, closed at the end of the run."""

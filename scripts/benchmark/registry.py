@@ -11,13 +11,19 @@ from scripts.benchmark.eventbus_scenarios import eventbus_scenarios
 from scripts.benchmark.identity_scenarios import identity_scenarios
 from scripts.benchmark.rpc_scenarios import rpc_scenarios
 from scripts.benchmark.scenario import Scenario
+from scripts.benchmark.wallet_scenarios import wallet_scenarios
 
 __all__ = ["all_scenarios", "select"]
 
 
 def all_scenarios() -> list[Scenario]:
     """All scenarios in run order; each ceiling comes before what is compared with it."""
-    return [*rpc_scenarios(), *identity_scenarios(), *eventbus_scenarios()]
+    return [
+        *rpc_scenarios(),
+        *identity_scenarios(),
+        *wallet_scenarios(),
+        *eventbus_scenarios(),
+    ]
 
 
 def select(scenarios: Sequence[Scenario], only: Sequence[str]) -> list[Scenario]:

@@ -98,6 +98,7 @@ class Database:
         self._write_engine = engine.execution_options(**{_WRITE: True})
         self._inline: Engine | None = None
         self._sync_writer: Engine | None = None
+        self._writer_connection: Connection | None = None
         self._writer_thread: ThreadPoolExecutor | None = None
         self._writes = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._reads = async_sessionmaker(engine, expire_on_commit=False)
@@ -144,13 +145,18 @@ class Database:
         """
         async with self._turn():
             if self._sync_writer is not None and self._writer_thread is not None:
-                writer = self._sync_writer
 
                 def transaction() -> T:
-                    with writer.connect() as connection:
+                    # One connection for the thread's lifetime: a pool checkout per
+                    # transaction would add a reset (ROLLBACK) round trip each time.
+                    connection = self._writer_connection
+                    if connection is None:
+                        assert self._sync_writer is not None
+                        connection = self._sync_writer.connect()
                         connection.execution_options(**{_WRITE: True})
-                        with connection.begin():
-                            return work(connection)
+                        self._writer_connection = connection
+                    with connection.begin():
+                        return work(connection)
 
                 return await asyncio.get_running_loop().run_in_executor(
                     self._writer_thread, transaction
@@ -198,6 +204,13 @@ class Database:
             self._inline.dispose()
         if self._sync_writer is not None and self._writer_thread is not None:
             await asyncio.get_running_loop().run_in_executor(
-                self._writer_thread, self._sync_writer.dispose
+                self._writer_thread, self._close_writer
             )
             self._writer_thread.shutdown()
+
+    def _close_writer(self) -> None:
+        if self._writer_connection is not None:
+            self._writer_connection.close()
+            self._writer_connection = None
+        if self._sync_writer is not None:
+            self._sync_writer.dispose()

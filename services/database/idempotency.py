@@ -28,7 +28,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.database.batch_writer import RunAgain
 from services.database.engine import Database
+from services.database.prepared import Prepared
 from services.database.schema import UtcDateTime
 from services.runtime.clock import Clock
 from services.runtime.errors import FailedPrecondition
@@ -66,15 +68,27 @@ def fingerprint(method: str, request: Message) -> str:
     return digest.hexdigest()
 
 
+def _reused(request_id: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        "IDEMPOTENCY_KEY_REUSED",
+        "request_id was already used with different parameters",
+        metadata={"request_id": request_id},
+    )
+
+
+def _is_unique_violation(error: Exception) -> bool:
+    """Whether a raw driver error is an integrity (unique key) violation, on any driver."""
+    return isinstance(error, IntegrityError) or type(error).__name__ in {
+        "IntegrityError",
+        "UniqueViolationError",
+    }
+
+
 def _replay(
     stored: Row[Any, Any, Any], method: str, digest: str, request_id: str, response_type: type[R]
 ) -> R:
     if (stored.method, stored.fingerprint) != (method, digest):
-        raise FailedPrecondition(
-            "IDEMPOTENCY_KEY_REUSED",
-            "request_id was already used with different parameters",
-            metadata={"request_id": request_id},
-        )
+        raise _reused(request_id)
     return response_type.FromString(stored.response)
 
 
@@ -88,6 +102,8 @@ class IdempotentWrites:
         self._find = select(table.c.method, table.c.fingerprint, table.c.response).where(
             table.c.scope == bindparam("scope"), table.c.request_id == bindparam("request_id")
         )
+        self._prepared_find = Prepared(self._find)
+        self._prepared_insert = Prepared(table.insert(), [column.key for column in table.c])
 
     def command(
         self,
@@ -108,36 +124,31 @@ class IdempotentWrites:
         key = {"scope": scope, "request_id": request_id}
 
         def once(connection: Connection) -> R:
-            for _ in range(2):
-                stored = connection.execute(self._find, key).first()
-                if stored is not None:
-                    return _replay(stored, method, digest, request_id, response_type)
-                attempt = connection.begin_nested()
-                try:
-                    response = mutate(connection)
-                    connection.execute(
-                        self._table.insert(),
-                        {
-                            **key,
-                            "method": method,
-                            "fingerprint": digest,
-                            "response": response.SerializeToString(),
-                            "create_time": self._clock.now(),
-                        },
-                    )
-                except IntegrityError:
-                    attempt.rollback()
-                    # A concurrent retry of the same id committed first (PostgreSQL, or
-                    # another process): replay it; any other conflict is the mutation's.
-                    if connection.execute(self._find, key).first() is None:
-                        raise
-                    continue
-                except BaseException:
-                    attempt.rollback()
-                    raise
-                attempt.commit()
-                return response
-            raise RuntimeError("idempotency record neither written nor found")  # pragma: no cover
+            stored = self._prepared_find.first(connection, key)
+            if stored is not None:
+                method_was, digest_was, response = stored
+                if (method_was, digest_was) != (method, digest):
+                    raise _reused(request_id)
+                return response_type.FromString(response)
+            response = mutate(connection)
+            try:
+                self._prepared_insert.execute(
+                    connection,
+                    {
+                        **key,
+                        "method": method,
+                        "fingerprint": digest,
+                        "response": response.SerializeToString(),
+                        "create_time": self._clock.now(),
+                    },
+                )
+            except Exception as error:
+                # A concurrent retry of the same id committed first (PostgreSQL, or
+                # another process): undo this attempt and run again, which replays it.
+                if _is_unique_violation(error):
+                    raise RunAgain from error
+                raise
+            return response
 
         return once
 

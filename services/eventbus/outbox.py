@@ -11,6 +11,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.database.prepared import Prepared
 from services.eventbus.contract import event_subject, event_type
 from services.eventbus.schema import EventTables
 from services.runtime.clock import Clock
@@ -30,6 +31,10 @@ class Outbox:
     def __init__(self, tables: EventTables, source: str, clock: Clock) -> None:
         self._table = tables.outbox
         self._insert = tables.outbox.insert()
+        self._prepared_insert = Prepared(
+            self._insert,
+            [c.key for c in tables.outbox.c if c.key not in {"seq", "published_time"}],
+        )
         self._source = source
         self._clock = clock
         self.committed = asyncio.Event()
@@ -53,7 +58,7 @@ class Outbox:
         The caller calls `wake()` once the transaction has committed.
         """
         row = self._row(message, aggregate_id)
-        connection.execute(self._insert, row)
+        self._prepared_insert.execute(connection, row)
         return str(row["event_id"])
 
     def wake(self) -> None:

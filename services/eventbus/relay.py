@@ -21,7 +21,7 @@ from nats.js.api import PubAck
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 
 from services.database import Database
 from services.eventbus.connection import NatsLink
@@ -82,6 +82,18 @@ class OutboxRelay:
         """Sequence numbers acknowledged by JetStream but not yet marked in the database."""
         self._flushing: list[int] = []
         """Acknowledged sequence numbers whose marks are being written right now."""
+        table = self._table
+        self._unpublished = (
+            select(table)
+            .where(table.c.published_time.is_(None))
+            .order_by(table.c.seq)
+            .limit(bindparam("limit"))
+        )
+        self._mark = (
+            table.update()
+            .where(table.c.seq.in_(bindparam("seqs", expanding=True)))
+            .values(published_time=bindparam("now"))
+        )
         self._task: asyncio.Task[None] | None = None
         self.published = 0
         """Events acknowledged by JetStream since start (for metrics and tests)."""
@@ -107,12 +119,8 @@ class OutboxRelay:
         # neither the backlog nor the next scan counts them as waiting.
         self._flushing, self._acknowledged = self._acknowledged, []
         try:
-            async with self._database.write() as session:
-                await session.execute(
-                    self._table.update()
-                    .where(self._table.c.seq.in_(self._flushing))
-                    .values(published_time=self._clock.now())
-                )
+            marks = {"seqs": self._flushing, "now": self._clock.now()}
+            await self._database.sync_write(lambda c: c.execute(self._mark, marks))
         except BaseException:
             self._acknowledged[:0] = self._flushing
             raise
@@ -180,17 +188,11 @@ class OutboxRelay:
 
     async def _publish_batch(self) -> bool:
         """Publish the next batch; True when it was full (more may be waiting)."""
-        table = self._table
         in_flight = {*self._acknowledged, *self._flushing}
-        async with self._database.read() as session:
-            found = (
-                await session.execute(
-                    select(table)
-                    .where(table.c.published_time.is_(None))
-                    .order_by(table.c.seq)
-                    .limit(self._batch_size + len(in_flight))
-                )
-            ).all()
+        # A bounded read of the partial index on unpublished rows: inline on SQLite.
+        found = await self._database.lookup(
+            self._unpublished, {"limit": self._batch_size + len(in_flight)}
+        )
         rows = [row for row in found if row.seq not in in_flight][: self._batch_size]
         if not rows:
             return False

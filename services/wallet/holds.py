@@ -22,6 +22,7 @@ from superapp.wallet.v1 import events_pb2 as events
 
 from services.auth.caller import Caller
 from services.database import Database
+from services.database.prepared import Prepared
 from services.eventbus import Outbox
 from services.runtime.clock import Clock
 from services.runtime.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
@@ -136,9 +137,10 @@ class Holds:
             HOLDS.c.expire_time <= bindparam("now")
         )
         self._due = select(HOLDS).where(due).order_by(HOLDS.c.expire_time).limit(_SWEEP_BATCH)
-        self._due_of_user = (
-            select(HOLDS).where(due & (HOLDS.c.user_id == bindparam("user_id"))).with_for_update()
-        )
+        of_user = due & (HOLDS.c.user_id == bindparam("user_id"))
+        self._due_of_user = select(HOLDS).where(of_user).with_for_update()
+        # Every debit asks; almost always the answer is no, so ask cheaply first.
+        self._any_due_of_user = Prepared(select(HOLDS.c.hold_id).where(of_user).limit(1))
 
     def create(
         self,
@@ -274,7 +276,10 @@ class Holds:
         if user_id is None:
             rows = connection.execute(self._due, {"now": now}).all()
         else:
-            rows = connection.execute(self._due_of_user, {"now": now, "user_id": user_id}).all()
+            parameters = {"now": now, "user_id": user_id}
+            if self._any_due_of_user.first(connection, parameters) is None:
+                return 0
+            rows = connection.execute(self._due_of_user, parameters).all()
         for row in rows:
             hold = _record(row)
             expired = replace(hold, status=HoldStatus.EXPIRED, resolve_time=hold.expire_time)
