@@ -11,11 +11,12 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, Literal
 
 import uvicorn
-from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
+from starlette.types import ASGIApp
 
 from bff.app import create_app
 from bff.config import BffSettings
@@ -24,7 +25,7 @@ from services.runtime.ports import port_in_use
 from services.runtime.settings import ConfigurationError, load_settings
 from services.runtime.telemetry import tracer_provider_from_env
 
-__all__ = ["BffServer", "main"]
+__all__ = ["BffServer", "main", "run_uvicorn", "uvicorn_config"]
 
 _log = logging.getLogger(__name__)
 
@@ -37,23 +38,41 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
+def uvicorn_config(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    forwarded_allow_ips: str = "",
+    graceful_shutdown_seconds: float = 10.0,
+    lifespan: Literal["on", "off"] = "on",
+) -> uvicorn.Config:
+    """How the BFF is served (the bench serves its bare ASGI ceiling the same way)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http="httptools",
+        lifespan=lifespan,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or None,
+        timeout_graceful_shutdown=max(1, round(graceful_shutdown_seconds)),
+    )
+
+
 class BffServer:
     """The app behind uvicorn on `settings.host:settings.port`."""
 
-    def __init__(self, app: FastAPI, settings: BffSettings) -> None:
-        trusted = settings.forwarded_allow_ips
-        config = uvicorn.Config(
+    def __init__(self, app: ASGIApp, settings: BffSettings) -> None:
+        config = uvicorn_config(
             app,
             host=settings.host,
             port=settings.port,
-            http="httptools",
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            proxy_headers=bool(trusted),
-            forwarded_allow_ips=trusted or None,
-            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            graceful_shutdown_seconds=settings.shutdown_grace_seconds,
         )
         self._server = _Uvicorn(config)
         self._task: asyncio.Task[None] | None = None
@@ -89,6 +108,15 @@ class BffServer:
             await asyncio.shield(self._task)
 
 
+def run_uvicorn(serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run `serve` on uvloop where available, as every service does."""
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(serve())
+
+
 async def _serve(settings: BffSettings, tracer_provider: TracerProvider) -> None:
     server = BffServer(create_app(settings, tracer_provider=tracer_provider), settings)
     port = await server.start()
@@ -121,13 +149,9 @@ def main() -> None:
             file=sys.stderr,
         )
         raise SystemExit(1)
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        uvloop.install()
     provider = tracer_provider_from_env("bff")
     try:
-        asyncio.run(_serve(settings, provider))
+        run_uvicorn(lambda: _serve(settings, provider))
     except RuntimeError as error:
         print(f"bff: cannot start: {error}", file=sys.stderr)
         raise SystemExit(1) from None

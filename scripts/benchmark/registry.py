@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from scripts.benchmark.bff_scenarios import bff_scenarios
 from scripts.benchmark.eventbus_scenarios import eventbus_scenarios
 from scripts.benchmark.identity_scenarios import identity_scenarios
 from scripts.benchmark.rpc_scenarios import rpc_scenarios
@@ -22,6 +23,7 @@ def all_scenarios() -> list[Scenario]:
         *rpc_scenarios(),
         *identity_scenarios(),
         *wallet_scenarios(),
+        *bff_scenarios(),
         *eventbus_scenarios(),
     ]
 
