@@ -185,12 +185,15 @@ class Checkout:
                 ]
             )
         amount = money_pb2.Money(currency_code=request.unit_price.currency_code, amount_minor=total)
-        product = (
-            await self._catalogue.GetProduct(
-                catalogue_pb.GetProductRequest(product_id=request.product_id),
-                metadata=request.metadata,
-            )
-        ).product
+        try:
+            product = (
+                await self._catalogue.GetProduct(
+                    catalogue_pb.GetProductRequest(product_id=request.product_id),
+                    metadata=request.metadata,
+                )
+            ).product
+        except grpc.aio.AioRpcError as error:
+            raise CheckoutStepFailed("product", error, compensated=True) from None
         if product.merchant_id == request.user_id:
             raise FailedPrecondition(
                 "SELF_PURCHASE",

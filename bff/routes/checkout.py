@@ -60,13 +60,13 @@ async def checkout(
     """Reserve the units, hold the money, commit the sale, pay the merchant.
 
     A failure before the sale is committed undoes what was done: the problem's metadata
-    has `checkout_step` (reserve, hold, commit, capture) and `checkout_state`:
+    has `checkout_step` (product, reserve, hold, commit, capture) and `checkout_state`:
     `NOTHING_HELD` (no stock or money of this checkout is held) or `PENDING` (something
     may still be held, or the sale is committed and the payment not yet through): retry
     with the same `Idempotency-Key` to finish or undo it. A retry of a completed checkout
     returns the same order without buying again. Typical reasons: `OUT_OF_STOCK`,
     `INSUFFICIENT_FUNDS`, `PRICE_CHANGED` (metadata has the current price),
-    `SELF_PURCHASE`, `PRODUCT_NOT_FOUND`.
+    `SELF_PURCHASE`, `PRODUCT_NOT_FOUND` (step `product`).
     """
     try:
         done = await saga.run(

@@ -182,7 +182,9 @@ async def test_unknown_product_and_bad_input(client: httpx.AsyncClient) -> None:
         },
         headers=buyer.writing(),
     )
-    assert_problem(missing, 404, "PRODUCT_NOT_FOUND")
+    problem = assert_problem(missing, 404, "PRODUCT_NOT_FOUND")
+    assert problem["metadata"]["checkout_step"] == "product"
+    assert problem["metadata"]["checkout_state"] == "NOTHING_HELD"
     bad = await client.post(
         "/v1/checkout",
         json={"product_id": "x", "quantity": 0, "unit_price": {"currency_code": "eur"}},
