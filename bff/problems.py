@@ -159,7 +159,7 @@ def _problem(
     )
 
 
-def http_field(path: str) -> str:
+def _http_field(path: str) -> str:
     """The name a client knows for the upstream request field `path`."""
     alias = _FIELD_ALIASES.get(path)
     if alias is not None:
@@ -198,7 +198,7 @@ def problem_from_rpc_error(error: grpc.aio.AioRpcError) -> tuple[Problem, dict[s
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
             violations = [
-                Violation(field=http_field(v.field), description=v.description, reason=v.reason)
+                Violation(field=_http_field(v.field), description=v.description, reason=v.reason)
                 for v in bad.field_violations
             ]
         elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
@@ -263,7 +263,7 @@ async def _on_rpc_error(_request: Request, error: Exception) -> ProblemResponse:
         _log.warning(
             "upstream call failed: %s %s", error.code().name, problem.reason, exc_info=False
         )
-    if problem.status == 401:
+    if problem.reason == "UNAUTHENTICATED":  # not, say, a sign-in's wrong password
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     return _response(problem, headers)
 
