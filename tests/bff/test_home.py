@@ -10,6 +10,7 @@ from tests.bff.conftest import (
     admin_session,
     assert_problem,
     available,
+    serving_bff,
     sign_up,
     top_up,
     wallet_of,
@@ -60,3 +61,25 @@ async def test_home_without_the_catalogue_still_has_the_rest(
 
 async def test_home_needs_a_token(client: httpx.AsyncClient) -> None:
     assert_problem(await client.get("/v1/home"), 401, "UNAUTHENTICATED")
+
+
+async def test_a_part_past_its_deadline_is_left_out(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    ann = await sign_up(client)
+    async with (
+        serving_bff(platform.bff(home_part_timeout_seconds=0.0001)) as url,
+        httpx.AsyncClient(base_url=url) as hurried,
+    ):
+        reply = await hurried.get("/v1/home", headers=ann.auth)
+        profile = await hurried.get("/v1/me", headers=ann.auth)
+
+    assert reply.status_code == 200, reply.text
+    home = reply.json()
+    assert (home["profile"], home["wallet"], home["featured_products"]) == (None, None, None)
+    assert {part: problem["status"] for part, problem in home["unavailable"].items()} == {
+        "profile": 504,
+        "wallet": 504,
+        "featured_products": 504,
+    }
+    assert profile.status_code == 200  # only the home screen's calls are that hurried
