@@ -213,36 +213,21 @@ class Ledger:
         self, connection: Connection, user_id: str, currency_code: str, amount_minor: int
     ) -> None:
         """Move `amount_minor` of a user account from available to held."""
-        parameters = {
-            "account_owner": user_id,
-            "account_currency": currency_code,
-            "amount": amount_minor,
-        }
-        if self._reserve.execute(connection, parameters).rowcount != 1:
+        if not _applied(self._reserve, connection, user_id, currency_code, amount_minor):
             raise self._insufficient(connection, user_id, currency_code)
 
     def release(
         self, connection: Connection, user_id: str, currency_code: str, amount_minor: int
     ) -> None:
         """Return `amount_minor` of a user account from held to available."""
-        parameters = {
-            "account_owner": user_id,
-            "account_currency": currency_code,
-            "amount": amount_minor,
-        }
-        if self._release.execute(connection, parameters).rowcount != 1:
+        if not _applied(self._release, connection, user_id, currency_code, amount_minor):
             # Holds and `held_minor` change together; a mismatch is corruption, not input.
             raise RuntimeError(f"account {user_id}/{currency_code} holds less than it released")
 
     def _take_available(
         self, connection: Connection, owner: str, currency_code: str, amount_minor: int
     ) -> None:
-        parameters = {
-            "account_owner": owner,
-            "account_currency": currency_code,
-            "amount": amount_minor,
-        }
-        if self._debit_user.execute(connection, parameters).rowcount != 1:
+        if not _applied(self._debit_user, connection, owner, currency_code, amount_minor):
             raise self._insufficient(connection, owner, currency_code)
 
     def _add(
@@ -274,6 +259,14 @@ class Ledger:
 
 
 _SYSTEM_OWNERS: frozenset[str] = frozenset(SystemAccount)
+
+
+def _applied(
+    change: Prepared, connection: Connection, owner: str, currency_code: str, amount_minor: int
+) -> bool:
+    """Run a conditional account UPDATE; whether its condition held (one row changed)."""
+    parameters = {"account_owner": owner, "account_currency": currency_code, "amount": amount_minor}
+    return bool(change.execute(connection, parameters).rowcount == 1)
 
 
 def counterparty(postings: Sequence[Posting], viewer: str) -> str | None:
