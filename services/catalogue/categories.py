@@ -5,17 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.catalogue.models import Category, Product
+from services.catalogue.models import Category
 from services.database import Database
-from services.runtime.errors import NotFound
+from services.runtime.clock import Clock
+from services.runtime.errors import AlreadyExists, NotFound
+from services.runtime.ids import new_id
 
-__all__ = ["CategoryPage", "CategoryTree", "CategoryView"]
-
-PUBLISHED = "PUBLISHED"
+__all__ = [
+    "CategoryPage",
+    "CategoryTree",
+    "CategoryView",
+    "category_exists",
+    "require_category",
+    "subtree_ids",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,38 +54,106 @@ def _not_found(category_id: str) -> NotFound:
     )
 
 
-class CategoryTree:
-    """Reads of the category tree."""
+_CATEGORY_ID = select(Category.category_id).where(Category.category_id == bindparam("category_id"))
 
-    def __init__(self, database: Database) -> None:
+
+def subtree_ids() -> Select[Any]:
+    """The ids of the category `:category_id` and all its descendants (a recursive CTE)."""
+    tree = (
+        select(Category.category_id.label("node_id"))
+        .where(Category.category_id == bindparam("category_id"))
+        .cte("subtree", recursive=True)
+    )
+    tree = tree.union_all(
+        select(Category.category_id).join(tree, Category.parent_category_id == tree.c.node_id)
+    )
+    return select(tree.c.node_id)
+
+
+async def category_exists(database: Database, category_id: str) -> None:
+    """NOT_FOUND `CATEGORY_NOT_FOUND` unless the category exists (a point read)."""
+    if not await database.lookup(_CATEGORY_ID, {"category_id": category_id}):
+        raise _not_found(category_id)
+
+
+async def require_category(session: AsyncSession, category_id: str) -> None:
+    """NOT_FOUND `CATEGORY_NOT_FOUND` unless the category exists."""
+    if await session.get(Category, category_id) is None:
+        raise _not_found(category_id)
+
+
+def _name_taken(name: str, parent_id: str | None, existing_id: str) -> AlreadyExists:
+    return AlreadyExists(
+        "CATEGORY_NAME_TAKEN",
+        f"a category named {name!r} exists already under this parent",
+        metadata={
+            "name": name,
+            "parent_category_id": parent_id or "",
+            "category_id": existing_id,
+        },
+    )
+
+
+class CategoryTree:
+    """The category tree: admins add nodes, everyone reads them with their counts."""
+
+    def __init__(self, database: Database, clock: Clock) -> None:
         self._database = database
+        self._clock = clock
+
+    async def create(self, session: AsyncSession, name: str, parent_id: str | None) -> CategoryView:
+        """A new category under `parent_id` (a root when None); names are unique among
+        siblings, compared case-insensitively."""
+        if parent_id is not None:
+            await require_category(session, parent_id)
+        key = name.lower()
+        siblings = select(Category.category_id).where(Category.name_key == key)
+        if parent_id is None:
+            siblings = siblings.where(Category.parent_category_id.is_(None))
+        else:
+            siblings = siblings.where(Category.parent_category_id == parent_id)
+        if (existing := await session.scalar(siblings)) is not None:
+            raise _name_taken(name, parent_id, existing)
+        category = Category(
+            category_id=new_id(),
+            name=name,
+            name_key=key,
+            parent_category_id=parent_id,
+            create_time=self._clock.now(),
+        )
+        try:
+            # A savepoint, so that losing a race on PostgreSQL leaves the transaction
+            # usable for finding the sibling that won.
+            async with session.begin_nested():
+                session.add(category)
+        except IntegrityError:
+            winner = await session.scalar(siblings)
+            if winner is None:
+                raise
+            raise _name_taken(name, parent_id, winner) from None
+        return _view(category, {})
 
     async def get(self, category_id: str) -> CategoryView:
         """One category; NOT_FOUND `CATEGORY_NOT_FOUND` if there is none."""
-        async with self._database.read() as session:
-            category = await session.get(Category, category_id)
-            if category is None:
-                raise _not_found(category_id)
-            counts = await _published_counts(session, [category_id])
-        return _view(category, counts)
+        rows = await self._database.lookup(_BY_ID, {"category_id": category_id})
+        if not rows:
+            raise _not_found(category_id)
+        counts = await _published_counts(self._database, [category_id])
+        return _view(rows[0], counts)
 
     async def list(self, parent_id: str | None, page_size: int, after: str | None) -> CategoryPage:
         """Categories after `after` in creation order: all of them, or `parent_id`'s children."""
-        async with self._database.read() as session:
-            query = select(Category).order_by(Category.category_id).limit(page_size + 1)
-            if parent_id is not None:
-                if await session.get(Category, parent_id) is None:
-                    raise _not_found(parent_id)
-                query = query.where(Category.parent_category_id == parent_id)
-            if after is not None:
-                query = query.where(Category.category_id > after)
-            rows = list((await session.scalars(query)).all())
-            page = rows[:page_size]
-            counts = await _published_counts(session, [row.category_id for row in page])
+        if parent_id is not None:
+            await category_exists(self._database, parent_id)
+        parameters = {"parent_id": parent_id, "after": after, "limit": page_size + 1}
+        statement = _PAGES[(parent_id is not None, after is not None)]
+        rows = await self._database.scan(statement, parameters)
+        page = rows[:page_size]
+        counts = await _published_counts(self._database, [row.category_id for row in page])
         return CategoryPage([_view(row, counts) for row in page], has_more=len(rows) > page_size)
 
 
-def _view(category: Category, counts: dict[str, int]) -> CategoryView:
+def _view(category: Any, counts: dict[str, int]) -> CategoryView:
     return CategoryView(
         category_id=category.category_id,
         name=category.name,
@@ -86,13 +163,36 @@ def _view(category: Category, counts: dict[str, int]) -> CategoryView:
     )
 
 
-async def _published_counts(session: AsyncSession, roots: Sequence[str]) -> dict[str, int]:
-    """Published products in each root category and all its descendants, in one query."""
-    if not roots:
-        return {}
+_C = Category.__table__.c
+_CATEGORY_COLUMNS = select(_C.category_id, _C.name, _C.parent_category_id, _C.create_time)
+_BY_ID = _CATEGORY_COLUMNS.where(_C.category_id == bindparam("category_id"))
+
+
+def _page_statement(by_parent: bool, resumes: bool) -> Select[Any]:
+    statement = _CATEGORY_COLUMNS.order_by(Category.category_id).limit(bindparam("limit"))
+    if by_parent:
+        statement = statement.where(Category.parent_category_id == bindparam("parent_id"))
+    if resumes:
+        statement = statement.where(Category.category_id > bindparam("after"))
+    return statement
+
+
+_PAGES = {
+    (by_parent, resumes): _page_statement(by_parent, resumes)
+    for by_parent in (False, True)
+    for resumes in (False, True)
+}
+
+
+def _counts_statement() -> Select[Any]:
+    """Published products in each of the `:roots` categories and all their descendants.
+
+    Each category keeps the count of its own published products (see the model), so this
+    walks the category tree only, however many products there are.
+    """
     tree = (
         select(Category.category_id.label("root_id"), Category.category_id.label("node_id"))
-        .where(Category.category_id.in_(roots))
+        .where(Category.category_id.in_(bindparam("roots", expanding=True)))
         .cte("tree", recursive=True)
     )
     tree = tree.union_all(
@@ -100,10 +200,18 @@ async def _published_counts(session: AsyncSession, roots: Sequence[str]) -> dict
             tree, Category.parent_category_id == tree.c.node_id
         )
     )
-    query = (
-        select(tree.c.root_id, func.count(Product.product_id))
-        .select_from(tree)
-        .outerjoin(Product, (Product.category_id == tree.c.node_id) & (Product.status == PUBLISHED))
+    return (
+        select(tree.c.root_id, func.sum(Category.published_products).label("products"))
+        .join_from(tree, Category, Category.category_id == tree.c.node_id)
         .group_by(tree.c.root_id)
     )
-    return {str(root): int(count) for root, count in await session.execute(query)}
+
+
+_COUNTS = _counts_statement()
+
+
+async def _published_counts(database: Database, roots: Sequence[str]) -> dict[str, int]:
+    if not roots:
+        return {}
+    rows = await database.scan(_COUNTS, {"roots": list(roots)})
+    return {str(row.root_id): int(row.products) for row in rows}

@@ -11,9 +11,15 @@ from services.auth import AuthInterceptor
 from services.auth.identity_peer import IdentityPeer
 from services.catalogue.categories import CategoryTree
 from services.catalogue.config import CatalogueSettings
-from services.catalogue.models import EVENT_TABLES
+from services.catalogue.inventory import Inventory
+from services.catalogue.listing import ProductListing
+from services.catalogue.models import EVENT_TABLES, IDEMPOTENCY_KEYS
 from services.catalogue.policies import POLICIES
+from services.catalogue.products import Products
+from services.catalogue.reservation_sweeper import ReservationSweeper
+from services.catalogue.search import SearchQuery
 from services.catalogue.servicer import CatalogueServicer
+from services.database.idempotency import IdempotentWrites
 from services.foundation import Foundation
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
 
@@ -34,20 +40,30 @@ async def create_server(
         event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
     )
-    identity = IdentityPeer.connect(settings, foundation.clock)
-    # RPCs later releases build fall through to the generated base: UNIMPLEMENTED.
-    servicer = CatalogueServicer(CategoryTree(foundation.database))  # type: ignore[abstract]
+    database, outbox, clock = foundation.database, foundation.bus.outbox, foundation.clock
+    identity = IdentityPeer.connect(settings, clock)
+    inventory = Inventory(database, outbox, clock)
+    sweeper = ReservationSweeper(inventory, settings.reservation_sweep_seconds)
+    servicer = CatalogueServicer(
+        categories=CategoryTree(database, clock),
+        products=Products(database, outbox, clock),
+        listing=ProductListing(database, clock),
+        search=SearchQuery(database, clock),
+        inventory=inventory,
+        writes=IdempotentWrites(database, IDEMPOTENCY_KEYS, clock),
+    )
     spec = ServiceSpec(
         domain="catalogue.superapp",
         service_names=[SERVICE_NAME],
         register=lambda server: catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server(
             servicer, server
         ),
-        probe=foundation.database.ping,
+        probe=database.ping,
         interceptors=[AuthInterceptor(identity.verifier, [POLICIES], domain="catalogue.superapp")],
-        closers=[foundation.close, identity.close],
+        closers=[foundation.close, identity.close, sweeper.stop],
     )
     foundation.bus.start()
+    sweeper.start()
     return await start_grpc_service(
         spec, settings, env_prefix="CATALOGUE_", tracer_provider=tracer_provider
     )

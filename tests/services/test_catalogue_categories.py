@@ -151,11 +151,3 @@ async def test_unknown_category_is_not_found_with_its_id(catalogue: Running) -> 
             "CATEGORY_NOT_FOUND",
             {"category_id": missing},
         )
-
-
-async def test_rpcs_not_built_yet_are_unimplemented_with_a_reason(catalogue: Running) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await _stub(catalogue).GetProduct(pb.GetProductRequest(product_id=new_id()))
-    error = rich_error(caught.value)
-    assert error.code == grpc.StatusCode.UNIMPLEMENTED
-    assert error.info.reason == "NOT_IMPLEMENTED"

@@ -1,0 +1,79 @@
+"""Catalogue reads at scale: GetProduct, ListProducts with a category filter, and
+SearchProducts, against a catalogue of 100,000 published products.
+
+The products are seeded once per run into the catalogue's SQLite file before the service
+starts (`SUPERAPP_BENCH_CATALOGUE_PRODUCTS` changes how many, for quick runs). Each call
+asks for something else in turn (products, categories, search words), so no single row
+or query stays hot.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from superapp.catalogue.v1 import catalogue_service_pb2 as pb
+from superapp.catalogue.v1 import catalogue_service_pb2_grpc
+
+from scripts.benchmark.catalogue_seed import SeededCatalogue, seed_catalogue
+from scripts.benchmark.environment import Environment
+from scripts.benchmark.rpc_scenarios import GRPC_ECHO
+from scripts.benchmark.scenario import Call, ClosedLoop, Scenario
+
+if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
+    from superapp.catalogue.v1.catalogue_service_pb2_grpc import CatalogueServiceAsyncStub
+
+__all__ = ["catalogue_scenarios"]
+
+_PRODUCTS_SETTING = "SUPERAPP_BENCH_CATALOGUE_PRODUCTS"
+
+
+async def _catalogue(env: Environment) -> tuple[SeededCatalogue, list[CatalogueServiceAsyncStub]]:
+    """The seeded data and a stub per client channel to the catalogue serving it."""
+    seeded = await seed_catalogue(
+        env.work_dir / "catalogue", int(os.environ.get(_PRODUCTS_SETTING, "100000"))
+    )
+    channels = await env.channels(await env.service("catalogue"))
+    return seeded, [catalogue_service_pb2_grpc.CatalogueServiceStub(c) for c in channels]
+
+
+def _rotating(method: Callable[..., Any], requests: Iterator[Any], timeout: float) -> Call:
+    async def call() -> object:
+        return await method(next(requests), timeout=timeout)
+
+    return call
+
+
+async def _get_product(env: Environment) -> ClosedLoop:
+    seeded, stubs = await _catalogue(env)
+    requests = itertools.cycle([pb.GetProductRequest(product_id=i) for i in seeded.product_ids])
+    return ClosedLoop([_rotating(stub.GetProduct, requests, env.call_timeout) for stub in stubs])
+
+
+async def _list_products(env: Environment) -> ClosedLoop:
+    seeded, stubs = await _catalogue(env)
+    requests = itertools.cycle(
+        [pb.ListProductsRequest(category_id=i, page_size=20) for i in seeded.root_category_ids]
+    )
+    return ClosedLoop([_rotating(stub.ListProducts, requests, env.call_timeout) for stub in stubs])
+
+
+async def _search_products(env: Environment) -> ClosedLoop:
+    seeded, stubs = await _catalogue(env)
+    requests = itertools.cycle(
+        [pb.SearchProductsRequest(query=word, page_size=20) for word in seeded.words[::29]]
+    )
+    return ClosedLoop(
+        [_rotating(stub.SearchProducts, requests, env.call_timeout) for stub in stubs]
+    )
+
+
+def catalogue_scenarios() -> list[Scenario]:
+    """The catalogue's reads at scale, each beside the echo ceiling."""
+    return [
+        Scenario("catalogue.GetProduct", _get_product, ceiling=GRPC_ECHO),
+        Scenario("catalogue.ListProducts (category)", _list_products, ceiling=GRPC_ECHO),
+        Scenario("catalogue.SearchProducts", _search_products, ceiling=GRPC_ECHO),
+    ]

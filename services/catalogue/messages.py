@@ -1,0 +1,113 @@
+"""Catalogue records as the contract's messages, for responses and event payloads alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from superapp.catalogue.v1 import catalogue_service_pb2 as pb
+
+from services.catalogue.records import (
+    ARCHIVED,
+    DRAFT,
+    PUBLISHED,
+    ProductRecord,
+    ReservationRecord,
+    Stock,
+)
+
+__all__ = [
+    "product_message",
+    "product_status",
+    "reservation_message",
+    "reservation_status",
+    "stock_message",
+    "timestamp",
+]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    """A protobuf Timestamp of an aware datetime."""
+    stamp = Timestamp()
+    _set_time(stamp, moment)
+    return stamp
+
+
+def _set_time(stamp: Timestamp, moment: datetime) -> None:
+    # A third of `FromDatetime`'s cost; every product carries three of them.
+    since = moment - _EPOCH
+    stamp.seconds = since.days * 86_400 + since.seconds
+    stamp.nanos = since.microseconds * 1_000
+
+
+def product_status(status: str) -> pb.ProductStatus.ValueType:
+    """The enum value of a stored product status."""
+    return _PRODUCT_STATUSES[status]
+
+
+_PRODUCT_STATUSES = {
+    status: pb.ProductStatus.Value(f"PRODUCT_STATUS_{status}")
+    for status in (DRAFT, PUBLISHED, ARCHIVED)
+}
+
+
+def reservation_status(status: str) -> pb.ReservationStatus.ValueType:
+    """The enum value of a stored reservation status."""
+    return pb.ReservationStatus.Value(f"RESERVATION_STATUS_{status}")
+
+
+def stock_message(stock: Stock) -> pb.Stock:
+    """The stock summary message."""
+    return pb.Stock(
+        stocked_quantity=stock.stocked,
+        reserved_quantity=stock.reserved,
+        available_quantity=stock.available,
+    )
+
+
+def product_message(product: ProductRecord) -> pb.Product:
+    """The Product message, output-only fields included.
+
+    Nested messages are filled in place rather than built and copied: listings and
+    searches build up to a hundred of these per call.
+    """
+    message = pb.Product(
+        product_id=product.product_id,
+        merchant_id=product.merchant_id,
+        title=product.title,
+        description=product.description,
+        category_id=product.category_id or "",
+        attributes=product.attributes,
+        image_urls=product.image_urls,
+        status=_PRODUCT_STATUSES[product.status],
+    )
+    message.price.currency_code = product.price_currency
+    message.price.amount_minor = product.price_minor
+    _set_time(message.create_time, product.create_time)
+    _set_time(message.update_time, product.update_time)
+    if product.publish_time is not None:
+        _set_time(message.publish_time, product.publish_time)
+    stock = product.stock
+    message.stock.stocked_quantity = stock.stocked
+    message.stock.reserved_quantity = stock.reserved
+    message.stock.available_quantity = stock.available
+    return message
+
+
+def reservation_message(reservation: ReservationRecord) -> pb.Reservation:
+    """The Reservation message of a record (see `ReservationRecord.as_of` for expiry)."""
+    message = pb.Reservation(
+        reservation_id=reservation.reservation_id,
+        product_id=reservation.product_id,
+        user_id=reservation.user_id,
+        quantity=reservation.quantity,
+        status=reservation_status(reservation.status),
+        expire_time=timestamp(reservation.expire_time),
+        create_time=timestamp(reservation.create_time),
+    )
+    if reservation.resolve_time is not None:
+        message.resolve_time.CopyFrom(timestamp(reservation.resolve_time))
+    return message

@@ -1,0 +1,191 @@
+"""Catalogue on the parametrised database, with a real identity service issuing its tokens.
+
+Identity keeps its own SQLite file (a database per service); catalogue verifies the
+tokens with identity's keys fetched over gRPC, as in production. Merchants get their
+role from the bootstrap admin through SetUserRoles, then sign in again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import select
+from superapp.catalogue.v1 import catalogue_service_pb2 as pb
+from superapp.catalogue.v1 import catalogue_service_pb2_grpc
+from superapp.identity.v1 import identity_service_pb2 as identity_pb
+from superapp.identity.v1 import identity_service_pb2_grpc
+from superapp.type.v1 import money_pb2
+
+from scripts.nats_process import NatsProcess
+from services.catalogue.config import CatalogueSettings
+from services.catalogue.models import EVENT_TABLES
+from services.catalogue.server import create_server as create_catalogue
+from services.database import Database
+from services.identity.config import IdentitySettings
+from services.identity.server import create_server as create_identity
+from services.runtime.ids import new_id
+from services.runtime.serving import GrpcService
+from tests.identity.conftest import ADMIN_EMAIL, Identity
+from tests.services.rich_errors import RichError, rich_error
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+@dataclass
+class Shop:
+    """A running catalogue, the identity behind its tokens, and ways to act as users."""
+
+    stub: catalogue_service_pb2_grpc.CatalogueServiceStub
+    identity: Identity
+    database_url: str
+    admin: Metadata = ()
+    _emails: int = field(default=0)
+
+    async def signed_in(self, *, merchant: bool = False) -> tuple[str, Metadata]:
+        """A new user (a merchant if asked) and the metadata that authenticates as them."""
+        self._emails += 1
+        email = f"user{self._emails}-{new_id()[-8:]}@example.com"
+        user, metadata = await self.identity.signed_up(email)
+        if merchant:
+            await self.identity.stub.SetUserRoles(
+                identity_pb.SetUserRolesRequest(
+                    user_id=user.user_id,
+                    roles=[identity_pb.ROLE_USER, identity_pb.ROLE_MERCHANT],
+                    request_id=new_id(),
+                ),
+                metadata=self.admin,
+            )
+            tokens = (await self.identity.login(email)).tokens
+            metadata = (("authorization", f"Bearer {tokens.access_token}"),)
+        return user.user_id, metadata
+
+    async def product(
+        self, merchant: Metadata, *, publish: bool = True, stock: int = 0, **fields: Any
+    ) -> pb.Product:
+        """A product of `merchant` (published unless asked not to) with `stock` units."""
+        fields.setdefault("title", "Plain thing")
+        fields.setdefault("price", money_pb2.Money(currency_code="USD", amount_minor=1000))
+        created = await self.stub.CreateProduct(
+            pb.CreateProductRequest(product=pb.Product(**fields), request_id=new_id()),
+            metadata=merchant,
+        )
+        product = created.product
+        if stock:
+            await self.stub.AdjustStock(
+                pb.AdjustStockRequest(
+                    product_id=product.product_id,
+                    delta=stock,
+                    reason="delivery",
+                    request_id=new_id(),
+                ),
+                metadata=merchant,
+            )
+        if publish:
+            product = (
+                await self.stub.PublishProduct(
+                    pb.PublishProductRequest(product_id=product.product_id, request_id=new_id()),
+                    metadata=merchant,
+                )
+            ).product
+        return product
+
+    async def category(self, name: str, parent_id: str = "") -> pb.Category:
+        """A category created by the admin."""
+        reply = await self.stub.CreateCategory(
+            pb.CreateCategoryRequest(
+                category=pb.Category(name=name, parent_category_id=parent_id), request_id=new_id()
+            ),
+            metadata=self.admin,
+        )
+        return reply.category
+
+    async def stock(self, product_id: str, metadata: Metadata) -> pb.Stock:
+        """The product's stock summary, as GetProduct reports it."""
+        reply = await self.stub.GetProduct(
+            pb.GetProductRequest(product_id=product_id), metadata=metadata
+        )
+        return reply.product.stock
+
+    async def events(self, subject: str) -> list[bytes]:
+        """Payloads recorded in catalogue's outbox under `subject`, in commit order."""
+        database = Database.connect(self.database_url)
+        outbox = EVENT_TABLES.outbox
+        try:
+            async with database.read() as session:
+                rows = await session.execute(
+                    select(outbox.c.payload)
+                    .where(outbox.c.subject == subject)
+                    .order_by(outbox.c.seq)
+                )
+                return [row.payload for row in rows]
+        finally:
+            await database.dispose()
+
+
+async def failure(call: Any) -> RichError:
+    """The rich error of a call that must fail."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return rich_error(caught.value)
+
+
+async def _start(
+    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_url: str
+) -> tuple[GrpcService, GrpcService]:
+    identity = await create_identity(
+        IdentitySettings(
+            port=0,
+            data_dir=tmp_path / "identity",
+            nats_url=nats_url,
+            bootstrap_admin_email=ADMIN_EMAIL,
+            password_hash_cores=4,
+        ),
+        tracer_provider,
+    )
+    try:
+        catalogue = await create_catalogue(
+            CatalogueSettings(
+                port=0,
+                data_dir=tmp_path / "catalogue",
+                database_url=database_url,
+                nats_url=nats_url,
+                identity_addr=f"127.0.0.1:{identity.port}",
+                reservation_sweep_seconds=0.1,
+            ),
+            tracer_provider,
+        )
+    except BaseException:
+        await identity.stop(0)
+        raise
+    return identity, catalogue
+
+
+@pytest.fixture
+async def shop(
+    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
+) -> AsyncIterator[Shop]:
+    """Catalogue on the parametrised database; the bootstrap admin signed in."""
+    identity, catalogue = await _start(database_url, tmp_path, tracer_provider, nats_server.url)
+    identity_channel = grpc.aio.insecure_channel(f"127.0.0.1:{identity.port}")
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{catalogue.port}")
+    try:
+        people = Identity(
+            identity,
+            identity_service_pb2_grpc.IdentityServiceStub(identity_channel),
+            f"sqlite+aiosqlite:///{tmp_path / 'identity' / 'identity.db'}",
+        )
+        _, admin = await people.signed_up(ADMIN_EMAIL)
+        yield Shop(
+            catalogue_service_pb2_grpc.CatalogueServiceStub(channel), people, database_url, admin
+        )
+    finally:
+        await channel.close()
+        await identity_channel.close()
+        await catalogue.stop(0)
+        await identity.stop(0)
