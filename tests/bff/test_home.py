@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.bff.conftest import (
     Platform,
     admin_session,
     assert_problem,
     available,
+    merchant_session,
+    product_on_sale,
     serving_bff,
     sign_up,
     top_up,
@@ -17,12 +18,11 @@ from tests.bff.conftest import (
 )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="catalogue's ListProducts is not merged into this branch yet"
-)
 async def test_home_has_profile_balances_and_featured_products(
-    client: httpx.AsyncClient,
+    platform: Platform, client: httpx.AsyncClient
 ) -> None:
+    merchant = await merchant_session(client, platform)
+    newest = await product_on_sale(client, merchant, price_minor=990, stock=1)
     ann = await sign_up(client)
     admin = await admin_session(client)
     await wallet_of(client, ann)
@@ -34,7 +34,7 @@ async def test_home_has_profile_balances_and_featured_products(
     home = reply.json()
     assert home["profile"]["user_id"] == ann.user_id
     assert available(home["wallet"]) == (1_234, 0)
-    assert isinstance(home["featured_products"], list)
+    assert home["featured_products"][0]["product_id"] == newest["product_id"]
     assert home["unavailable"] == {}
 
 
