@@ -80,8 +80,8 @@ COMPONENTS: tuple[Component, ...] = (
     Component("identity", "services.identity", "IDENTITY_", 7101, Readiness.GRPC_HEALTH),
     Component("wallet", "services.wallet", "WALLET_", 7102, Readiness.GRPC_HEALTH),
     Component("catalogue", "services.catalogue", "CATALOGUE_", 7103, Readiness.GRPC_HEALTH),
-    # The BFF joins as one more line, started last and stopped first:
-    # Component("bff", "bff", "BFF_", 7100, Readiness.HTTP_READYZ),
+    # Started last and stopped first: it is ready only once every service is.
+    Component("bff", "bff", "BFF_", 7100, Readiness.HTTP_READYZ),
 )
 
 
@@ -243,10 +243,19 @@ async def _spawn(endpoint: Endpoint, env: dict[str, str], sink: TextIO, width: i
 
 
 def _child_environment(
-    environ: Mapping[str, str], endpoint: Endpoint, data_dir: Path, nats_url: str
+    environ: Mapping[str, str],
+    endpoint: Endpoint,
+    data_dir: Path,
+    nats_url: str,
+    peers: Sequence[Endpoint] = (),
 ) -> dict[str, str]:
     prefix = endpoint.component.env_prefix
     env = dict(environ)
+    # Every component learns where its peers listen (`WALLET_IDENTITY_ADDR`,
+    # `BFF_CATALOGUE_ADDR`, ...), so moved ports still meet; explicit settings win.
+    for peer in peers:
+        if peer.component.readiness is Readiness.GRPC_HEALTH and peer is not endpoint:
+            env.setdefault(f"{prefix}{peer.component.name.upper()}_ADDR", peer.address)
     env[f"{prefix}PORT"] = str(endpoint.port)
     env[f"{prefix}DATA_DIR"] = str(data_dir)
     env[f"{prefix}NATS_URL"] = nats_url
@@ -377,6 +386,7 @@ def _endpoint_table(
         else:
             rows.append((child.name, f"http://{address}", pid, f"ready by {readiness}"))
             examples.append(f"curl http://{address}{readiness.removeprefix('GET ')}")
+            examples.append(f"curl http://{address}/openapi.json")
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     lines = ["", f"superapp local stack; data in {config.data_dir}"]
     lines += [
@@ -389,7 +399,7 @@ def _endpoint_table(
     lines += [
         "databases: SQLite <data>/<service>.db unless <PREFIX>DATABASE_URL is set",
         "logs: every component's output goes to stderr, each line prefixed by its name",
-        "list the services of each (reflection):",
+        "list the services of each (reflection; the BFF: readiness and OpenAPI):",
         *(f"  {example}" for example in examples),
         READY_LINE,
     ]
@@ -430,7 +440,7 @@ async def run_stack(config: StackConfig, environ: Mapping[str, str]) -> int:
             nats_url = config.external_nats_url
         width = max(len(endpoint.component.name) for endpoint in config.endpoints) + 1
         for endpoint in config.endpoints:
-            env = _child_environment(environ, endpoint, config.data_dir, nats_url)
+            env = _child_environment(environ, endpoint, config.data_dir, nats_url, config.endpoints)
             child = await _spawn(endpoint, env, sys.stderr, width)
             children.append(child)
             print(

@@ -12,6 +12,7 @@ import grpc
 
 from scripts.benchmark.echo_server import ECHO_METHOD
 from scripts.benchmark.server_process import ServerProcess, ServerStartError, python_module
+from scripts.localstack import http_ready_problem
 from scripts.nats_process import NatsProcess
 from services.runtime.ports import free_port
 
@@ -34,6 +35,19 @@ async def _echo_answers(address: str) -> None:
                 await asyncio.sleep(0.05)
             else:
                 return
+
+
+def _http_answers(path: str) -> Callable[[str], Awaitable[None]]:
+    """Readiness of an HTTP server: GET `path` answers 200."""
+
+    async def ready(address: str) -> None:
+        host, port = address.rsplit(":", 1)
+        while True:
+            if await http_ready_problem(host, int(port), path) is None:
+                return
+            await asyncio.sleep(0.05)
+
+    return ready
 
 
 class Environment:
@@ -102,6 +116,46 @@ class Environment:
             )
 
         return await self._server(name, build)
+
+    async def asgi_hello(self) -> str:
+        """host:port of the bare ASGI app, served by uvicorn as the BFF is."""
+
+        def build() -> ServerProcess:
+            port = free_port()
+            return ServerProcess(
+                "asgi-hello",
+                python_module("scripts.benchmark.asgi_hello", "--port", str(port)),
+                port=port,
+                log_file=self.work_dir / "asgi-hello.log",
+                ready=_http_answers("/"),
+            )
+
+        return await self._server("asgi-hello", build)
+
+    async def bff(self) -> str:
+        """host:port of the BFF (`python -m bff`) in front of identity, wallet, catalogue."""
+        upstreams = {
+            f"BFF_{name.upper()}_ADDR": await self.service(name)
+            for name in ("identity", "wallet", "catalogue")
+        }
+
+        def build() -> ServerProcess:
+            port = free_port()
+            return ServerProcess(
+                "bff",
+                python_module("bff"),
+                port=port,
+                log_file=self.work_dir / "bff.log",
+                env={
+                    "BFF_HOST": "127.0.0.1",
+                    "BFF_PORT": str(port),
+                    "BFF_SHUTDOWN_GRACE_SECONDS": "2",
+                    **upstreams,
+                },
+                ready=_http_answers("/readyz"),
+            )
+
+        return await self._server("bff", build)
 
     def _nats_url(self) -> str:
         if self._nats is None:

@@ -21,7 +21,8 @@ def error_kind(error: Exception) -> str:
     """A short label for a failed operation: the gRPC status code name, else the type."""
     if isinstance(error, grpc.aio.AioRpcError):
         return error.code().name
-    return type(error).__name__
+    kind = getattr(error, "kind", None)  # e.g. the HTTP client's "HTTP_503"
+    return kind if isinstance(kind, str) else type(error).__name__
 
 
 async def drive(workload: ClosedLoop, concurrency: int, window: Window) -> Sample:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from scripts.benchmark.bff_scenarios import bff_scenarios
 from scripts.benchmark.catalogue_scenarios import catalogue_scenarios
 from scripts.benchmark.eventbus_scenarios import eventbus_scenarios
 from scripts.benchmark.identity_scenarios import identity_scenarios
@@ -24,6 +25,7 @@ def all_scenarios() -> list[Scenario]:
         *identity_scenarios(),
         *wallet_scenarios(),
         *catalogue_scenarios(),
+        *bff_scenarios(),
         *eventbus_scenarios(),
     ]
 

@@ -23,13 +23,12 @@ from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from superapp.identity.v1 import identity_service_pb2 as identity_pb
-from superapp.identity.v1 import identity_service_pb2_grpc
 from superapp.type.v1.money_pb2 import Money
 from superapp.wallet.v1 import wallet_service_pb2 as pb
 from superapp.wallet.v1 import wallet_service_pb2_grpc
 
-from scripts.benchmark.environment import BENCH_ADMIN_EMAIL, Environment
+from scripts.benchmark.accounts import funded_users
+from scripts.benchmark.environment import Environment
 from scripts.benchmark.rpc_scenarios import GRPC_ECHO
 from scripts.benchmark.scenario import ClosedLoop, Sample, Scenario, Window
 from services.database import Database, open_database
@@ -49,7 +48,6 @@ RAW = "ledger.write raw sqlite3"
 NAIVE = "ledger.write naive SQLAlchemy async"
 _MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "wallet" / "migrations"
 _ACCOUNTS = 16
-_PASSWORD = "bench password of decent length"  # noqa: S105 - throwaway bench accounts
 
 _SHAPE = """
 CREATE TABLE IF NOT EXISTS accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
@@ -215,65 +213,24 @@ async def _batched(env: Environment) -> ClosedLoop:
     return ClosedLoop([transfer])
 
 
-async def _signed_in_users(env: Environment, count: int) -> tuple[str, list[tuple[str, str]]]:
-    """Identity's admin token and `count` users (id, token) whose wallets are open."""
-    identity = await env.service("identity")
-    wallet_address = await env.service("wallet")
-    [channel] = (await env.channels(identity))[:1]
-    stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
-
-    async def sign_up(email: str) -> tuple[str, str]:
-        try:
-            user = await stub.RegisterUser(
-                identity_pb.RegisterUserRequest(
-                    email=email, password=_PASSWORD, display_name="Bench", request_id=new_id()
-                )
-            )
-            user_id = user.user.user_id
-        except Exception:  # the admin exists already when a run measures twice
-            user_id = ""
-        login = await stub.Login(identity_pb.LoginRequest(email=email, password=_PASSWORD))
-        return user_id or login.user.user_id, login.tokens.access_token
-
-    _, admin_token = await sign_up(BENCH_ADMIN_EMAIL)
-    users = [await sign_up(f"bench-{new_id()}@example.com") for _ in range(count)]
-    [wallet_channel] = (await env.channels(wallet_address))[:1]
-    wallet = wallet_service_pb2_grpc.WalletServiceStub(wallet_channel)
-    admin = (("authorization", f"Bearer {admin_token}"),)
-    for user_id, _ in users:
-        for _ in range(500):  # wallets open from identity's event, asynchronously
-            try:
-                await wallet.CreditWallet(
-                    pb.CreditWalletRequest(
-                        user_id=user_id,
-                        amount=Money(currency_code="EUR", amount_minor=10**12),
-                        request_id=new_id(),
-                    ),
-                    metadata=admin,
-                )
-                break
-            except Exception:
-                await asyncio.sleep(0.02)
-    return wallet_address, users
-
-
 async def _transfer_rpc(env: Environment) -> ClosedLoop:
-    address, users = await _signed_in_users(env, 8)
+    users = await funded_users(env, 8)
+    address = await env.service("wallet")
     pairs = itertools.cycle(itertools.permutations(users, 2))
     calls = []
     for channel in await env.channels(address):
         stub = wallet_service_pb2_grpc.WalletServiceStub(channel)
 
         async def transfer(stub: wallet_service_pb2_grpc.WalletServiceAsyncStub = stub) -> None:
-            (source, token), (target, _) = next(pairs)
+            source, target = next(pairs)
             await stub.CreateTransfer(
                 pb.CreateTransferRequest(
-                    from_user_id=source,
-                    to_user_id=target,
+                    from_user_id=source.user_id,
+                    to_user_id=target.user_id,
                     amount=Money(currency_code="EUR", amount_minor=1),
                     request_id=new_id(),
                 ),
-                metadata=(("authorization", f"Bearer {token}"),),
+                metadata=source.metadata,
                 timeout=env.call_timeout,
             )
 

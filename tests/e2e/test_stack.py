@@ -10,11 +10,13 @@ import socket
 import sqlite3
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 import nats
 import pytest
 from grpc_health.v1 import health_pb2
@@ -178,6 +180,31 @@ async def _health(address: str) -> int:
         return await check_health(channel, deadline=5.0)
 
 
+async def _app_signs_up_and_finds_its_wallet(bff: str) -> None:
+    """The mobile app's first minute, over HTTP; the services meet on their moved ports."""
+    async with httpx.AsyncClient(base_url=bff, timeout=10.0) as http:
+        assert (await http.get("/readyz")).json()["status"] == "ready"
+        assert (await http.get("/openapi.json")).json()["info"]["title"] == "superapp BFF"
+        email = f"e2e-{uuid.uuid4()}@example.com"
+        registered = await http.post(
+            "/v1/auth/register",
+            json={"email": email, "password": "e2e password 123", "display_name": "E2E"},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert registered.status_code == 201, registered.text
+        login = await http.post(
+            "/v1/auth/login", json={"email": email, "password": "e2e password 123"}
+        )
+        auth = {"Authorization": f"Bearer {login.json()['tokens']['access_token']}"}
+        assert (await http.get("/v1/me", headers=auth)).json()["email"] == email
+        deadline = time.monotonic() + 20.0
+        while (wallet := await http.get("/v1/me/wallet", headers=auth)).status_code == 404:
+            assert time.monotonic() < deadline, "the wallet never opened"
+            await asyncio.sleep(0.1)
+        assert wallet.status_code == 200, wallet.text
+        assert wallet.json()["user_id"] == registered.json()["user_id"]
+
+
 async def test_stack_serves_every_component_and_stops_cleanly(make_stack: StackFactory) -> None:
     stack = make_stack().start()
     await stack.wait_ready()
@@ -196,6 +223,8 @@ async def test_stack_serves_every_component_and_stops_cleanly(make_stack: StackF
     finally:
         await client.close()
     assert stack.nats_url in stack.stdout
+    await _app_signs_up_and_finds_its_wallet(f"http://{stack.address('BFF_PORT')}")
+    assert f"http://{stack.address('BFF_PORT')}" in stack.stdout
 
     stack.terminate()
     assert await stack.wait_exit() == 0

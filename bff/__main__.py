@@ -1,0 +1,3 @@
+from bff.server import main
+
+main()

@@ -1,0 +1,103 @@
+"""The FastAPI application: routes, error mapping, limits, compression, tracing, wiring.
+
+Everything the routes need is built in the lifespan, inside the event loop that serves
+(gRPC channels belong to one loop), and kept on `app.state`: the upstream stubs, the
+token verifier, the rate limits and the checkout saga.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from starlette.middleware.gzip import GZipMiddleware
+
+from bff.body_limit import BodySizeLimit
+from bff.checkout import Checkout, StepObserver
+from bff.config import BffSettings
+from bff.openapi import OPENAPI_PATH, install_openapi
+from bff.problems import install_problem_handlers
+from bff.rate_limits import RateLimits
+from bff.routes import ROUTERS
+from bff.upstreams import Upstreams
+from services.auth.jwks import JwksCache, grpc_jwks_fetcher
+from services.auth.verifier import TokenVerifier
+from services.runtime.clock import Clock, SystemClock
+from services.runtime.telemetry import exports_spans
+
+__all__ = ["create_app"]
+
+_DESCRIPTION = """\
+The mobile app's HTTP/JSON API over the superapp gRPC services.
+
+Authenticate with `Authorization: Bearer <access token>` from `POST /v1/auth/login`.
+Every write takes an `Idempotency-Key` header: a retry with the same key returns the
+first result. Errors are RFC 9457 `application/problem+json` documents whose `reason`
+is the stable, UPPER_SNAKE cause (the upstream service's `ErrorInfo.reason`).
+"""
+
+
+def create_app(
+    settings: BffSettings,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    clock: Clock | None = None,
+    checkout_observer: StepObserver | None = None,
+) -> FastAPI:
+    """The BFF as an ASGI app; upstream channels open when its lifespan starts.
+
+    With a `tracer_provider` that exports spans, requests and upstream calls are traced
+    and the trace context travels upstream. `checkout_observer` is told of each
+    checkout step that succeeded (tests use it to stop an upstream mid-saga).
+    """
+    tracing = tracer_provider is not None and exports_spans(tracer_provider)
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        upstreams = Upstreams.connect(settings, tracer_provider if tracing else None)
+        app.state.upstreams = upstreams
+        app.state.verifier = TokenVerifier(
+            JwksCache(grpc_jwks_fetcher(upstreams.identity_channel), clock=clock),
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            clock=clock,
+        )
+        app.state.rate_limits = RateLimits(settings)
+        reservation_ttl = timedelta(seconds=settings.checkout_reservation_ttl_seconds)
+        app.state.checkout = Checkout(
+            upstreams,
+            reservation_ttl=reservation_ttl,
+            hold_ttl=reservation_ttl + timedelta(seconds=settings.checkout_capture_grace_seconds),
+            observer=checkout_observer,
+        )
+        try:
+            yield
+        finally:
+            await upstreams.close()
+
+    app = FastAPI(
+        title="superapp BFF",
+        version="1.0.0",
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url=OPENAPI_PATH,
+        docs_url=None,  # the UIs load scripts from a CDN; the document is what matters
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_openapi(app)
+    if tracing:
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=tracer_provider, excluded_urls="livez,readyz"
+        )
+    return app

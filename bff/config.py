@@ -1,0 +1,79 @@
+"""The BFF's settings, from `BFF_*` environment variables.
+
+The BFF shares the services' settings class for what they have in common (host, port,
+token issuer and audience, identity's address, shutdown grace, log level); it has no
+database and no event bus, so `data_dir`, `database_url` and `nats_url` are unused.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from limits import parse_many
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from services.runtime.settings import Port, ServiceSettings
+
+__all__ = ["BffSettings"]
+
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+def _rate(value: str) -> str:
+    try:
+        parse_many(value)
+    except ValueError as error:
+        raise ValueError(f"must be a rate limit such as '10/minute' ({error})") from None
+    return value
+
+
+class BffSettings(ServiceSettings):
+    """Settings of the backend-for-frontend."""
+
+    model_config = SettingsConfigDict(env_prefix="BFF_", frozen=True, extra="ignore")
+
+    port: Port = 7100
+    """HTTP port; 0 picks a free one (tests)."""
+    wallet_addr: str = "127.0.0.1:7102"
+    """wallet's gRPC address (host:port)."""
+    catalogue_addr: str = "127.0.0.1:7103"
+    """catalogue's gRPC address (host:port)."""
+    upstream_timeout_seconds: Seconds = 5.0
+    """Deadline of every upstream call that sets no shorter one."""
+    home_part_timeout_seconds: Seconds = 1.0
+    """Deadline of each upstream call of the home screen; a slower part is left out."""
+    readiness_timeout_seconds: Seconds = 1.0
+    """Deadline of each upstream health check behind `/readyz`."""
+    auth_rate_limit: str = "20/minute"
+    """Per client IP, on sign-up, sign-in, refresh and sign-out (limits syntax; `;` joins)."""
+    write_rate_limit_per_user: str = "60/minute"
+    """Per signed-in user, on every endpoint that changes something."""
+    write_rate_limit_per_ip: str = "300/minute"
+    """Per client IP, on every endpoint that changes something."""
+    rate_limit_storage: str = "async+memory://"
+    """Where rate-limit counters live (limits storage URI); per process by default."""
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    """Larger request bodies are refused with 413 before they are read. The largest valid
+    body (a product at every limit, 42k characters) takes up to 167 KiB in UTF-8."""
+    gzip_minimum_bytes: Annotated[int, Field(ge=0)] = 1024
+    """Responses at least this large are gzip-compressed for clients that accept it."""
+    forwarded_allow_ips: str = ""
+    """Proxies whose X-Forwarded-For is believed (comma-separated); empty: none."""
+    checkout_reservation_ttl_seconds: Annotated[float, Field(ge=10, le=3600)] = 600
+    """How long a checkout holds stock before it must commit."""
+    checkout_capture_grace_seconds: Annotated[float, Field(ge=10, le=6 * 24 * 3600)] = 1800
+    """How long a funds hold outlives the stock reservation, so that a checkout
+    interrupted after the sale was committed can still be finished by a retry."""
+
+    @field_validator("auth_rate_limit", "write_rate_limit_per_user", "write_rate_limit_per_ip")
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        return _rate(value)
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _async_storage(cls, value: str) -> str:
+        if not value.startswith("async+"):
+            raise ValueError("must be an async limits storage URI such as async+memory://")
+        return value

@@ -1,0 +1,20 @@
+"""The HTTP routes, one module per screen or resource of the mobile app."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from bff.routes import auth, catalogue, checkout, home, merchant, profile, system, wallet
+
+__all__ = ["ROUTERS"]
+
+ROUTERS: tuple[APIRouter, ...] = (
+    system.router,
+    auth.router,
+    profile.router,
+    home.router,
+    wallet.router,
+    catalogue.router,
+    checkout.router,
+    merchant.router,
+)

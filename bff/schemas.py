@@ -1,0 +1,376 @@
+"""The JSON the mobile app sends and receives: one pydantic model per shape.
+
+Field names are the contracts' snake_case names, so a field violation an upstream service
+reports names the same field the client sent. Amounts are integers in minor units with
+an ISO 4217 code, as in the contracts; every amount is below 1e15, so it is exact in any
+JSON parser (including JavaScript's doubles).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "Amount",
+    "Balance",
+    "Category",
+    "CategoryPage",
+    "CheckoutRequest",
+    "Home",
+    "Jwk",
+    "Jwks",
+    "Liveness",
+    "LoginRequest",
+    "LoginResult",
+    "Money",
+    "Order",
+    "Product",
+    "ProductChanges",
+    "ProductDraft",
+    "ProductPage",
+    "ProfileChanges",
+    "Readiness",
+    "RefreshRequest",
+    "RegisterRequest",
+    "SearchHit",
+    "SearchPage",
+    "Stock",
+    "StockAdjustment",
+    "Tokens",
+    "TopUpRequest",
+    "Transaction",
+    "TransactionPage",
+    "TransferRequest",
+    "UserProfile",
+    "Wallet",
+]
+
+MONEY_LIMIT = 10**15
+Uuid = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+]
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+class _Input(BaseModel):
+    """Request bodies: unknown fields are refused rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- shared values -------------------------------------------------------------------
+
+
+class Money(BaseModel):
+    """An exact amount: integer minor units of an ISO 4217 currency; signed where stated."""
+
+    currency_code: str = Field(examples=["EUR"])
+    amount_minor: int = Field(examples=[1250], description="1250 EUR = 12.50 EUR")
+
+
+class Amount(_Input):
+    """A positive amount the client sends: 1 to 1e15 - 1 minor units."""
+
+    currency_code: CurrencyCode = Field(examples=["EUR"])
+    amount_minor: int = Field(ge=1, lt=MONEY_LIMIT, examples=[1250])
+
+
+# ---- auth and profile ----------------------------------------------------------------
+
+
+class RegisterRequest(_Input):
+    """A new account. The password rules (8 to 128 characters) are identity's."""
+
+    email: str = Field(min_length=1, max_length=254, examples=["ann@example.com"])
+    password: str = Field(min_length=1, max_length=1024)
+    display_name: str = Field(min_length=1, max_length=100, examples=["Ann"])
+
+
+class LoginRequest(_Input):
+    """Credentials."""
+
+    email: str = Field(min_length=1, max_length=1024)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class RefreshRequest(_Input):
+    """The newest refresh token of a session."""
+
+    refresh_token: str = Field(min_length=1, max_length=1024)
+
+
+class ProfileChanges(_Input):
+    """The profile fields to change; today only the display name."""
+
+    display_name: str = Field(min_length=1, max_length=100)
+
+
+class UserProfile(BaseModel):
+    """A user as identity knows them."""
+
+    user_id: str
+    email: str
+    display_name: str
+    roles: list[str] = Field(description="Lower-case role names: user, merchant, admin, system.")
+    create_time: datetime
+    update_time: datetime
+
+
+class Tokens(BaseModel):
+    """A fresh access token and refresh token; keep both secret."""
+
+    access_token: str
+    access_token_expire_time: datetime
+    refresh_token: str
+    refresh_token_expire_time: datetime
+    token_type: str = Field(description="Always `Bearer`.")
+
+
+class LoginResult(BaseModel):
+    """A new session and its user."""
+
+    tokens: Tokens
+    user: UserProfile
+
+
+# ---- wallet --------------------------------------------------------------------------
+
+
+class Balance(BaseModel):
+    """One currency account: what can be spent now and what pending holds reserve."""
+
+    currency_code: str
+    available_minor: int
+    held_minor: int
+
+
+class Wallet(BaseModel):
+    """A user's wallet: one balance per currency, sorted by currency."""
+
+    user_id: str
+    balances: list[Balance]
+    create_time: datetime | None
+
+
+class Transaction(BaseModel):
+    """One ledger transaction, seen from the signed-in user's side."""
+
+    transaction_id: str
+    kind: str = Field(description="CREDIT, TRANSFER, HOLD_CAPTURE; unknown kinds may appear.")
+    description: str
+    create_time: datetime | None
+    amount: Money = Field(description="Signed: negative when the user paid.")
+    counterparty_user_id: str | None = None
+    counterparty_system_account: str | None = Field(
+        default=None, description="FUNDING for a top-up; unknown accounts may appear."
+    )
+    hold_id: str | None = Field(default=None, description="The captured hold, for HOLD_CAPTURE.")
+
+
+class TransactionPage(BaseModel):
+    """A page of history, newest first; `next_page_token` is null on the last page."""
+
+    transactions: list[Transaction]
+    next_page_token: str | None
+
+
+class TransferRequest(_Input):
+    """Money from the signed-in user to another user, in one currency."""
+
+    to_user_id: Uuid
+    amount: Amount
+    description: str = Field(default="", max_length=200)
+
+
+class TopUpRequest(_Input):
+    """Money credited to a user's wallet from the platform's funding account."""
+
+    amount: Amount
+    description: str = Field(default="", max_length=200)
+
+
+# ---- catalogue -----------------------------------------------------------------------
+
+
+class Stock(BaseModel):
+    """Units on hand, held by pending reservations, and still available."""
+
+    stocked_quantity: int
+    reserved_quantity: int
+    available_quantity: int
+
+
+class Product(BaseModel):
+    """A merchant's product with its stock."""
+
+    product_id: str
+    merchant_id: str
+    title: str
+    description: str
+    price: Money
+    category_id: str | None
+    attributes: dict[str, str]
+    image_urls: list[str]
+    status: str = Field(description="DRAFT, PUBLISHED or ARCHIVED.")
+    create_time: datetime | None
+    update_time: datetime | None
+    publish_time: datetime | None
+    stock: Stock
+
+
+class ProductPage(BaseModel):
+    """A page of products; `next_page_token` is null on the last page."""
+
+    products: list[Product]
+    next_page_token: str | None
+
+
+class SearchHit(BaseModel):
+    """A search result; higher scores match better."""
+
+    product: Product
+    relevance_score: float
+
+
+class SearchPage(BaseModel):
+    """A page of search results, best first."""
+
+    results: list[SearchHit]
+    next_page_token: str | None
+
+
+class Category(BaseModel):
+    """A node of the category tree."""
+
+    category_id: str
+    name: str
+    parent_category_id: str | None
+    product_count: int
+    create_time: datetime | None
+
+
+class CategoryPage(BaseModel):
+    """A page of categories in creation order."""
+
+    categories: list[Category]
+    next_page_token: str | None
+
+
+_Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+_Attributes = Annotated[dict[str, str], Field(max_length=50)]
+_ImageUrl = Annotated[str, StringConstraints(max_length=2048)]
+_ImageUrls = Annotated[list[_ImageUrl], Field(max_length=10)]
+
+
+class ProductDraft(_Input):
+    """A new product; it starts as a DRAFT with no stock. Limits are catalogue's."""
+
+    title: _Title
+    description: str = Field(default="", max_length=5000)
+    price: Amount
+    category_id: Uuid | None = None
+    attributes: _Attributes = Field(default_factory=dict)
+    image_urls: _ImageUrls = Field(default_factory=list)
+
+
+class ProductChanges(_Input):
+    """The fields to change: exactly those present in the body (null clears)."""
+
+    title: _Title | None = None
+    description: str | None = Field(default=None, max_length=5000)
+    price: Amount | None = None
+    category_id: Uuid | None = None
+    attributes: _Attributes | None = None
+    image_urls: _ImageUrls | None = None
+
+
+class StockAdjustment(_Input):
+    """A change of the stocked quantity, with the reason kept for audit."""
+
+    delta: int = Field(ge=-(10**9), le=10**9, description="Non-zero; negative removes units.")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+# ---- checkout ------------------------------------------------------------------------
+
+
+class CheckoutRequest(_Input):
+    """Buy `quantity` units of a product with the wallet at the price the user was shown."""
+
+    product_id: Uuid
+    quantity: int = Field(ge=1, le=1000)
+    unit_price: Amount = Field(
+        description="The price shown to the user; the checkout refuses a different one."
+    )
+
+
+class Order(BaseModel):
+    """A completed checkout: stock sold, money moved to the merchant."""
+
+    status: Literal["COMPLETED"]
+    product_id: str
+    merchant_id: str
+    quantity: int
+    amount: Money = Field(description="What the user paid: unit price times quantity.")
+    reservation_id: str
+    hold_id: str
+    transaction_id: str
+    create_time: datetime | None
+
+
+# ---- home, health, keys --------------------------------------------------------------
+
+
+class Home(BaseModel):
+    """The home screen in one call. A part whose upstream failed or was too slow is null
+    and its problem is listed under `unavailable` by part name."""
+
+    profile: UserProfile | None
+    wallet: Wallet | None
+    featured_products: list[Product] | None
+    unavailable: dict[str, ProblemSummary]
+
+
+class ProblemSummary(BaseModel):
+    """Why a part of a composite answer is missing."""
+
+    status: int
+    reason: str
+    detail: str
+
+
+class Liveness(BaseModel):
+    """The process is up."""
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Whether every upstream reports SERVING, and what each said."""
+
+    status: Literal["ready", "not_ready"]
+    upstreams: dict[str, str]
+
+
+class Jwk(BaseModel):
+    """A public Ed25519 key that verifies access tokens (RFC 7517 / RFC 8037)."""
+
+    kty: str
+    crv: str
+    x: str
+    kid: str
+    alg: str
+    use: str
+
+
+class Jwks(BaseModel):
+    """An RFC 7517 key set."""
+
+    keys: list[Jwk]
+
+
+Home.model_rebuild()

@@ -1,0 +1,159 @@
+"""Serving the BFF with uvicorn (httptools, uvloop), in its own process or in a test.
+
+`BffServer.start()` binds (port 0 picks one) and returns once the app's lifespan has
+started; `stop()` drains. `main()` owns the process: settings, logging, signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, Literal
+
+import uvicorn
+from opentelemetry.sdk.trace import TracerProvider
+from starlette.types import ASGIApp
+
+from bff.app import create_app
+from bff.config import BffSettings
+from services.runtime.logs import configure_logging
+from services.runtime.ports import port_in_use
+from services.runtime.settings import ConfigurationError, load_settings
+from services.runtime.telemetry import tracer_provider_from_env
+
+__all__ = ["BffServer", "main", "run_uvicorn", "uvicorn_config"]
+
+_log = logging.getLogger(__name__)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the owner of the loop decides."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def uvicorn_config(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    forwarded_allow_ips: str = "",
+    graceful_shutdown_seconds: float = 10.0,
+    lifespan: Literal["on", "off"] = "on",
+) -> uvicorn.Config:
+    """How the BFF is served (the bench serves its bare ASGI ceiling the same way)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http="httptools",
+        lifespan=lifespan,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or None,
+        timeout_graceful_shutdown=max(1, round(graceful_shutdown_seconds)),
+    )
+
+
+class BffServer:
+    """The app behind uvicorn on `settings.host:settings.port`."""
+
+    def __init__(self, app: ASGIApp, settings: BffSettings) -> None:
+        config = uvicorn_config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            graceful_shutdown_seconds=settings.shutdown_grace_seconds,
+        )
+        self._server = _Uvicorn(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (after `start`)."""
+        port: int = self._server.servers[0].sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> int:
+        """Serve in the background; the bound port once ready. Raises if it cannot start."""
+        self._task = asyncio.create_task(self._server.serve(), name="bff-http")
+        while not self._server.started:
+            if self._task.done():
+                with contextlib.suppress(SystemExit):  # uvicorn: the lifespan failed
+                    self._task.result()
+                raise RuntimeError("the BFF did not start; see the log")
+            await asyncio.sleep(0.01)
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (within the grace), stop the app."""
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        await self._task
+        self._task = None
+
+    async def wait(self) -> None:
+        """Until the server stops (by `stop()` or a fatal error)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+
+def run_uvicorn(serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run `serve` on uvloop where available, as every service does."""
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(serve())
+
+
+async def _serve(settings: BffSettings, tracer_provider: TracerProvider) -> None:
+    server = BffServer(create_app(settings, tracer_provider=tracer_provider), settings)
+    port = await server.start()
+    _log.info("bff listening on port %d", port, extra={"port": port})
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    waiting = asyncio.create_task(server.wait())
+    stop_asked = asyncio.create_task(stopping.wait())
+    await asyncio.wait({waiting, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
+    stop_asked.cancel()
+    _log.info("bff draining (grace %.1fs)", settings.shutdown_grace_seconds)
+    await server.stop()
+    _log.info("bff stopped")
+
+
+def main() -> None:
+    """Run the BFF until SIGTERM/SIGINT."""
+    try:
+        settings = load_settings(BffSettings)
+    except ConfigurationError as error:
+        print(f"bff: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging("bff", settings.log_level)
+    if settings.port and port_in_use(settings.host, settings.port):
+        print(
+            f"bff: cannot start: BFF_PORT: cannot listen on {settings.host}:{settings.port} "
+            "(in use or not permitted)",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
+    provider = tracer_provider_from_env("bff")
+    try:
+        run_uvicorn(lambda: _serve(settings, provider))
+    except RuntimeError as error:
+        print(f"bff: cannot start: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        provider.shutdown()

@@ -1,0 +1,91 @@
+"""The three services the BFF talks to: one long-lived channel and one stub each.
+
+The stubs are the ones `scripts/generate` makes for any team; the BFF adds nothing but
+the channel policy of `bff.channels` (deadlines, read retries, tracing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health_pb2
+from opentelemetry.sdk.trace import TracerProvider
+from superapp.catalogue.v1 import catalogue_service_pb2, catalogue_service_pb2_grpc
+from superapp.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
+from superapp.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
+
+from bff.channels import open_channel
+from bff.config import BffSettings
+from services.runtime.health_client import check_health
+
+__all__ = ["Upstreams"]
+
+
+@dataclass(frozen=True)
+class Upstreams:
+    """Stubs for identity, wallet and catalogue over their channels."""
+
+    identity_channel: grpc.aio.Channel
+    wallet_channel: grpc.aio.Channel
+    catalogue_channel: grpc.aio.Channel
+    identity: identity_service_pb2_grpc.IdentityServiceAsyncStub
+    wallet: wallet_service_pb2_grpc.WalletServiceAsyncStub
+    catalogue: catalogue_service_pb2_grpc.CatalogueServiceAsyncStub
+
+    @classmethod
+    def connect(cls, settings: BffSettings, tracer_provider: TracerProvider | None) -> Upstreams:
+        """Open the channels (lazily connecting: an upstream may come up later)."""
+
+        def channel(address: str, descriptor: ServiceDescriptor) -> grpc.aio.Channel:
+            return open_channel(
+                address,
+                [descriptor],
+                timeout_seconds=settings.upstream_timeout_seconds,
+                tracer_provider=tracer_provider,
+            )
+
+        identity = channel(
+            settings.identity_addr,
+            identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"],
+        )
+        wallet = channel(
+            settings.wallet_addr, wallet_service_pb2.DESCRIPTOR.services_by_name["WalletService"]
+        )
+        catalogue = channel(
+            settings.catalogue_addr,
+            catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"],
+        )
+        return cls(
+            identity_channel=identity,
+            wallet_channel=wallet,
+            catalogue_channel=catalogue,
+            identity=identity_service_pb2_grpc.IdentityServiceStub(identity),
+            wallet=wallet_service_pb2_grpc.WalletServiceStub(wallet),
+            catalogue=catalogue_service_pb2_grpc.CatalogueServiceStub(catalogue),
+        )
+
+    async def health(self, deadline: float) -> dict[str, str]:
+        """Each upstream's grpc.health.v1 status name, or why it could not be asked."""
+        names = ("identity", "wallet", "catalogue")
+        channels = (self.identity_channel, self.wallet_channel, self.catalogue_channel)
+        answers = await asyncio.gather(
+            *(check_health(channel, deadline=deadline) for channel in channels),
+            return_exceptions=True,
+        )
+        report: dict[str, str] = {}
+        for name, answer in zip(names, answers, strict=True):
+            if isinstance(answer, grpc.aio.AioRpcError):
+                report[name] = answer.code().name
+            elif isinstance(answer, BaseException):
+                report[name] = type(answer).__name__
+            else:
+                report[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(answer)
+        return report
+
+    async def close(self) -> None:
+        """Close every channel."""
+        for channel in (self.identity_channel, self.wallet_channel, self.catalogue_channel):
+            await channel.close()
