@@ -122,9 +122,8 @@ async def test_wallet_refusals_map_to_problems(client: httpx.AsyncClient) -> Non
     )
     assert bad_token.status_code == 400
     body = bad_token.json()
-    # wallet's contract names reason INVALID_ARGUMENT here; the service answers with
-    # the shared pagination helper's INVALID_PAGE_TOKEN. Either way it is passed on.
-    assert body["reason"] in {"INVALID_ARGUMENT", "INVALID_PAGE_TOKEN"}
+    # The upstream reason is passed on as it is.
+    assert body["reason"] == "INVALID_PAGE_TOKEN"
     assert body["domain"] == "wallet.superapp"
     assert [v["field"] for v in body["violations"]] == ["page_token"]
 

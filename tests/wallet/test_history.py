@@ -74,7 +74,11 @@ async def test_history_filters_by_currency_and_rejects_foreign_tokens(bank: Bank
             ),
             metadata=ann.auth,
         )
-    assert rich_error(caught.value).code == grpc.StatusCode.INVALID_ARGUMENT
+    refusal = rich_error(caught.value)
+    assert (refusal.code, refusal.info.reason) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_PAGE_TOKEN",
+    )
     wallet = await bank.wallet_of(ann)
     assert [(b.currency_code, b.available_minor) for b in wallet.balances] == [
         ("EUR", 100),
