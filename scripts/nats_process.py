@@ -65,38 +65,60 @@ class NatsProcess:
         return self._process.pid if self._process else None
 
     def start(self, timeout: float = 10.0) -> NatsProcess:
-        """Start the server and wait until it accepts connections."""
+        """Start the server and wait until it accepts connections.
+
+        A port picked here (`port=0`) was free a moment before nats-server binds it;
+        another process may take it in between, so a server that exits at once is
+        started again on a fresh port (twice at most).
+        """
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        if self.port == 0:
-            self.port = free_port()
-        elif _port_open(self.port):
-            raise NatsStartError(f"port {self.port} is already in use")
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        if self.port != 0:
+            if _port_open(self.port):
+                raise NatsStartError(f"port {self.port} is already in use")
+            self._launch(self.port, timeout)
+            return self
+        for attempt in range(3):
+            try:
+                self._launch(free_port(), timeout)
+            except NatsStartError:
+                if attempt == 2:
+                    raise
+            else:
+                return self
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _launch(self, port: int, timeout: float) -> None:
+        self.port = port
         command = [
             str(nats_server_binary()),
             "-a", "127.0.0.1",
-            "-p", str(self.port),
+            "-p", str(port),
             "-js",
             "-sd", str(self.store_dir),
             "-l", str(self.log_file),
         ]  # fmt: skip
         # Its own process group: a terminal's Ctrl-C reaches only the launcher, which stops
         # the services before NATS; and it dies with the launcher even if that is SIGKILLed.
-        self._process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            process_group=0,
-            preexec_fn=die_with_parent(os.getpid()),
-        )
+        # Whatever it says before its log file is open goes to the same file.
+        with self.log_file.open("ab") as early_output:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=early_output,
+                stderr=early_output,
+                process_group=0,
+                preexec_fn=die_with_parent(os.getpid()),
+            )
         deadline = time.monotonic() + timeout
-        while not _port_open(self.port):
+        while not _port_open(port):
             if self._process.poll() is not None:
+                self._process = None
                 raise NatsStartError(f"nats-server exited: {self._last_log_lines()}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise NatsStartError(f"nats-server not ready after {timeout}s")
             time.sleep(0.05)
-        return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the server (it flushes JetStream on SIGTERM) and reap it."""
