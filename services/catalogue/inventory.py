@@ -35,7 +35,7 @@ from services.catalogue.access import (
     product_not_found,
     reservation_not_found,
 )
-from services.catalogue.messages import stock_message, timestamp
+from services.catalogue.messages import stock_message
 from services.catalogue.models import StockAdjustment
 from services.catalogue.product_reads import PRODUCTS, RESERVATIONS, product_select, record_of
 from services.catalogue.records import (
@@ -53,6 +53,7 @@ from services.eventbus import Outbox
 from services.runtime.clock import Clock
 from services.runtime.errors import FailedPrecondition
 from services.runtime.ids import new_id
+from services.runtime.proto_time import to_timestamp
 
 __all__ = ["Inventory"]
 
@@ -184,9 +185,9 @@ class Inventory:
                 merchant_id=taken.merchant_id,
                 user_id=caller.user_id,
                 quantity=quantity,
-                expire_time=timestamp(reservation.expire_time),
+                expire_time=to_timestamp(reservation.expire_time),
                 stock=stock_message(stock),
-                occur_time=timestamp(now),
+                occur_time=to_timestamp(now),
             ),
             aggregate_id=product_id,
         )
@@ -216,7 +217,7 @@ class Inventory:
                 user_id=reservation.user_id,
                 quantity=reservation.quantity,
                 stock=stock_message(Stock(sold.stocked, sold.reserved)),
-                occur_time=timestamp(now),
+                occur_time=to_timestamp(now),
             ),
             aggregate_id=reservation.product_id,
         )
@@ -405,7 +406,7 @@ class Inventory:
                 "the reservation expired and its units were returned",
                 metadata={
                     "reservation_id": reservation_id,
-                    "expire_time": timestamp(reservation.expire_time).ToJsonString(),
+                    "expire_time": to_timestamp(reservation.expire_time).ToJsonString(),
                 },
             )
         if current.status != PENDING:
@@ -449,7 +450,7 @@ class Inventory:
                 product_id=product_id,
                 merchant_id=merchant_id,
                 stock=stock_message(stock),
-                occur_time=timestamp(now),
+                occur_time=to_timestamp(now),
             ),
             aggregate_id=product_id,
         )
@@ -473,7 +474,7 @@ def _released_event(
         quantity=quantity,
         reason=reason,
         stock=stock_message(stock),
-        occur_time=timestamp(now),
+        occur_time=to_timestamp(now),
     )
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 
 from services.catalogue.records import (
@@ -15,6 +12,7 @@ from services.catalogue.records import (
     ReservationRecord,
     Stock,
 )
+from services.runtime.proto_time import set_timestamp, to_timestamp
 
 __all__ = [
     "product_message",
@@ -22,25 +20,7 @@ __all__ = [
     "reservation_message",
     "reservation_status",
     "stock_message",
-    "timestamp",
 ]
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    """A protobuf Timestamp of an aware datetime."""
-    stamp = Timestamp()
-    _set_time(stamp, moment)
-    return stamp
-
-
-def _set_time(stamp: Timestamp, moment: datetime) -> None:
-    # A third of `FromDatetime`'s cost; every product carries three of them.
-    since = moment - _EPOCH
-    stamp.seconds = since.days * 86_400 + since.seconds
-    stamp.nanos = since.microseconds * 1_000
 
 
 def product_status(status: str) -> pb.ProductStatus.ValueType:
@@ -86,10 +66,10 @@ def product_message(product: ProductRecord) -> pb.Product:
     )
     message.price.currency_code = product.price_currency
     message.price.amount_minor = product.price_minor
-    _set_time(message.create_time, product.create_time)
-    _set_time(message.update_time, product.update_time)
+    set_timestamp(message.create_time, product.create_time)
+    set_timestamp(message.update_time, product.update_time)
     if product.publish_time is not None:
-        _set_time(message.publish_time, product.publish_time)
+        set_timestamp(message.publish_time, product.publish_time)
     stock = product.stock
     message.stock.stocked_quantity = stock.stocked
     message.stock.reserved_quantity = stock.reserved
@@ -105,9 +85,9 @@ def reservation_message(reservation: ReservationRecord) -> pb.Reservation:
         user_id=reservation.user_id,
         quantity=reservation.quantity,
         status=reservation_status(reservation.status),
-        expire_time=timestamp(reservation.expire_time),
-        create_time=timestamp(reservation.create_time),
+        expire_time=to_timestamp(reservation.expire_time),
+        create_time=to_timestamp(reservation.create_time),
     )
     if reservation.resolve_time is not None:
-        message.resolve_time.CopyFrom(timestamp(reservation.resolve_time))
+        message.resolve_time.CopyFrom(to_timestamp(reservation.resolve_time))
     return message

@@ -21,7 +21,7 @@ from services.catalogue.access import (
     product_not_found,
 )
 from services.catalogue.categories import require_category
-from services.catalogue.messages import product_message, product_status, timestamp
+from services.catalogue.messages import product_message, product_status
 from services.catalogue.product_reads import PRODUCTS, product_select, record_of
 from services.catalogue.records import (
     ARCHIVED,
@@ -36,6 +36,7 @@ from services.eventbus import Outbox
 from services.runtime.clock import Clock
 from services.runtime.errors import FailedPrecondition
 from services.runtime.ids import new_id
+from services.runtime.proto_time import to_timestamp
 
 __all__ = ["Products"]
 
@@ -128,7 +129,7 @@ class Products:
             product_id=product_id,
             changed_paths=changed,
             product=product_message(updated),
-            occur_time=timestamp(now),
+            occur_time=to_timestamp(now),
         )
         await self._outbox.record(session, event, aggregate_id=product_id)
         return updated
@@ -153,7 +154,7 @@ class Products:
             session, product, {"status": PUBLISHED, "publish_time": now, "update_time": now}
         )
         event = events_pb2.ProductPublished(
-            product_id=product_id, product=product_message(published), occur_time=timestamp(now)
+            product_id=product_id, product=product_message(published), occur_time=to_timestamp(now)
         )
         await self._outbox.record(session, event, aggregate_id=product_id)
         return published
@@ -171,7 +172,7 @@ class Products:
             product_id=product_id,
             previous_status=product_status(product.status),
             product=product_message(archived),
-            occur_time=timestamp(now),
+            occur_time=to_timestamp(now),
         )
         await self._outbox.record(session, event, aggregate_id=product_id)
         return archived

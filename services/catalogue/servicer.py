@@ -33,13 +33,13 @@ from services.catalogue.messages import (
     product_message,
     reservation_message,
     stock_message,
-    timestamp,
 )
 from services.catalogue.products import Products
 from services.catalogue.search import SearchQuery, search_terms
 from services.database.idempotency import IdempotentWrites
 from services.runtime.errors import PermissionDenied
 from services.runtime.pagination import decode_page_token, encode_page_token
+from services.runtime.proto_time import to_timestamp
 from services.runtime.validation import RequestCheck
 
 __all__ = ["CatalogueServicer"]
@@ -54,7 +54,7 @@ def _category(view: CategoryView) -> pb.Category:
         name=view.name,
         parent_category_id=view.parent_category_id or "",
         product_count=view.product_count,
-        create_time=timestamp(view.create_time),
+        create_time=to_timestamp(view.create_time),
     )
 
 

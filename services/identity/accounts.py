@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +28,7 @@ from services.runtime.errors import (
     Unauthenticated,
 )
 from services.runtime.ids import new_id
+from services.runtime.proto_time import to_timestamp
 
 __all__ = ["Accounts", "SignedIn", "normalize_email", "password_violation"]
 
@@ -71,12 +71,6 @@ class SignedIn:
 
     tokens: SessionTokens
     user: User
-
-
-def _stamp(user: User) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(user.update_time)
-    return stamp
 
 
 class Accounts:
@@ -132,7 +126,10 @@ class Accounts:
         except IntegrityError:  # a concurrent sign-up of the same email won the race
             raise _email_taken(email) from None
         event = events_pb2.UserRegistered(
-            user_id=user.user_id, email=email, display_name=display_name, occur_time=_stamp(user)
+            user_id=user.user_id,
+            email=email,
+            display_name=display_name,
+            occur_time=to_timestamp(user.update_time),
         )
         event.roles.extend(_role_numbers(roles_of(user)))
         await self._outbox.record(session, event, aggregate_id=user.user_id)
@@ -210,7 +207,7 @@ class Accounts:
             email=user.email,
             display_name=user.display_name,
             changed_paths=paths,
-            occur_time=_stamp(user),
+            occur_time=to_timestamp(user.update_time),
         )
         event.roles.extend(_role_numbers(roles_of(user)))
         await self._outbox.record(session, event, aggregate_id=user.user_id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from superapp.identity.v1 import identity_service_pb2 as pb
 from superapp.identity.v1 import identity_service_pb2_grpc
 
@@ -18,6 +17,7 @@ from services.identity.models import UserFields
 from services.identity.sessions import Sessions, SessionTokens, roles_of
 from services.identity.signing_keys import SigningKeys
 from services.runtime.errors import PermissionDenied
+from services.runtime.proto_time import to_timestamp
 from services.runtime.validation import RequestCheck
 
 __all__ = ["POLICIES", "IdentityServicer"]
@@ -44,29 +44,23 @@ _MUTABLE_PATHS = {"display_name"}
 _OUTPUT_ONLY_PATHS = {"user_id", "email", "roles", "create_time", "update_time"}
 
 
-def _timestamp(moment: Any) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
 def _user(user: UserFields) -> pb.User:
     return pb.User(
         user_id=user.user_id,
         email=user.email,
         display_name=user.display_name,
         roles=[pb.Role.Value(f"ROLE_{role.upper()}") for role in roles_of(user)],
-        create_time=_timestamp(user.create_time),
-        update_time=_timestamp(user.update_time),
+        create_time=to_timestamp(user.create_time),
+        update_time=to_timestamp(user.update_time),
     )
 
 
 def _tokens(tokens: SessionTokens) -> pb.TokenPair:
     return pb.TokenPair(
         access_token=tokens.access_token,
-        access_token_expire_time=_timestamp(tokens.access_token_expire_time),
+        access_token_expire_time=to_timestamp(tokens.access_token_expire_time),
         refresh_token=tokens.refresh_token,
-        refresh_token_expire_time=_timestamp(tokens.refresh_token_expire_time),
+        refresh_token_expire_time=to_timestamp(tokens.refresh_token_expire_time),
         token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
     )
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 from superapp.identity.v1 import events_pb2 as identity_events
 from superapp.wallet.v1 import events_pb2 as wallet_events
 
 from services.eventbus import Envelope, Outbox
 from services.runtime.clock import Clock
+from services.runtime.proto_time import to_timestamp
 from services.wallet.models import Wallet
 
 __all__ = ["WalletOpener"]
@@ -38,11 +37,5 @@ class WalletOpener:
         now = self._clock.now()
         session.add(Wallet(user_id=event.user_id, create_time=now))
         await session.flush()
-        opened = wallet_events.WalletOpened(user_id=event.user_id, occur_time=_timestamp(now))
+        opened = wallet_events.WalletOpened(user_id=event.user_id, occur_time=to_timestamp(now))
         await self._outbox.record(session, opened, aggregate_id=event.user_id)
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
