@@ -1,12 +1,12 @@
 """Access-token authentication and RPC access policies, shared by every service.
 
 Identity issues EdDSA access tokens and publishes its public keys (`GetJwks`); every
-service verifies tokens locally (`TokenVerifier` over a `JwksCache`) in `AuthInterceptor`,
+service verifies tokens locally (`TokenVerifier` over a `JwksCache`) in `AuthGuard`,
 which enforces each RPC's declared `Policy` and binds the `Caller` for handlers.
 """
 
 from services.auth.caller import Caller, acting_as, current_caller, require_caller
-from services.auth.interceptor import AuthInterceptor
+from services.auth.guard import AuthGuard
 from services.auth.jwks import JwksCache, JwksFetcher, grpc_jwks_fetcher
 from services.auth.policy import (
     AUTHENTICATED,
@@ -31,7 +31,7 @@ __all__ = [
     "TOKEN_IGNORED",
     "TOKEN_TYPE",
     "Access",
-    "AuthInterceptor",
+    "AuthGuard",
     "Caller",
     "JwkDict",
     "JwksCache",

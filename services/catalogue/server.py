@@ -7,7 +7,7 @@ from pathlib import Path
 from opentelemetry.sdk.trace import TracerProvider
 from superapp.catalogue.v1 import catalogue_service_pb2, catalogue_service_pb2_grpc
 
-from services.auth import AuthInterceptor
+from services.auth import AuthGuard
 from services.auth.identity_peer import IdentityPeer
 from services.catalogue.categories import CategoryTree
 from services.catalogue.config import CatalogueSettings
@@ -59,7 +59,7 @@ async def create_server(
             servicer, server
         ),
         probe=database.ping,
-        interceptors=[AuthInterceptor(identity.verifier, [POLICIES], domain="catalogue.superapp")],
+        guards=[AuthGuard(identity.verifier, [POLICIES], domain="catalogue.superapp")],
         closers=[foundation.close, identity.close, sweeper.stop],
     )
     foundation.bus.start()

@@ -9,7 +9,7 @@ from pathlib import Path
 from opentelemetry.sdk.trace import TracerProvider
 from superapp.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 
-from services.auth import DEFAULT_LEEWAY, AuthInterceptor, JwkDict, JwksCache, TokenVerifier
+from services.auth import DEFAULT_LEEWAY, AuthGuard, JwkDict, JwksCache, TokenVerifier
 from services.database.idempotency import IdempotentWrites
 from services.foundation import Foundation
 from services.identity.access_tokens import AccessTokenIssuer
@@ -93,7 +93,7 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
             servicer, server
         ),
         probe=database.ping,
-        interceptors=[AuthInterceptor(verifier, [POLICIES], domain="identity.superapp")],
+        guards=[AuthGuard(verifier, [POLICIES], domain="identity.superapp")],
         closers=[foundation.close],
     )
     foundation.bus.start()

@@ -1,12 +1,13 @@
 """Turn `ServiceError`s into `google.rpc.Status` with ErrorInfo, BadRequest and RetryInfo.
 
-One server interceptor does it for every RPC, so servicers and domain code just raise.
+One handler guard does it for every RPC, so servicers and domain code just raise.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -22,7 +23,7 @@ from services.runtime.errors import (
 )
 from services.runtime.telemetry import inbound_trace_context
 
-__all__ = ["ErrorInterceptor", "to_grpc_status"]
+__all__ = ["ErrorGuard", "to_grpc_status"]
 
 _log = logging.getLogger(__name__)
 
@@ -62,39 +63,30 @@ def to_grpc_status(error: ServiceError, domain: str) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
+class ErrorGuard:
     """Answers `ServiceError` with its rich status and anything unexpected with INTERNAL.
 
     An unexpected exception is logged with its traceback here and never reaches the
-    client beyond a generic message, so no internals leak.
+    client beyond a generic message, so no internals leak. A `HandlerGuard`: it wraps
+    each unary handler once, at registration (see `GuardedServer`).
     """
 
     def __init__(self, domain: str, *, carry_trace_context: bool = False) -> None:
         """`carry_trace_context` when no tracing interceptor records spans (see telemetry)."""
         self._domain = domain
         self._carry_trace = carry_trace_context
-        self._guarded: dict[tuple[str, object], grpc.RpcMethodHandler[Any, Any]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+    def guard(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """`handler` with its errors mapped; streaming handlers are left as they are."""
+        if handler.unary_unary is None:
             return handler
-        # Wrapped once per method and inner behaviour, not per call.
-        key = (handler_call_details.method, handler.unary_unary)
-        guarded = self._guarded.get(key)
-        if guarded is None:
-            guarded = self._guarded[key] = grpc.unary_unary_rpc_method_handler(
-                self._guard(handler.unary_unary, handler_call_details.method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return guarded
+        return grpc.unary_unary_rpc_method_handler(
+            self._guard(handler.unary_unary, method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
     def _guard(self, inner: _Behavior, method: str) -> _Behavior:
         domain = self._domain
@@ -105,9 +97,9 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 if carry_trace:
                     with inbound_trace_context(context.invocation_metadata()):
                         result = inner(request, context)
-                        return await result if isinstance(result, Awaitable) else result
+                        return await result if inspect.isawaitable(result) else result
                 result = inner(request, context)
-                return await result if isinstance(result, Awaitable) else result
+                return await result if inspect.isawaitable(result) else result
             except grpc.aio.AbortError:
                 raise
             except ServiceError as error:

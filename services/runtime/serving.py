@@ -1,4 +1,4 @@
-"""Start, run and stop a grpc.aio service: interceptors, health, reflection, shutdown.
+"""Start, run and stop a grpc.aio service: handler guards, health, reflection, shutdown.
 
 Each service's `server.py` builds its own parts (database, domain, servicer) and hands
 them to `start_grpc_service`; its `main()` calls `run_service`, which owns the process:
@@ -21,10 +21,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.sdk.trace import TracerProvider
 
+from services.runtime.guarded_server import GuardedServer, HandlerGuard
 from services.runtime.health import HealthReporter
 from services.runtime.logs import configure_logging
 from services.runtime.ports import port_in_use
-from services.runtime.rich_status import ErrorInterceptor
+from services.runtime.rich_status import ErrorGuard
 from services.runtime.settings import ConfigurationError, ServiceSettings, load_settings
 from services.runtime.telemetry import (
     exports_spans,
@@ -57,8 +58,8 @@ class ServiceSpec:
     """Adds the service's servicers to the server."""
     probe: Callable[[], Awaitable[None]]
     """Raises when a dependency the service cannot work without is unreachable."""
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
-    """Service-specific interceptors, run inside tracing and error mapping."""
+    guards: Sequence[HandlerGuard] = ()
+    """Service-specific handler guards (authentication), run inside error mapping."""
     closers: Sequence[Closer] = ()
     """Released in reverse order after the server has stopped."""
 
@@ -108,13 +109,14 @@ async def start_grpc_service(
 ) -> GrpcService:
     """Build and start the server for `spec`; the returned port is the one bound."""
     tracing = exports_spans(tracer_provider)
-    server = grpc.aio.server(
-        interceptors=[
-            *([server_tracing_interceptor(tracer_provider)] if tracing else []),
-            ErrorInterceptor(spec.domain, carry_trace_context=not tracing),
-            *spec.interceptors,
-        ],
-        options=[("grpc.so_reuseport", 0), *_BURST_OPTIONS],
+    # OpenTelemetry's interceptor is the only per-call one, and only when spans are
+    # exported; our own concerns wrap each handler once, at registration.
+    server = GuardedServer(
+        grpc.aio.server(
+            interceptors=[server_tracing_interceptor(tracer_provider)] if tracing else [],
+            options=[("grpc.so_reuseport", 0), *_BURST_OPTIONS],
+        ),
+        [ErrorGuard(spec.domain, carry_trace_context=not tracing), *spec.guards],
     )
     spec.register(server)
     health = HealthReporter(spec.service_names, spec.probe, settings.health_probe_seconds)

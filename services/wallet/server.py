@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from superapp.identity.v1 import events_pb2 as identity_events
 from superapp.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
 
-from services.auth import AuthInterceptor
+from services.auth import AuthGuard
 from services.auth.identity_peer import IdentityPeer
 from services.database.batch_writer import BatchWriter
 from services.database.idempotency import IdempotentWrites
@@ -73,7 +73,7 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
             servicer, server
         ),
         probe=foundation.database.ping,
-        interceptors=[AuthInterceptor(identity.verifier, [POLICIES], domain="wallet.superapp")],
+        guards=[AuthGuard(identity.verifier, [POLICIES], domain="wallet.superapp")],
         # Released in reverse, after in-flight calls finished: stop sweeping, drain
         # the writer, then release the identity channel, the bus and the database.
         closers=[foundation.close, identity.close, writer.close, sweeper.close],

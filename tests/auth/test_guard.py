@@ -1,5 +1,5 @@
 # ruff: noqa: N802  (the test servicer implements PascalCase gRPC methods)
-"""The auth interceptor on a real grpc.aio server: policies, roles, rich errors, the caller.
+"""The auth guard on a real grpc.aio server: policies, roles, rich errors, the caller.
 
 The server is built by the shared runtime (`start_grpc_service`: tracing → error mapping →
 auth) around a small IdentityService whose handlers report the caller they see.
@@ -23,7 +23,7 @@ from services.auth import (
     AUTHENTICATED,
     PUBLIC,
     TOKEN_IGNORED,
-    AuthInterceptor,
+    AuthGuard,
     JwksCache,
     PolicyError,
     ServicePolicies,
@@ -124,7 +124,7 @@ async def served(
     verifier: TokenVerifier,
     tracer_provider: TracerProvider,
 ) -> AsyncIterator[Served]:
-    """A server with the auth interceptor; an undeclared CatalogueService is served too."""
+    """A server with the auth guard; an undeclared CatalogueService is served too."""
     servicer = CallerEcho(keys)  # type: ignore[abstract]  # the rest stay UNIMPLEMENTED
 
     def register(server: grpc.aio.Server) -> None:
@@ -139,7 +139,7 @@ async def served(
         service_names=[IDENTITY.full_name],
         register=register,
         probe=_noop,
-        interceptors=[AuthInterceptor(verifier, [POLICIES], domain=DOMAIN)],
+        guards=[AuthGuard(verifier, [POLICIES], domain=DOMAIN)],
     )
     settings = IdentitySettings(host="127.0.0.1", port=0)
     service = await start_grpc_service(
@@ -302,9 +302,9 @@ def test_wiring_mistakes_fail_at_construction(verifier: TokenVerifier) -> None:
     with pytest.raises(PolicyError, match="unknown roles"):
         authenticated("root")
     with pytest.raises(PolicyError, match="declared twice"):
-        AuthInterceptor(verifier, [POLICIES, POLICIES], domain=DOMAIN)
+        AuthGuard(verifier, [POLICIES, POLICIES], domain=DOMAIN)
     health = health_pb2.DESCRIPTOR.services_by_name["Health"]
     every = {"Check": PUBLIC, "List": PUBLIC, "Watch": PUBLIC}
     streaming = ServicePolicies(health, every)  # type: ignore[arg-type]  # upb stub type
     with pytest.raises(PolicyError, match="streaming"):
-        AuthInterceptor(verifier, [streaming], domain=DOMAIN)
+        AuthGuard(verifier, [streaming], domain=DOMAIN)

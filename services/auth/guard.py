@@ -1,16 +1,17 @@
-"""The server interceptor that authenticates every RPC by its declared policy.
+"""The handler guard that authenticates every RPC by its declared policy.
 
 It reads `authorization: Bearer <token>`, verifies the token, checks the policy's roles
 and binds the `Caller` for the handler (`current_caller()`). Refusals are answered with
-the same rich status (ErrorInfo in the service's domain) that ErrorInterceptor gives, so
-the interceptor may sit anywhere in the chain; `start_grpc_service` puts it innermost.
+the same rich status (ErrorInfo in the service's domain) that ErrorGuard gives, so the
+guard may sit anywhere in the chain; `start_grpc_service` puts it innermost. It wraps
+each handler once, at registration (`GuardedServer`), not per call.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -21,7 +22,7 @@ from services.auth.verifier import TokenVerifier
 from services.runtime.errors import PermissionDenied, ServiceError, Unauthenticated
 from services.runtime.rich_status import to_grpc_status
 
-__all__ = ["AuthInterceptor"]
+__all__ = ["AuthGuard"]
 
 _log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def _bearer_token(values: Sequence[str | bytes]) -> str:
     return parts[1]
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class AuthGuard:
     """Admits each call to a declared RPC by that RPC's policy; refuses undeclared ones."""
 
     def __init__(
@@ -76,19 +77,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             raise PolicyError("no service policies declared")
         self._policies = policies
         self._verifier = verifier
-        self._guarded_by_method: dict[tuple[str, object], grpc.RpcMethodHandler[Any, Any]] = {}
         self._domain = domain
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method.startswith(_ALWAYS_OPEN):
+    def guard(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """`handler` admitting calls by `method`'s policy; a refusal if it has none."""
+        if method.startswith(_ALWAYS_OPEN):
             return handler
         policy = self._policies.get(method)
         if policy is None:
@@ -97,13 +92,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return self._refusal(handler, denied)
         if policy.access is Access.TOKEN_IGNORED:
             return handler
-        # One wrapped handler per method, built once: the token is read from each call's
-        # own metadata, so nothing per call is allocated here.
-        key = (method, handler.unary_unary or handler.stream_unary)
-        guarded = self._guarded_by_method.get(key)
-        if guarded is None:
-            guarded = self._guarded_by_method[key] = self._guarded(handler, policy)
-        return guarded
+        return self._guarded(handler, policy)
 
     async def _admit(self, values: Sequence[str | bytes], policy: Policy) -> Caller:
         if not values:
