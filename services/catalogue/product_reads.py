@@ -65,21 +65,20 @@ def product_select() -> Select[Any]:
 
 def record_of(row: Row[Any]) -> ProductRecord:
     """The record of one row of `product_select()`."""
-    values = row._mapping
     return ProductRecord(
-        product_id=values["product_id"],
-        merchant_id=values["merchant_id"],
-        title=values["title"],
-        description=values["description"],
-        price_currency=values["price_currency"],
-        price_minor=values["price_minor"],
-        category_id=values["category_id"],
-        attributes=dict(values["attributes"]),
-        image_urls=list(values["image_urls"]),
-        status=values["status"],
-        stocked=values["stocked"],
-        reserved=values["reserved"],
-        create_time=values["create_time"],
-        update_time=values["update_time"],
-        publish_time=values["publish_time"],
+        product_id=row.product_id,
+        merchant_id=row.merchant_id,
+        title=row.title,
+        description=row.description,
+        price_currency=row.price_currency,
+        price_minor=row.price_minor,
+        category_id=row.category_id,
+        attributes=dict(row.attributes),
+        image_urls=list(row.image_urls),
+        status=row.status,
+        stocked=row.stocked,
+        reserved=row.reserved,
+        create_time=row.create_time,
+        update_time=row.update_time,
+        publish_time=row.publish_time,
     )

@@ -132,8 +132,12 @@ class PreparedQuery:
         if not self.supported:
             return
         self._compiled = _compile(statement, dialect, None)
-        self._results = tuple(
+        processors = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
+        # Only the columns that need converting are visited per row.
+        self._results = tuple(
+            (index, process) for index, process in enumerate(processors) if process is not None
         )
         self._row: Any = _row_type(keys)
 
@@ -147,9 +151,11 @@ class PreparedQuery:
             fetched = cursor.fetchall()
         finally:
             cursor.close()
-        results, row = self._results, self._row
+        results, make = self._results, self._row._make
         converted: list[Any] = []
         for raw in fetched:
-            values = [v if p is None else p(v) for p, v in zip(results, raw, strict=True)]
-            converted.append(row._make(values))
+            values = list(raw)
+            for index, process in results:
+                values[index] = process(values[index])
+            converted.append(make(values))
         return converted

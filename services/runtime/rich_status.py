@@ -21,7 +21,7 @@ from services.runtime.errors import (
     ServiceError,
     Unimplemented,
 )
-from services.runtime.telemetry import inbound_trace_context
+from services.runtime.telemetry import attach_caller_trace, detach_caller_trace
 
 __all__ = ["ErrorGuard", "to_grpc_status"]
 
@@ -93,11 +93,8 @@ class ErrorGuard:
         carry_trace = self._carry_trace
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            trace = attach_caller_trace(context.invocation_metadata()) if carry_trace else None
             try:
-                if carry_trace:
-                    with inbound_trace_context(context.invocation_metadata()):
-                        result = inner(request, context)
-                        return await result if inspect.isawaitable(result) else result
                 result = inner(request, context)
                 return await result if inspect.isawaitable(result) else result
             except grpc.aio.AbortError:
@@ -113,6 +110,9 @@ class ErrorGuard:
                 _log.exception("unhandled error in %s", method)
                 internal = ServiceError("INTERNAL", "internal error")
                 await context.abort_with_status(to_grpc_status(internal, domain))
+            finally:
+                if trace is not None:
+                    detach_caller_trace(trace)
             raise AssertionError("abort_with_status returned")  # pragma: no cover
 
         return behavior

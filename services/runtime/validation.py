@@ -9,7 +9,6 @@ check.done()  # raises InvalidArgument listing each violation
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -23,6 +22,8 @@ PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 100
 REQUEST_ID_MAX = 128
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+# Exactly what str(uuid.UUID(...)) prints, so no other spelling of an id is accepted.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Current ISO 4217 codes, minus "no currency" (XXX) and the code reserved for tests (XTS).
 _CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies) - {"XXX", "XTS"}
 _MONEY_LIMIT = 10**15
@@ -71,11 +72,7 @@ class RequestCheck:
             if required:
                 self.fail(field, "is required", "REQUIRED")
             return
-        try:
-            canonical = str(uuid.UUID(value))
-        except ValueError:
-            canonical = ""
-        if canonical != value:
+        if _CANONICAL_UUID.fullmatch(value) is None:
             self.fail(field, "must be a UUID in canonical lower-case form", "MALFORMED_ID")
 
     def request_id(self, value: str, field: str = "request_id") -> None:
