@@ -68,14 +68,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--duration",
         type=_positive_float,
-        default=5.0,
-        help="measured seconds per scenario and concurrency (default 5)",
+        default=3.0,
+        help="measured seconds per scenario, concurrency and round (default 3)",
     )
     parser.add_argument(
         "--warmup",
         type=_non_negative_float,
-        default=2.0,
-        help="warm-up seconds before each measurement (default 2)",
+        default=1.0,
+        help="warm-up seconds before each measurement (default 1)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_positive_int,
+        default=3,
+        help="rounds per concurrency; scenarios take turns in each, and a ratio is "
+        "the median of the rounds' ratios (default 3)",
     )
     parser.add_argument(
         "--concurrency",
@@ -139,6 +146,7 @@ def _context(
             "warmup_s": plan.window.warmup,
             "concurrency": list(plan.concurrencies),
             "channels": plan.channels,
+            "rounds": plan.rounds,
         },
     }
 
@@ -184,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         concurrencies=args.concurrency,
         window=Window(warmup=args.warmup, duration=args.duration),
         channels=args.channels,
+        rounds=args.rounds,
     )
     started = datetime.now(UTC)
     load_average = os.getloadavg()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +30,14 @@ class Row:
     p50_ms: float | None
     p99_ms: float | None
     ratio: float | None
-    """Throughput relative to the ceiling's at the same concurrency; None for a ceiling."""
+    """Throughput relative to the ceiling's at the same concurrency; None for a ceiling.
+
+    With several rounds, the median of the rounds' ratios, each against the ceiling
+    measured in the same round."""
+    ratio_min: float | None = None
+    ratio_max: float | None = None
+    """The lowest and highest of the rounds' ratios."""
+    rounds: int = 1
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -39,30 +48,49 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[rank - 1]
 
 
+def _rps(measurement: Measurement) -> float:
+    return len(measurement.sample.latencies) / measurement.sample.elapsed
+
+
 def summarize(measurements: Sequence[Measurement]) -> list[Row]:
-    """Rows in measurement order, each with its ratio to its ceiling where one was measured."""
-    throughput = {
-        (m.scenario.name, m.concurrency): len(m.sample.latencies) / m.sample.elapsed
-        for m in measurements
-    }
-    rows = []
+    """A row per scenario and concurrency, in measurement order, its rounds pooled.
+
+    Throughput and percentiles pool every round; the ratio is the median of the rounds'
+    ratios, each against the ceiling measured in that same round.
+    """
+    groups: dict[tuple[str, int], list[Measurement]] = {}
     for m in measurements:
-        latencies = sorted(m.sample.latencies)
-        ceiling = m.scenario.ceiling
-        ceiling_rps = throughput.get((ceiling, m.concurrency)) if ceiling else None
-        own_rps = throughput[(m.scenario.name, m.concurrency)]
+        groups.setdefault((m.scenario.name, m.concurrency), []).append(m)
+    per_round = {(m.scenario.name, m.concurrency, m.round): _rps(m) for m in measurements}
+    rows = []
+    for (name, concurrency), group in groups.items():
+        scenario = group[0].scenario
+        latencies = sorted(latency for m in group for latency in m.sample.latencies)
+        errors: Counter[str] = Counter()
+        for m in group:
+            errors.update(m.sample.errors)
+        elapsed = sum(m.sample.elapsed for m in group)
+        ceiling = scenario.ceiling
+        ratios = sorted(
+            _rps(m) / ceiling_rps
+            for m in group
+            if ceiling and (ceiling_rps := per_round.get((ceiling, concurrency, m.round), 0.0)) > 0
+        )
         rows.append(
             Row(
-                scenario=m.scenario.name,
+                scenario=name,
                 ceiling=ceiling,
-                concurrency=m.concurrency,
+                concurrency=concurrency,
                 requests=len(latencies),
-                errors=sum(m.sample.errors.values()),
-                error_kinds=dict(m.sample.errors.most_common()),
-                throughput_rps=own_rps,
+                errors=sum(errors.values()),
+                error_kinds=dict(errors.most_common()),
+                throughput_rps=len(latencies) / elapsed,
                 p50_ms=percentile(latencies, 0.50) * 1000 if latencies else None,
                 p99_ms=percentile(latencies, 0.99) * 1000 if latencies else None,
-                ratio=own_rps / ceiling_rps if ceiling_rps else None,
+                ratio=statistics.median(ratios) if ratios else None,
+                ratio_min=ratios[0] if ratios else None,
+                ratio_max=ratios[-1] if ratios else None,
+                rounds=len(group),
             )
         )
     return rows
@@ -77,7 +105,10 @@ def _versus(row: Row) -> str:
         return "ceiling"
     if row.ratio is None:
         return f"? ({row.ceiling} not measured)"
-    return f"{row.ratio:.2f}x {row.ceiling}"
+    versus = f"{row.ratio:.2f}x {row.ceiling}"
+    if row.rounds > 1 and row.ratio_min is not None and row.ratio_max is not None:
+        versus += f" (rounds {row.ratio_min:.2f}-{row.ratio_max:.2f})"
+    return versus
 
 
 def format_table(rows: Sequence[Row], failures: Sequence[Failure] = ()) -> str:

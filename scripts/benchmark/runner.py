@@ -22,15 +22,18 @@ class Plan:
     window: Window
     channels: int = 1
     """Client channels (connections) per server the workers are spread over."""
+    rounds: int = 1
+    """Times each concurrency is measured, every scenario once per round, in turn."""
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """One scenario at one concurrency."""
+    """One scenario at one concurrency, in one round."""
 
     scenario: Scenario
     concurrency: int
     sample: Sample
+    round: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,9 @@ async def run_benchmark(
 
     A scenario that fails to set up is reported and skipped; the others still run.
     Ceilings and the paths compared with them are measured back to back at each
-    concurrency, so a ratio compares like with like.
+    concurrency, so a ratio compares like with like; with several rounds they take
+    turns, so a slow patch of the machine lands on both sides of a ratio instead of
+    on one.
     """
     result = RunResult()
     async with AsyncExitStack() as stack:
@@ -83,16 +88,19 @@ async def run_benchmark(
             except Exception as error:  # reported in the output; the rest of the run goes on
                 result.failures.append(Failure(scenario.name, "setup", _reason(error)))
         for concurrency in plan.concurrencies:
-            for scenario in scenarios:
-                workload = workloads.get(scenario.name)
-                if workload is None:
-                    continue
-                progress(f"measuring {scenario.name} at concurrency {concurrency}")
-                try:
-                    sample = await _measure(workload, concurrency, plan.window)
-                except Exception as error:  # same: report it and measure the others
-                    result.failures.append(Failure(scenario.name, "measure", _reason(error)))
-                    continue
-                result.measurements.append(Measurement(scenario, concurrency, sample))
+            for round_ in range(plan.rounds):
+                for scenario in scenarios:
+                    workload = workloads.get(scenario.name)
+                    if workload is None:
+                        continue
+                    of = f" (round {round_ + 1}/{plan.rounds})" if plan.rounds > 1 else ""
+                    progress(f"measuring {scenario.name} at concurrency {concurrency}{of}")
+                    try:
+                        sample = await _measure(workload, concurrency, plan.window)
+                    except Exception as error:  # same: report it and measure the others
+                        result.failures.append(Failure(scenario.name, "measure", _reason(error)))
+                        workloads.pop(scenario.name)
+                        continue
+                    result.measurements.append(Measurement(scenario, concurrency, sample, round_))
         progress("stopping servers")
     return result

@@ -21,7 +21,7 @@ import pytest
 from scripts.benchmark.environment import Environment
 from scripts.benchmark.registry import all_scenarios, select
 from scripts.benchmark.report import format_table, summarize
-from scripts.benchmark.runner import Plan, run_benchmark
+from scripts.benchmark.runner import Measurement, Plan, run_benchmark
 from scripts.benchmark.scenario import ClosedLoop, Sample, Scenario, Window
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,10 @@ def _bench(*args: str) -> list[str]:
 def test_short_run_measures_every_scenario_and_writes_json(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
     done = subprocess.run(
-        _bench("--duration", "0.5", "--warmup", "0.2", "--concurrency", "4", "--json", str(output)),
+        _bench(
+            *("--duration", "0.3", "--warmup", "0.1", "--rounds", "2", "--concurrency", "4"),
+            *("--json", str(output)),
+        ),
         cwd=ROOT,
         # A small catalogue: seeding the bench's 100,000 products is not what this tests.
         env={**os.environ, "SUPERAPP_BENCH_CATALOGUE_PRODUCTS": "2000"},
@@ -49,6 +52,7 @@ def test_short_run_measures_every_scenario_and_writes_json(tmp_path: Path) -> No
 
     document = json.loads(output.read_text())
     assert document["settings"]["concurrency"] == [4]
+    assert document["settings"]["rounds"] == 2
     assert document["failures"] == []
     results = {row["scenario"]: row for row in document["results"]}
     assert set(results) == {scenario.name for scenario in all_scenarios()}
@@ -57,11 +61,42 @@ def test_short_run_measures_every_scenario_and_writes_json(tmp_path: Path) -> No
         assert row["throughput_rps"] > 0, row
         assert row["p50_ms"] is not None
         assert row["p99_ms"] >= row["p50_ms"]
+        assert row["rounds"] == 2
         if scenario.is_ceiling:
             assert row["ratio"] is None
         else:
             assert row["ceiling"] == scenario.ceiling
-            assert row["ratio"] > 0, row
+            assert 0 < row["ratio_min"] <= row["ratio"] <= row["ratio_max"], row
+
+
+def test_a_ratio_is_the_median_of_rounds_each_against_its_own_ceiling() -> None:
+    async def unused(_env: Environment) -> ClosedLoop:
+        return ClosedLoop([])
+
+    ceiling = Scenario("ceiling", unused)
+    path = Scenario("path", unused, ceiling="ceiling")
+
+    def measured(scenario: Scenario, requests: int, round_: int) -> Measurement:
+        return Measurement(scenario, 8, Sample(latencies=[0.001] * requests, elapsed=1.0), round_)
+
+    # The machine slowed down in round 1: both sides of that round's ratio show it.
+    rows = summarize(
+        [
+            measured(ceiling, 1000, 0),
+            measured(path, 500, 0),
+            measured(ceiling, 400, 1),
+            measured(path, 240, 1),
+            measured(ceiling, 1000, 2),
+            measured(path, 550, 2),
+        ]
+    )
+
+    assert [(row.scenario, row.rounds) for row in rows] == [("ceiling", 3), ("path", 3)]
+    pooled = rows[1]
+    assert pooled.throughput_rps == (500 + 240 + 550) / 3
+    assert pooled.ratio == pytest.approx(0.55)  # median of 0.50, 0.60 and 0.55
+    assert (pooled.ratio_min, pooled.ratio_max) == (pytest.approx(0.5), pytest.approx(0.6))
+    assert "0.55x ceiling (rounds 0.50-0.60)" in format_table(rows)
 
 
 @pytest.mark.parametrize(
