@@ -30,6 +30,7 @@ from services.catalogue.cursors import (
 from services.catalogue.inventory import Inventory
 from services.catalogue.listing import ProductFilter, ProductListing, ProductOrder
 from services.catalogue.messages import (
+    fill_product,
     product_message,
     reservation_message,
     stock_message,
@@ -134,7 +135,9 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         check.uuid("product_id", request.product_id)
         check.done()
         product = await self._products.get(current_caller(), request.product_id)
-        return pb.GetProductResponse(product=product_message(product))
+        response = pb.GetProductResponse()
+        fill_product(response.product, product)
+        return response
 
     async def UpdateProduct(
         self, request: pb.UpdateProductRequest, context: Context
@@ -205,10 +208,10 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         else:
             after = decode_cursor(request.page_token, scope, PriceCursor)
         page = await self._listing.page(current_caller(), products, page_size, after)
-        return pb.ListProductsResponse(
-            products=[product_message(product) for product in page.products],
-            next_page_token=encode_cursor(page.next_cursor, scope),
-        )
+        response = pb.ListProductsResponse(next_page_token=encode_cursor(page.next_cursor, scope))
+        for product in page.products:
+            fill_product(response.products.add(), product)
+        return response
 
     async def SearchProducts(
         self, request: pb.SearchProductsRequest, context: Context
@@ -222,15 +225,11 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         scope = ["SearchProducts", terms, request.category_id]
         after = decode_cursor(request.page_token, scope, RelevanceCursor)
         page = await self._search.page(terms, request.category_id or None, page_size, after)
-        return pb.SearchProductsResponse(
-            results=[
-                pb.ProductSearchResult(
-                    product=product_message(hit.product), relevance_score=hit.score
-                )
-                for hit in page.hits
-            ],
-            next_page_token=encode_cursor(page.next_cursor, scope),
-        )
+        response = pb.SearchProductsResponse(next_page_token=encode_cursor(page.next_cursor, scope))
+        for hit in page.hits:
+            result = response.results.add(relevance_score=hit.score)
+            fill_product(result.product, hit.product)
+        return response
 
     # Categories
 

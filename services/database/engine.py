@@ -42,8 +42,13 @@ _SQLITE_PRAGMAS = (
 
 
 def _inline_reader(url: str) -> Engine:
-    """A synchronous, read-only engine on the same SQLite file, for `Database.lookup`."""
-    engine = create_engine(make_url(url).set(drivername="sqlite"))
+    """A synchronous, read-only engine on the same SQLite file, for `lookup` and `scan`."""
+    engine = create_engine(
+        make_url(url).set(drivername="sqlite"),
+        # Each connection is used by the one thread that opened it (see _ThreadReaders),
+        # but closed by whichever thread disposes of the database.
+        connect_args={"check_same_thread": False},
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -58,6 +63,35 @@ def _inline_reader(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+class _ThreadReaders:
+    """One kept-open read-only connection per reading thread: the event loop's for
+    `lookup`, each worker's for `scan`. A pool checkout per read would cost a reset
+    round trip, and reusing one connection across threads would serialize them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._local = threading.local()
+        self._opened: list[Any] = []
+        self._lock = threading.Lock()
+
+    def connection(self) -> Any:
+        """This thread's sqlite3 connection."""
+        found = getattr(self._local, "connection", None)
+        if found is None:
+            found = self._local.connection = self._engine.raw_connection()
+            with self._lock:
+                self._opened.append(found)
+        return found.driver_connection
+
+    def close(self) -> None:
+        """Close every thread's connection; reads after this open new ones."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        self._local = threading.local()
+        for connection in opened:
+            connection.close()
 
 
 def _sync_writer(url: str) -> Engine:
@@ -105,7 +139,7 @@ class Database:
         self._write_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._write_engine = engine.execution_options(**{_WRITE: True})
         self._inline: Engine | None = None
-        self._inline_dbapi: Any = None
+        self._readers: _ThreadReaders | None = None
         self._inline_queries: dict[Select[Any], PreparedQuery] = {}
         self._sync_writer: Engine | None = None
         self._writer_connection: Connection | None = None
@@ -124,6 +158,7 @@ class Database:
         if engine.dialect.name == "sqlite":
             _prepare_sqlite(engine.sync_engine)
             database._inline = _inline_reader(url)
+            database._readers = _ThreadReaders(database._inline)
             database._sync_writer = _sync_writer(url)
             database._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         return database
@@ -218,18 +253,15 @@ class Database:
         self, statement: Select[Any], parameters: Mapping[str, Any] | None
     ) -> Sequence[Row[Any]]:
         assert self._inline is not None
-        if threading.current_thread() is threading.main_thread():
-            # The loop's own read-only connection, kept open, and the statement compiled
-            # once: a point read then costs the SQL and little else.
-            query = self._inline_queries.get(statement)
-            if query is None:
-                query = self._inline_queries[statement] = PreparedQuery(
-                    statement, self._inline.dialect
-                )
-            if query.supported:
-                if self._inline_dbapi is None:
-                    self._inline_dbapi = self._inline.raw_connection()
-                return query.rows(self._inline_dbapi.driver_connection, parameters or {})
+        assert self._readers is not None
+        # This thread's own read-only connection, kept open, and the statement compiled
+        # once: a read then costs the SQL and little else. Threads may compile the
+        # same statement at once; either result is the same.
+        query = self._inline_queries.get(statement)
+        if query is None:
+            query = self._inline_queries[statement] = PreparedQuery(statement, self._inline.dialect)
+        if query.supported:
+            return query.rows(self._readers.connection(), parameters or {})
         with self._inline.connect() as connection:
             return connection.execute(statement, parameters).all()
 
@@ -241,9 +273,8 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
-        if self._inline_dbapi is not None:
-            self._inline_dbapi.close()
-            self._inline_dbapi = None
+        if self._readers is not None:
+            self._readers.close()
         if self._inline is not None:
             self._inline.dispose()
         if self._sync_writer is not None and self._writer_thread is not None:
