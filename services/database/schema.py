@@ -67,6 +67,23 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # The text SQLAlchemy's SQLite DATETIME stores, always with microseconds (so
+        # stored times compare as text), built by isoformat instead of %-formatting a
+        # dict of parts: a transfer binds several of these.
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+            utc = value.astimezone(UTC).replace(tzinfo=None)
+            return utc.isoformat(sep=" ", timespec="microseconds")
+
+        return process
+
     def result_processor(
         self, dialect: Dialect, coltype: object
     ) -> Callable[[Any], datetime | None] | None:
