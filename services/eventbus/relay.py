@@ -31,6 +31,7 @@ from services.eventbus.outbox import Outbox
 from services.eventbus.schema import EventTables
 from services.eventbus.streams import ensure_stream
 from services.runtime.clock import Clock
+from services.runtime.telemetry import exports_spans
 
 __all__ = ["Backlog", "OutboxRelay"]
 
@@ -71,6 +72,9 @@ class OutboxRelay:
         self._link = link
         self._stream = stream
         self._tracer = tracer_provider.get_tracer(__name__)
+        # Without an exporter a PRODUCER span per event would be built and dropped; the
+        # event then carries the recording request's own trace context instead.
+        self._record_spans = exports_spans(tracer_provider)
         self._clock = clock
         self._batch_size = batch_size
         self._poll = poll_seconds
@@ -197,20 +201,9 @@ class OutboxRelay:
         if not rows:
             return False
         jetstream = self._link.jetstream
-        pending: list[tuple[Any, trace.Span, asyncio.Future[PubAck]]] = []
+        pending: list[tuple[Any, trace.Span | None, asyncio.Future[PubAck]]] = []
         for row in rows:
-            span = self._tracer.start_span(
-                f"{row.subject} publish",
-                context=propagate.extract(row.trace),
-                kind=SpanKind.PRODUCER,
-                attributes={
-                    "messaging.system": "nats",
-                    "messaging.destination.name": row.subject,
-                    "messaging.message.id": row.event_id,
-                },
-            )
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier, context=trace.set_span_in_context(span))
+            span, carrier = self._producer_span(row)
             envelope = Envelope(
                 id=row.event_id,
                 type=row.event_type,
@@ -227,7 +220,8 @@ class OutboxRelay:
                     wait_stall=self._ack_timeout,
                 )
             except Exception:
-                span.end()
+                if span is not None:
+                    span.end()
                 break
             pending.append((row, span, ack))
         acknowledged = await self._await_acks(pending)
@@ -237,25 +231,53 @@ class OutboxRelay:
             raise ConnectionError(f"{len(rows) - len(acknowledged)} events not acknowledged")
         return len(rows) == self._batch_size
 
+    def _producer_span(self, row: Any) -> tuple[trace.Span | None, dict[str, str]]:
+        """The PRODUCER span of one event, if spans are recorded, and the trace context
+        its message carries."""
+        if not self._record_spans:
+            return None, dict(row.trace or {})
+        span = self._tracer.start_span(
+            f"{row.subject} publish",
+            context=propagate.extract(row.trace),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": row.subject,
+                "messaging.message.id": row.event_id,
+            },
+        )
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        return span, carrier
+
     async def _await_acks(
-        self, pending: list[tuple[Any, trace.Span, asyncio.Future[PubAck]]]
+        self, pending: list[tuple[Any, trace.Span | None, asyncio.Future[PubAck]]]
     ) -> list[Any]:
-        """The rows acknowledged in order, stopping at the first that was not."""
+        """The rows acknowledged in order, stopping at the first that was not.
+
+        One deadline for the whole batch: acks arrive in publish order, and waiting on
+        each in turn armed a timer per event.
+        """
+        if pending:
+            await asyncio.wait([ack for _, _, ack in pending], timeout=self._ack_timeout)
         acknowledged: list[Any] = []
         failed = False
         for row, span, ack in pending:
+            if not failed and (not ack.done() or ack.cancelled() or ack.exception() is not None):
+                failed = True
+                if span is not None:
+                    reason = (
+                        "no ack in time"
+                        if not ack.done() or ack.cancelled()
+                        else repr(ack.exception())
+                    )
+                    span.set_status(Status(StatusCode.ERROR, reason))
             if failed:
                 ack.cancel()
-                span.end()
-                continue
-            try:
-                await asyncio.wait_for(ack, self._ack_timeout)
-            except Exception as error:  # timeout or NATS error: this and the rest retry
-                span.set_status(Status(StatusCode.ERROR, str(error)))
-                failed = True
             else:
                 acknowledged.append(row)
-            span.end()
+            if span is not None:
+                span.end()
         return acknowledged
 
     async def _log_backlog(self) -> None:
