@@ -93,6 +93,7 @@ class OutboxRelay:
             .order_by(table.c.seq)
             .limit(bindparam("limit"))
         )
+        self._unpublished_after = self._unpublished.where(table.c.seq > bindparam("after"))
         self._mark = (
             table.update()
             .where(table.c.seq.in_(bindparam("seqs", expanding=True)))
@@ -192,12 +193,18 @@ class OutboxRelay:
 
     async def _publish_batch(self) -> bool:
         """Publish the next batch; True when it was full (more may be waiting)."""
-        in_flight = {*self._acknowledged, *self._flushing}
         # A bounded read of the partial index on unpublished rows: inline on SQLite.
-        found = await self._database.lookup(
-            self._unpublished, {"limit": self._batch_size + len(in_flight)}
-        )
-        rows = [row for row in found if row.seq not in in_flight][: self._batch_size]
+        if in_flight := self._acknowledged + self._flushing:
+            # Acknowledged rows stay unpublished in the table until their marks land
+            # (every `mark_seconds`); reading them again on every wake-up cost more
+            # than publishing. Rows after the newest of them are the new ones. A row
+            # that commits late with a lower number (concurrent writers on
+            # PostgreSQL) is found by the full scan after the next marking.
+            rows = await self._database.lookup(
+                self._unpublished_after, {"after": max(in_flight), "limit": self._batch_size}
+            )
+        else:
+            rows = await self._database.lookup(self._unpublished, {"limit": self._batch_size})
         if not rows:
             return False
         jetstream = self._link.jetstream

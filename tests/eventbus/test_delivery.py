@@ -187,6 +187,24 @@ async def test_a_rolled_back_transaction_publishes_nothing(bench: Bench) -> None
     assert total == 10
 
 
+# Only PostgreSQL has concurrent writers, so only there can an event numbered before
+# others commit after them.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_an_event_committed_after_later_numbered_ones_is_still_published(
+    bench: Bench,
+) -> None:
+    outbox, relay = bench.producer()
+    bench.consumer()
+    async with bench.database.write() as late:
+        await outbox.record(late, events_pb2.UserRegistered(user_id="late"), "late")
+        # Numbered, not committed: ten later-numbered events commit and go out first.
+        await _produce(bench, outbox, 10)
+        await _until(lambda: _count_at_least(bench, 10), 30, "the later events")
+    await _until(lambda: _count_at_least(bench, 11), 30, "the late event")
+    await _until(lambda: _backlog_empty(relay), 10, "an empty backlog")
+    assert await effects(bench.database) == (11, 11)
+
+
 async def test_a_failing_handler_dead_letters_without_blocking_others(bench: Bench) -> None:
     poisoned = new_id()
 
