@@ -1,6 +1,6 @@
 """Who is calling the current RPC, as proven by a verified access token.
 
-The auth interceptor binds the caller to a context variable for the duration of the
+The auth guard binds the caller to a context variable for the duration of the
 call; every grpc.aio RPC runs in its own task, so handlers (and the domain code they
 call) read it with `current_caller()` or `require_caller()` without threading it
 through arguments.
@@ -67,7 +67,7 @@ def require_caller() -> Caller:
 
 @contextlib.contextmanager
 def acting_as(caller: Caller | None) -> Iterator[None]:
-    """Make `caller` the current caller inside the block (the interceptor; handler tests)."""
+    """Make `caller` the current caller inside the block (the auth guard; handler tests)."""
     token = _current.set(caller)
     try:
         yield
