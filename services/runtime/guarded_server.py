@@ -37,20 +37,18 @@ class _GuardedGeneric(grpc.GenericRpcHandler):
     def __init__(self, inner: grpc.GenericRpcHandler, server: GuardedServer) -> None:
         self._inner = inner
         self._server = server
-        self._guarded: dict[str, _Handler | None] = {}
+        self._guarded: dict[str, _Handler] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> _Handler | None:
         method: str = handler_call_details.method
-        try:
-            return self._guarded[method]
-        except KeyError:
+        guarded = self._guarded.get(method)
+        if guarded is None:
             found = self._inner.service(handler_call_details)
-            guarded = None if found is None else self._server.guard(method, found)
-            # Generic handlers may serve any method name: remember only real ones, so
-            # probing with made-up names cannot grow this without bound.
-            if guarded is not None:
-                self._guarded[method] = guarded
-            return guarded
+            if found is None:
+                # Not remembered: probing with made-up names must not grow the map.
+                return None
+            guarded = self._guarded[method] = self._server.guard(method, found)
+        return guarded
 
 
 class GuardedServer(grpc.aio.Server):
