@@ -75,12 +75,10 @@ class UtcDateTime(TypeDecorator[datetime]):
         # stored times compare as text), built by isoformat instead of %-formatting a
         # dict of parts: a transfer binds several of these.
         def process(value: datetime | None) -> str | None:
-            if value is None:
+            utc = self.process_bind_param(value, dialect)
+            if utc is None:
                 return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
-            utc = value.astimezone(UTC).replace(tzinfo=None)
-            return utc.isoformat(sep=" ", timespec="microseconds")
+            return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
         return process
 
@@ -96,7 +94,6 @@ class UtcDateTime(TypeDecorator[datetime]):
         def process(value: str | None) -> datetime | None:
             if value is None:
                 return None
-            parsed = datetime.fromisoformat(value)
-            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            return self.process_result_value(datetime.fromisoformat(value), dialect)
 
         return process

@@ -46,6 +46,14 @@ class Backlog:
     oldest_age_seconds: float
 
 
+def _ack_failure(ack: asyncio.Future[PubAck]) -> str | None:
+    """Why `ack` did not acknowledge its event, or None if it did."""
+    if not ack.done() or ack.cancelled():
+        return "no ack in time"
+    error = ack.exception()
+    return None if error is None else repr(error)
+
+
 class OutboxRelay:
     """The background task that drains one service's outbox into its stream."""
 
@@ -270,14 +278,10 @@ class OutboxRelay:
         acknowledged: list[Any] = []
         failed = False
         for row, span, ack in pending:
-            if not failed and (not ack.done() or ack.cancelled() or ack.exception() is not None):
+            reason = None if failed else _ack_failure(ack)
+            if reason is not None:
                 failed = True
                 if span is not None:
-                    reason = (
-                        "no ack in time"
-                        if not ack.done() or ack.cancelled()
-                        else repr(ack.exception())
-                    )
                     span.set_status(Status(StatusCode.ERROR, reason))
             if failed:
                 ack.cancel()
