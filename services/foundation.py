@@ -46,6 +46,7 @@ class Foundation:
             tables=event_tables,
             tracer_provider=tracer_provider,
             clock=clock,
+            relay=settings.relay,
         )
         return cls(database, bus, clock)
 

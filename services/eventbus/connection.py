@@ -105,10 +105,19 @@ class NatsLink:
     async def close(self) -> None:
         """Stop connecting, or drain and close the connection."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._stop_connecting(self._task)
         if self._client is not None and not self._client.is_closed:
             # Bounded: with NATS gone, closing must not wait on a dead connection.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._client.close(), timeout=2.0)
+
+    @staticmethod
+    async def _stop_connecting(task: asyncio.Task[None]) -> None:
+        # nats-py's connect loop swallows a cancellation that arrives while it tidies up
+        # a failed attempt (it suppresses CancelledError there) and then retries
+        # forever; so keep asking until one lands where it propagates.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.05)
+        with contextlib.suppress(asyncio.CancelledError):
+            task.result()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import Message
@@ -38,7 +39,9 @@ class Outbox:
         self._source = source
         self._clock = clock
         self.committed = asyncio.Event()
-        """Set after a transaction that recorded events commits; the relay waits on it."""
+        """Set after a transaction that recorded events commits; an in-process relay
+        waits on it."""
+        self._wake_listeners: list[Callable[[], None]] = []
 
     async def record(self, session: AsyncSession, message: Message, aggregate_id: str) -> str:
         """Add `message` to the outbox inside `session`'s transaction; returns the event id.
@@ -64,6 +67,12 @@ class Outbox:
     def wake(self) -> None:
         """Tell the relay that events were committed."""
         self.committed.set()
+        for listener in self._wake_listeners:
+            listener()
+
+    def on_wake(self, listener: Callable[[], None]) -> None:
+        """Also call `listener` on every wake-up (a relay in another process)."""
+        self._wake_listeners.append(listener)
 
     def _row(self, message: Message, aggregate_id: str) -> dict[str, Any]:
         # The trace context current while recording: the consumer's span continues it.
@@ -81,4 +90,4 @@ class Outbox:
         }
 
     def _wake(self, _session: Any) -> None:
-        self.committed.set()
+        self.wake()

@@ -10,8 +10,10 @@ from services.eventbus.consumer import EventConsumer, Handler, M
 from services.eventbus.contract import stream_of
 from services.eventbus.outbox import Outbox
 from services.eventbus.relay import OutboxRelay
+from services.eventbus.relay_process import RelayProcess
 from services.eventbus.schema import EventTables
 from services.runtime.clock import Clock
+from services.runtime.settings import RelayMode
 
 __all__ = ["ServiceEventBus"]
 
@@ -20,7 +22,8 @@ class ServiceEventBus:
     """The NATS link, outbox and relay of one service, plus its consumer if it subscribes.
 
     Publishing goes through `outbox.record(...)` inside a domain transaction; consuming
-    is declared with `subscribe(...)` at wiring time, before `start()`.
+    is declared with `subscribe(...)` at wiring time, before `start()`. The relay runs
+    as `relay` says: in a child process of its own (see `RelayProcess`) or as a task here.
     """
 
     def __init__(
@@ -32,18 +35,28 @@ class ServiceEventBus:
         tables: EventTables,
         tracer_provider: TracerProvider,
         clock: Clock,
+        relay: RelayMode,
     ) -> None:
         self.link = NatsLink(nats_url, f"superapp-{service}")
         self.outbox = Outbox(tables, f"superapp.{service}", clock)
-        self.relay = OutboxRelay(
-            database=database,
-            tables=tables,
-            outbox=self.outbox,
-            link=self.link,
-            stream=stream_of(service),
-            tracer_provider=tracer_provider,
-            clock=clock,
-        )
+        self.relay: OutboxRelay | RelayProcess
+        if relay == "process":
+            self.relay = RelayProcess(
+                service,
+                database_url=database.engine.url.render_as_string(hide_password=False),
+                nats_url=nats_url,
+                outbox=self.outbox,
+            )
+        else:
+            self.relay = OutboxRelay(
+                database=database,
+                tables=tables,
+                outbox=self.outbox,
+                link=self.link,
+                stream=stream_of(service),
+                tracer_provider=tracer_provider,
+                clock=clock,
+            )
         self.consumer = EventConsumer(
             service,
             database=database,

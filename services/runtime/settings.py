@@ -7,14 +7,16 @@ loads it with `load_settings`, which turns pydantic's report into one line per b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ConfigurationError", "ServiceSettings", "load_settings"]
+__all__ = ["ConfigurationError", "RelayMode", "ServiceSettings", "load_settings"]
 
 Port = Annotated[int, Field(ge=0, le=65535)]
+RelayMode = Literal["process", "task"]
+"""Where a service's outbox relay runs: a child process, or a task on its event loop."""
 
 
 class ConfigurationError(Exception):
@@ -36,6 +38,10 @@ class ServiceSettings(BaseSettings):
     """SQLAlchemy async URL; empty means a SQLite file `<data_dir>/<service>.db`."""
     nats_url: str = "nats://127.0.0.1:7222"
     """The NATS server with JetStream; the service starts and serves without it."""
+    relay: RelayMode = "process"
+    """Where the outbox relay publishes from: `process`, a child process of the service,
+    so publishing never takes CPU from RPCs; `task`, the service's own event loop
+    (fewer processes: tests, small machines)."""
     token_issuer: str = "superapp-identity"  # noqa: S105 - a name, not a secret
     """The `iss` of access tokens: identity signs with it, every service requires it."""
     token_audience: str = "superapp"  # noqa: S105 - a name, not a secret

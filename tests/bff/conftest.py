@@ -118,6 +118,7 @@ async def running_platform(
             "nats_url": nats_url,
             "identity_addr": identity_addr,
             "health_probe_seconds": 0.2,
+            "relay": "task",
         }
         wallet = Service(
             WalletSettings(

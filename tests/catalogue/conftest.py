@@ -141,6 +141,7 @@ async def _start(
     identity = await create_identity(
         IdentitySettings(
             port=0,
+            relay="task",
             data_dir=tmp_path / "identity",
             nats_url=nats_url,
             bootstrap_admin_email=ADMIN_EMAIL,
@@ -152,6 +153,7 @@ async def _start(
         catalogue = await create_catalogue(
             CatalogueSettings(
                 port=0,
+                relay="task",
                 data_dir=tmp_path / "catalogue",
                 database_url=database_url,
                 nats_url=nats_url,

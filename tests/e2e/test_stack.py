@@ -99,6 +99,24 @@ class Stack:
             for name, pid in re.findall(r"^stack: (\S+) pid (\d+)", self.stderr, re.M)
         }
 
+    def relay_pids(self) -> dict[str, int]:
+        """The outbox relays the services started as their own children, by service."""
+        marker = str(self.data_dir).encode()
+        found: dict[str, int] = {}
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or not _alive(int(proc.name)):
+                continue
+            try:
+                environ = (proc / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if not any(marker in entry for entry in environ):
+                continue
+            for entry in environ:
+                if entry.startswith(b"SUPERAPP_RELAY_SERVICE="):
+                    found[entry.partition(b"=")[2].decode()] = int(proc.name)
+        return found
+
     async def wait_ready(self) -> None:
         assert self.process is not None
         deadline = time.monotonic() + READY_TIMEOUT
@@ -136,7 +154,7 @@ class Stack:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        for pid in self.pids().values():
+        for pid in [*self.pids().values(), *self.relay_pids().values()]:
             if _alive(pid) and self._belongs_here(pid):
                 os.kill(pid, signal.SIGKILL)
 
@@ -211,6 +229,8 @@ async def test_stack_serves_every_component_and_stops_cleanly(make_stack: StackF
 
     pids = stack.pids()
     assert set(pids) == {"nats-server", *(c.name for c in COMPONENTS)}
+    relays = stack.relay_pids()
+    assert set(relays) == {c.name for c in GRPC_COMPONENTS}
     for component in GRPC_COMPONENTS:
         assert await _health(stack.address(component.port_variable)) == (
             health_pb2.HealthCheckResponse.SERVING
@@ -228,7 +248,7 @@ async def test_stack_serves_every_component_and_stops_cleanly(make_stack: StackF
 
     stack.terminate()
     assert await stack.wait_exit() == 0
-    await stack.wait_gone(pids, within=1.0)
+    await stack.wait_gone({**pids, **relays}, within=1.0)
 
 
 async def test_restart_on_the_same_data_dir_keeps_databases_and_streams(
@@ -307,25 +327,28 @@ async def test_a_service_that_dies_later_takes_the_stack_down(make_stack: StackF
     stack = make_stack().start()
     await stack.wait_ready()
     pids = stack.pids()
+    relays = stack.relay_pids()
 
     os.kill(pids["wallet"], signal.SIGKILL)
 
     assert await stack.wait_exit() != 0
     assert "stack: wallet was killed by SIGKILL while the stack was running" in stack.stderr
     await stack.wait_gone(pids, within=1.0)
+    await stack.wait_gone(relays)  # the killed wallet's own relay included
 
 
 async def test_every_child_dies_with_a_killed_launcher(make_stack: StackFactory) -> None:
     stack = make_stack().start()
     await stack.wait_ready()
     pids = stack.pids()
+    relays = stack.relay_pids()
     assert stack.process is not None
 
     # `scripts/stack` execs the launcher, so the pid we hold is the launcher's.
     stack.process.kill()
     stack.process.wait()
 
-    await stack.wait_gone(pids)  # nats-server included
+    await stack.wait_gone({**pids, **relays})  # nats-server and the relays included
 
 
 async def test_components_not_ready_in_time_are_named_and_stopped(

@@ -59,6 +59,7 @@ async def running_identity(
     """Identity with a quick login block (3 failures, 1 s) and a known first admin."""
     settings = IdentitySettings(
         port=0,
+        relay="task",
         data_dir=data_dir,
         database_url=database_url,
         nats_url=nats_url,

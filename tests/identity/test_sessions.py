@@ -94,7 +94,11 @@ async def test_identity_serves_while_nats_is_down_and_keeps_the_events(
     """
     dead_nats = f"nats://127.0.0.1:{free_port()}"
     settings = IdentitySettings(
-        port=0, data_dir=tmp_path, database_url=database_url, nats_url=dead_nats
+        port=0,
+        data_dir=tmp_path,
+        database_url=database_url,
+        nats_url=dead_nats,
+        relay="task",
     )
     service = await create_server(settings, TracerProvider())
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"

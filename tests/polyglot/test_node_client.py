@@ -32,7 +32,9 @@ BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 @pytest.fixture
 async def catalogue(tmp_path: Path, tracer_provider: TracerProvider) -> AsyncIterator[GrpcService]:
     """Catalogue on port 0 with an empty SQLite file in a temp dir."""
-    service = await create_server(CatalogueSettings(port=0, data_dir=tmp_path), tracer_provider)
+    service = await create_server(
+        CatalogueSettings(port=0, data_dir=tmp_path, relay="task"), tracer_provider
+    )
     try:
         yield service
     finally:

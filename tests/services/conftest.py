@@ -71,6 +71,7 @@ async def start(
         database_url=database_url,
         nats_url=nats_url,
         health_probe_seconds=0.2,
+        relay="task",
     )
     return await kind.create(settings, tracer_provider)
 

@@ -33,6 +33,7 @@ async def peers(
     """Wallet and catalogue pointed at the running identity; channels to both."""
     common = {
         "port": 0,
+        "relay": "task",
         "nats_url": nats_server.url,
         "identity_addr": f"127.0.0.1:{identity.service.port}",
     }

@@ -136,6 +136,7 @@ async def running_bank(
     ) as identity:
         settings = WalletSettings(
             port=0,
+            relay="task",
             data_dir=data_dir / "wallet",
             database_url=database_url,
             nats_url=nats_url,
