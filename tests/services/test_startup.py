@@ -41,7 +41,12 @@ async def _run_service(name: str, env: dict[str, str]) -> tuple[int, list[str]]:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("WALLET_PORT", "not-a-port"), ("WALLET_PORT", "70000"), ("WALLET_DATABASE_URL", "mysql://x")],
+    [
+        ("WALLET_PORT", "not-a-port"),
+        ("WALLET_PORT", "70000"),
+        ("WALLET_DATABASE_URL", "mysql://x"),
+        ("WALLET_RELAY", "thread"),
+    ],
 )
 async def test_bad_setting_names_the_variable(variable: str, value: str, tmp_path: Path) -> None:
     code, lines = await _run_service("wallet", {variable: value, "WALLET_DATA_DIR": str(tmp_path)})
