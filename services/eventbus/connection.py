@@ -32,6 +32,7 @@ class NatsLink:
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.generation = 0
+        self._closing = False
         self._listeners: list[Callable[[], Awaitable[None]]] = []
 
     @property
@@ -97,13 +98,15 @@ class NatsLink:
             await listener()
 
     async def _disconnected(self) -> None:
-        _log.warning("disconnected from NATS; the outbox buffers until it is back")
+        if not self._closing:  # closing disconnects on purpose; nothing to warn about
+            _log.warning("disconnected from NATS; the outbox buffers until it is back")
 
     async def _error(self, error: Exception) -> None:
         _log.debug("NATS client error: %s", error)
 
     async def close(self) -> None:
         """Stop connecting, or drain and close the connection."""
+        self._closing = True
         if self._task is not None:
             await self._stop_connecting(self._task)
         if self._client is not None and not self._client.is_closed:
