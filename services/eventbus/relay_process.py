@@ -24,6 +24,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 from services.eventbus.outbox import Outbox
 
@@ -52,7 +53,7 @@ class RelayProcess:
         outbox: Outbox,
         check_seconds: float = 0.2,
         restart_seconds: tuple[float, float] = (0.5, 30.0),
-        stop_seconds: float = 10.0,
+        stop_seconds: float = 3.0,
     ) -> None:
         self._service = service
         # The URL travels in the child's environment, never on its command line (ps).
@@ -67,6 +68,7 @@ class RelayProcess:
         self._restart_first, self._restart_most = restart_seconds
         self._stop_seconds = stop_seconds
         self._process: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
         self._wake_fd: int | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self.starts = 0
@@ -104,12 +106,16 @@ class RelayProcess:
         self._process = None
         if process is None:
             return
+        # Well inside the service's own budget for each release (see GrpcService.stop).
         try:
             await asyncio.to_thread(process.wait, self._stop_seconds)
         except subprocess.TimeoutExpired:
             _log.warning("the %s relay did not stop in time; killing it", self._service)
             process.kill()
             await asyncio.to_thread(process.wait)
+        except asyncio.CancelledError:
+            process.kill()  # whoever stops us gave up waiting: leave nothing behind
+            raise
 
     def _spawn(self) -> None:
         read_end, write_end = os.pipe()
@@ -130,6 +136,7 @@ class RelayProcess:
         finally:
             os.close(read_end)
         self._wake_fd = write_end
+        self._started = time.monotonic()
         self.starts += 1
         _log.info(
             "started the %s outbox relay (pid %d)",
@@ -148,17 +155,21 @@ class RelayProcess:
         while True:
             await asyncio.sleep(self._check)
             process = self._process
-            if process is None or process.poll() is None:
-                continue
-            _log.error(
-                "the %s outbox relay exited with %s; starting another in %.1fs",
-                self._service,
-                process.returncode,
-                pause,
-                extra={"returncode": process.returncode},
-            )
-            self._release_pipe()
-            self._process = None
+            if process is not None:
+                if process.poll() is None:
+                    continue
+                if time.monotonic() - self._started >= self._restart_most:
+                    pause = self._restart_first  # it ran well; this failure is a new one
+                _log.error(
+                    "the %s outbox relay exited with %s; starting another in %.1fs",
+                    self._service,
+                    process.returncode,
+                    pause,
+                    extra={"returncode": process.returncode},
+                )
+                self._release_pipe()
+                self._process = None
+            # No child: it exited, or the last attempt to start one failed.
             await asyncio.sleep(pause)
             pause = min(pause * 2, self._restart_most)
             try:
