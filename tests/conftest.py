@@ -19,6 +19,17 @@ from sqlalchemy.engine import make_url
 from scripts.nats_process import NatsProcess
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie awaiting its reaper counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 POSTGRES_URL = os.environ.get(
     "SUPERAPP_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )

@@ -164,6 +164,12 @@ class Database:
         return database
 
     @property
+    def url(self) -> str:
+        """The URL this database was opened with, password included: for a child process
+        that opens it again."""
+        return self.engine.url.render_as_string(hide_password=False)
+
+    @property
     def dialect(self) -> str:
         """`sqlite` or `postgresql`, for the few statements that differ between them."""
         return self.engine.dialect.name

@@ -43,7 +43,7 @@ class ServiceEventBus:
         if relay == "process":
             self.relay = RelayProcess(
                 service,
-                database_url=database.engine.url.render_as_string(hide_password=False),
+                database_url=database.url,
                 nats_url=nats_url,
                 outbox=self.outbox,
             )

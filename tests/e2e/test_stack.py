@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2
 
 from scripts.localstack import COMPONENTS, READY_LINE, Readiness, http_ready_problem
 from services.runtime.health_client import check_health
+from tests.conftest import process_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 GRPC_COMPONENTS = [c for c in COMPONENTS if c.readiness is Readiness.GRPC_HEALTH]
@@ -42,15 +43,6 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for probe in probes:
             probe.close()
-
-
-def _alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie awaiting its reaper counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @dataclass
@@ -104,7 +96,7 @@ class Stack:
         marker = str(self.data_dir).encode()
         found: dict[str, int] = {}
         for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit() or not _alive(int(proc.name)):
+            if not proc.name.isdigit() or not process_alive(int(proc.name)):
                 continue
             try:
                 environ = (proc / "environ").read_bytes().split(b"\0")
@@ -138,7 +130,7 @@ class Stack:
 
     async def wait_gone(self, pids: dict[str, int], within: float = 20.0) -> None:
         deadline = time.monotonic() + within
-        while alive := {name: pid for name, pid in pids.items() if _alive(pid)}:
+        while alive := {name: pid for name, pid in pids.items() if process_alive(pid)}:
             if time.monotonic() > deadline:
                 pytest.fail(f"still running: {alive}")
             await asyncio.sleep(0.1)
@@ -155,7 +147,7 @@ class Stack:
             self.process.kill()
         self.process.wait()
         for pid in [*self.pids().values(), *self.relay_pids().values()]:
-            if _alive(pid) and self._belongs_here(pid):
+            if process_alive(pid) and self._belongs_here(pid):
                 os.kill(pid, signal.SIGKILL)
 
     def _belongs_here(self, pid: int) -> bool:

@@ -3,7 +3,8 @@ producers/consumers wired as a service would wire them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from services.eventbus import (
     stream_of,
 )
 from services.runtime.clock import SystemClock
+from services.runtime.ids import new_id
 
 METADATA = MetaData()
 TABLES: EventTables = event_tables(METADATA)
@@ -92,6 +94,27 @@ class Bench:
             await relay.stop()
         for link in self.links:
             await link.close()
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    """Wait until `check()` holds, polling; fail naming `what` after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def produce(bench: Bench, outbox: Outbox, count: int, per_transaction: int = 10) -> None:
+    """Commit `count` UserRegistered events through `outbox`, `per_transaction` at a time."""
+    for _ in range(count // per_transaction):
+        async with bench.database.write() as session:
+            for _ in range(per_transaction):
+                user_id = new_id()
+                await outbox.record(
+                    session, events_pb2.UserRegistered(user_id=user_id), aggregate_id=user_id
+                )
+        await asyncio.sleep(0.001)
 
 
 async def record_effect(

@@ -14,9 +14,7 @@ from services.eventbus import NatsLink
 async def test_closing_a_connected_link_does_not_report_nats_as_gone(
     nats: NatsProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
-    link = NatsLink(nats.url, "quiet-close")
-    link.start()
-    await link.wait()
+    link = await _connected(nats)
 
     with caplog.at_level(logging.INFO, logger="services.eventbus.connection"):
         await link.close()
@@ -28,9 +26,7 @@ async def test_closing_a_connected_link_does_not_report_nats_as_gone(
 async def test_a_link_whose_server_goes_away_says_so(
     nats: NatsProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
-    link = NatsLink(nats.url, "loud-loss")
-    link.start()
-    await link.wait()
+    link = await _connected(nats)
     try:
         with caplog.at_level(logging.INFO, logger="services.eventbus.connection"):
             nats.stop()
@@ -39,6 +35,13 @@ async def test_a_link_whose_server_goes_away_says_so(
         await link.close()
 
     assert any("disconnected from NATS" in r.getMessage() for r in caplog.records)
+
+
+async def _connected(nats: NatsProcess) -> NatsLink:
+    link = NatsLink(nats.url, "link-under-test")
+    link.start()
+    await link.wait()
+    return link
 
 
 async def _until_warned(caplog: pytest.LogCaptureFixture) -> None:

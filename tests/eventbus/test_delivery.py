@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import nats
@@ -16,29 +15,10 @@ from superapp.identity.v1 import events_pb2
 
 from scripts.nats_process import NatsProcess
 from services.database import Database
-from services.eventbus import Envelope, Outbox, OutboxRelay
+from services.eventbus import Envelope, OutboxRelay
 from services.runtime.ids import new_id
 from tests.conftest import ROOT
-from tests.eventbus.conftest import TABLES, Bench, effects, record_effect
-
-
-async def _until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-async def _produce(bench: Bench, outbox: Outbox, count: int, per_transaction: int = 10) -> None:
-    for _ in range(count // per_transaction):
-        async with bench.database.write() as session:
-            for _ in range(per_transaction):
-                user_id = new_id()
-                await outbox.record(
-                    session, events_pb2.UserRegistered(user_id=user_id), aggregate_id=user_id
-                )
-        await asyncio.sleep(0.001)
+from tests.eventbus.conftest import TABLES, Bench, effects, produce, record_effect, until
 
 
 async def _stream(nats_url: str, name: str) -> StreamInfo:
@@ -101,20 +81,20 @@ async def test_a_thousand_events_survive_a_nats_crash_and_a_consumer_crash(
         return (await _handled(consumed))[0] >= count
 
     try:
-        burst = asyncio.create_task(_produce(bench, outbox, 1000))
-        await _until(lambda: at_least(200), 60, "the first 200 effects")
+        burst = asyncio.create_task(produce(bench, outbox, 1000))
+        await until(lambda: at_least(200), 60, "the first 200 effects")
         nats.kill()  # mid-burst: in-flight publishes and acknowledgements are lost
         await asyncio.sleep(0.5)
         nats.start()
-        await _until(lambda: at_least(500), 60, "500 effects after the NATS crash")
+        await until(lambda: at_least(500), 60, "500 effects after the NATS crash")
         consumer.kill()  # the consuming service crashes, maybe inside a handler
         await consumer.wait()
         consumer = await _consumer_process(bench.nats_url, consumer_url)
         await burst
-        await _until(lambda: at_least(1000), 90, "all 1,000 effects")
+        await until(lambda: at_least(1000), 90, "all 1,000 effects")
         await asyncio.sleep(1.0)  # any redelivery in flight must change nothing
         assert await _handled(consumed) == (1000, 1000, 1000)
-        await _until(lambda: _backlog_empty(relay), 10, "an empty backlog")
+        await until(lambda: _backlog_empty(relay), 10, "an empty backlog")
         info = await _stream(bench.nats_url, "SUPERAPP_IDENTITY")
         assert info.state.messages == 1000  # retried publishes were deduplicated by event id
     finally:
@@ -156,16 +136,16 @@ async def test_events_wait_in_the_outbox_while_nats_is_away(
 ) -> None:
     nats.stop()
     outbox, relay = bench.producer()
-    await _produce(bench, outbox, 20)
+    await produce(bench, outbox, 20)
     await asyncio.sleep(0.5)
     backlog = await relay.backlog()
     assert backlog.count == 20
     assert backlog.oldest_age_seconds > 0
     nats.start()
     bench.consumer()
-    await _until(lambda: _count_at_least(bench, 20), 30, "the buffered events")
+    await until(lambda: _count_at_least(bench, 20), 30, "the buffered events")
     # A consumer may see a message before the relay has read JetStream's acknowledgement.
-    await _until(lambda: _backlog_empty(relay), 10, "an empty backlog")
+    await until(lambda: _backlog_empty(relay), 10, "an empty backlog")
 
 
 async def test_a_rolled_back_transaction_publishes_nothing(bench: Bench) -> None:
@@ -179,9 +159,9 @@ async def test_a_rolled_back_transaction_publishes_nothing(bench: Bench) -> None
 
     with pytest.raises(RuntimeError):
         await record_then_fail()
-    await _produce(bench, outbox, 10)
-    await _until(lambda: _count_at_least(bench, 10), 30, "the committed events")
-    await _until(lambda: _backlog_empty(relay), 10, "an empty backlog")
+    await produce(bench, outbox, 10)
+    await until(lambda: _count_at_least(bench, 10), 30, "the committed events")
+    await until(lambda: _backlog_empty(relay), 10, "an empty backlog")
     async with bench.database.read() as session:
         total = (await session.execute(select(func.count()).select_from(TABLES.outbox))).scalar()
     assert total == 10
@@ -198,10 +178,10 @@ async def test_an_event_committed_after_later_numbered_ones_is_still_published(
     async with bench.database.write() as late:
         await outbox.record(late, events_pb2.UserRegistered(user_id="late"), "late")
         # Numbered, not committed: ten later-numbered events commit and go out first.
-        await _produce(bench, outbox, 10)
-        await _until(lambda: _count_at_least(bench, 10), 30, "the later events")
-    await _until(lambda: _count_at_least(bench, 11), 30, "the late event")
-    await _until(lambda: _backlog_empty(relay), 10, "an empty backlog")
+        await produce(bench, outbox, 10)
+        await until(lambda: _count_at_least(bench, 10), 30, "the later events")
+    await until(lambda: _count_at_least(bench, 11), 30, "the late event")
+    await until(lambda: _backlog_empty(relay), 10, "an empty backlog")
     assert await effects(bench.database) == (11, 11)
 
 
@@ -221,13 +201,13 @@ async def test_a_failing_handler_dead_letters_without_blocking_others(bench: Ben
         event_id = await outbox.record(
             session, events_pb2.UserRegistered(user_id=poisoned), poisoned
         )
-    await _produce(bench, outbox, 10)
-    await _until(lambda: _count_at_least(bench, 10), 30, "the healthy events")
+    await produce(bench, outbox, 10)
+    await until(lambda: _count_at_least(bench, 10), 30, "the healthy events")
 
     client = await nats.connect(bench.nats_url)
     try:
         jetstream = client.jetstream()
-        await _until(lambda: _has_messages(jetstream, "SUPERAPP_DEADLETTER"), 30, "the dead letter")
+        await until(lambda: _has_messages(jetstream, "SUPERAPP_DEADLETTER"), 30, "the dead letter")
         letter = await jetstream.get_last_msg("SUPERAPP_DEADLETTER", "superapp.deadletter.effects")
     finally:
         await client.close()

@@ -7,8 +7,6 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -23,37 +21,16 @@ from services.eventbus.relay_process import (
 )
 from services.runtime.clock import SystemClock
 from services.runtime.ports import free_port
-from tests.conftest import ROOT
-from tests.eventbus.conftest import TABLES, Bench, effects
-from tests.eventbus.test_delivery import _produce
+from tests.conftest import ROOT, process_alive
+from tests.eventbus.conftest import TABLES, Bench, effects, produce, until
 
 _SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-async def _until(check: Callable[[], Awaitable[bool] | bool], within: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        outcome = check()
-        if outcome if isinstance(outcome, bool) else await outcome:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie awaiting its reaper counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _relay_process(bench: Bench, outbox: Outbox, **options: object) -> RelayProcess:
     return RelayProcess(
         "identity",  # the conftest's outbox writes identity's events
-        database_url=bench.database.engine.url.render_as_string(hide_password=False),
+        database_url=bench.database.url,
         nats_url=bench.nats_url,
         outbox=outbox,
         **options,  # type: ignore[arg-type]
@@ -75,14 +52,14 @@ async def test_the_child_publishes_every_committed_event_and_marks_them_before_i
     relay.start()
     bench.consumer()
     try:
-        await _produce(bench, outbox, 60)
-        await _until(lambda: _has_effects(bench, 60), 60, "60 events handled")
+        await produce(bench, outbox, 60)
+        await until(lambda: _has_effects(bench, 60), 60, "60 events handled")
     finally:
         pid = relay.pid
         await relay.stop()
 
     assert pid is not None
-    assert not _alive(pid)
+    assert not process_alive(pid)
     assert relay.pid is None
     # Acknowledged events were marked before the child let go: none is sent twice.
     assert await _unpublished(bench) == 0
@@ -98,14 +75,14 @@ async def test_a_child_that_dies_is_replaced_and_nothing_committed_meanwhile_is_
     relay.start()
     bench.consumer()
     try:
-        await _produce(bench, outbox, 20)
-        await _until(lambda: _has_effects(bench, 20), 60, "the first 20 events")
+        await produce(bench, outbox, 20)
+        await until(lambda: _has_effects(bench, 20), 60, "the first 20 events")
         first = relay.pid
         assert first is not None
         os.kill(first, signal.SIGKILL)
-        await _produce(bench, outbox, 20)  # while no relay runs, or its successor starts
+        await produce(bench, outbox, 20)  # while no relay runs, or its successor starts
 
-        await _until(lambda: _has_effects(bench, 40), 60, "the 20 events after the kill")
+        await until(lambda: _has_effects(bench, 40), 60, "the 20 events after the kill")
         assert relay.starts == 2
         assert relay.pid not in (None, first)
     finally:
@@ -139,7 +116,7 @@ asyncio.run(main())
 
 @_SQLITE_ONLY
 async def test_the_child_exits_when_the_service_that_started_it_is_killed(bench: Bench) -> None:
-    url = bench.database.engine.url.render_as_string(hide_password=False)
+    url = bench.database.url
     parent = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -152,12 +129,15 @@ async def test_the_child_exits_when_the_service_that_started_it_is_killed(bench:
     try:
         assert parent.stdout is not None
         child = int(await asyncio.wait_for(parent.stdout.readline(), timeout=60))
-        assert _alive(child)
+        assert process_alive(child)
 
         parent.kill()
         await parent.wait()
 
-        await _until(lambda: not _alive(child), 30, "the orphaned relay to exit")
+        async def orphan_gone() -> bool:
+            return not process_alive(child)
+
+        await until(orphan_gone, 30, "the orphaned relay to exit")
     finally:
         if parent.returncode is None:
             parent.kill()
@@ -176,7 +156,7 @@ async def test_a_child_released_before_it_reached_nats_exits(bench: Bench) -> No
     environment = {
         **os.environ,
         SERVICE: "identity",
-        DATABASE_URL: bench.database.engine.url.render_as_string(hide_password=False),
+        DATABASE_URL: bench.database.url,
         NATS_URL: f"nats://127.0.0.1:{free_port()}",
         WAKE_FD: str(read_end),
     }
