@@ -90,6 +90,11 @@ class EventConsumer:
             raise RuntimeError("subscribe before start()")
         self._subscriptions[event_subject(message_class)] = _Subscription(message_class, handler)
 
+    @property
+    def subscribes(self) -> bool:
+        """Whether any event type is subscribed to."""
+        return bool(self._subscriptions)
+
     def start(self) -> None:
         """Consume in the background, one pull loop per source stream."""
         by_stream: dict[str, list[str]] = {}

@@ -72,7 +72,10 @@ class ServiceEventBus:
 
     def start(self) -> None:
         """Connect in the background and start relaying and consuming."""
-        self.link.start()
+        # A relay in its own process has its own connection; this one serves only the
+        # in-process relay and the consumer.
+        if isinstance(self.relay, OutboxRelay) or self.consumer.subscribes:
+            self.link.start()
         self.relay.start()
         self.consumer.start()
 

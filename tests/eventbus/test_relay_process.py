@@ -11,7 +11,7 @@ import sys
 import pytest
 from sqlalchemy import func, select
 
-from services.eventbus import Outbox
+from services.eventbus import Outbox, ServiceEventBus
 from services.eventbus.relay_process import (
     DATABASE_URL,
     NATS_URL,
@@ -91,7 +91,7 @@ async def test_a_child_that_dies_is_replaced_and_nothing_committed_meanwhile_is_
 
 _ORPHANING_PARENT = """
 import asyncio, sys
-from services.eventbus import Outbox
+from services.eventbus import Outbox, ServiceEventBus
 from services.eventbus.relay_process import (
     DATABASE_URL,
     NATS_URL,
@@ -172,3 +172,26 @@ async def test_a_child_released_before_it_reached_nats_exits(bench: Bench) -> No
         if child.returncode is None:
             child.kill()
             await child.wait()
+
+
+@_SQLITE_ONLY
+async def test_a_service_that_only_publishes_keeps_no_nats_connection_of_its_own(
+    bench: Bench,
+) -> None:
+    bus = ServiceEventBus(
+        "identity",
+        nats_url=bench.nats_url,
+        database=bench.database,
+        tables=TABLES,
+        tracer_provider=bench.tracer_provider,
+        clock=SystemClock(),
+        relay="process",
+    )
+    bus.start()
+    bench.consumer()
+    try:
+        await produce(bench, bus.outbox, 10)
+        await until(lambda: _has_effects(bench, 10), 60, "10 events through the relay child")
+        assert not bus.link.is_connected
+    finally:
+        await bus.stop()
