@@ -115,15 +115,26 @@ class OutboxRelay:
         """Run the relay in the background."""
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self) -> None:
-        """Stop after the batch in flight; unpublished rows wait for the next start."""
+    async def stop(self, *, drain_seconds: float = 1.0) -> None:
+        """Stop; first publish what is already committed, if NATS takes it within
+        `drain_seconds`. Rows still unpublished wait for the next start."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            if self._link.is_connected:
+                # A commit just before shutdown may not have woken us yet (see
+                # RelayProcess's throttled wake-ups). A batch cut short above is simply
+                # sent again: JetStream drops the duplicates by message id.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._drain(), drain_seconds)
         with contextlib.suppress(Exception):  # unmarked rows are re-sent and deduplicated
             await self._mark_published()
+
+    async def _drain(self) -> None:
+        while await self._publish_batch():
+            pass
 
     async def _mark_published(self) -> None:
         if not self._acknowledged:

@@ -56,7 +56,7 @@ class Bench:
         self.links.append(link)
         return link
 
-    def producer(self) -> tuple[Outbox, OutboxRelay]:
+    def producer(self, **options: object) -> tuple[Outbox, OutboxRelay]:
         outbox = Outbox(TABLES, "superapp.identity", SystemClock())
         relay = OutboxRelay(
             database=self.database,
@@ -67,6 +67,7 @@ class Bench:
             tracer_provider=self.tracer_provider,
             clock=SystemClock(),
             ack_timeout_seconds=1.0,
+            **options,  # type: ignore[arg-type]
         )
         relay.start()
         self.relays.append(relay)

@@ -15,7 +15,8 @@ from superapp.identity.v1 import events_pb2
 
 from scripts.nats_process import NatsProcess
 from services.database import Database
-from services.eventbus import Envelope, OutboxRelay
+from services.eventbus import Envelope, Outbox, OutboxRelay
+from services.runtime.clock import SystemClock
 from services.runtime.ids import new_id
 from tests.conftest import ROOT
 from tests.eventbus.conftest import TABLES, Bench, effects, produce, record_effect, until
@@ -146,6 +147,23 @@ async def test_events_wait_in_the_outbox_while_nats_is_away(
     await until(lambda: _count_at_least(bench, 20), 30, "the buffered events")
     # A consumer may see a message before the relay has read JetStream's acknowledgement.
     await until(lambda: _backlog_empty(relay), 10, "an empty backlog")
+
+
+async def test_a_stopping_relay_first_publishes_what_is_already_committed(bench: Bench) -> None:
+    # No wake-up and no poll within the test: only the stop itself can find the rows.
+    outbox, relay = bench.producer(poll_seconds=3600.0)
+    bench.consumer()
+    await produce(bench, outbox, 10)
+    await until(lambda: _count_at_least(bench, 10), 30, "the first events")
+    await until(lambda: _backlog_empty(relay), 10, "the first events marked")
+    # Committed by another process of the service, say: nothing wakes this relay.
+    elsewhere = Outbox(TABLES, "superapp.identity", SystemClock())
+    await produce(bench, elsewhere, 10)
+
+    await relay.stop()
+
+    assert (await relay.backlog()).count == 0
+    await until(lambda: _count_at_least(bench, 20), 30, "the events committed before the stop")
 
 
 async def test_a_rolled_back_transaction_publishes_nothing(bench: Bench) -> None:
