@@ -44,13 +44,15 @@ async def create_server(
     identity = IdentityPeer.connect(settings, clock)
     inventory = Inventory(database, outbox, clock)
     sweeper = ReservationSweeper(inventory, settings.reservation_sweep_seconds)
+    writes = IdempotentWrites(database, IDEMPOTENCY_KEYS, clock)
+    retention = writes.retention(settings.idempotency_retention)
     servicer = CatalogueServicer(
         categories=CategoryTree(database, clock),
         products=Products(database, outbox, clock),
         listing=ProductListing(database, clock),
         search=SearchQuery(database, clock),
         inventory=inventory,
-        writes=IdempotentWrites(database, IDEMPOTENCY_KEYS, clock),
+        writes=writes,
     )
     spec = ServiceSpec(
         domain="catalogue.superapp",
@@ -60,10 +62,11 @@ async def create_server(
         ),
         probe=database.ping,
         guards=[AuthGuard(identity.verifier, [POLICIES], domain="catalogue.superapp")],
-        closers=[foundation.close, identity.close, sweeper.stop],
+        closers=[foundation.close, identity.close, sweeper.stop, retention.close],
     )
     foundation.bus.start()
     sweeper.start()
+    retention.start()
     return await start_grpc_service(
         spec, settings, env_prefix="CATALOGUE_", tracer_provider=tracer_provider
     )

@@ -4,17 +4,24 @@ The response is stored in the same transaction as the mutation it belongs to, ke
 (scope, request_id) where the scope is the caller, so a replay survives restarts and a
 crash can never leave an effect without its record or a record without its effect.
 The same id with different parameters (a different fingerprint) is refused.
+
+Keys are honoured for a retention period (`<PREFIX>_IDEMPOTENCY_RETENTION_HOURS`, at
+least a day), after which `prune` forgets them: like Stripe's keys, a request id is a
+guard against retries, not a record kept forever, and every mutation adds a row with
+its whole response.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import (
     Column,
+    Index,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
@@ -23,6 +30,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     select,
+    tuple_,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -34,10 +42,12 @@ from services.database.prepared import Prepared
 from services.database.schema import UtcDateTime
 from services.runtime.clock import Clock
 from services.runtime.errors import FailedPrecondition
+from services.runtime.sweeper import Sweeper
 
 __all__ = ["IdempotentWrites", "fingerprint", "idempotency_table"]
 
 R = TypeVar("R", bound=Message)
+_PRUNE_BATCH = 1000
 
 
 def idempotency_table(metadata: MetaData) -> Table:
@@ -52,6 +62,8 @@ def idempotency_table(metadata: MetaData) -> Table:
         Column("response", LargeBinary(), nullable=False),
         Column("create_time", UtcDateTime(), nullable=False),
         PrimaryKeyConstraint("scope", "request_id"),
+        # Keys are forgotten oldest first (`IdempotentWrites.prune`).
+        Index("ix_idempotency_keys_create_time", "create_time"),
     )
 
 
@@ -104,6 +116,32 @@ class IdempotentWrites:
         )
         self._prepared_find = Prepared(self._find)
         self._prepared_insert = Prepared(table.insert(), [column.key for column in table.c])
+        oldest = (
+            select(table.c.scope, table.c.request_id)
+            .where(table.c.create_time < bindparam("before"))
+            .order_by(table.c.create_time)
+            .limit(bindparam("limit"))
+        )
+        self._forget = table.delete().where(tuple_(table.c.scope, table.c.request_id).in_(oldest))
+
+    async def prune(self, before: datetime, *, limit: int) -> int:
+        """Forget up to `limit` keys recorded before `before`, oldest first; how many.
+
+        A request id used again after its key is forgotten is a new request.
+        """
+        parameters = {"before": before, "limit": limit}
+        return await self._database.sync_write(
+            lambda connection: connection.execute(self._forget, parameters).rowcount
+        )
+
+    def retention(self, keep: timedelta, *, interval_seconds: float = 600.0) -> Sweeper:
+        """A sweeper that forgets keys older than `keep`, a thousand at a time."""
+        return Sweeper(
+            "idempotency-retention",
+            lambda: self.prune(self._clock.now() - keep, limit=_PRUNE_BATCH),
+            batch=_PRUNE_BATCH,
+            interval_seconds=interval_seconds,
+        )
 
     def command(
         self,

@@ -80,12 +80,9 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
         audience=settings.token_audience,
         clock=clock,
     )
-    servicer = IdentityServicer(
-        accounts=accounts,
-        sessions=sessions,
-        keys=keys,
-        writes=IdempotentWrites(database, IDEMPOTENCY_KEYS, clock),
-    )
+    writes = IdempotentWrites(database, IDEMPOTENCY_KEYS, clock)
+    retention = writes.retention(settings.idempotency_retention)
+    servicer = IdentityServicer(accounts=accounts, sessions=sessions, keys=keys, writes=writes)
     spec = ServiceSpec(
         domain="identity.superapp",
         service_names=[SERVICE_NAME],
@@ -94,9 +91,10 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
         ),
         probe=database.ping,
         guards=[AuthGuard(verifier, [POLICIES], domain="identity.superapp")],
-        closers=[foundation.close],
+        closers=[foundation.close, retention.close],
     )
     foundation.bus.start()
+    retention.start()
     return await start_grpc_service(
         spec, settings, env_prefix="IDENTITY_", tracer_provider=tracer_provider
     )

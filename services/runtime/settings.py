@@ -6,6 +6,7 @@ loads it with `load_settings`, which turns pydantic's report into one line per b
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
@@ -42,6 +43,9 @@ class ServiceSettings(BaseSettings):
     """Where the outbox relay publishes from: `process`, a child process of the service,
     so publishing never takes CPU from RPCs; `task`, the service's own event loop
     (fewer processes: tests, small machines)."""
+    idempotency_retention_hours: Annotated[float, Field(ge=24, le=24 * 366)] = 24.0
+    """How long a mutation's `request_id` is honoured (a retry replays its response).
+    At least a day: the BFF's checkout promises its Idempotency-Key for that long."""
     token_issuer: str = "superapp-identity"  # noqa: S105 - a name, not a secret
     """The `iss` of access tokens: identity signs with it, every service requires it."""
     token_audience: str = "superapp"  # noqa: S105 - a name, not a secret
@@ -76,6 +80,11 @@ class ServiceSettings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
+
+    @property
+    def idempotency_retention(self) -> timedelta:
+        """`idempotency_retention_hours` as a duration."""
+        return timedelta(hours=self.idempotency_retention_hours)
 
     def resolved_database_url(self, service: str) -> str:
         """The database URL in force: the configured one, or the embedded SQLite file."""

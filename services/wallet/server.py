@@ -58,9 +58,11 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         check_limit=lambda currency, amount: check_limit(limit_for, currency, amount),
     )
     sweeper = HoldExpirySweeper(writer, holds, clock, settings.hold_sweep_seconds)
+    writes = IdempotentWrites(database, IDEMPOTENCY_KEYS, clock)
+    retention = writes.retention(settings.idempotency_retention)
     servicer = WalletServicer(
         writer=writer,
-        writes=IdempotentWrites(database, IDEMPOTENCY_KEYS, clock),
+        writes=writes,
         transfers=Transfers(ledger, holds, outbox, clock, limit_for),
         holds=holds,
         balances=Balances(database, clock),
@@ -76,10 +78,11 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         guards=[AuthGuard(identity.verifier, [POLICIES], domain="wallet.superapp")],
         # Released in reverse, after in-flight calls finished: stop sweeping, drain
         # the writer, then release the identity channel, the bus and the database.
-        closers=[foundation.close, identity.close, writer.close, sweeper.close],
+        closers=[foundation.close, identity.close, writer.close, sweeper.close, retention.close],
     )
     writer.start()
     sweeper.start()
+    retention.start()
     foundation.bus.start()
     try:
         return await start_grpc_service(

@@ -46,6 +46,8 @@ async def _run_service(name: str, env: dict[str, str]) -> tuple[int, list[str]]:
         ("WALLET_PORT", "70000"),
         ("WALLET_DATABASE_URL", "mysql://x"),
         ("WALLET_RELAY", "thread"),
+        # The BFF's checkout promises its keys for a day: a shorter retention is refused.
+        ("WALLET_IDEMPOTENCY_RETENTION_HOURS", "1"),
     ],
 )
 async def test_bad_setting_names_the_variable(variable: str, value: str, tmp_path: Path) -> None:
