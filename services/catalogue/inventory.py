@@ -55,7 +55,10 @@ from services.runtime.errors import FailedPrecondition
 from services.runtime.ids import new_id
 from services.runtime.proto_time import to_timestamp
 
-__all__ = ["Inventory"]
+__all__ = ["SWEEP_BATCH", "Inventory"]
+
+SWEEP_BATCH = 100
+"""Reservations expired per sweep transaction at most."""
 
 _P = PRODUCTS.c
 _R = RESERVATIONS.c
@@ -308,7 +311,7 @@ class Inventory:
             await self._out_of_stock(session, product_id, adjusted.merchant_id, stock, now)
         return stock
 
-    async def expire_due(self, limit: int = 100) -> int:
+    async def expire_due(self, limit: int = SWEEP_BATCH) -> int:
         """Record up to `limit` PENDING reservations past their expire_time as EXPIRED and
         return their units; announces StockReleased for each. Returns how many."""
         now = self._clock.now()

@@ -11,17 +11,17 @@ from services.auth import AuthGuard
 from services.auth.identity_peer import IdentityPeer
 from services.catalogue.categories import CategoryTree
 from services.catalogue.config import CatalogueSettings
-from services.catalogue.inventory import Inventory
+from services.catalogue.inventory import SWEEP_BATCH, Inventory
 from services.catalogue.listing import ProductListing
 from services.catalogue.models import EVENT_TABLES, IDEMPOTENCY_KEYS
 from services.catalogue.policies import POLICIES
 from services.catalogue.products import Products
-from services.catalogue.reservation_sweeper import ReservationSweeper
 from services.catalogue.search import SearchQuery
 from services.catalogue.servicer import CatalogueServicer
 from services.database.idempotency import IdempotentWrites
 from services.foundation import Foundation
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
+from services.runtime.sweeper import Sweeper
 
 __all__ = ["SERVICE_NAME", "create_server", "main"]
 
@@ -43,7 +43,14 @@ async def create_server(
     database, outbox, clock = foundation.database, foundation.bus.outbox, foundation.clock
     identity = IdentityPeer.connect(settings, clock)
     inventory = Inventory(database, outbox, clock)
-    sweeper = ReservationSweeper(inventory, settings.reservation_sweep_seconds)
+    # Reads treat a reservation as expired the instant it is due; the sweep records it
+    # and returns its units shortly after.
+    sweeper = Sweeper(
+        "reservation-expiry",
+        lambda: inventory.expire_due(SWEEP_BATCH),
+        batch=SWEEP_BATCH,
+        interval_seconds=settings.reservation_sweep_seconds,
+    )
     writes = IdempotentWrites(database, IDEMPOTENCY_KEYS, clock)
     retention = writes.retention(settings.idempotency_retention)
     servicer = CatalogueServicer(
@@ -62,7 +69,7 @@ async def create_server(
         ),
         probe=database.ping,
         guards=[AuthGuard(identity.verifier, [POLICIES], domain="catalogue.superapp")],
-        closers=[foundation.close, identity.close, sweeper.stop, retention.close],
+        closers=[foundation.close, identity.close, sweeper.close, retention.close],
     )
     foundation.bus.start()
     sweeper.start()

@@ -56,6 +56,11 @@ class Sweeper:
                     pass
             except Unavailable:
                 pass  # shutting down, or the database is away: next round
-            except Exception:
-                _log.exception("%s failed; trying again next round", self._name)
+            except Exception as error:  # the database may be away: next round
+                _log.warning(
+                    "%s failed (%s: %s); trying again next round",
+                    self._name,
+                    type(error).__name__,
+                    error,
+                )
             await asyncio.sleep(self._interval)

@@ -31,9 +31,10 @@ from services.runtime.proto_time import to_timestamp
 from services.wallet.ledger import Ledger, LedgerTransaction, TransactionKind
 from services.wallet.models import HOLDS
 
-__all__ = ["HoldRecord", "HoldStatus", "Holds"]
+__all__ = ["SWEEP_BATCH", "HoldRecord", "HoldStatus", "Holds"]
 
-_SWEEP_BATCH = 500
+SWEEP_BATCH = 500
+"""Holds expired per sweep transaction at most."""
 
 
 class HoldStatus(enum.StrEnum):
@@ -136,7 +137,7 @@ class Holds:
         due = (HOLDS.c.status == HoldStatus.PENDING.value) & (
             HOLDS.c.expire_time <= bindparam("now")
         )
-        self._due = select(HOLDS).where(due).order_by(HOLDS.c.expire_time).limit(_SWEEP_BATCH)
+        self._due = select(HOLDS).where(due).order_by(HOLDS.c.expire_time).limit(SWEEP_BATCH)
         of_user = due & (HOLDS.c.user_id == bindparam("user_id"))
         self._due_of_user = select(HOLDS).where(of_user).with_for_update()
         # Every debit asks; almost always the answer is no, so ask cheaply first.

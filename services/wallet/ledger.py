@@ -25,6 +25,7 @@ from services.runtime.ids import new_id
 from services.wallet.models import ACCOUNTS, POSTINGS, TRANSACTIONS, WALLETS
 
 __all__ = [
+    "BALANCE_LIMIT",
     "Ledger",
     "LedgerTransaction",
     "Posting",
@@ -34,6 +35,13 @@ __all__ = [
     "is_system",
     "net_for",
 ]
+
+
+BALANCE_LIMIT = 2**62
+"""The largest balance, either way, an account may reach. Every amount is below 10^15
+(see `RequestCheck.positive_amount`), so a balance within this bound plus one more
+amount still fits the 64-bit columns: the check runs before anything could overflow
+(PostgreSQL would fail the statement; SQLite would quietly turn the sum into a float)."""
 
 
 class SystemAccount(enum.StrEnum):
@@ -88,7 +96,7 @@ def _upsert(dialect: str) -> Insert:
     return statement.on_conflict_do_update(
         index_elements=[ACCOUNTS.c.owner, ACCOUNTS.c.currency_code],
         set_={"posted_minor": ACCOUNTS.c.posted_minor + statement.excluded.posted_minor},
-    )
+    ).returning(ACCOUNTS.c.posted_minor)
 
 
 _ACCOUNT = (ACCOUNTS.c.owner == bindparam("account_owner")) & (
@@ -233,7 +241,7 @@ class Ledger:
     def _add(
         self, connection: Connection, owner: str, currency_code: str, delta: int, now: datetime
     ) -> None:
-        self._credit.execute(
+        [posted] = self._credit.first(
             connection,
             {
                 "account_owner": owner,
@@ -243,6 +251,12 @@ class Ledger:
                 "now": now,
             },
         )
+        if abs(posted) > BALANCE_LIMIT:  # rolled back with the rest of the command
+            raise FailedPrecondition(
+                "BALANCE_LIMIT_EXCEEDED",
+                "the account would pass the largest balance the ledger keeps",
+                metadata={"currency_code": currency_code, "limit_minor": str(BALANCE_LIMIT)},
+            )
 
     def _insufficient(
         self, connection: Connection, owner: str, currency_code: str

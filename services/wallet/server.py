@@ -14,11 +14,11 @@ from services.database.batch_writer import BatchWriter
 from services.database.idempotency import IdempotentWrites
 from services.foundation import Foundation
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
+from services.runtime.sweeper import Sweeper
 from services.wallet.balances import Balances
 from services.wallet.config import WalletSettings
 from services.wallet.history import History
-from services.wallet.hold_expiry import HoldExpirySweeper
-from services.wallet.holds import Holds
+from services.wallet.holds import SWEEP_BATCH, Holds
 from services.wallet.ledger import Ledger
 from services.wallet.models import EVENT_TABLES, IDEMPOTENCY_KEYS
 from services.wallet.policies import POLICIES
@@ -57,7 +57,19 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         clock,
         check_limit=lambda currency, amount: check_limit(limit_for, currency, amount),
     )
-    sweeper = HoldExpirySweeper(writer, holds, clock, settings.hold_sweep_seconds)
+
+    async def expire_holds() -> int:
+        # Through the ledger's writer, like every other change of balances.
+        return await writer.submit(
+            lambda connection: holds.expire_due(connection, clock.now(), user_id=None)
+        )
+
+    sweeper = Sweeper(
+        "hold-expiry",
+        expire_holds,
+        batch=SWEEP_BATCH,
+        interval_seconds=settings.hold_sweep_seconds,
+    )
     writes = IdempotentWrites(database, IDEMPOTENCY_KEYS, clock)
     retention = writes.retention(settings.idempotency_retention)
     servicer = WalletServicer(

@@ -105,6 +105,15 @@ class Bank:
         self.service = await create_server(self.settings, self.tracer_provider)
         self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.service.port}")
 
+    async def rewrite(self, sql: str, **parameters: Any) -> None:
+        """Change the wallet's database directly: to set up a state no RPC reaches quickly."""
+        database = Database.connect(self.database_url)
+        try:
+            async with database.write() as session:
+                await session.execute(text(sql), parameters)
+        finally:
+            await database.dispose()
+
     async def scalar(self, sql: str, **parameters: Any) -> Any:
         """One value read straight from the wallet's database (for invariants)."""
         database = Database.connect(self.database_url)

@@ -7,6 +7,7 @@ import pytest
 from superapp.wallet.v1 import wallet_service_pb2 as pb
 
 from services.runtime.ids import new_id
+from services.wallet.ledger import BALANCE_LIMIT
 from tests.services.rich_errors import rich_error
 from tests.wallet.conftest import Bank, eur
 
@@ -70,3 +71,47 @@ async def test_overdraft_is_refused_and_leaves_no_trace(bank: Bank) -> None:
     assert await bank.balance(ann) == (1_000, 0)
     assert await bank.balance(bob) == (0, 0)
     assert await bank.scalar("SELECT count(*) FROM ledger_transactions") == 1
+
+
+async def test_a_balance_past_the_ledgers_bound_is_refused_and_leaves_no_trace(
+    bank: Bank,
+) -> None:
+    rich, payer = await bank.user("rich"), await bank.user("payer")
+    await bank.fund(rich, 1)
+    await bank.fund(payer, 1_000)
+    # Reaching the bound by top-ups would take thousands of the largest ones: start near it.
+    await bank.rewrite(
+        "UPDATE accounts SET posted_minor = :near WHERE owner = :owner",
+        near=BALANCE_LIMIT - 500,
+        owner=rich.user_id,
+    )
+    transactions = await bank.scalar("SELECT count(*) FROM ledger_transactions")
+    credit = pb.CreditWalletRequest(user_id=rich.user_id, amount=eur(501), request_id=new_id())
+    transfer = pb.CreateTransferRequest(
+        from_user_id=payer.user_id, to_user_id=rich.user_id, amount=eur(501), request_id=new_id()
+    )
+
+    for call, request, auth in [
+        (bank.stub.CreditWallet, credit, bank.admin.auth),
+        (bank.stub.CreateTransfer, transfer, payer.auth),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(request, metadata=auth)  # type: ignore[operator]
+        error = rich_error(caught.value)
+        assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert error.info.reason == "BALANCE_LIMIT_EXCEEDED"
+
+    assert await bank.balance(rich) == (BALANCE_LIMIT - 500, 0)
+    assert await bank.balance(payer) == (1_000, 0)
+    assert await bank.scalar("SELECT count(*) FROM ledger_transactions") == transactions
+    # Up to the bound itself is fine.
+    await bank.stub.CreateTransfer(
+        pb.CreateTransferRequest(
+            from_user_id=payer.user_id,
+            to_user_id=rich.user_id,
+            amount=eur(500),
+            request_id=new_id(),
+        ),
+        metadata=payer.auth,
+    )
+    assert await bank.balance(rich) == (BALANCE_LIMIT, 0)

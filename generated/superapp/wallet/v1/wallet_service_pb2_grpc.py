@@ -281,7 +281,9 @@ class WalletServiceServicer:
         `INVALID_CURRENCY`; UNAUTHENTICATED `UNAUTHENTICATED`; PERMISSION_DENIED
         `PERMISSION_DENIED` (caller has neither role admin nor role system);
         NOT_FOUND `WALLET_NOT_FOUND` (metadata `user_id`); FAILED_PRECONDITION
-        `IDEMPOTENCY_KEY_REUSED`.
+        `BALANCE_LIMIT_EXCEEDED` (the wallet or the funding account would pass
+        the ledger's largest balance, 2^62 minor units; metadata `currency_code`,
+        `limit_minor`); FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -312,7 +314,9 @@ class WalletServiceServicer:
         metadata `currency_code`, `available_minor`); FAILED_PRECONDITION
         `LIMIT_EXCEEDED` (amount above the per-transfer limit, metadata
         `currency_code`, `limit_minor`); FAILED_PRECONDITION
-        `IDEMPOTENCY_KEY_REUSED`.
+        `BALANCE_LIMIT_EXCEEDED` (the destination would pass the ledger's largest
+        balance, 2^62 minor units; metadata `currency_code`, `limit_minor`);
+        FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -388,7 +392,9 @@ class WalletServiceServicer:
         held amount, metadata `held_minor`); FAILED_PRECONDITION
         `HOLD_ALREADY_RESOLVED` (metadata `hold_id`, `status`);
         FAILED_PRECONDITION `HOLD_EXPIRED` (metadata `hold_id`, `expire_time` in
-        RFC 3339); FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
+        RFC 3339); FAILED_PRECONDITION `BALANCE_LIMIT_EXCEEDED` (the destination
+        would pass the ledger's largest balance, 2^62 minor units);
+        FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

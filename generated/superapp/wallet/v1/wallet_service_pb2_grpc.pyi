@@ -145,7 +145,9 @@ class WalletServiceStub:
     `INVALID_CURRENCY`; UNAUTHENTICATED `UNAUTHENTICATED`; PERMISSION_DENIED
     `PERMISSION_DENIED` (caller has neither role admin nor role system);
     NOT_FOUND `WALLET_NOT_FOUND` (metadata `user_id`); FAILED_PRECONDITION
-    `IDEMPOTENCY_KEY_REUSED`.
+    `BALANCE_LIMIT_EXCEEDED` (the wallet or the funding account would pass
+    the ledger's largest balance, 2^62 minor units; metadata `currency_code`,
+    `limit_minor`); FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
     """
     CreateTransfer: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.CreateTransferRequest, _wallet_service_pb2.CreateTransferResponse]
     """Transfers money from one user's wallet to another user's wallet in the
@@ -172,7 +174,9 @@ class WalletServiceStub:
     metadata `currency_code`, `available_minor`); FAILED_PRECONDITION
     `LIMIT_EXCEEDED` (amount above the per-transfer limit, metadata
     `currency_code`, `limit_minor`); FAILED_PRECONDITION
-    `IDEMPOTENCY_KEY_REUSED`.
+    `BALANCE_LIMIT_EXCEEDED` (the destination would pass the ledger's largest
+    balance, 2^62 minor units; metadata `currency_code`, `limit_minor`);
+    FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
     """
     CreateHold: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.CreateHoldRequest, _wallet_service_pb2.CreateHoldResponse]
     """Places a hold: reserves `amount` of a user's available balance for
@@ -236,7 +240,9 @@ class WalletServiceStub:
     held amount, metadata `held_minor`); FAILED_PRECONDITION
     `HOLD_ALREADY_RESOLVED` (metadata `hold_id`, `status`);
     FAILED_PRECONDITION `HOLD_EXPIRED` (metadata `hold_id`, `expire_time` in
-    RFC 3339); FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
+    RFC 3339); FAILED_PRECONDITION `BALANCE_LIMIT_EXCEEDED` (the destination
+    would pass the ledger's largest balance, 2^62 minor units);
+    FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
     """
     VoidHold: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.VoidHoldRequest, _wallet_service_pb2.VoidHoldResponse]
     """Voids a pending hold: releases all its reserved funds back to the
@@ -396,7 +402,9 @@ class WalletServiceAsyncStub(WalletServiceStub):
     `INVALID_CURRENCY`; UNAUTHENTICATED `UNAUTHENTICATED`; PERMISSION_DENIED
     `PERMISSION_DENIED` (caller has neither role admin nor role system);
     NOT_FOUND `WALLET_NOT_FOUND` (metadata `user_id`); FAILED_PRECONDITION
-    `IDEMPOTENCY_KEY_REUSED`.
+    `BALANCE_LIMIT_EXCEEDED` (the wallet or the funding account would pass
+    the ledger's largest balance, 2^62 minor units; metadata `currency_code`,
+    `limit_minor`); FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
     """
     CreateTransfer: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.CreateTransferRequest, _wallet_service_pb2.CreateTransferResponse]  # type: ignore[assignment]
     """Transfers money from one user's wallet to another user's wallet in the
@@ -423,7 +431,9 @@ class WalletServiceAsyncStub(WalletServiceStub):
     metadata `currency_code`, `available_minor`); FAILED_PRECONDITION
     `LIMIT_EXCEEDED` (amount above the per-transfer limit, metadata
     `currency_code`, `limit_minor`); FAILED_PRECONDITION
-    `IDEMPOTENCY_KEY_REUSED`.
+    `BALANCE_LIMIT_EXCEEDED` (the destination would pass the ledger's largest
+    balance, 2^62 minor units; metadata `currency_code`, `limit_minor`);
+    FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
     """
     CreateHold: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.CreateHoldRequest, _wallet_service_pb2.CreateHoldResponse]  # type: ignore[assignment]
     """Places a hold: reserves `amount` of a user's available balance for
@@ -487,7 +497,9 @@ class WalletServiceAsyncStub(WalletServiceStub):
     held amount, metadata `held_minor`); FAILED_PRECONDITION
     `HOLD_ALREADY_RESOLVED` (metadata `hold_id`, `status`);
     FAILED_PRECONDITION `HOLD_EXPIRED` (metadata `hold_id`, `expire_time` in
-    RFC 3339); FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
+    RFC 3339); FAILED_PRECONDITION `BALANCE_LIMIT_EXCEEDED` (the destination
+    would pass the ledger's largest balance, 2^62 minor units);
+    FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
     """
     VoidHold: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.VoidHoldRequest, _wallet_service_pb2.VoidHoldResponse]  # type: ignore[assignment]
     """Voids a pending hold: releases all its reserved funds back to the
@@ -656,7 +668,9 @@ class WalletServiceServicer(metaclass=_abc_1.ABCMeta):
         `INVALID_CURRENCY`; UNAUTHENTICATED `UNAUTHENTICATED`; PERMISSION_DENIED
         `PERMISSION_DENIED` (caller has neither role admin nor role system);
         NOT_FOUND `WALLET_NOT_FOUND` (metadata `user_id`); FAILED_PRECONDITION
-        `IDEMPOTENCY_KEY_REUSED`.
+        `BALANCE_LIMIT_EXCEEDED` (the wallet or the funding account would pass
+        the ledger's largest balance, 2^62 minor units; metadata `currency_code`,
+        `limit_minor`); FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
         """
 
     @_abc_1.abstractmethod
@@ -689,7 +703,9 @@ class WalletServiceServicer(metaclass=_abc_1.ABCMeta):
         metadata `currency_code`, `available_minor`); FAILED_PRECONDITION
         `LIMIT_EXCEEDED` (amount above the per-transfer limit, metadata
         `currency_code`, `limit_minor`); FAILED_PRECONDITION
-        `IDEMPOTENCY_KEY_REUSED`.
+        `BALANCE_LIMIT_EXCEEDED` (the destination would pass the ledger's largest
+        balance, 2^62 minor units; metadata `currency_code`, `limit_minor`);
+        FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
         """
 
     @_abc_1.abstractmethod
@@ -771,7 +787,9 @@ class WalletServiceServicer(metaclass=_abc_1.ABCMeta):
         held amount, metadata `held_minor`); FAILED_PRECONDITION
         `HOLD_ALREADY_RESOLVED` (metadata `hold_id`, `status`);
         FAILED_PRECONDITION `HOLD_EXPIRED` (metadata `hold_id`, `expire_time` in
-        RFC 3339); FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
+        RFC 3339); FAILED_PRECONDITION `BALANCE_LIMIT_EXCEEDED` (the destination
+        would pass the ledger's largest balance, 2^62 minor units);
+        FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
         """
 
     @_abc_1.abstractmethod
