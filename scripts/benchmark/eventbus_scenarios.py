@@ -33,6 +33,7 @@ from services.eventbus import (
     event_tables,
     stream_of,
 )
+from services.eventbus.relay_process import RelayProcess
 from services.runtime.clock import SystemClock
 from services.runtime.ids import new_id
 
@@ -160,8 +161,9 @@ class _RelayDrain:
 class _EndToEnd:
     """Commit one event per transaction at a steady rate; time commit → handler run.
 
-    The producer and its relay run here, as in the publishing service; the consumer runs
-    in its own process with its own database, as the consuming service would. Both sides
+    The producer runs here, with its relay in a child process, as in the publishing
+    service; the consumer runs in its own process with its own database, as the
+    consuming service would. Both sides
     stamp wall-clock time, which one machine shares.
     """
 
@@ -171,14 +173,12 @@ class _EndToEnd:
     committed: dict[str, float] = field(default_factory=dict)
 
     async def measure(self, concurrency: int, window: Window) -> Sample:
-        relay = OutboxRelay(
-            database=self.bus.database,
-            tables=event_tables(MetaData()),
+        # As a service runs it by default: in a child process, woken through its pipe.
+        relay = RelayProcess(
+            "identity",
+            database_url=self.bus.database.url,
+            nats_url=self.bus.nats.url,
             outbox=self.bus.outbox,
-            link=self.bus.link("e2e-relay"),
-            stream=stream_of("identity"),
-            tracer_provider=self.tracer_provider,
-            clock=SystemClock(),
         )
         consumer = await asyncio.create_subprocess_exec(
             sys.executable,

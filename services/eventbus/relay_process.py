@@ -22,8 +22,9 @@ event at a time, and each of those bursts (a scan, a publish, NATS's own work, t
 acknowledgement) competed with the service's next request for the machine's cores.
 Measured on the wallet (three interleaved runs each), the throttle lets the child
 publish several events per wake-up and took CreateTransfer from 0.28-0.32x to
-0.32-0.36x of the echo at concurrency 1 and from 0.24x to 0.25-0.28x at 32, for at
-most 5 ms more between a commit and its publication.
+0.32-0.36x of the echo at concurrency 1 and from 0.24x to 0.25-0.28x at 32. The price
+is at most 5 ms more between a commit and its publication: commit-to-handler at a steady
+200 events/s went from p50 1.3 / p99 5 ms to p50 3.5-4.4 / p99 7-8 ms.
 """
 
 from __future__ import annotations
