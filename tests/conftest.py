@@ -5,6 +5,7 @@ Chain: tmp dir → settings → service on port 0 → channel → stub.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,9 +15,11 @@ import asyncpg
 import grpc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 
 from scripts.nats_process import NatsProcess
+from services.database import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,6 +91,18 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
     finally:
         await _drop_postgres_database(url)
+
+
+@contextlib.asynccontextmanager
+async def database_with(url: str, metadata: MetaData) -> AsyncIterator[Database]:
+    """A database on `url` holding `metadata`'s tables, disposed of afterwards."""
+    database = Database.connect(url)
+    try:
+        async with database.write_connection() as connection:
+            await connection.run_sync(metadata.create_all)
+        yield database
+    finally:
+        await database.dispose()
 
 
 @pytest.fixture

@@ -163,12 +163,10 @@ class _EndToEnd:
 
     The producer runs here, with its relay in a child process, as in the publishing
     service; the consumer runs in its own process with its own database, as the
-    consuming service would. Both sides
-    stamp wall-clock time, which one machine shares.
+    consuming service would. Both sides stamp wall-clock time, which one machine shares.
     """
 
     bus: _Bus
-    tracer_provider: TracerProvider
     consumer_database: Path
     committed: dict[str, float] = field(default_factory=dict)
 
@@ -248,7 +246,7 @@ async def _relay(env: Environment) -> _RelayDrain:
 
 
 async def _end_to_end(env: Environment) -> _EndToEnd:
-    return _EndToEnd(await _bus(env, "e2e"), TracerProvider(), env.work_dir / "e2e-consumer.db")
+    return _EndToEnd(await _bus(env, "e2e"), env.work_dir / "e2e-consumer.db")
 
 
 def eventbus_scenarios() -> list[Scenario]:

@@ -42,7 +42,8 @@ class Sweeper:
             self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def close(self) -> None:
-        """Stop sweeping; a batch cut short is rolled back and done again next time."""
+        """Stop sweeping. A batch cut short either still completes (a command already
+        handed to a writer) or is rolled back; what is left waits for the next start."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from services.database import Database
 from services.database.batch_writer import BatchWriter
 from services.runtime.errors import FailedPrecondition, Unavailable
+from tests.conftest import database_with
 
 _METADATA = MetaData()
 _NOTES = Table("notes", _METADATA, Column("id", Integer, primary_key=True), Column("text", String))
@@ -19,11 +20,8 @@ _NOTES = Table("notes", _METADATA, Column("id", Integer, primary_key=True), Colu
 
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
-    database = Database.connect(database_url)
-    async with database.write_connection() as connection:
-        await connection.run_sync(_METADATA.create_all)
-    yield database
-    await database.dispose()
+    async with database_with(database_url, _METADATA) as database:
+        yield database
 
 
 def _note(number: int, *, then_fail: bool = False) -> Callable[[Connection], int]:

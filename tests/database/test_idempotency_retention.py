@@ -13,6 +13,7 @@ from superapp.wallet.v1 import wallet_service_pb2 as pb
 
 from services.database import Database
 from services.database.idempotency import IdempotentWrites, idempotency_table
+from tests.conftest import database_with
 
 _METADATA = MetaData()
 _KEYS = idempotency_table(_METADATA)
@@ -31,11 +32,8 @@ class _Clock:
 
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
-    database = Database.connect(database_url)
-    async with database.write_connection() as connection:
-        await connection.run_sync(_METADATA.create_all)
-    yield database
-    await database.dispose()
+    async with database_with(database_url, _METADATA) as database:
+        yield database
 
 
 class _Counter:

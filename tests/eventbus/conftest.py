@@ -28,6 +28,7 @@ from services.eventbus import (
 )
 from services.runtime.clock import SystemClock
 from services.runtime.ids import new_id
+from tests.conftest import database_with
 
 METADATA = MetaData()
 TABLES: EventTables = event_tables(METADATA)
@@ -148,12 +149,9 @@ async def bench(
     database_url: str, nats: NatsProcess, tracer_provider: TracerProvider
 ) -> AsyncIterator[Bench]:
     """The database migrated for the bus, and a place to hang producers and consumers."""
-    database = Database.connect(database_url)
-    async with database.write_connection() as connection:
-        await connection.run_sync(METADATA.create_all)
-    bench = Bench(database, nats.url, tracer_provider)
-    try:
-        yield bench
-    finally:
-        await bench.close()
-        await database.dispose()
+    async with database_with(database_url, METADATA) as database:
+        bench = Bench(database, nats.url, tracer_provider)
+        try:
+            yield bench
+        finally:
+            await bench.close()
