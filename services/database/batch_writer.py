@@ -9,7 +9,8 @@ effects of the ones before it: a batch is equivalent to running its commands ser
 so no invariant depends on commands being independent.
 
 Why: on SQLite every commit and every aiosqlite statement costs a thread hop; a batch
-pays one hop and one commit for many commands (see `Database.sync_write`).
+pays one hop and one commit for many commands, and a batch of one, the usual case
+under light load, pays none (see `Database.sync_write`).
 """
 
 from __future__ import annotations
@@ -117,7 +118,10 @@ class BatchWriter:
 
     async def _commit(self, batch: list[_Queued]) -> None:
         try:
-            outcomes = await self._database.sync_write(lambda c: _execute(c, batch))
+            # A lone command has nothing to overlap with the hop to a writer thread.
+            outcomes = await self._database.sync_write(
+                lambda c: _execute(c, batch), inline=len(batch) == 1
+            )
         except Exception as error:
             # BEGIN or COMMIT failed: nothing of this batch was written.
             _log.exception("a write batch failed to commit", extra={"commands": len(batch)})

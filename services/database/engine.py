@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from services.database.prepared import PreparedQuery
+from services.database.sqlite_writer import SqliteWriter
 
 __all__ = ["Database"]
 
@@ -98,23 +98,6 @@ class _ThreadReaders:
             connection.close()
 
 
-def _sync_writer(url: str) -> Engine:
-    """A synchronous engine on the same SQLite file, driven from one dedicated thread.
-
-    `Database.sync_write` runs whole transactions on it: each statement is a direct
-    sqlite3 call instead of a hop to aiosqlite's thread and back.
-    """
-    engine = create_engine(
-        make_url(url).set(drivername="sqlite"),
-        pool_size=1,
-        max_overflow=0,
-        # Created and used on the writer thread; disposed from the loop's thread.
-        connect_args={"check_same_thread": False},
-    )
-    _prepare_sqlite(engine)
-    return engine
-
-
 def _prepare_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -151,9 +134,7 @@ class Database:
         self._inline: Engine | None = None
         self._readers: _ThreadReaders | None = None
         self._inline_queries: dict[Select[Any], PreparedQuery] = {}
-        self._sync_writer: Engine | None = None
-        self._writer_connection: Connection | None = None
-        self._writer_thread: ThreadPoolExecutor | None = None
+        self._sqlite_writer: SqliteWriter | None = None
         self._writes = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._reads = async_sessionmaker(engine, expire_on_commit=False)
 
@@ -169,8 +150,7 @@ class Database:
             _prepare_sqlite(engine.sync_engine)
             database._inline = _inline_reader(url)
             database._readers = _ThreadReaders(database._inline)
-            database._sync_writer = _sync_writer(url)
-            database._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+            database._sqlite_writer = SqliteWriter(url, _SQLITE_PRAGMAS)
         return database
 
     @property
@@ -196,32 +176,19 @@ class Database:
         async with self._turn(), self._write_engine.begin() as connection:
             yield connection
 
-    async def sync_write(self, work: Callable[[Connection], T]) -> T:
+    async def sync_write(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
         """Run `work` in one write transaction on a synchronous connection; its result.
 
         The hot write path: `work` issues plain (blocking) Core statements with no
         await between them. On SQLite it runs on a dedicated writer thread, one thread
-        hop per transaction instead of one per statement; on PostgreSQL it runs through
+        hop per transaction instead of one per statement, or with `inline` on the
+        caller's thread when the write lock is free (for a caller with nothing to
+        overlap the hop with; see `SqliteWriter`). On PostgreSQL it runs through
         `run_sync`. Committed when `work` returns, rolled back if it raises.
         """
         async with self._turn():
-            if self._sync_writer is not None and self._writer_thread is not None:
-
-                def transaction() -> T:
-                    # One connection for the thread's lifetime: a pool checkout per
-                    # transaction would add a reset (ROLLBACK) round trip each time.
-                    connection = self._writer_connection
-                    if connection is None:
-                        assert self._sync_writer is not None
-                        connection = self._sync_writer.connect()
-                        connection.execution_options(**{_WRITE: True})
-                        self._writer_connection = connection
-                    with connection.begin():
-                        return work(connection)
-
-                return await asyncio.get_running_loop().run_in_executor(
-                    self._writer_thread, transaction
-                )
+            if self._sqlite_writer is not None:
+                return await self._sqlite_writer.run(work, inline=inline)
             async with self._write_engine.begin() as connection:
                 return await connection.run_sync(work)
 
@@ -293,15 +260,5 @@ class Database:
             self._readers.close()
         if self._inline is not None:
             self._inline.dispose()
-        if self._sync_writer is not None and self._writer_thread is not None:
-            await asyncio.get_running_loop().run_in_executor(
-                self._writer_thread, self._close_writer
-            )
-            self._writer_thread.shutdown()
-
-    def _close_writer(self) -> None:
-        if self._writer_connection is not None:
-            self._writer_connection.close()
-            self._writer_connection = None
-        if self._sync_writer is not None:
-            self._sync_writer.dispose()
+        if self._sqlite_writer is not None:
+            await self._sqlite_writer.close()
