@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -35,12 +35,16 @@ async def database(path: Path) -> AsyncIterator[Database]:
         yield database
 
 
-def _insert(number: int, size: int = 10) -> object:
+def _insert(number: int, size: int = 10) -> Callable[[Connection], int]:
     def command(connection: Connection) -> int:
         connection.execute(_BLOBS.insert().values(id=number, data=bytes(size)))
         return number
 
     return command
+
+
+def _wal_size(path: Path) -> int:
+    return Path(f"{path}-wal").stat().st_size
 
 
 async def _count(database: Database) -> int:
@@ -66,7 +70,7 @@ async def test_a_lone_write_waits_for_another_process_without_stalling_the_loop(
 
     ticking = asyncio.create_task(ticker())
     try:
-        write = asyncio.create_task(writer.submit(_insert(1)))  # type: ignore[arg-type]
+        write = asyncio.create_task(writer.submit(_insert(1)))
         await asyncio.sleep(0.3)
         assert not write.done()  # still waiting for the lock...
         assert len(ticks) >= 10  # ...while the loop went on
@@ -87,10 +91,10 @@ async def test_the_wal_is_checkpointed_while_writes_go_on(database: Database, pa
     commits, size = 120, 128 * 1024
     try:
         for number in range(commits):
-            await writer.submit(_insert(number, size))  # type: ignore[arg-type]
+            await writer.submit(_insert(number, size))
             await asyncio.sleep(CHECKPOINT_INTERVAL_SECONDS / 10)
     finally:
         await writer.close()
     assert await _count(database) == commits
     written = commits * size
-    assert Path(f"{path}-wal").stat().st_size < written / 3
+    assert _wal_size(path) < written / 3
