@@ -1,5 +1,5 @@
 """SearchProducts: plain-text search over published products, ranked, one contract on
-both backends (FTS5 on SQLite, tsvector + GIN on PostgreSQL; see migration 0003).
+both backends (FTS5 on SQLite, tsvector + GIN on PostgreSQL; see migrations 0003 and 0005).
 
 User text is never query syntax. The query is split into terms here, at every character
 that is not a letter or a digit, and the backend's query is assembled from those terms
@@ -33,6 +33,7 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     FromClause,
+    Integer,
     Select,
     String,
     and_,
@@ -164,8 +165,12 @@ class _Dialect:
 class _Fts5(_Dialect):
     # MATCH and bm25() take the FTS5 table's name as their first operand.
     _NAME: ColumnElement[Any] = literal_column("product_search")
-    _TABLE = table(
-        "product_search",
+    _TABLE = table("product_search", column("rowid", Integer()))
+    # What a match is filtered and sorted by, in a small row per indexed product (the
+    # FTS5 table has them too, but reading them there loads the product's whole text).
+    _ROWS = table(
+        "product_search_rows",
+        column("search_rowid", Integer()),
         column("product_id", String()),
         column("category_id", String()),
         column("create_time", UtcDateTime()),
@@ -186,13 +191,18 @@ class _Fts5(_Dialect):
         # bm25() is lower-is-better and never positive. Weights by column: product_id,
         # category_id and create_time (not indexed), title, attributes, description.
         bm25 = func.bm25(self._NAME, 0.0, 0.0, 0.0, 10.0, 3.0, 1.0)
-        columns = self._TABLE.c
-        return select(
-            columns.product_id,
-            columns.category_id,
-            columns.create_time,
-            (1.0 - 1.0 / (1.0 - bm25)).label("relevance"),
-        ).where(self._NAME.op("MATCH")(bindparam("query")))
+        rows = self._ROWS.c
+        return (
+            select(
+                rows.product_id,
+                rows.category_id,
+                rows.create_time,
+                (1.0 - 1.0 / (1.0 - bm25)).label("relevance"),
+            )
+            .select_from(self._TABLE)
+            .join(self._ROWS, rows.search_rowid == self._TABLE.c.rowid)
+            .where(self._NAME.op("MATCH")(bindparam("query")))
+        )
 
 
 class _TsVector(_Dialect):

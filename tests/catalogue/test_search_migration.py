@@ -1,0 +1,109 @@
+"""Revision 0005 moves what SQLite searches filter and sort by into `product_search_rows`:
+products published before it stay findable, by category too, and it can be undone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import insert, text, update
+from sqlalchemy.engine import Connection
+
+from services.catalogue.models import Category, Product
+from services.catalogue.search import SearchQuery
+from services.database import Database
+from services.runtime.clock import SystemClock
+from services.runtime.ids import new_id
+from tests.conftest import ROOT
+
+_MIGRATIONS = ROOT / "services" / "catalogue" / "migrations"
+_CATEGORIES = Category.__table__
+_PRODUCTS = Product.__table__
+
+
+def _migrate(connection: Connection, direction: str, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = connection
+    getattr(command, direction)(config, revision)
+
+
+async def _migrated(database: Database, direction: str, revision: str) -> None:
+    async with database.write_connection() as connection:
+        await connection.run_sync(_migrate, direction, revision)
+
+
+async def _publish(database: Database, title: str, category_id: str, age: timedelta) -> str:
+    product_id, made = new_id(), datetime.now(UTC) - age
+    async with database.write_connection() as connection:
+        await connection.execute(
+            insert(_PRODUCTS).values(
+                product_id=product_id,
+                merchant_id=new_id(),
+                title=title,
+                description="",
+                price_currency="EUR",
+                price_minor=100,
+                category_id=category_id,
+                attributes={},
+                image_urls=[],
+                status="PUBLISHED",
+                stocked=1,
+                reserved=0,
+                create_time=made,
+                update_time=made,
+                publish_time=made,
+            )
+        )
+    return product_id
+
+
+async def _found(database: Database, query: str, category_id: str | None = None) -> list[str]:
+    page = await SearchQuery(database, SystemClock()).page([query], category_id, 10, None)
+    return [hit.product.title for hit in page.hits]
+
+
+async def test_products_indexed_before_0005_are_found_after_it_and_after_undoing_it(
+    tmp_path: Path,
+) -> None:
+    database = Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'catalogue.db'}")
+    try:
+        await _migrated(database, "upgrade", "0004")
+        lamps, desks = new_id(), new_id()
+        async with database.write_connection() as connection:
+            for category_id, name in ((lamps, "Lamps"), (desks, "Desks")):
+                await connection.execute(
+                    insert(_CATEGORIES).values(
+                        category_id=category_id,
+                        name=name,
+                        name_key=name.lower(),
+                        create_time=datetime.now(UTC),
+                    )
+                )
+        await _publish(database, "Oak lamp", lamps, timedelta(hours=2))
+        moved = await _publish(database, "Brass lamp", lamps, timedelta(hours=1))
+
+        await _migrated(database, "upgrade", "head")
+        # Equally relevant, so newest first: creation times came across.
+        assert await _found(database, "lamp") == ["Brass lamp", "Oak lamp"]
+        assert await _found(database, "lamp", lamps) == ["Brass lamp", "Oak lamp"]
+        async with database.write_connection() as connection:
+            await connection.execute(
+                update(_PRODUCTS).where(_PRODUCTS.c.product_id == moved).values(category_id=desks)
+            )
+        await _publish(database, "Desk lamp", desks, timedelta(0))
+        assert await _found(database, "lamp", desks) == ["Desk lamp", "Brass lamp"]
+        assert await _found(database, "lamp", lamps) == ["Oak lamp"]
+
+        await _migrated(database, "downgrade", "0004")
+        async with database.write_connection() as connection:
+            columns = await connection.execute(text("PRAGMA table_info(product_search_rows)"))
+            assert [column.name for column in columns] == ["search_rowid", "product_id"]
+        await _publish(database, "Floor lamp", lamps, timedelta(0))
+        async with database.write_connection() as connection:
+            indexed = await connection.execute(text("SELECT count(*) FROM product_search"))
+            assert indexed.scalar_one() == 4
+    finally:
+        await database.dispose()
