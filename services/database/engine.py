@@ -40,11 +40,13 @@ SCAN_INLINE_BUDGET_SECONDS = 0.002
 _PROGRESS_STEPS = 1000
 
 _WRITE = "superapp_write"
+# How long a writer waits for another process's write lock before it fails.
+_BUSY_TIMEOUT_MS = 10_000
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=10000",
+    f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}",
     # Statement journals (a savepoint per batched command) and sorts stay in memory: on
     # the default, file, every write transaction created and unlinked a file in
     # /var/tmp, six system calls and a directory update each.
@@ -157,7 +159,9 @@ class Database:
             _prepare_sqlite(engine.sync_engine)
             database._inline = _inline_reader(url)
             database._readers = _ThreadReaders(database._inline)
-            database._sqlite_writer = SqliteWriter(url, _SQLITE_PRAGMAS)
+            database._sqlite_writer = SqliteWriter(
+                url, _SQLITE_PRAGMAS, busy_timeout_ms=_BUSY_TIMEOUT_MS
+            )
         return database
 
     @property

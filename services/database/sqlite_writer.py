@@ -20,6 +20,7 @@ Inline must never block the loop, so:
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +38,7 @@ CHECKPOINT_INTERVAL_SECONDS = 0.1
 """At most this often the WAL is copied back: at ~13,000 WAL pages a second (the
 wallet's transfers one at a time) about SQLite's own 1,000-page threshold."""
 
-_BUSY_TIMEOUT_MS = 10_000
+_log = logging.getLogger(__name__)
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
@@ -48,7 +49,9 @@ def _busy(error: sqlite3.OperationalError) -> bool:
 class SqliteWriter:
     """The one writing connection of a SQLite database, and the threads it uses."""
 
-    def __init__(self, url: str, pragmas: Sequence[str]) -> None:
+    def __init__(self, url: str, pragmas: Sequence[str], *, busy_timeout_ms: int) -> None:
+        """`pragmas` set up every connection; `busy_timeout_ms` bounds how long a
+        transaction on the writer thread waits for another process's write lock."""
         self._engine = create_engine(
             make_url(url).set(drivername="sqlite"),
             pool_size=1,
@@ -70,6 +73,7 @@ class SqliteWriter:
             dbapi_connection.execute("PRAGMA busy_timeout=0")
             dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
+        self._busy_timeout_ms = busy_timeout_ms
         self._path = make_url(url).database or ""
         self._connection: Connection | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
@@ -99,8 +103,7 @@ class SqliteWriter:
             self._connection = self._engine.connect()
         return self._connection
 
-    @staticmethod
-    def _begin(connection: Connection, *, wait: bool) -> bool:
+    def _begin(self, connection: Connection, *, wait: bool) -> bool:
         """BEGIN IMMEDIATE on the driver; False if the lock is taken and `wait` is False.
 
         SQLAlchemy's `begin()` then only marks the transaction it finds open.
@@ -115,7 +118,7 @@ class SqliteWriter:
                     raise
                 if not wait:
                     return False
-            cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
             try:
                 cursor.execute("BEGIN IMMEDIATE")
             finally:
@@ -146,8 +149,12 @@ class SqliteWriter:
             )
             self._checkpoint_connection.execute("PRAGMA synchronous=NORMAL")
         # PASSIVE copies what it can without waiting for readers or the writer; a
-        # checkpoint another connection is running makes this one a no-op.
-        self._checkpoint_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        # checkpoint another connection is running makes this one a no-op. One that
+        # fails leaves the WAL as it was, for the next one to copy.
+        try:
+            self._checkpoint_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            _log.warning("a WAL checkpoint failed", exc_info=True)
 
     async def close(self) -> None:
         """Close both connections and stop both threads."""
