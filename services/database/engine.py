@@ -220,7 +220,7 @@ class Database:
         On SQLite it runs inline on the calling thread with a read-only sqlite3
         connection: WAL readers never wait for writers, and the hops to aiosqlite's
         thread cost ~2 ms per read against ~0.1 ms inline. Use it only for indexed
-        look-ups, which cannot stall the event loop; scans belong in `read()`.
+        look-ups, which cannot stall the event loop; anything else belongs in `scan`.
         Build `statement` once with `bindparam`s and pass `parameters` per call: that
         skips SQLAlchemy's per-call construction and cache-key work, most of its cost.
         """
