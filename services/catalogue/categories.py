@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -138,7 +137,7 @@ class CategoryTree:
         rows = await self._database.lookup(_BY_ID, {"category_id": category_id})
         if not rows:
             raise _not_found(category_id)
-        counts = await _published_counts(self._database, [category_id])
+        counts = await _published_counts(self._database, _COUNT_ONE, {"category_id": category_id})
         return _view(rows[0], counts)
 
     async def list(self, parent_id: str | None, page_size: int, after: str | None) -> CategoryPage:
@@ -146,10 +145,14 @@ class CategoryTree:
         if parent_id is not None:
             await category_exists(self._database, parent_id)
         parameters = {"parent_id": parent_id, "after": after, "limit": page_size + 1}
-        statement = _PAGES[(parent_id is not None, after is not None)]
-        rows = await self._database.scan(statement, parameters)
+        shape = (parent_id is not None, after is not None)
+        rows = await self._database.scan(_PAGES[shape], parameters)
         page = rows[:page_size]
-        counts = await _published_counts(self._database, [row.category_id for row in page])
+        counts = {}
+        if page:
+            # Counted for the same page of ids, so no list of them travels as a
+            # parameter (an expanding IN would miss the compiled fast path).
+            counts = await _published_counts(self._database, _COUNT_PAGES[shape], parameters)
         return CategoryPage([_view(row, counts) for row in page], has_more=len(rows) > page_size)
 
 
@@ -168,8 +171,8 @@ _CATEGORY_COLUMNS = select(_C.category_id, _C.name, _C.parent_category_id, _C.cr
 _BY_ID = _CATEGORY_COLUMNS.where(_C.category_id == bindparam("category_id"))
 
 
-def _page_statement(by_parent: bool, resumes: bool) -> Select[Any]:
-    statement = _CATEGORY_COLUMNS.order_by(Category.category_id).limit(bindparam("limit"))
+def _page_statement(by_parent: bool, resumes: bool, columns: Select[Any]) -> Select[Any]:
+    statement = columns.order_by(Category.category_id).limit(bindparam("limit"))
     if by_parent:
         statement = statement.where(Category.parent_category_id == bindparam("parent_id"))
     if resumes:
@@ -177,23 +180,15 @@ def _page_statement(by_parent: bool, resumes: bool) -> Select[Any]:
     return statement
 
 
-_PAGES = {
-    (by_parent, resumes): _page_statement(by_parent, resumes)
-    for by_parent in (False, True)
-    for resumes in (False, True)
-}
-
-
-def _counts_statement() -> Select[Any]:
-    """Published products in each of the `:roots` categories and all their descendants.
+def _counts_statement(roots: Select[Any]) -> Select[Any]:
+    """Published products in each category `roots` selects and all its descendants.
 
     Each category keeps the count of its own published products (see the model), so this
     walks the category tree only, however many products there are.
     """
-    tree = (
-        select(Category.category_id.label("root_id"), Category.category_id.label("node_id"))
-        .where(Category.category_id.in_(bindparam("roots", expanding=True)))
-        .cte("tree", recursive=True)
+    seeds = roots.subquery("roots")
+    tree = select(seeds.c.category_id.label("root_id"), seeds.c.category_id.label("node_id")).cte(
+        "tree", recursive=True
     )
     tree = tree.union_all(
         select(tree.c.root_id, Category.category_id).join(
@@ -207,11 +202,18 @@ def _counts_statement() -> Select[Any]:
     )
 
 
-_COUNTS = _counts_statement()
+_SHAPES = [(by_parent, resumes) for by_parent in (False, True) for resumes in (False, True)]
+_PAGES = {shape: _page_statement(*shape, _CATEGORY_COLUMNS) for shape in _SHAPES}
+_COUNT_PAGES = {
+    shape: _counts_statement(_page_statement(*shape, select(_C.category_id))) for shape in _SHAPES
+}
+_COUNT_ONE = _counts_statement(
+    select(_C.category_id).where(_C.category_id == bindparam("category_id"))
+)
 
 
-async def _published_counts(database: Database, roots: Sequence[str]) -> dict[str, int]:
-    if not roots:
-        return {}
-    rows = await database.scan(_COUNTS, {"roots": list(roots)})
+async def _published_counts(
+    database: Database, statement: Select[Any], parameters: dict[str, Any]
+) -> dict[str, int]:
+    rows = await database.scan(statement, parameters)
     return {str(row.root_id): int(row.products) for row in rows}

@@ -107,3 +107,27 @@ async def test_only_admins_create_categories_and_bad_ones_are_refused(shop: Shop
         error = await failure(shop.stub.CreateCategory(request, metadata=shop.admin))
         assert (error.code, list(error.violations)) == (grpc.StatusCode.INVALID_ARGUMENT, [field])
     assert list((await shop.stub.ListCategories(pb.ListCategoriesRequest())).categories) == []
+
+
+async def test_every_page_of_a_parents_children_counts_their_subtrees(shop: Shop) -> None:
+    home = await shop.category("Home")
+    kitchen = await shop.category("Kitchen", home.category_id)
+    pans = await shop.category("Pans", kitchen.category_id)
+    garden = await shop.category("Garden", home.category_id)
+    _, merchant = await shop.signed_in(merchant=True)
+    for category in (pans, kitchen, garden):
+        await shop.product(merchant, category_id=category.category_id)
+    counts: dict[str, int] = {}
+    token = ""
+    while True:
+        reply = await shop.stub.ListCategories(
+            pb.ListCategoriesRequest(
+                parent_category_id=home.category_id, page_size=1, page_token=token
+            )
+        )
+        assert len(reply.categories) == 1
+        counts.update({c.name: c.product_count for c in reply.categories})
+        token = reply.next_page_token
+        if not token:
+            break
+    assert counts == {"Kitchen": 2, "Garden": 1}
