@@ -98,6 +98,19 @@ class Bank:
             metadata=self.admin.auth,
         )
 
+    async def transfer(self, source: Account, target: Account, amount_minor: int) -> pb.Transaction:
+        """Send `amount_minor` EUR from `source` to `target`, as `source`; the transaction."""
+        reply = await self.stub.CreateTransfer(
+            pb.CreateTransferRequest(
+                from_user_id=source.user_id,
+                to_user_id=target.user_id,
+                amount=Money(currency_code="EUR", amount_minor=amount_minor),
+                request_id=new_id(),
+            ),
+            metadata=source.auth,
+        )
+        return reply.transaction
+
     async def restart(self) -> None:
         """Stop the wallet service and start it again on the same database."""
         await self.channel.close()

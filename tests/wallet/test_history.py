@@ -7,22 +7,12 @@ import pytest
 from superapp.type.v1.money_pb2 import Money
 from superapp.wallet.v1 import wallet_service_pb2 as pb
 
-from services.runtime.ids import new_id
 from tests.services.rich_errors import rich_error
 from tests.wallet.conftest import Account, Bank, eur
 
 
 async def _send(bank: Bank, source: Account, target: Account, amount: int) -> str:
-    reply = await bank.stub.CreateTransfer(
-        pb.CreateTransferRequest(
-            from_user_id=source.user_id,
-            to_user_id=target.user_id,
-            amount=eur(amount),
-            request_id=new_id(),
-        ),
-        metadata=source.auth,
-    )
-    return reply.transaction.transaction_id
+    return (await bank.transfer(source, target, amount)).transaction_id
 
 
 async def test_pages_walk_the_history_once_while_new_transfers_land(bank: Bank) -> None:

@@ -181,15 +181,7 @@ async def test_an_expired_hold_releases_itself(bank: Bank) -> None:
         hold.hold_id,
     )
     # The funds are usable before the sweep has run, and the sweep then records it.
-    await bank.stub.CreateTransfer(
-        pb.CreateTransferRequest(
-            from_user_id=buyer.user_id,
-            to_user_id=merchant.user_id,
-            amount=eur(1_000),
-            request_id=new_id(),
-        ),
-        metadata=buyer.auth,
-    )
+    await bank.transfer(buyer, merchant, 1_000)
     for _ in range(100):
         if (
             await bank.scalar(

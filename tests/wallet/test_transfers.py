@@ -105,13 +105,5 @@ async def test_a_balance_past_the_ledgers_bound_is_refused_and_leaves_no_trace(
     assert await bank.balance(payer) == (1_000, 0)
     assert await bank.scalar("SELECT count(*) FROM ledger_transactions") == transactions
     # Up to the bound itself is fine.
-    await bank.stub.CreateTransfer(
-        pb.CreateTransferRequest(
-            from_user_id=payer.user_id,
-            to_user_id=rich.user_id,
-            amount=eur(500),
-            request_id=new_id(),
-        ),
-        metadata=payer.auth,
-    )
+    await bank.transfer(payer, rich, 500)
     assert await bank.balance(rich) == (BALANCE_LIMIT, 0)
