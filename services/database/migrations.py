@@ -12,14 +12,20 @@ from sqlalchemy.engine import Connection
 
 from services.database.engine import Database
 
-__all__ = ["upgrade_to_head"]
+__all__ = ["alembic_config", "upgrade_to_head"]
 
 
-def _upgrade(connection: Connection, script_location: Path) -> None:
+def alembic_config(connection: Connection, script_location: Path) -> Config:
+    """Alembic's configuration for the history under `script_location`, run on
+    `connection` (inside the caller's transaction)."""
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    return config
+
+
+def _upgrade(connection: Connection, script_location: Path) -> None:
+    command.upgrade(alembic_config(connection, script_location), "head")
 
 
 async def upgrade_to_head(database: Database, script_location: Path) -> None:

@@ -46,6 +46,17 @@ def _busy(error: sqlite3.OperationalError) -> bool:
     return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+def _try_begin(cursor: Any) -> bool:
+    """BEGIN IMMEDIATE without waiting; False if another connection holds the lock."""
+    try:
+        cursor.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        if _busy(error):
+            return False
+        raise
+    return True
+
+
 class SqliteWriter:
     """The one writing connection of a SQLite database, and the threads it uses."""
 
@@ -110,14 +121,10 @@ class SqliteWriter:
         """
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
+            if _try_begin(cursor):
                 return True
-            except sqlite3.OperationalError as error:
-                if not _busy(error):
-                    raise
-                if not wait:
-                    return False
+            if not wait:
+                return False
             cursor.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
             try:
                 cursor.execute("BEGIN IMMEDIATE")

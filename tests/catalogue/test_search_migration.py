@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import insert, text, update
 from sqlalchemy.engine import Connection
 
 from services.catalogue.models import Category, Product
 from services.catalogue.search import SearchQuery
 from services.database import Database
+from services.database.migrations import alembic_config
 from services.runtime.clock import SystemClock
 from services.runtime.ids import new_id
 from tests.conftest import ROOT
@@ -24,10 +24,7 @@ _PRODUCTS = Product.__table__
 
 
 def _migrate(connection: Connection, direction: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(_MIGRATIONS))
-    config.attributes["connection"] = connection
-    getattr(command, direction)(config, revision)
+    getattr(command, direction)(alembic_config(connection, _MIGRATIONS), revision)
 
 
 async def _migrated(database: Database, direction: str, revision: str) -> None:

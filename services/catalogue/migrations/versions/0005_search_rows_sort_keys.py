@@ -21,20 +21,21 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The FTS row of a published product; `{row_columns}` and `{row_values}` say what else
-# its `product_search_rows` row records.
+# The FTS row of a product that has a `product_search_rows` row (it is published).
+_INDEX_ROW = """    INSERT INTO product_search
+        (rowid, product_id, category_id, create_time, title, attributes, description)
+    SELECT r.search_rowid, new.product_id, new.category_id, new.create_time, new.title,
+           (SELECT coalesce(group_concat(value, ' '), '') FROM json_each(new.attributes)),
+           new.description
+    FROM product_search_rows AS r WHERE r.product_id = new.product_id;"""
+# `{row_columns}` and `{row_values}` say what else a `product_search_rows` row records.
 _INSERT_TRIGGER = """
 CREATE TRIGGER products_search_insert AFTER INSERT ON products
 WHEN new.status = 'PUBLISHED'
 BEGIN
     INSERT INTO product_search_rows (product_id{row_columns})
     VALUES (new.product_id{row_values});
-    INSERT INTO product_search
-        (rowid, product_id, category_id, create_time, title, attributes, description)
-    SELECT r.search_rowid, new.product_id, new.category_id, new.create_time, new.title,
-           (SELECT coalesce(group_concat(value, ' '), '') FROM json_each(new.attributes)),
-           new.description
-    FROM product_search_rows AS r WHERE r.product_id = new.product_id;
+{index_row}
 END
 """
 _UPDATE_TRIGGER = """
@@ -46,12 +47,7 @@ BEGIN
     DELETE FROM product_search_rows WHERE product_id = old.product_id;
     INSERT INTO product_search_rows (product_id{row_columns})
     SELECT new.product_id{row_values} WHERE new.status = 'PUBLISHED';
-    INSERT INTO product_search
-        (rowid, product_id, category_id, create_time, title, attributes, description)
-    SELECT r.search_rowid, new.product_id, new.category_id, new.create_time, new.title,
-           (SELECT coalesce(group_concat(value, ' '), '') FROM json_each(new.attributes)),
-           new.description
-    FROM product_search_rows AS r WHERE r.product_id = new.product_id;
+{index_row}
 END
 """
 
@@ -60,7 +56,9 @@ def _replace_triggers(row_columns: str, row_values: str) -> None:
     op.execute("DROP TRIGGER products_search_insert")
     op.execute("DROP TRIGGER products_search_update")
     for trigger in (_INSERT_TRIGGER, _UPDATE_TRIGGER):
-        op.execute(trigger.format(row_columns=row_columns, row_values=row_values))
+        op.execute(
+            trigger.format(row_columns=row_columns, row_values=row_values, index_row=_INDEX_ROW)
+        )
 
 
 def upgrade() -> None:
