@@ -22,6 +22,8 @@ from typing import Any
 from sqlalchemy import create_engine, func, insert, select
 
 from services.catalogue.models import Category, Product
+from services.catalogue.product_wire import wire_form
+from services.catalogue.records import ProductRecord
 from services.database import open_database
 from services.runtime.ids import new_id
 
@@ -71,7 +73,7 @@ def _products(
     for index in range(count):
         moment = start + timedelta(seconds=index)
         euro = chance.random() < 0.1
-        yield {
+        row: dict[str, Any] = {
             "product_id": new_id(),
             "merchant_id": chance.choice(merchants),
             "title": " ".join(chance.choice(words) for _ in range(3)).capitalize(),
@@ -88,6 +90,8 @@ def _products(
             "update_time": moment,
             "publish_time": moment,
         }
+        # Written as the service writes its rows, with the stored message.
+        yield {**row, "wire_form": wire_form(ProductRecord(**row))}
 
 
 def _seed(database_file: Path, count: int, progress: Callable[[int, int], None]) -> SeededCatalogue:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -129,6 +130,8 @@ class Product(Base):
     create_time: Mapped[datetime] = mapped_column(UtcDateTime())
     update_time: Mapped[datetime] = mapped_column(UtcDateTime())
     publish_time: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The Product message without stock, serialized (see `product_wire`).
+    wire_form: Mapped[bytes | None] = mapped_column(LargeBinary())
 
 
 class Reservation(Base):

@@ -15,7 +15,7 @@ from services.catalogue.models import Base, Product, Reservation
 from services.catalogue.records import PENDING, ProductRecord
 from services.database.schema import UtcDateTime
 
-__all__ = ["PRODUCTS", "RESERVATIONS", "product_select", "record_of"]
+__all__ = ["PRODUCTS", "RESERVATIONS", "RESERVED_NOW", "product_select", "record_of"]
 
 
 def _table(model: type[Base]) -> Table:
@@ -39,6 +39,9 @@ _EXPIRED_HOLDS = (
     .scalar_subquery()
 )
 
+RESERVED_NOW = (_P.reserved - _EXPIRED_HOLDS).label("reserved")
+"""`reserved` as of the bind parameter `now`: expired pending reservations left out."""
+
 _COLUMNS = (
     _P.product_id,
     _P.merchant_id,
@@ -51,7 +54,7 @@ _COLUMNS = (
     _P.image_urls,
     _P.status,
     _P.stocked,
-    (_P.reserved - _EXPIRED_HOLDS).label("reserved"),
+    RESERVED_NOW,
     _P.create_time,
     _P.update_time,
     _P.publish_time,

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 from superapp.catalogue.v1 import events_pb2
 
 from services.auth.caller import Caller
@@ -21,8 +22,9 @@ from services.catalogue.access import (
     product_not_found,
 )
 from services.catalogue.categories import require_category
-from services.catalogue.messages import product_message, product_status
-from services.catalogue.product_reads import PRODUCTS, product_select, record_of
+from services.catalogue.messages import fill_product, product_message, product_status
+from services.catalogue.product_reads import PRODUCTS, RESERVED_NOW, product_select, record_of
+from services.catalogue.product_wire import fill_from_wire, wire_form
 from services.catalogue.records import (
     ARCHIVED,
     DRAFT,
@@ -30,6 +32,7 @@ from services.catalogue.records import (
     PUBLISHED,
     ProductFields,
     ProductRecord,
+    Stock,
 )
 from services.database import Database
 from services.eventbus import Outbox
@@ -43,6 +46,10 @@ __all__ = ["Products"]
 _P = PRODUCTS.c
 _BY_ID = product_select().where(_P.product_id == bindparam("product_id"))
 _LOCKED_BY_ID = _BY_ID.with_for_update(of=PRODUCTS)
+# What a read needs beside the stored message: who may see it, and the stock.
+_WIRE_BY_ID = select(_P.wire_form, _P.merchant_id, _P.status, _P.stocked, RESERVED_NOW).where(
+    _P.product_id == bindparam("product_id")
+)
 
 
 class Products:
@@ -80,16 +87,21 @@ class Products:
         await session.execute(PRODUCTS.insert().values(**_columns(product)))
         return product
 
-    async def get(self, caller: Caller | None, product_id: str) -> ProductRecord:
-        """The product if `caller` may see it; NOT_FOUND `PRODUCT_NOT_FOUND` otherwise."""
-        rows = await self._database.lookup(
-            _BY_ID, {"product_id": product_id, "now": self._clock.now()}
-        )
+    async def get(self, caller: Caller | None, product_id: str, into: pb.Product) -> None:
+        """Fill the empty `into` with the product if `caller` may see it; NOT_FOUND
+        `PRODUCT_NOT_FOUND` otherwise."""
+        parameters = {"product_id": product_id, "now": self._clock.now()}
+        rows = await self._database.lookup(_WIRE_BY_ID, parameters)
         if not rows:
             raise product_not_found(product_id)
-        product = record_of(rows[0])
-        check_may_see_product(caller, product_id, product.merchant_id, product.status)
-        return product
+        found = rows[0]
+        check_may_see_product(caller, product_id, found.merchant_id, found.status)
+        if found.wire_form is not None:
+            fill_from_wire(into, found.wire_form, Stock(found.stocked, found.reserved))
+            return
+        # A row some other writer left without its wire form: the columns answer.
+        [row] = await self._database.lookup(_BY_ID, parameters)
+        fill_product(into, record_of(row))
 
     async def update(
         self,
@@ -194,10 +206,13 @@ class Products:
     async def _write(
         self, session: AsyncSession, product: ProductRecord, values: dict[str, Any]
     ) -> ProductRecord:
+        changed = product.with_changes(**values)
         await session.execute(
-            PRODUCTS.update().where(_P.product_id == product.product_id).values(**values)
+            PRODUCTS.update()
+            .where(_P.product_id == product.product_id)
+            .values(**values, wire_form=wire_form(changed))
         )
-        return product.with_changes(**values)
+        return changed
 
 
 def _columns(product: ProductRecord) -> dict[str, Any]:
@@ -217,6 +232,7 @@ def _columns(product: ProductRecord) -> dict[str, Any]:
         "create_time": product.create_time,
         "update_time": product.update_time,
         "publish_time": product.publish_time,
+        "wire_form": wire_form(product),
     }
 
 

@@ -134,9 +134,8 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         check = RequestCheck()
         check.uuid("product_id", request.product_id)
         check.done()
-        product = await self._products.get(current_caller(), request.product_id)
         response = pb.GetProductResponse()
-        fill_product(response.product, product)
+        await self._products.get(current_caller(), request.product_id, response.product)
         return response
 
     async def UpdateProduct(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
+from sqlalchemy import update
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 from superapp.catalogue.v1 import events_pb2
 from superapp.type.v1 import money_pb2
 
+from services.catalogue.product_reads import PRODUCTS
+from services.database import Database
 from services.runtime.ids import new_id
 from tests.catalogue.conftest import Shop, failure
 
@@ -365,3 +368,32 @@ async def test_create_is_idempotent_per_caller_and_rpc(shop: Shop) -> None:
         )
     )
     assert (missing.code, missing.info.reason) == (grpc.StatusCode.NOT_FOUND, "CATEGORY_NOT_FOUND")
+
+
+async def test_a_product_row_without_its_stored_message_reads_from_its_columns(
+    shop: Shop,
+) -> None:
+    _, merchant = await shop.signed_in(merchant=True)
+    product = await shop.product(
+        merchant,
+        stock=3,
+        title="Desk lamp",
+        attributes={"colour": "brass"},
+        image_urls=["https://img.example.com/lamp.jpg"],
+    )
+    get = pb.GetProductRequest(product_id=product.product_id)
+    stored = (await shop.stub.GetProduct(get)).product
+    assert stored == product
+
+    # As a writer that knows nothing of `wire_form` (an older release) leaves it.
+    database = Database.connect(shop.database_url)
+    try:
+        async with database.write_connection() as connection:
+            await connection.execute(
+                update(PRODUCTS)
+                .where(PRODUCTS.c.product_id == product.product_id)
+                .values(wire_form=None)
+            )
+    finally:
+        await database.dispose()
+    assert (await shop.stub.GetProduct(get)).product == stored

@@ -1,5 +1,7 @@
-"""Revision 0005 moves what SQLite searches filter and sort by into `product_search_rows`:
-products published before it stay findable, by category too, and it can be undone."""
+"""Catalogue migrations that carry existing products across: revision 0005 moves what SQLite
+searches filter and sort by into `product_search_rows`, revision 0006 stores each
+product's message beside its columns. Products written before either read the same after
+it, and both can be undone."""
 
 from __future__ import annotations
 
@@ -9,11 +11,17 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import insert, text, update
 from sqlalchemy.engine import Connection
+from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 
-from services.catalogue.models import Category, Product
+from services.catalogue.messages import product_message
+from services.catalogue.models import EVENT_TABLES, Category, Product
+from services.catalogue.product_reads import product_select, record_of
+from services.catalogue.product_wire import wire_form
+from services.catalogue.products import Products
 from services.catalogue.search import SearchQuery
 from services.database import Database
 from services.database.migrations import alembic_config
+from services.eventbus import Outbox
 from services.runtime.clock import SystemClock
 from services.runtime.ids import new_id
 from tests.conftest import ROOT
@@ -102,5 +110,44 @@ async def test_products_indexed_before_0005_are_found_after_it_and_after_undoing
         async with database.write_connection() as connection:
             indexed = await connection.execute(text("SELECT count(*) FROM product_search"))
             assert indexed.scalar_one() == 4
+    finally:
+        await database.dispose()
+
+
+async def test_products_written_before_0006_get_their_stored_message(tmp_path: Path) -> None:
+    database = Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'catalogue.db'}")
+    try:
+        await _migrated(database, "upgrade", "0005")
+        lamps = new_id()
+        async with database.write_connection() as connection:
+            await connection.execute(
+                insert(_CATEGORIES).values(
+                    category_id=lamps, name="Lamps", name_key="lamps", create_time=datetime.now(UTC)
+                )
+            )
+        product_id = await _publish(database, "Oak lamp", lamps, timedelta(hours=1))
+
+        await _migrated(database, "upgrade", "head")
+        async with database.write_connection() as connection:
+            row = (
+                await connection.execute(
+                    product_select().add_columns(_PRODUCTS.c.wire_form),
+                    {"now": datetime.now(UTC)},
+                )
+            ).one()
+        record = record_of(row)
+        assert row.wire_form == wire_form(record)
+        clock = SystemClock()
+        products = Products(database, Outbox(EVENT_TABLES, "superapp.catalogue", clock), clock)
+        served = pb.Product()
+        await products.get(None, product_id, served)
+        assert served == product_message(record)
+        assert served.title == "Oak lamp"
+        assert served.stock.available_quantity == 1
+
+        await _migrated(database, "downgrade", "0005")
+        async with database.write_connection() as connection:
+            columns = await connection.execute(text("PRAGMA table_info(products)"))
+            assert "wire_form" not in [column.name for column in columns]
     finally:
         await database.dispose()
