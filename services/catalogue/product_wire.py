@@ -9,9 +9,9 @@ limits throughput, so the row keeps its message ready.
 The stored form leaves out the stock, which changes with every reservation and is
 computed as of each read; a read merges the bytes and sets the stock. The columns stay
 the truth that listings filter and sort on: the bytes are written from the very record
-the columns are written from (`Products`), in the same statement. Rows without them
-(written before revision 0006, which fills them in, or by any other writer) are read
-from the columns. A change to what a Product message carries needs a migration that
+the columns are written from (`Products`), in the same statement. A trigger clears
+them when another writer changes the columns they carry, and rows without them are
+read from the columns. A change to what a Product message carries needs a migration that
 rebuilds the column with `rebuild_wire_forms`.
 """
 
