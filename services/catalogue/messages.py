@@ -16,6 +16,7 @@ from services.runtime.proto_time import set_timestamp, to_timestamp
 
 __all__ = [
     "fill_product",
+    "fill_stock",
     "product_message",
     "product_status",
     "reservation_message",
@@ -80,8 +81,11 @@ def fill_product(message: pb.Product, product: ProductRecord) -> None:
     set_timestamp(message.update_time, product.update_time)
     if product.publish_time is not None:
         set_timestamp(message.publish_time, product.publish_time)
-    stock = product.stock
-    summary = message.stock
+    fill_stock(message.stock, product.stock)
+
+
+def fill_stock(summary: pb.Stock, stock: Stock) -> None:
+    """Fill a Stock `summary`, such as a product's field, in place."""
     summary.stocked_quantity = stock.stocked
     summary.reserved_quantity = stock.reserved
     summary.available_quantity = stock.available

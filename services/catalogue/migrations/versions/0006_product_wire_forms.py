@@ -28,15 +28,25 @@ depends_on: str | Sequence[str] | None = None
 
 # Every column the stored message is built from (stock is not part of it).
 _CARRIED = (
-    "merchant_id, title, description, price_currency, price_minor, category_id, "
-    "attributes, image_urls, status, create_time, update_time, publish_time"
+    "merchant_id",
+    "title",
+    "description",
+    "price_currency",
+    "price_minor",
+    "category_id",
+    "attributes",
+    "image_urls",
+    "status",
+    "create_time",
+    "update_time",
+    "publish_time",
 )
 
 _JSON = ("attributes", "image_urls")
 
 # Built from the constant column list above, never from input.
 _SQLITE_TRIGGER = f"""
-CREATE TRIGGER products_wire_form_stale AFTER UPDATE OF {_CARRIED} ON products
+CREATE TRIGGER products_wire_form_stale AFTER UPDATE OF {", ".join(_CARRIED)} ON products
 WHEN new.wire_form IS old.wire_form
 BEGIN
     UPDATE products SET wire_form = NULL WHERE product_id = new.product_id;
@@ -46,9 +56,8 @@ END
 
 def _row(alias: str) -> str:
     # `json` has no equality operator on PostgreSQL; its text does.
-    columns = [column.strip() for column in _CARRIED.split(",")]
     return ", ".join(
-        f"{alias}.{column}::text" if column in _JSON else f"{alias}.{column}" for column in columns
+        f"{alias}.{column}::text" if column in _JSON else f"{alias}.{column}" for column in _CARRIED
     )
 
 
