@@ -14,6 +14,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -110,6 +111,14 @@ def _fuzz(base_url: str, token: str) -> dict[str, str]:
     return failures
 
 
+# The services under test run in this process, on the event loop thread, while the
+# fuzzer draws cases on another: OpenTelemetry's trace ids and nats-py's inbox ids come
+# from the global `random`, and Hypothesis reports any change to it during a draw as a
+# strategy using `random` (a warning, made an error here), at random moments.
+@pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
 async def test_the_openapi_document_holds_under_fuzzing(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
