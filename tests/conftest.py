@@ -46,6 +46,18 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsProces
 
 
 @pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[NatsProcess]:
+    """A nats-server for this test alone, for tests that run a wallet.
+
+    The wallet's durable consumer has one name everywhere. On the shared server, a
+    wallet still running after its test (a teardown that overran) would take the next
+    tests' `UserRegistered` events and open their wallets in its own database.
+    """
+    with NatsProcess(tmp_path / "nats") as server:
+        yield server
+
+
+@pytest.fixture
 def tracer_provider() -> TracerProvider:
     """A tracer provider that exports nothing; tests that read spans add an exporter."""
     return TracerProvider()

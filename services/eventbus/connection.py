@@ -8,13 +8,14 @@ to nats-py, which retries forever.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+
+from services.runtime.tasks import finish_within, stop_task
 
 __all__ = ["NatsLink"]
 
@@ -108,19 +109,9 @@ class NatsLink:
         """Stop connecting, or drain and close the connection."""
         self._closing = True
         if self._task is not None:
-            await self._stop_connecting(self._task)
+            # nats-py's connect loop swallows a cancellation that arrives while it tidies
+            # up a failed attempt and then retries forever; stop_task asks again.
+            await stop_task(self._task, within=2.0)
         if self._client is not None and not self._client.is_closed:
             # Bounded: with NATS gone, closing must not wait on a dead connection.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._client.close(), timeout=2.0)
-
-    @staticmethod
-    async def _stop_connecting(task: asyncio.Task[None]) -> None:
-        # nats-py's connect loop swallows a cancellation that arrives while it tidies up
-        # a failed attempt (it suppresses CancelledError there) and then retries
-        # forever; so keep asking until one lands where it propagates.
-        while not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.05)
-        with contextlib.suppress(asyncio.CancelledError):
-            task.result()
+            await finish_within(self._client.close(), seconds=2.0, name="closing NATS")

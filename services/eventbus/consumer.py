@@ -32,6 +32,7 @@ from services.eventbus.envelope import Envelope, MalformedEnvelope
 from services.eventbus.schema import EventTables
 from services.eventbus.streams import ensure_stream
 from services.runtime.clock import Clock
+from services.runtime.tasks import stop_task
 
 __all__ = ["EventConsumer", "Handler"]
 
@@ -108,11 +109,7 @@ class EventConsumer:
 
     async def stop(self) -> None:
         """Stop pulling; a message in its handler is left unacknowledged for redelivery."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*(stop_task(task, within=2.0) for task in self._tasks))
         self._tasks.clear()
 
     async def _consume(self, service: str, subjects: list[str]) -> None:

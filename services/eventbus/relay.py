@@ -31,6 +31,7 @@ from services.eventbus.outbox import Outbox
 from services.eventbus.schema import EventTables
 from services.eventbus.streams import ensure_stream
 from services.runtime.clock import Clock
+from services.runtime.tasks import stop_task
 from services.runtime.telemetry import exports_spans
 
 __all__ = ["Backlog", "OutboxRelay"]
@@ -119,16 +120,15 @@ class OutboxRelay:
         """Stop; first publish what is already committed, if NATS takes it within
         `drain_seconds`. Rows still unpublished wait for the next start."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task, within=2.0)
             self._task = None
             if self._link.is_connected:
                 # A commit just before shutdown may not have woken us yet (see
                 # RelayProcess's throttled wake-ups). A batch cut short above is simply
                 # sent again: JetStream drops the duplicates by message id.
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._drain(), drain_seconds)
+                    async with asyncio.timeout(drain_seconds):
+                        await self._drain()
         with contextlib.suppress(Exception):  # unmarked rows are re-sent and deduplicated
             await self._mark_published()
 
@@ -207,8 +207,11 @@ class OutboxRelay:
             wait = self._poll
             if self._acknowledged:
                 wait = max(0.0, self._mark_every - (loop.time() - last_mark))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can lose the cancellation
+            # that stops the relay (see services.runtime.tasks).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox.committed.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._outbox.committed.wait()
 
     async def _publish_batch(self) -> bool:
         """Publish the next batch; True when it was full (more may be waiting)."""

@@ -38,6 +38,7 @@ import sys
 import time
 
 from services.eventbus.outbox import Outbox
+from services.runtime.tasks import stop_task
 
 __all__ = ["RelayProcess"]
 
@@ -125,9 +126,7 @@ class RelayProcess:
     async def stop(self) -> None:
         """Release the child (it flushes and exits), killing it if it does not in time."""
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await stop_task(self._supervisor, within=1.0)
             self._supervisor = None
         process = self._process
         self._release_pipe()

@@ -4,11 +4,12 @@ unreachable, and from the moment a shutdown starts."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from grpc_health.v1 import health, health_pb2
+
+from services.runtime.tasks import stop_task
 
 __all__ = ["HealthReporter"]
 
@@ -46,9 +47,7 @@ class HealthReporter:
     async def drain(self) -> None:
         """Report NOT_SERVING for good: the server is shutting down."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task, within=2.0)
             self._task = None
         await self.servicer.enter_graceful_shutdown()
 
@@ -59,7 +58,10 @@ class HealthReporter:
 
     async def _check(self) -> None:
         try:
-            await asyncio.wait_for(self._probe(), timeout=max(1.0, self._interval))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can lose the cancellation
+            # of a drain that lands as the probe answers (see services.runtime.tasks).
+            async with asyncio.timeout(max(1.0, self._interval)):
+                await self._probe()
         except Exception as error:  # any failure means not ready, whatever its type
             if self._serving is not False:
                 _log.warning("health probe failed, reporting NOT_SERVING: %s", error)

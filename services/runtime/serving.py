@@ -27,6 +27,7 @@ from services.runtime.logs import configure_logging
 from services.runtime.ports import port_in_use
 from services.runtime.rich_status import ErrorGuard
 from services.runtime.settings import ConfigurationError, ServiceSettings, load_settings
+from services.runtime.tasks import finish_within
 from services.runtime.telemetry import (
     exports_spans,
     server_tracing_interceptor,
@@ -72,6 +73,8 @@ class GrpcService:
     port: int
     health: HealthReporter
     closers: list[Closer] = field(default_factory=list)
+    release_seconds: float = _CLOSE_TIMEOUT_SECONDS
+    """The bound on each step of `stop` after the grace period."""
 
     async def stop(self, grace_seconds: float) -> None:
         """Report NOT_SERVING, refuse new calls, let in-flight ones finish, release.
@@ -79,15 +82,17 @@ class GrpcService:
         Each release is bounded: a process asked to stop must stop, even when a
         dependency (NATS, the database) hangs instead of answering.
         """
-        await self.health.drain()
-        await self.server.stop(grace_seconds)
+        bound = self.release_seconds
+        await finish_within(self.health.drain(), seconds=bound, name="health drain")
+        await finish_within(
+            self.server.stop(grace_seconds),
+            seconds=grace_seconds + bound,
+            name="gRPC server stop",
+        )
         for close in reversed(self.closers):
-            try:
-                await asyncio.wait_for(close(), _CLOSE_TIMEOUT_SECONDS)
-            except Exception:  # log and go on releasing the rest
-                _log.exception(
-                    "releasing %s failed or timed out", getattr(close, "__qualname__", close)
-                )
+            # finish_within logs a failure or an overrun and goes on releasing the rest.
+            name = f"releasing {getattr(close, '__qualname__', close)}"
+            await finish_within(close(), seconds=bound, name=name)
 
 
 # gRPC core queues calls the application has not picked up yet and, past 1,000 of

@@ -8,11 +8,11 @@ runs at once, and otherwise the sweeper sleeps until the next round.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from services.runtime.errors import Unavailable
+from services.runtime.tasks import stop_task
 
 __all__ = ["Sweeper"]
 
@@ -46,9 +46,7 @@ class Sweeper:
         handed to a writer) or is rolled back; what is left waits for the next start."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task, within=2.0)
 
     async def _run(self) -> None:
         while True:

@@ -177,16 +177,21 @@ async def serving_bff(
 
 @pytest.fixture(scope="module")
 async def platform(
-    tmp_path_factory: pytest.TempPathFactory, nats_server: NatsProcess
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Platform]:
-    """The services and a BFF over real HTTP, shared by the tests of one module."""
+    """The services and a BFF over real HTTP, shared by the tests of one module.
+
+    With a NATS server of their own: a wallet left running by an earlier module would
+    take this one's `UserRegistered` events (see `own_nats`).
+    """
     data_dir = tmp_path_factory.mktemp("platform")
-    async with (
-        running_platform(data_dir, TracerProvider(), nats_server.url) as it,
-        serving_bff(it.bff_settings) as base_url,
-    ):
-        it.base_url = base_url
-        yield it
+    with NatsProcess(data_dir / "nats") as nats_server:
+        async with (
+            running_platform(data_dir, TracerProvider(), nats_server.url) as it,
+            serving_bff(it.bff_settings) as base_url,
+        ):
+            it.base_url = base_url
+            yield it
 
 
 @pytest.fixture

@@ -100,19 +100,19 @@ async def running(
     database_url: str,
     tmp_path: Path,
     tracer_provider: TracerProvider,
-    nats_server: NatsProcess,
+    own_nats: NatsProcess,
 ) -> AsyncIterator[Running]:
     """Every service in turn, on every database backend."""
-    async with serve(request.param, database_url, tmp_path, tracer_provider, nats_server.url) as it:
+    async with serve(request.param, database_url, tmp_path, tracer_provider, own_nats.url) as it:
         yield it
 
 
 @pytest.fixture
 async def wallet(
-    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
+    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, own_nats: NatsProcess
 ) -> AsyncIterator[Running]:
-    """The wallet service on every database backend, connected to the test NATS."""
-    async with serve(SERVICES[1], database_url, tmp_path, tracer_provider, nats_server.url) as it:
+    """The wallet service on every database backend, with a NATS server of its own."""
+    async with serve(SERVICES[1], database_url, tmp_path, tracer_provider, own_nats.url) as it:
         yield it
 
 

@@ -53,10 +53,10 @@ async def _effects(database_url: str, user_id: str) -> tuple[int, int]:
 
 
 async def test_user_registered_opens_one_wallet_and_announces_it(
-    wallet: Running, database_url: str, nats_server: NatsProcess
+    wallet: Running, database_url: str, own_nats: NatsProcess
 ) -> None:
     user_id, event_id = new_id(), new_id()
-    client = await nats.connect(nats_server.url)
+    client = await nats.connect(own_nats.url)
     try:
         jetstream = client.jetstream()
         await ensure_stream(jetstream, stream_of("identity"))

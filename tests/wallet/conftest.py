@@ -181,8 +181,8 @@ async def running_bank(
 
 @pytest.fixture
 async def bank(
-    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
+    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, own_nats: NatsProcess
 ) -> AsyncIterator[Bank]:
     """The wallet service on every database backend, with identity and an admin."""
-    async with running_bank(database_url, tmp_path, tracer_provider, nats_server.url) as bank:
+    async with running_bank(database_url, tmp_path, tracer_provider, own_nats.url) as bank:
         yield bank

@@ -1,0 +1,32 @@
+"""The health reporter stops probing when the service drains, whatever the timing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.runtime.health import HealthReporter
+
+
+async def test_a_drain_that_lands_as_a_probe_answers_still_finishes() -> None:
+    # On Python 3.11, a cancellation that arrives as `wait_for`'s probe completes is
+    # lost (CPython gh-86296): the prober went back to sleep, and a drain that awaited
+    # it once waited forever. Seen as a 120 s hang when a test stopped a service.
+    drains: list[asyncio.Task[None]] = []
+    draining = asyncio.Event()
+    probes = 0
+
+    async def probe() -> None:
+        nonlocal probes
+        probes += 1
+        if probes == 2:  # the first background probe: drain as it answers
+            drains.append(asyncio.ensure_future(reporter.drain()))
+            draining.set()
+
+    reporter = HealthReporter(["superapp.test.v1.Test"], probe, interval_seconds=0.01)
+    await reporter.start()
+    await asyncio.wait_for(draining.wait(), timeout=3.0)
+    done, _ = await asyncio.wait(drains, timeout=3.0)
+    assert done, "drain still waiting for the prober"
+    probes_after_drain = probes
+    await asyncio.sleep(0.1)
+    assert probes == probes_after_drain
