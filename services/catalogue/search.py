@@ -18,7 +18,8 @@ Within a tier, products are ordered by the backend's relevance (bm25 with the ti
 weighted highest, or ts_rank with weights A > B > C), squeezed into [0, 1), then newest
 first; `relevance_score` is tier + that fraction. Each tier is its own indexed query, run
 best tier first until the page is full, so a page scores only the matches of the tiers
-it reaches instead of every product that matches.
+it reaches instead of every product that matches. The page's products are served from
+their stored messages (see `product_wire`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -49,8 +51,9 @@ from sqlalchemy import (
 
 from services.catalogue.categories import category_exists, subtree_ids
 from services.catalogue.cursors import RelevanceCursor
-from services.catalogue.product_reads import PRODUCTS, product_select, record_of
-from services.catalogue.records import PUBLISHED, ProductRecord
+from services.catalogue.product_reads import PRODUCTS
+from services.catalogue.product_wire import WIRE_COLUMNS, StoredProduct, stored_products
+from services.catalogue.records import PUBLISHED
 from services.database import Database
 from services.database.schema import UtcDateTime
 from services.runtime.clock import Clock
@@ -72,7 +75,9 @@ def search_terms(query: str) -> list[str]:
 class SearchHit:
     """One matching product, its tier and its relevance within the tier."""
 
-    product: ProductRecord
+    product: StoredProduct
+    product_id: str
+    create_time: datetime
     tier: int
     relevance: float
 
@@ -113,13 +118,13 @@ class SearchQuery:
             return SearchPage([], None)
         queries = self._dialect.tier_queries(terms)
         now = self._clock.now()
-        hits: list[SearchHit] = []
+        found: list[tuple[Any, int]] = []  # (row, tier)
         for tier in _TIERS:
             parameters: dict[str, Any] = {
                 "query": queries[tier],
                 "now": now,
                 "category_id": category_id,
-                "limit": page_size + 1 - len(hits),
+                "limit": page_size + 1 - len(found),
             }
             resumes = False
             if after is not None:
@@ -130,16 +135,20 @@ class SearchQuery:
                     parameters.update(after.parameters())
             statement = self._statement(category_id is not None, resumes)
             rows = await self._database.scan(statement, parameters)
-            hits.extend(SearchHit(record_of(row), tier, float(row.relevance)) for row in rows)
-            if len(hits) > page_size:
+            found.extend((row, tier) for row in rows)
+            if len(found) > page_size:
                 break
-        if len(hits) <= page_size:
+        page = found[:page_size]
+        served = await stored_products(self._database, [row for row, _ in page], now)
+        hits = [
+            SearchHit(product, row.product_id, row.create_time, tier, float(row.relevance))
+            for product, (row, tier) in zip(served, page, strict=True)
+        ]
+        if len(found) <= page_size:
             return SearchPage(hits, None)
-        last = hits[page_size - 1]
-        cursor = RelevanceCursor(
-            last.tier, last.relevance, last.product.create_time, last.product.product_id
-        )
-        return SearchPage(hits[:page_size], cursor)
+        last = hits[-1]
+        cursor = RelevanceCursor(last.tier, last.relevance, last.create_time, last.product_id)
+        return SearchPage(hits, cursor)
 
     def _statement(self, in_category: bool, resumes: bool) -> Select[Any]:
         shape = (in_category, resumes)
@@ -258,10 +267,9 @@ def _build(dialect: _Dialect, in_category: bool, resumes: bool) -> Select[Any]:
         )
     order = (scored.c.relevance.desc(), scored.c.create_time.desc(), scored.c.product_id.desc())
     page = ranked.order_by(*order).limit(bindparam("limit")).subquery("page")
-    # Whole products (with their stock) only for the page, never for every match.
+    # Products (their stored messages and stock) only for the page, never for every match.
     return (
-        product_select()
-        .add_columns(page.c.relevance)
+        select(*WIRE_COLUMNS, page.c.relevance, page.c.create_time)
         .join_from(PRODUCTS, page, page.c.product_id == _P.product_id)
         .order_by(page.c.relevance.desc(), page.c.create_time.desc(), page.c.product_id.desc())
     )

@@ -30,7 +30,6 @@ from services.catalogue.cursors import (
 from services.catalogue.inventory import Inventory
 from services.catalogue.listing import ProductFilter, ProductListing, ProductOrder
 from services.catalogue.messages import (
-    fill_product,
     product_message,
     reservation_message,
     stock_message,
@@ -209,7 +208,7 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         page = await self._listing.page(current_caller(), products, page_size, after)
         response = pb.ListProductsResponse(next_page_token=encode_cursor(page.next_cursor, scope))
         for product in page.products:
-            fill_product(response.products.add(), product)
+            product.fill(response.products.add())
         return response
 
     async def SearchProducts(
@@ -227,7 +226,7 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         response = pb.SearchProductsResponse(next_page_token=encode_cursor(page.next_cursor, scope))
         for hit in page.hits:
             result = response.results.add(relevance_score=hit.score)
-            fill_product(result.product, hit.product)
+            hit.product.fill(result.product)
         return response
 
     # Categories

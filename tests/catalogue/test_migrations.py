@@ -67,7 +67,12 @@ async def _publish(database: Database, title: str, category_id: str, age: timede
 
 async def _found(database: Database, query: str, category_id: str | None = None) -> list[str]:
     page = await SearchQuery(database, SystemClock()).page([query], category_id, 10, None)
-    return [hit.product.title for hit in page.hits]
+    titles = []
+    for hit in page.hits:
+        product = pb.Product()
+        hit.product.fill(product)
+        titles.append(product.title)
+    return titles
 
 
 async def test_products_indexed_before_0005_are_found_after_it_and_after_undoing_it(

@@ -370,7 +370,7 @@ async def test_create_is_idempotent_per_caller_and_rpc(shop: Shop) -> None:
     assert (missing.code, missing.info.reason) == (grpc.StatusCode.NOT_FOUND, "CATEGORY_NOT_FOUND")
 
 
-async def test_a_change_written_without_the_stored_message_is_what_get_product_shows(
+async def test_a_change_written_without_the_stored_message_is_what_every_read_shows(
     shop: Shop,
 ) -> None:
     _, merchant = await shop.signed_in(merchant=True)
@@ -396,7 +396,14 @@ async def test_a_change_written_without_the_stored_message_is_what_get_product_s
             )
     finally:
         await database.dispose()
-    served = (await shop.stub.GetProduct(get)).product
-    assert (served.title, dict(served.attributes)) == ("Floor lamp", {"colour": "steel"})
-    assert served.stock == product.stock
-    assert served.image_urls == product.image_urls
+    listed = await shop.stub.ListProducts(pb.ListProductsRequest(merchant_id=product.merchant_id))
+    found = await shop.stub.SearchProducts(pb.SearchProductsRequest(query="floor"))
+    assert [hit.product.product_id for hit in found.results] == [product.product_id]
+    for served in (
+        (await shop.stub.GetProduct(get)).product,
+        *listed.products,
+        found.results[0].product,
+    ):
+        assert (served.title, dict(served.attributes)) == ("Floor lamp", {"colour": "steel"})
+        assert served.stock == product.stock
+        assert served.image_urls == product.image_urls
