@@ -75,5 +75,10 @@ def catalogue_scenarios() -> list[Scenario]:
     return [
         Scenario("catalogue.GetProduct", _get_product, ceiling=GRPC_ECHO),
         Scenario("catalogue.ListProducts (category)", _list_products, ceiling=GRPC_ECHO),
-        Scenario("catalogue.SearchProducts", _search_products, ceiling=GRPC_ECHO),
+        Scenario(
+            "catalogue.SearchProducts",
+            _search_products,
+            ceiling=GRPC_ECHO,
+            latency_versus="catalogue.GetProduct",
+        ),
     ]

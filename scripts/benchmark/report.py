@@ -38,6 +38,10 @@ class Row:
     ratio_max: float | None = None
     """The lowest and highest of the rounds' ratios."""
     rounds: int = 1
+    latency_versus: str | None = None
+    p50_ratio: float | None = None
+    """p50 relative to `latency_versus`'s at the same concurrency: the median of the
+    rounds' ratios, each against that scenario's p50 in the same round."""
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -52,16 +56,33 @@ def _rps(measurement: Measurement) -> float:
     return len(measurement.sample.latencies) / measurement.sample.elapsed
 
 
+def _p50(measurement: Measurement) -> float:
+    latencies = sorted(measurement.sample.latencies)
+    return percentile(latencies, 0.50) if latencies else 0.0
+
+
+def _p50_ratio(group: Sequence[Measurement], per_round_p50: Mapping[Any, float]) -> float | None:
+    versus = group[0].scenario.latency_versus
+    ratios = [
+        _p50(m) / other
+        for m in group
+        if versus and (other := per_round_p50.get((versus, m.concurrency, m.round), 0.0)) > 0
+    ]
+    return statistics.median(ratios) if ratios else None
+
+
 def summarize(measurements: Sequence[Measurement]) -> list[Row]:
     """A row per scenario and concurrency, in measurement order, its rounds pooled.
 
     Throughput and percentiles pool every round; the ratio is the median of the rounds'
-    ratios, each against the ceiling measured in that same round.
+    ratios, each against the ceiling measured in that same round (and likewise the p50
+    ratio against `latency_versus`).
     """
     groups: dict[tuple[str, int], list[Measurement]] = {}
     for m in measurements:
         groups.setdefault((m.scenario.name, m.concurrency), []).append(m)
     per_round = {(m.scenario.name, m.concurrency, m.round): _rps(m) for m in measurements}
+    per_round_p50 = {(m.scenario.name, m.concurrency, m.round): _p50(m) for m in measurements}
     rows = []
     for (name, concurrency), group in groups.items():
         scenario = group[0].scenario
@@ -91,6 +112,8 @@ def summarize(measurements: Sequence[Measurement]) -> list[Row]:
                 ratio_min=ratios[0] if ratios else None,
                 ratio_max=ratios[-1] if ratios else None,
                 rounds=len(group),
+                latency_versus=scenario.latency_versus,
+                p50_ratio=_p50_ratio(group, per_round_p50),
             )
         )
     return rows
@@ -108,6 +131,8 @@ def _versus(row: Row) -> str:
     versus = f"{row.ratio:.2f}x {row.ceiling}"
     if row.rounds > 1 and row.ratio_min is not None and row.ratio_max is not None:
         versus += f" (rounds {row.ratio_min:.2f}-{row.ratio_max:.2f})"
+    if row.p50_ratio is not None:
+        versus += f"; p50 {row.p50_ratio:.2f}x {row.latency_versus}"
     return versus
 
 

@@ -75,6 +75,9 @@ class Scenario:
     """
     ceiling: str | None = None
     """Name of the bare scenario this one is compared with; None for a ceiling itself."""
+    latency_versus: str | None = None
+    """Name of a scenario whose p50 latency this one's is compared with, where a target
+    is set that way (SearchProducts within 3x GetProduct)."""
 
     @property
     def is_ceiling(self) -> bool:

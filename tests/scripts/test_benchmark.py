@@ -99,6 +99,35 @@ def test_a_ratio_is_the_median_of_rounds_each_against_its_own_ceiling() -> None:
     assert "0.55x ceiling (rounds 0.50-0.60)" in format_table(rows)
 
 
+def test_a_latency_target_compares_p50s_round_by_round() -> None:
+    async def unused(_env: Environment) -> ClosedLoop:
+        return ClosedLoop([])
+
+    point = Scenario("point", unused, ceiling="point")
+    search = Scenario("search", unused, ceiling="point", latency_versus="point")
+
+    def measured(scenario: Scenario, p50: float, round_: int) -> Measurement:
+        latencies = [p50 / 2, p50, p50 * 4]
+        return Measurement(scenario, 1, Sample(latencies=latencies, elapsed=1.0), round_)
+
+    # Round 1 ran slower for both: its ratio is the same as the others'.
+    rows = summarize(
+        [
+            measured(point, 0.001, 0),
+            measured(search, 0.0025, 0),
+            measured(point, 0.002, 1),
+            measured(search, 0.006, 1),
+            measured(point, 0.001, 2),
+            measured(search, 0.0028, 2),
+        ]
+    )
+
+    searched = rows[1]
+    assert searched.p50_ratio == pytest.approx(2.8)  # median of 2.5, 3.0 and 2.8
+    assert rows[0].p50_ratio is None
+    assert "; p50 2.80x point" in format_table(rows)
+
+
 @pytest.mark.parametrize(
     ("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["int", "term"]
 )
