@@ -12,7 +12,10 @@ the truth that listings filter and sort on: the bytes are written from the very 
 the columns are written from (`Products`), in the same statement. A trigger clears
 them when another writer changes the columns they carry, and rows without them are
 read from the columns. A change to what a Product message carries needs a migration
-that rebuilds the column with `rebuild_wire_forms`.
+that rebuilds the column with `rebuild_wire_forms` and records, as `wire_schema`, the
+`wire_schema()` it rebuilt for; a test fails until the newest such record matches.
+A change to how a record fills the message (`messages.fill_product`) needs the same
+migration, and no test can notice that one.
 
 Listings and searches serve their pages the same way (`WIRE_COLUMNS`, `stored_products`):
 in-process, building a 20-product search page from columns cost about 0.3 ms of its
@@ -21,11 +24,14 @@ in-process, building a 20-product search page from columns cost about 0.3 ms of 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from google.protobuf.descriptor import Descriptor, EnumDescriptor
+from google.protobuf.descriptor_pb2 import DescriptorProto, EnumDescriptorProto
 from sqlalchemy import Connection, Row, bindparam, update
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 
@@ -41,6 +47,7 @@ __all__ = [
     "rebuild_wire_forms",
     "stored_products",
     "wire_form",
+    "wire_schema",
 ]
 
 _REBUILD_BATCH = 1_000
@@ -71,6 +78,33 @@ def wire_form(product: ProductRecord) -> bytes:
     # Deterministic: the attributes map serializes in one order, so equal products
     # store equal bytes.
     return message.SerializeToString(deterministic=True)
+
+
+def wire_schema() -> str:
+    """A fingerprint of what a stored message can carry: `Product` and every message and
+    enum it contains, however deep. It changes with any field added, removed, renamed or
+    renumbered there, and with nothing else (comments, other messages of the file)."""
+    shapes: dict[str, bytes] = {}
+    pending: list[Descriptor | EnumDescriptor] = [pb.Product.DESCRIPTOR]
+    while pending:
+        descriptor = pending.pop()
+        if descriptor.full_name in shapes:
+            continue
+        if isinstance(descriptor, Descriptor):
+            message = DescriptorProto()
+            descriptor.CopyToProto(message)
+            shape = message.SerializeToString(deterministic=True)
+            for field in descriptor.fields:
+                pending.extend(t for t in (field.message_type, field.enum_type) if t is not None)
+        else:
+            enum = EnumDescriptorProto()
+            descriptor.CopyToProto(enum)
+            shape = enum.SerializeToString(deterministic=True)
+        shapes[descriptor.full_name] = shape
+    digest = hashlib.sha256()
+    for name in sorted(shapes):
+        digest.update(name.encode() + b"\0" + shapes[name])
+    return digest.hexdigest()[:16]
 
 
 def fill_from_wire(message: pb.Product, wire: bytes, stock: Stock) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import insert, text, update
 from sqlalchemy.engine import Connection
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
@@ -16,7 +17,7 @@ from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 from services.catalogue.messages import product_message
 from services.catalogue.models import EVENT_TABLES, Category, Product
 from services.catalogue.product_reads import product_select, record_of
-from services.catalogue.product_wire import wire_form
+from services.catalogue.product_wire import wire_form, wire_schema
 from services.catalogue.products import Products
 from services.catalogue.search import SearchQuery
 from services.database import Database
@@ -156,3 +157,20 @@ async def test_products_written_before_0006_get_their_stored_message(tmp_path: P
             assert "wire_form" not in [column.name for column in columns]
     finally:
         await database.dispose()
+
+
+def test_stored_messages_are_rebuilt_for_the_product_message_of_this_release() -> None:
+    # A field added to Product (or to Money, Stock, ...) leaves every stored message
+    # without it until a migration rebuilds them; GetProduct and the listings would
+    # serve the old shape. The newest revision that rebuilt them records what for.
+    scripts = ScriptDirectory(str(_MIGRATIONS))
+    recorded = next(
+        script.module.wire_schema
+        for script in scripts.walk_revisions()  # newest first
+        if hasattr(script.module, "wire_schema")
+    )
+    assert recorded == wire_schema(), (
+        "the Product message changed since the stored messages were last rebuilt: add a "
+        "migration that calls product_wire.rebuild_wire_forms and sets "
+        f"wire_schema = {wire_schema()!r}"
+    )

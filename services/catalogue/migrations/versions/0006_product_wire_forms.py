@@ -26,6 +26,9 @@ down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+wire_schema = "b994383b03293a61"
+"""`product_wire.wire_schema()` of the messages this revision stored (see that module)."""
+
 # Every column the stored message is built from (stock is not part of it).
 _CARRIED = (
     "merchant_id",
