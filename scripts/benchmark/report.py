@@ -56,17 +56,23 @@ def _rps(measurement: Measurement) -> float:
     return len(measurement.sample.latencies) / measurement.sample.elapsed
 
 
-def _p50(measurement: Measurement) -> float:
+def _p50(measurement: Measurement) -> float | None:
     latencies = sorted(measurement.sample.latencies)
-    return percentile(latencies, 0.50) if latencies else 0.0
+    return percentile(latencies, 0.50) if latencies else None
 
 
-def _p50_ratio(group: Sequence[Measurement], per_round_p50: Mapping[Any, float]) -> float | None:
+def _p50_ratio(
+    group: Sequence[Measurement], per_round_p50: Mapping[Any, float | None]
+) -> float | None:
+    # A round where either side answered nothing has no ratio (not a ratio of 0).
     versus = group[0].scenario.latency_versus
     ratios = [
-        _p50(m) / other
+        own / other
         for m in group
-        if versus and (other := per_round_p50.get((versus, m.concurrency, m.round), 0.0)) > 0
+        if versus
+        and (own := per_round_p50[(m.scenario.name, m.concurrency, m.round)]) is not None
+        and (other := per_round_p50.get((versus, m.concurrency, m.round))) is not None
+        and other > 0
     ]
     return statistics.median(ratios) if ratios else None
 

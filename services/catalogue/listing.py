@@ -109,7 +109,10 @@ class ProductListing:
         page = rows[:page_size]
         served = await stored_products(self._database, page, now)
         more = len(rows) > page_size
-        return ProductPage(served, sort_key(page[-1], products.order) if more else None)
+        return ProductPage(
+            [product for product in served if product is not None],
+            sort_key(page[-1], products.order) if more else None,
+        )
 
     def _statement(self, products: ProductFilter, resumes: bool) -> Select[Any]:
         shape = (

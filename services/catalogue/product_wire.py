@@ -131,21 +131,21 @@ def rebuild_wire_forms(connection: Connection) -> None:
 
 async def stored_products(
     database: Database, rows: Sequence[Row[Any]], now: datetime
-) -> list[StoredProduct]:
+) -> list[StoredProduct | None]:
     """The products of `rows` (selected with `WIRE_COLUMNS` as of `now`), in order.
 
     A row some other writer left without its wire form is read again from its columns,
-    in one more statement for all such rows of the page.
+    in one more statement for all such rows of the page; None in its place if that
+    writer deleted it in between.
     """
     missing = [row.product_id for row in rows if row.wire_form is None]
     rebuilt: dict[str, bytes] = {}
     if missing:
         for row in await database.scan(_BY_IDS, {"ids": missing, "now": now}):
             rebuilt[row.product_id] = wire_form(record_of(row))
-    return [
-        StoredProduct(
-            row.wire_form if row.wire_form is not None else rebuilt[row.product_id],
-            Stock(row.stocked, row.reserved),
-        )
-        for row in rows
-    ]
+    served: list[StoredProduct | None] = []
+    for row in rows:
+        wire = row.wire_form if row.wire_form is not None else rebuilt.get(row.product_id)
+        stock = Stock(row.stocked, row.reserved)
+        served.append(None if wire is None else StoredProduct(wire, stock))
+    return served

@@ -143,11 +143,15 @@ class SearchQuery:
         hits = [
             SearchHit(product, row.product_id, row.create_time, tier, float(row.relevance))
             for product, (row, tier) in zip(served, page, strict=True)
+            if product is not None
         ]
         if len(found) <= page_size:
             return SearchPage(hits, None)
-        last = hits[-1]
-        cursor = RelevanceCursor(last.tier, last.relevance, last.create_time, last.product_id)
+        # From the last row read, served or not: the next page starts after it.
+        last_row, last_tier = page[-1]
+        cursor = RelevanceCursor(
+            last_tier, float(last_row.relevance), last_row.create_time, last_row.product_id
+        )
         return SearchPage(hits, cursor)
 
     def _statement(self, in_category: bool, resumes: bool) -> Select[Any]:

@@ -69,7 +69,7 @@ async def create_server(
         ),
         probe=database.ping,
         guards=[AuthGuard(identity.verifier, [POLICIES], domain="catalogue.superapp")],
-        closers=[foundation.close, identity.close, sweeper.close, retention.close],
+        closers=[*foundation.closers, identity.close, sweeper.close, retention.close],
     )
     foundation.bus.start()
     sweeper.start()

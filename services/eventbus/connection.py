@@ -87,6 +87,11 @@ class NatsLink:
                     _log.warning("NATS at %s unreachable (%s); retrying", self._url, error)
                 await asyncio.sleep(min(self._retry * attempt, 5.0))
             else:
+                if self._closing:
+                    # close() gave up on this loop (it swallowed a cancellation) and has
+                    # returned: nobody would ever close this client.
+                    await self._client.close()
+                    return
                 self.generation += 1
                 self._connected.set()
                 _log.info("connected to NATS at %s", self._url)
@@ -114,4 +119,4 @@ class NatsLink:
             await stop_task(self._task, within=2.0)
         if self._client is not None and not self._client.is_closed:
             # Bounded: with NATS gone, closing must not wait on a dead connection.
-            await finish_within(self._client.close(), seconds=2.0, name="closing NATS")
+            await finish_within(self._client.close, seconds=2.0, name="closing NATS")

@@ -120,8 +120,12 @@ class OutboxRelay:
         """Stop; first publish what is already committed, if NATS takes it within
         `drain_seconds`. Rows still unpublished wait for the next start."""
         if self._task is not None:
-            await stop_task(self._task, within=2.0)
+            stopped = await stop_task(self._task, within=2.0)
             self._task = None
+            if not stopped:
+                # Its loop may still be publishing and marking: leave the rest to it
+                # rather than race it; the next start re-sends whatever is unmarked.
+                return
             if self._link.is_connected:
                 # A commit just before shutdown may not have woken us yet (see
                 # RelayProcess's throttled wake-ups). A batch cut short above is simply

@@ -133,7 +133,8 @@ class RelayProcess:
         self._process = None
         if process is None:
             return
-        # Well inside the service's own budget for each release (see GrpcService.stop).
+        # Inside the service's own bound on each release (GrpcService.stop) unless the
+        # bus spent it on a stuck consumer first; then that cancels us, and we kill.
         try:
             await asyncio.to_thread(process.wait, self._stop_seconds)
         except subprocess.TimeoutExpired:

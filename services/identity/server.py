@@ -91,7 +91,7 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
         ),
         probe=database.ping,
         guards=[AuthGuard(verifier, [POLICIES], domain="identity.superapp")],
-        closers=[foundation.close, retention.close],
+        closers=[*foundation.closers, retention.close],
     )
     foundation.bus.start()
     retention.start()

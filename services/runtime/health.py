@@ -46,10 +46,12 @@ class HealthReporter:
 
     async def drain(self) -> None:
         """Report NOT_SERVING for good: the server is shutting down."""
+        # First, so that nothing below can delay it; the servicer ignores any status
+        # the prober still reports afterwards.
+        await self.servicer.enter_graceful_shutdown()
         if self._task is not None:
             await stop_task(self._task, within=2.0)
             self._task = None
-        await self.servicer.enter_graceful_shutdown()
 
     async def _watch(self) -> None:
         while True:

@@ -83,16 +83,16 @@ class GrpcService:
         dependency (NATS, the database) hangs instead of answering.
         """
         bound = self.release_seconds
-        await finish_within(self.health.drain(), seconds=bound, name="health drain")
+        await finish_within(self.health.drain, seconds=bound, name="health drain")
         await finish_within(
-            self.server.stop(grace_seconds),
+            lambda: self.server.stop(grace_seconds),
             seconds=grace_seconds + bound,
             name="gRPC server stop",
         )
         for close in reversed(self.closers):
             # finish_within logs a failure or an overrun and goes on releasing the rest.
             name = f"releasing {getattr(close, '__qualname__', close)}"
-            await finish_within(close(), seconds=bound, name=name)
+            await finish_within(close, seconds=bound, name=name)
 
 
 # gRPC core queues calls the application has not picked up yet and, past 1,000 of

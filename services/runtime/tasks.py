@@ -4,15 +4,15 @@
 the cancellation and carry on. On Python 3.11, `asyncio.wait_for` returns its result
 and drops a cancellation that arrives as the awaited thing completes (CPython
 gh-86296), and nats-py's `next_msg` turns a cancellation into `ConnectionClosedError`
-once the connection is closing. A service asked to stop must stop, so every shutdown
-path waits on tasks through these two functions instead.
+once the connection is closing. A service asked to stop must stop, so the shutdown
+paths of the services wait on their tasks through these two functions instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 __all__ = ["finish_within", "stop_task"]
@@ -37,6 +37,7 @@ async def stop_task(task: asyncio.Task[Any], *, within: float) -> bool:
         remaining = deadline - loop.time()
         if remaining <= 0:
             _log.error("task %s did not stop within %.1fs; abandoning it", task.get_name(), within)
+            _report_when_done(task)
             return False
         task.cancel()
         await asyncio.wait({task}, timeout=min(_CANCEL_AGAIN_SECONDS, remaining))
@@ -45,18 +46,36 @@ async def stop_task(task: asyncio.Task[Any], *, within: float) -> bool:
     return True
 
 
-async def finish_within(work: Awaitable[Any], *, seconds: float, name: str) -> bool:
-    """Run `work` to its end, or stop it after `seconds`; True if it finished in time.
+def _report_when_done(task: asyncio.Future[Any]) -> None:
+    """Log how an abandoned task ends, so its failure is neither lost nor reported by
+    asyncio as an exception never retrieved."""
 
-    Its exception, if any, is logged rather than raised: this is for releasing
-    resources one after another, where one failure must not leave the rest held.
+    def report(ended: asyncio.Future[Any]) -> None:
+        if not ended.cancelled() and ended.exception() is not None:
+            _log.error("abandoned task failed later", exc_info=ended.exception())
+
+    task.add_done_callback(report)
+
+
+async def finish_within(work: Callable[[], Awaitable[Any]], *, seconds: float, name: str) -> bool:
+    """Run `work()` to its end, or stop it after `seconds`; True if it finished in time.
+
+    Its exception, if any, is logged rather than raised (also one raised by the call
+    itself): this is for releasing resources one after another, where one failure must
+    not leave the rest held.
     """
-    task = asyncio.ensure_future(work)
-    task.set_name(name)
+    try:
+        task = asyncio.ensure_future(work())
+    except Exception:
+        _log.exception("%s failed", name)
+        return False
+    if isinstance(task, asyncio.Task):
+        task.set_name(name)
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
     except asyncio.CancelledError:
         task.cancel()
+        _report_when_done(task)
         raise
     if not done:
         _log.error("%s did not finish within %.1fs; cancelling it", name, seconds)

@@ -90,7 +90,13 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         guards=[AuthGuard(identity.verifier, [POLICIES], domain="wallet.superapp")],
         # Released in reverse, after in-flight calls finished: stop sweeping, drain
         # the writer, then release the identity channel, the bus and the database.
-        closers=[foundation.close, identity.close, writer.close, sweeper.close, retention.close],
+        closers=[
+            *foundation.closers,
+            identity.close,
+            writer.close,
+            sweeper.close,
+            retention.close,
+        ],
     )
     writer.start()
     sweeper.start()

@@ -398,6 +398,7 @@ async def test_a_change_written_without_the_stored_message_is_what_every_read_sh
         await database.dispose()
     listed = await shop.stub.ListProducts(pb.ListProductsRequest(merchant_id=product.merchant_id))
     found = await shop.stub.SearchProducts(pb.SearchProductsRequest(query="floor"))
+    assert [listed.product_id for listed in listed.products] == [product.product_id]
     assert [hit.product.product_id for hit in found.results] == [product.product_id]
     for served in (
         (await shop.stub.GetProduct(get)).product,

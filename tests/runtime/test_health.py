@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+
+from grpc_health.v1 import health_pb2
 
 from services.runtime.health import HealthReporter
 
@@ -30,3 +33,30 @@ async def test_a_drain_that_lands_as_a_probe_answers_still_finishes() -> None:
     probes_after_drain = probes
     await asyncio.sleep(0.1)
     assert probes == probes_after_drain
+
+
+async def test_a_drain_reports_not_serving_at_once_even_if_the_prober_will_not_stop() -> None:
+    stuck, released = asyncio.Event(), asyncio.Event()
+
+    async def probe() -> None:
+        if not stuck.is_set():
+            return
+        while not released.is_set():  # hangs, swallowing every cancellation until released
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(10)
+
+    reporter = HealthReporter(["superapp.test.v1.Test"], probe, interval_seconds=0.01)
+    await reporter.start()
+    stuck.set()
+    await asyncio.sleep(0.05)  # the prober is now inside the stuck probe
+    drain = asyncio.create_task(reporter.drain())
+    await asyncio.sleep(0.05)
+    try:
+        request = health_pb2.HealthCheckRequest(service="")
+        reply = await reporter.servicer.Check(request, context=None)
+        assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        released.set()
+        # The drain's next cancellation of the prober now lands.
+        done, _ = await asyncio.wait({drain}, timeout=3.0)
+        assert done

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -87,12 +88,38 @@ async def test_finish_within_reports_failure_and_overrun_without_raising(
     async def finishes() -> None:
         await asyncio.sleep(0.01)
 
-    assert not await finish_within(fails(), seconds=1.0, name="releasing the database")
-    assert not await finish_within(hangs(), seconds=0.1, name="releasing the bus")
-    assert await finish_within(finishes(), seconds=1.0, name="releasing the writer")
+    def broken() -> Awaitable[None]:
+        raise RuntimeError("fails before it can be awaited")
+
+    assert not await finish_within(fails, seconds=1.0, name="releasing the database")
+    assert not await finish_within(hangs, seconds=0.1, name="releasing the bus")
+    assert not await finish_within(broken, seconds=1.0, name="releasing the channel")
+    assert await finish_within(finishes, seconds=1.0, name="releasing the writer")
     messages = [record.getMessage() for record in caplog.records]
     assert "releasing the database failed" in messages
     assert "releasing the bus did not finish within 0.1s; cancelling it" in messages
+    assert "releasing the channel failed" in messages
+
+
+async def test_a_task_abandoned_at_the_bound_still_has_its_failure_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    give_up = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not give_up.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(10)
+        raise RuntimeError("failed after it was abandoned")
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    assert not await stop_task(task, within=0.2)
+    give_up.set()
+    task.cancel()  # wakes it; it swallows this one too, then fails
+    await asyncio.wait({task}, timeout=1.0)
+    await asyncio.sleep(0)  # done-callbacks run on the next turn of the loop
+    assert "abandoned task failed later" in [record.getMessage() for record in caplog.records]
 
 
 async def test_a_service_stops_in_bounded_time_and_releases_past_a_stuck_closer() -> None:

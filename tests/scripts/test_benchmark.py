@@ -110,7 +110,7 @@ def test_a_latency_target_compares_p50s_round_by_round() -> None:
         latencies = [p50 / 2, p50, p50 * 4]
         return Measurement(scenario, 1, Sample(latencies=latencies, elapsed=1.0), round_)
 
-    # Round 1 ran slower for both: its ratio is the same as the others'.
+    # Round 1 ran twice as slow for both: it counts as a round like the others.
     rows = summarize(
         [
             measured(point, 0.001, 0),

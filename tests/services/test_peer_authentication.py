@@ -20,21 +20,31 @@ from services.catalogue.server import create_server as create_catalogue
 from services.runtime.ids import new_id
 from services.wallet.config import WalletSettings
 from services.wallet.server import create_server as create_wallet
-from tests.identity.conftest import Identity
+from tests.identity.conftest import Identity, running_identity
 from tests.services.rich_errors import rich_error
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
+async def identity(
+    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, own_nats: NatsProcess
+) -> AsyncIterator[Identity]:
+    """Identity on a NATS server of this test's own, shared with the wallet below: its
+    `UserRegistered` events open the wallet (see `own_nats`)."""
+    async with running_identity(database_url, tmp_path, tracer_provider, own_nats.url) as it:
+        yield it
+
+
+@pytest.fixture
 async def peers(
-    identity: Identity, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
+    identity: Identity, tmp_path: Path, tracer_provider: TracerProvider, own_nats: NatsProcess
 ) -> AsyncIterator[tuple[grpc.aio.Channel, grpc.aio.Channel]]:
     """Wallet and catalogue pointed at the running identity; channels to both."""
     common = {
         "port": 0,
         "relay": "task",
-        "nats_url": nats_server.url,
+        "nats_url": own_nats.url,
         "identity_addr": f"127.0.0.1:{identity.service.port}",
     }
     wallet = await create_wallet(WalletSettings(data_dir=tmp_path / "w", **common), tracer_provider)
