@@ -28,7 +28,7 @@ from services.database import Database
 from services.runtime.clock import Clock
 from services.runtime.errors import PermissionDenied, Unauthenticated
 
-__all__ = ["ProductFilter", "ProductListing", "ProductOrder", "ProductPage", "sort_key"]
+__all__ = ["ProductFilter", "ProductListing", "ProductOrder", "ProductPage"]
 
 _P = PRODUCTS.c
 # The stored message and stock of each product, and every column a cursor is made of.
@@ -66,7 +66,7 @@ class ProductPage:
     next_cursor: Cursor | None
 
 
-def sort_key(row: Row[Any], order: ProductOrder) -> Cursor:
+def _cursor_of(row: Row[Any], order: ProductOrder) -> Cursor:
     """The keyset cursor of the product in `row` (of a listing statement) in `order`."""
     if order is ProductOrder.NEWEST:
         return NewestCursor(row.create_time, row.product_id)
@@ -111,7 +111,7 @@ class ProductListing:
         more = len(rows) > page_size
         return ProductPage(
             [product for product in served if product is not None],
-            sort_key(page[-1], products.order) if more else None,
+            _cursor_of(page[-1], products.order) if more else None,
         )
 
     def _statement(self, products: ProductFilter, resumes: bool) -> Select[Any]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -76,8 +75,6 @@ class SearchHit:
     """One matching product, its tier and its relevance within the tier."""
 
     product: StoredProduct
-    product_id: str
-    create_time: datetime
     tier: int
     relevance: float
 
@@ -141,7 +138,7 @@ class SearchQuery:
         page = found[:page_size]
         served = await stored_products(self._database, [row for row, _ in page], now)
         hits = [
-            SearchHit(product, row.product_id, row.create_time, tier, float(row.relevance))
+            SearchHit(product, tier, float(row.relevance))
             for product, (row, tier) in zip(served, page, strict=True)
             if product is not None
         ]

@@ -69,10 +69,12 @@ def test_short_run_measures_every_scenario_and_writes_json(tmp_path: Path) -> No
             assert 0 < row["ratio_min"] <= row["ratio"] <= row["ratio_max"], row
 
 
-def test_a_ratio_is_the_median_of_rounds_each_against_its_own_ceiling() -> None:
-    async def unused(_env: Environment) -> ClosedLoop:
-        return ClosedLoop([])
+async def unused(_env: Environment) -> ClosedLoop:
+    """The setup of a scenario that a test only summarizes or selects, never runs."""
+    return ClosedLoop([])
 
+
+def test_a_ratio_is_the_median_of_rounds_each_against_its_own_ceiling() -> None:
     ceiling = Scenario("ceiling", unused)
     path = Scenario("path", unused, ceiling="ceiling")
 
@@ -100,9 +102,6 @@ def test_a_ratio_is_the_median_of_rounds_each_against_its_own_ceiling() -> None:
 
 
 def test_a_latency_target_compares_p50s_round_by_round() -> None:
-    async def unused(_env: Environment) -> ClosedLoop:
-        return ClosedLoop([])
-
     point = Scenario("point", unused, ceiling="point")
     search = Scenario("search", unused, ceiling="point", latency_versus="point")
 
@@ -238,9 +237,6 @@ def test_only_brings_the_ceiling_along() -> None:
 
 
 def test_unknown_selection_or_ceiling_is_refused() -> None:
-    async def unused(_env: Environment) -> ClosedLoop:
-        return ClosedLoop([])
-
     with pytest.raises(ValueError, match="no scenario matches"):
         select(all_scenarios(), ["no-such-path"])
     with pytest.raises(ValueError, match="unknown ceiling"):
