@@ -127,6 +127,12 @@ def test_a_latency_target_compares_p50s_round_by_round() -> None:
     assert "; p50 2.80x point" in format_table(rows)
 
 
+def _default_interrupt() -> None:
+    # A suite started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and so would the harness: Python then never turns it into Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(
     ("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["int", "term"]
 )
@@ -138,6 +144,7 @@ def test_interrupted_run_stops_its_servers(signum: signal.Signals, exit_code: in
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_interrupt,
     )
     try:
         assert bench.stderr is not None
