@@ -23,11 +23,14 @@ from bff.config import BffSettings
 from services.runtime.logs import configure_logging
 from services.runtime.ports import port_in_use
 from services.runtime.settings import ConfigurationError, load_settings
+from services.runtime.tasks import stop_task
 from services.runtime.telemetry import tracer_provider_from_env
 
 __all__ = ["BffServer", "main", "run_uvicorn", "uvicorn_config"]
 
 _log = logging.getLogger(__name__)
+# After the grace: how long the app's own shutdown (closing its channels) may take.
+_RELEASE_SECONDS = 5.0
 
 
 class _Uvicorn(uvicorn.Server):
@@ -66,7 +69,9 @@ def uvicorn_config(
 class BffServer:
     """The app behind uvicorn on `settings.host:settings.port`."""
 
-    def __init__(self, app: ASGIApp, settings: BffSettings) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: BffSettings, *, release_seconds: float = _RELEASE_SECONDS
+    ) -> None:
         config = uvicorn_config(
             app,
             host=settings.host,
@@ -76,6 +81,7 @@ class BffServer:
         )
         self._server = _Uvicorn(config)
         self._task: asyncio.Task[None] | None = None
+        self._stop_within = (config.timeout_graceful_shutdown or 0) + release_seconds
 
     @property
     def port(self) -> int:
@@ -95,12 +101,22 @@ class BffServer:
         return self.port
 
     async def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish (within the grace), stop the app."""
+        """Stop accepting, let in-flight requests finish (within the grace), stop the app.
+
+        Bounded: a process asked to stop must stop, so an app whose shutdown hangs
+        (an upstream channel that never closes) is cancelled after the grace plus
+        `release_seconds`, and that is logged.
+        """
         if self._task is None:
             return
+        task, self._task = self._task, None
         self._server.should_exit = True
-        await self._task
-        self._task = None
+        done, _ = await asyncio.wait({task}, timeout=self._stop_within)
+        if not done:
+            _log.error("the BFF did not stop within %.1fs; cancelling it", self._stop_within)
+            await stop_task(task, within=1.0)
+        elif not task.cancelled():
+            task.result()  # a failure to serve is the caller's to see, as before
 
     async def wait(self) -> None:
         """Until the server stops (by `stop()` or a fatal error)."""
