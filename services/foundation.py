@@ -1,4 +1,5 @@
-"""What every service stands on: its own migrated database and its event bus."""
+"""What every service stands on: its own migrated database, its event bus, and the count
+of its calls in flight that the database consults."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from services.database import Database, open_database
 from services.eventbus import EventTables, ServiceEventBus
+from services.runtime.calls_in_flight import CallsInFlight
 from services.runtime.clock import Clock, SystemClock
 from services.runtime.settings import ServiceSettings
 
@@ -23,6 +25,10 @@ class Foundation:
     database: Database
     bus: ServiceEventBus
     clock: Clock
+    calls: CallsInFlight
+    """For a service whose calls scan (see `Database.scan`): first in its
+    `ServiceSpec.guards`, it lets the database move scans off the event loop while
+    other calls are in flight. Elsewhere it would only add to every call's cost."""
 
     @classmethod
     async def open(
@@ -36,8 +42,12 @@ class Foundation:
     ) -> Foundation:
         """Open and migrate `service`'s database and build (not start) its event bus."""
         prefix = f"{service.upper()}_"
+        calls = CallsInFlight()
         database = await open_database(
-            settings.resolved_database_url(service), migrations, setting=f"{prefix}DATABASE_URL"
+            settings.resolved_database_url(service),
+            migrations,
+            setting=f"{prefix}DATABASE_URL",
+            offload_scans_when=calls.others,
         )
         clock = SystemClock()
         bus = ServiceEventBus(
@@ -49,7 +59,7 @@ class Foundation:
             clock=clock,
             relay=settings.relay,
         )
-        return cls(database, bus, clock)
+        return cls(database, bus, clock, calls)
 
     @property
     def closers(self) -> list[Callable[[], Awaitable[None]]]:

@@ -68,7 +68,10 @@ async def create_server(
             servicer, server
         ),
         probe=database.ping,
-        guards=[AuthGuard(identity.verifier, [POLICIES], domain="catalogue.superapp")],
+        guards=[
+            foundation.calls,
+            AuthGuard(identity.verifier, [POLICIES], domain="catalogue.superapp"),
+        ],
         closers=[*foundation.closers, identity.close, sweeper.close, retention.close],
     )
     foundation.bus.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -17,17 +18,24 @@ class DatabaseUnavailable(StartupError):
     """The configured database cannot be reached or migrated; names the setting."""
 
 
-async def open_database(url: str, migrations: Path, *, setting: str) -> Database:
+async def open_database(
+    url: str,
+    migrations: Path,
+    *,
+    setting: str,
+    offload_scans_when: Callable[[], bool] = lambda: False,
+) -> Database:
     """Connect to `url`, apply `migrations`, and return the ready database.
 
     `setting` is the environment variable the URL came from, so the one line an operator
-    reads says what to fix. Passwords are masked in that line.
+    reads says what to fix. Passwords are masked in that line. `offload_scans_when`:
+    see `Database.connect`.
     """
     if url.startswith("sqlite"):
         database_file = make_url(url).database
         if database_file:
             Path(database_file).parent.mkdir(parents=True, exist_ok=True)
-    database = Database.connect(url)
+    database = Database.connect(url, offload_scans_when=offload_scans_when)
     try:
         await database.ping()
         await upgrade_to_head(database, migrations)

@@ -133,8 +133,11 @@ class Database:
     """A service's database: `write()` and `read()` transactions, `lookup()` and `scan()`
     reads outside them, `ping()`, `dispose()`."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, offload_scans_when: Callable[[], bool] = lambda: False
+    ) -> None:
         self.engine = engine
+        self._offload_scans = offload_scans_when
         # SQLite has one writer. Writers of this process queue here, in FIFO order,
         # instead of meeting SQLite's busy handler, which polls with sleeps of up to
         # 100 ms; busy_timeout still arbitrates between processes.
@@ -148,13 +151,24 @@ class Database:
         self._reads = async_sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def connect(cls, url: str, *, echo: bool = False) -> Database:
-        """Create the engine for `url` (sqlite+aiosqlite or postgresql+asyncpg)."""
+    def connect(
+        cls,
+        url: str,
+        *,
+        echo: bool = False,
+        offload_scans_when: Callable[[], bool] = lambda: False,
+    ) -> Database:
+        """Create the engine for `url` (sqlite+aiosqlite or postgresql+asyncpg).
+
+        `offload_scans_when` says whether other work is waiting for the event loop, so
+        that a SQLite scan goes to a worker thread at once (see `scan`): a service passes
+        its `CallsInFlight.others`.
+        """
         options: dict[str, Any] = {"echo": echo, "pool_pre_ping": False}
         if url.startswith("postgresql"):
             options.update(pool_size=10, max_overflow=10)
         engine = create_async_engine(url, **options)
-        database = cls(engine)
+        database = cls(engine, offload_scans_when=offload_scans_when)
         if engine.dialect.name == "sqlite":
             _prepare_sqlite(engine.sync_engine)
             database._inline = _inline_reader(url)
@@ -240,13 +254,17 @@ class Database:
         runs over is interrupted and run again on a worker thread (sqlite3 releases the
         GIL while it works), so a slow query never stalls the loop for longer. Most
         pages and searches finish inside the budget and skip the hop to the worker
-        and back, two cross-thread wake-ups that cost ~0.2 ms here. Elsewhere it is
-        `lookup`.
+        and back, two cross-thread wake-ups that cost ~0.2 ms here.
+
+        Except under load: when `offload_scans_when()` says other calls are waiting,
+        the scan goes to a worker thread at once, so SQLite works on another core
+        while the loop serves them. Elsewhere it is `lookup`.
         """
         if self._inline is not None:
-            rows = self._rows_within_budget(statement, parameters)
-            if rows is not None:
-                return rows
+            if not self._offload_scans():
+                rows = self._rows_within_budget(statement, parameters)
+                if rows is not None:
+                    return rows
             return await asyncio.to_thread(self._inline_rows, statement, parameters)
         return await self.lookup(statement, parameters)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 
@@ -142,3 +144,17 @@ async def test_search_pages_serve_each_hit_once_best_first(shop: Shop) -> None:
         )
     )
     assert other_query.info.reason == "INVALID_PAGE_TOKEN"
+
+
+async def test_searches_made_at_once_answer_as_they_do_one_at_a_time(shop: Shop) -> None:
+    """While other calls are in flight the service scans on worker threads (see
+    `CallsInFlight`); the answers must be the ones a lone call gets inline."""
+    _, merchant = await shop.signed_in(merchant=True)
+    for index in range(6):
+        await shop.product(merchant, title=f"Kettle {index}", description="steel " * index)
+        await shop.product(merchant, title=f"Teapot {index}", description=f"kettles {index}")
+    queries = ["kettle", "teapot", "steel", "kett", "kettles 3"] * 6
+    alone = [await _titles(shop, query) for query in queries]
+    at_once = await asyncio.gather(*(_titles(shop, query) for query in queries))
+    assert at_once == alone
+    assert all(alone)
