@@ -48,12 +48,8 @@ class CallsInFlight:
         inner: _Behavior | None = handler.unary_unary
         if inner is None:
             return handler
-
-        def finished(_context: Any) -> None:
-            self._count -= 1
-
-        # The stubs type the callback as a protocol class no function matches.
-        on_finish: Any = finished
+        # The stubs type the callback as a protocol class no method matches.
+        on_finish: Any = self._finished
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             self._count += 1
@@ -67,3 +63,6 @@ class CallsInFlight:
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+    def _finished(self, _context: Any) -> None:
+        self._count -= 1

@@ -57,6 +57,10 @@ async def served() -> AsyncIterator[tuple[_Service, grpc.aio.Channel]]:
         await server.stop(None)
 
 
+def _method(channel: grpc.aio.Channel, name: str) -> Any:
+    return channel.unary_unary(f"/test.Calls/{name}")
+
+
 async def _settled(calls: CallsInFlight) -> int:
     """The count once gRPC has reported every finished call (its callbacks are queued)."""
     for _ in range(100):
@@ -70,7 +74,7 @@ async def test_a_lone_call_sees_no_others_and_the_count_returns_to_zero(
     served: tuple[_Service, grpc.aio.Channel],
 ) -> None:
     service, channel = served
-    echo: Any = channel.unary_unary("/test.Calls/echo")
+    echo = _method(channel, "echo")
     for _ in range(3):
         assert await echo(b"ping") == b"ping"
         assert await _settled(service.calls) == 0
@@ -81,8 +85,8 @@ async def test_a_call_made_while_another_is_in_flight_sees_it(
     served: tuple[_Service, grpc.aio.Channel],
 ) -> None:
     service, channel = served
-    hold: Any = channel.unary_unary("/test.Calls/hold")
-    echo: Any = channel.unary_unary("/test.Calls/echo")
+    hold = _method(channel, "hold")
+    echo = _method(channel, "echo")
     held = asyncio.ensure_future(hold(b"held"))
     await asyncio.wait_for(service.entered.wait(), 5)
     assert service.calls.count == 1
@@ -97,8 +101,8 @@ async def test_calls_that_fail_or_are_abandoned_stop_counting(
     served: tuple[_Service, grpc.aio.Channel],
 ) -> None:
     service, channel = served
-    fail: Any = channel.unary_unary("/test.Calls/fail")
-    hold: Any = channel.unary_unary("/test.Calls/hold")
+    fail = _method(channel, "fail")
+    hold = _method(channel, "hold")
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         await fail(b"")
     assert failed.value.code() is grpc.StatusCode.UNKNOWN
