@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 
 import grpc
@@ -166,6 +165,7 @@ async def test_login_issues_an_eddsa_access_token_verifiable_with_the_jwks(
 
 async def test_unknown_email_and_wrong_password_look_the_same(identity: Identity) -> None:
     await identity.register("eve@example.com")
+    await identity.register("eva@example.com")
 
     async def failure(email: str, password: str) -> tuple[grpc.StatusCode, str, str, float]:
         started = time.perf_counter()
@@ -174,15 +174,19 @@ async def test_unknown_email_and_wrong_password_look_the_same(identity: Identity
         details = rich_error(error)
         return details.code, details.info.reason, error.details() or "", elapsed
 
-    wrong = [await failure("eve@example.com", "wrong password!") for _ in range(2)]
-    unknown = [await failure(f"nobody{i}@example.com", "wrong password!") for i in range(2)]
+    # Two failures per email stay under the attempt limit; four timings a side.
+    known = ["eve@example.com", "eva@example.com"] * 2
+    wrong = [await failure(email, "wrong password!") for email in known]
+    unknown = [await failure(f"nobody{i}@example.com", "wrong password!") for i in range(4)]
     assert (
         {w[:3] for w in wrong}
         == {u[:3] for u in unknown}
         == {(grpc.StatusCode.UNAUTHENTICATED, "INVALID_CREDENTIALS", "email or password is wrong")}
     )
-    # Both paths run one argon2id verification; generous bounds absorb machine noise.
-    ratio = statistics.median(u[3] for u in unknown) / statistics.median(w[3] for w in wrong)
+    # Both paths run one argon2id verification. Noise only ever adds time (a stolen
+    # time slice made one of two samples 7x slower here), so each side's fastest
+    # timing is compared; generous bounds absorb the rest.
+    ratio = min(u[3] for u in unknown) / min(w[3] for w in wrong)
     assert 0.33 < ratio < 3.0
 
 
