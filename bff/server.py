@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 
 from bff.app import create_app
 from bff.config import BffSettings
+from services.runtime.heap import freeze_start_up_heap
 from services.runtime.logs import configure_logging
 from services.runtime.ports import port_in_use
 from services.runtime.settings import ConfigurationError, load_settings
@@ -136,7 +137,8 @@ def run_uvicorn(serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
 async def _serve(settings: BffSettings, tracer_provider: TracerProvider) -> None:
     server = BffServer(create_app(settings, tracer_provider=tracer_provider), settings)
     port = await server.start()
-    _log.info("bff listening on port %d", port, extra={"port": port})
+    frozen = freeze_start_up_heap()
+    _log.info("bff listening on port %d", port, extra={"port": port, "frozen_objects": frozen})
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

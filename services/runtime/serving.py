@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from services.runtime.guarded_server import GuardedServer, HandlerGuard
 from services.runtime.health import HealthReporter
+from services.runtime.heap import freeze_start_up_heap
 from services.runtime.logs import configure_logging
 from services.runtime.ports import port_in_use
 from services.runtime.rich_status import ErrorGuard
@@ -159,7 +160,13 @@ async def _serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     service = await start(provider)
-    _log.info("%s listening on port %d", name, service.port, extra={"port": service.port})
+    frozen = freeze_start_up_heap()
+    _log.info(
+        "%s listening on port %d",
+        name,
+        service.port,
+        extra={"port": service.port, "frozen_objects": frozen},
+    )
     try:
         await stop.wait()
         _log.info("%s draining (grace %.1fs)", name, grace_seconds)

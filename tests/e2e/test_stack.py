@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -90,6 +91,11 @@ class Stack:
             name: int(pid)
             for name, pid in re.findall(r"^stack: (\S+) pid (\d+)", self.stderr, re.M)
         }
+
+    def log_records(self, component: str) -> list[dict[str, object]]:
+        """The JSON log records `component` wrote, as the launcher passed them on."""
+        prefix = re.compile(rf"^{re.escape(component)}\s*\| (\{{.*\}})$", re.M)
+        return [json.loads(line) for line in prefix.findall(self.stderr)]
 
     def relay_pids(self) -> dict[str, int]:
         """The outbox relays the services started as their own children, by service."""
@@ -237,6 +243,17 @@ async def test_stack_serves_every_component_and_stops_cleanly(make_stack: StackF
     assert stack.nats_url in stack.stdout
     await _app_signs_up_and_finds_its_wallet(f"http://{stack.address('BFF_PORT')}")
     assert f"http://{stack.address('BFF_PORT')}" in stack.stdout
+    for component in COMPONENTS:
+        # Every server keeps the collector off its start-up heap (services.runtime.heap).
+        listening = [
+            record
+            for record in stack.log_records(component.name)
+            if "listening on port" in str(record.get("message"))
+        ]
+        assert len(listening) == 1, component.name
+        frozen = listening[0].get("frozen_objects")
+        assert isinstance(frozen, int), component.name
+        assert frozen > 50_000, component.name
 
     stack.terminate()
     assert await stack.wait_exit() == 0
