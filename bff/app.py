@@ -27,7 +27,7 @@ from bff.upstreams import Upstreams
 from services.auth.jwks import JwksCache, grpc_jwks_fetcher
 from services.auth.verifier import TokenVerifier
 from services.runtime.clock import Clock, SystemClock
-from services.runtime.telemetry import exports_spans
+from services.runtime.tracing import exports_spans
 
 __all__ = ["create_app"]
 

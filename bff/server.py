@@ -25,7 +25,7 @@ from services.runtime.logs import configure_logging
 from services.runtime.ports import port_in_use
 from services.runtime.settings import ConfigurationError, load_settings
 from services.runtime.tasks import stop_task
-from services.runtime.telemetry import tracer_provider_from_env
+from services.runtime.tracing import tracer_provider_from_env
 
 __all__ = ["BffServer", "main", "run_uvicorn", "uvicorn_config"]
 

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import TextIO
 
 import grpc
-from grpc_health.v1 import health_pb2
 
 from scripts.child_processes import die_with_parent
 from scripts.nats_process import NatsProcess, NatsStartError
-from services.runtime.health_client import check_health
+from services.runtime.health_client import wait_serving
 from services.runtime.ports import free_port, port_in_use
 
 __all__ = [
@@ -264,20 +263,13 @@ def _child_environment(
 
 
 async def _wait_grpc_serving(child: Child) -> None:
-    serving = health_pb2.HealthCheckResponse.SERVING
+    def note(state: str) -> None:
+        child.last_state = state
+
     async with grpc.aio.insecure_channel(
         child.endpoint.address, options=_PROBE_CHANNEL_OPTIONS
     ) as channel:
-        while True:
-            try:
-                status = await check_health(channel)
-            except grpc.aio.AioRpcError as error:
-                child.last_state = f"health check failed: {error.code().name}"
-            else:
-                if status == serving:
-                    return
-                child.last_state = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
-            await asyncio.sleep(0.1)
+        await wait_serving(channel, on_state=note)
 
 
 async def http_ready_problem(host: str, port: int, path: str) -> str | None:

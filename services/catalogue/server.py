@@ -68,6 +68,7 @@ async def create_server(
             servicer, server
         ),
         probe=database.ping,
+        ready_when=foundation.bus.wait_ready,
         guards=[
             foundation.calls,
             AuthGuard(identity.verifier, [POLICIES], domain="catalogue.superapp"),

@@ -18,7 +18,6 @@ from typing import Any, Generic, TypeVar
 from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -84,6 +83,10 @@ class EventConsumer:
         self._batch_size = batch_size
         self._subscriptions: dict[str, _Subscription[Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._unbound: set[str] = set()
+        self.ready = asyncio.Event()
+        """Set once this service's durable consumer is bound on every stream it reads
+        (at once if it subscribes to nothing): events published from then on reach it."""
 
     def subscribe(self, message_class: type[M], handler: Handler[M]) -> None:
         """Run `handler` for every `message_class` event, inside the inbox transaction."""
@@ -101,6 +104,9 @@ class EventConsumer:
         by_stream: dict[str, list[str]] = {}
         for subject in self._subscriptions:
             by_stream.setdefault(subject.split(".")[1], []).append(subject)
+        self._unbound = set(by_stream)
+        if not self._unbound:
+            self.ready.set()
         for service, subjects in by_stream.items():
             task = asyncio.create_task(
                 self._consume(service, subjects), name=f"consume-{self.name}-{service}"
@@ -123,6 +129,9 @@ class EventConsumer:
             try:
                 jetstream = self._link.jetstream
                 await ensure_stream(jetstream, DEADLETTER_STREAM)
+                # Declared here too (the same spec, so idempotent): a consumer that starts
+                # before its publisher binds at once instead of waiting for the stream.
+                await ensure_stream(jetstream, stream)
                 await jetstream.add_consumer(
                     stream.name,
                     ConsumerConfig(
@@ -138,6 +147,7 @@ class EventConsumer:
                 )
                 pull = await jetstream.pull_subscribe_bind(self.name, stream=stream.name)
                 failures = 0
+                self._bound(service)
                 while generation == self._link.generation:
                     # Long-poll for one message: nats.py's fetch(n) would wait out its
                     # timeout to fill a batch. Each delivery says how many more are stored
@@ -164,12 +174,6 @@ class EventConsumer:
                     await pull.unsubscribe()
             except asyncio.CancelledError:
                 raise
-            except NotFoundError:
-                # Normal on a fresh system: the publishing service creates its stream.
-                failures += 1
-                if failures == 1:
-                    _log.info("consumer %s waits for stream %s", self.name, stream.name)
-                await asyncio.sleep(min(0.2 * 2**failures, 2.0))
             except Exception as error:  # NATS away or restarting: retry with backoff
                 failures += 1
                 delay = min(0.2 * 2**failures, 5.0)
@@ -177,6 +181,11 @@ class EventConsumer:
                     "consumer %s on %s: %s; retrying in %.1fs", self.name, stream.name, error, delay
                 )
                 await asyncio.sleep(delay)
+
+    def _bound(self, service: str) -> None:
+        self._unbound.discard(service)
+        if not self._unbound:
+            self.ready.set()
 
     async def _handle(self, message: Msg) -> None:
         deliveries = message.metadata.num_delivered

@@ -32,7 +32,7 @@ from services.eventbus.schema import EventTables
 from services.eventbus.streams import ensure_stream
 from services.runtime.clock import Clock
 from services.runtime.tasks import stop_task
-from services.runtime.telemetry import exports_spans
+from services.runtime.tracing import exports_spans
 
 __all__ = ["Backlog", "OutboxRelay"]
 
@@ -109,6 +109,9 @@ class OutboxRelay:
             .values(published_time=bindparam("now"))
         )
         self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+        """Set once connected to NATS with the stream declared: from then on, a commit's
+        events reach the stream at once (until NATS goes away; the outbox keeps them)."""
         self.published = 0
         """Events acknowledged by JetStream since start (for metrics and tests)."""
 
@@ -176,6 +179,7 @@ class OutboxRelay:
         while True:
             try:
                 await ensure_stream(self._link.jetstream, self._stream)
+                self.ready.set()
                 break
             except Exception as error:  # NATS away or not ready: the outbox keeps everything
                 failures += 1

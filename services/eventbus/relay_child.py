@@ -1,8 +1,12 @@
 """The outbox relay's child process: relay until the parent lets go, flush, exit.
 
 Started by `RelayProcess` (see `services.eventbus.relay_process`, which explains why
-the relay runs apart from its service); configured through its environment. Not
-imported by the `services.eventbus` package, so `python -m` runs it cleanly.
+the relay runs apart from its service); configured through its environment. It builds
+only what relaying needs (database engine, NATS link, outbox, relay): not the service's
+event bus with its consumer, nor Alembic or gRPC, whose imports had made the child
+take ~1.9 s to start here, and 5-7 s on a loaded machine, before it could relay.
+Once connected with its stream declared it says so on its status pipe, and the
+service then reports SERVING.
 """
 
 from __future__ import annotations
@@ -16,30 +20,56 @@ from collections.abc import Mapping
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import MetaData
 
-from services.database import Database
-from services.eventbus.relay_process import DATABASE_URL, LOG_LEVEL, NATS_URL, SERVICE, WAKE_FD
+from services.database.engine import Database
+from services.eventbus.connection import NatsLink
+from services.eventbus.contract import stream_of
+from services.eventbus.outbox import Outbox
+from services.eventbus.relay import OutboxRelay
+from services.eventbus.relay_process import (
+    DATABASE_URL,
+    LOG_LEVEL,
+    NATS_URL,
+    READY,
+    SERVICE,
+    STATUS_FD,
+    WAKE_FD,
+)
 from services.eventbus.schema import EventTables
-from services.eventbus.wiring import ServiceEventBus
 from services.runtime.clock import SystemClock
 from services.runtime.logs import configure_logging
-from services.runtime.telemetry import tracer_provider_from_env
+from services.runtime.tracing import tracer_provider_from_env
 
 __all__ = ["main"]
 
 
+async def _report_ready(relay: OutboxRelay, status_fd: int) -> None:
+    await relay.ready.wait()
+    with contextlib.suppress(OSError):  # a parent that is gone has nobody to tell
+        os.write(status_fd, READY)
+
+
 async def _relay_until_released(
-    service: str, database_url: str, nats_url: str, wake_fd: int, tracer_provider: TracerProvider
+    service: str,
+    database_url: str,
+    nats_url: str,
+    pipes: tuple[int, int],
+    tracer_provider: TracerProvider,
 ) -> None:
+    wake_fd, status_fd = pipes
     database = Database.connect(database_url)
-    bus = ServiceEventBus(
-        service,
-        nats_url=nats_url,
+    clock = SystemClock()
+    # The same columns as every service's own declaration of them.
+    tables = EventTables(MetaData())
+    outbox = Outbox(tables, f"superapp.{service}", clock)
+    link = NatsLink(nats_url, f"superapp-{service}-relay")
+    relay = OutboxRelay(
         database=database,
-        # The same columns as every service's own declaration of them.
-        tables=EventTables(MetaData()),
+        tables=tables,
+        outbox=outbox,
+        link=link,
+        stream=stream_of(service),
         tracer_provider=tracer_provider,
-        clock=SystemClock(),
-        relay="task",
+        clock=clock,
     )
     loop = asyncio.get_running_loop()
     released = asyncio.Event()
@@ -50,7 +80,7 @@ async def _relay_until_released(
         except BlockingIOError:
             return
         if woken:
-            bus.outbox.wake()
+            outbox.wake()
         else:  # the parent closed the pipe, or died
             loop.remove_reader(wake_fd)
             released.set()
@@ -58,12 +88,17 @@ async def _relay_until_released(
     os.set_blocking(wake_fd, False)
     loop.add_reader(wake_fd, readable)
     loop.add_signal_handler(signal.SIGTERM, released.set)
-    bus.start()
+    link.start()
+    relay.start()
+    reporter = asyncio.create_task(_report_ready(relay, status_fd), name="relay-ready")
     try:
         await released.wait()
     finally:
-        await bus.stop()
+        reporter.cancel()
+        await relay.stop()
+        await link.close()
         await database.dispose()
+        os.close(status_fd)
 
 
 def main(environment: Mapping[str, str] = os.environ) -> None:
@@ -81,7 +116,7 @@ def main(environment: Mapping[str, str] = os.environ) -> None:
                 service,
                 environment[DATABASE_URL],
                 environment[NATS_URL],
-                int(environment[WAKE_FD]),
+                (int(environment[WAKE_FD]), int(environment[STATUS_FD])),
                 provider,
             )
         )

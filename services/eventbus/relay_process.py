@@ -11,9 +11,12 @@ The parent (`RelayProcess`) keeps the write end of a pipe. After a transaction t
 recorded events commits, it writes a byte, so the child publishes at once instead of
 waiting for its poll. The pipe also ties the child's life to the parent's: when the
 parent closes it on shutdown, or dies, the child reads end-of-file, flushes what it
-owes and exits. The child runs in its own session, so a Ctrl-C in the terminal stops
-the service, which then stops its relay, rather than both at once. If the child exits
-on its own, the parent starts a new one after a growing pause.
+owes and exits. A second pipe runs the other way: the child writes to it once it is
+connected to NATS with its stream declared, which is when `ready` is set, so the
+service reports SERVING only when a commit's events really flow. The child runs in its
+own session, so a Ctrl-C in the terminal stops the service, which then stops its relay,
+rather than both at once. If the child exits on its own, the parent starts a new one
+after a growing pause.
 
 Wake-ups are throttled to one per `wake_interval_seconds` (5 ms): the first commit
 after a quiet spell wakes the child at once, and commits during the interval share one
@@ -49,6 +52,9 @@ SERVICE = "SUPERAPP_RELAY_SERVICE"
 DATABASE_URL = "SUPERAPP_RELAY_DATABASE_URL"
 NATS_URL = "SUPERAPP_RELAY_NATS_URL"
 WAKE_FD = "SUPERAPP_RELAY_WAKE_FD"
+STATUS_FD = "SUPERAPP_RELAY_STATUS_FD"
+READY = b"R"
+"""What the child writes to its status pipe once it relays."""
 LOG_LEVEL = "SUPERAPP_RELAY_LOG_LEVEL"
 
 
@@ -86,7 +92,11 @@ class RelayProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._started = 0.0
         self._wake_fd: int | None = None
+        self._status_fd: int | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+        """Set once a child has reported that it relays (connected, stream declared).
+        It stays set when a child is replaced: the outbox keeps events meanwhile."""
         self.starts = 0
         """Children started so far (1 unless one had to be replaced)."""
         outbox.on_wake(self.wake)
@@ -147,23 +157,34 @@ class RelayProcess:
 
     def _spawn(self) -> None:
         read_end, write_end = os.pipe()
+        status_read, status_write = os.pipe()
         os.set_blocking(write_end, False)
+        os.set_blocking(status_read, False)
         try:
             # Popen, not the event loop's subprocess API: CPython spawns without
             # running fork handlers, which gRPC's threads object to.
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "services.eventbus.relay_child"],
-                env={**os.environ, **self._environment, WAKE_FD: str(read_end)},
-                pass_fds=(read_end,),
+                env={
+                    **os.environ,
+                    **self._environment,
+                    WAKE_FD: str(read_end),
+                    STATUS_FD: str(status_write),
+                },
+                pass_fds=(read_end, status_write),
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         except BaseException:
             os.close(write_end)
+            os.close(status_read)
             raise
         finally:
             os.close(read_end)
+            os.close(status_write)
         self._wake_fd = write_end
+        self._status_fd = status_read
+        asyncio.get_running_loop().add_reader(status_read, self._read_status)
         self._started = time.monotonic()
         self.starts += 1
         _log.info(
@@ -173,6 +194,27 @@ class RelayProcess:
             extra={"pid": self._process.pid},
         )
 
+    def _read_status(self) -> None:
+        fd = self._status_fd
+        if fd is None:
+            return
+        try:
+            said = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        if READY in said:
+            if not self.ready.is_set():
+                _log.info("the %s outbox relay is connected and relaying", self._service)
+            self.ready.set()
+        if not said:  # the child closed its end: it exited
+            self._release_status()
+
+    def _release_status(self) -> None:
+        if self._status_fd is not None:
+            asyncio.get_running_loop().remove_reader(self._status_fd)
+            os.close(self._status_fd)
+            self._status_fd = None
+
     def _release_pipe(self) -> None:
         if self._wake_due is not None:
             # The child publishes what is committed before it exits (OutboxRelay.stop).
@@ -181,6 +223,7 @@ class RelayProcess:
         if self._wake_fd is not None:
             os.close(self._wake_fd)
             self._wake_fd = None
+        self._release_status()
 
     async def _supervise(self) -> None:
         pause = self._restart_first

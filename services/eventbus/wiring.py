@@ -70,6 +70,12 @@ class ServiceEventBus:
         """Handle `message_class` events exactly once in effect (see EventConsumer)."""
         self.consumer.subscribe(message_class, handler)
 
+    async def wait_ready(self) -> None:
+        """Until events flow both ways: the relay is connected with the service's stream
+        declared, and the consumer is bound on every stream it reads."""
+        await self.relay.ready.wait()
+        await self.consumer.ready.wait()
+
     def start(self) -> None:
         """Connect in the background and start relaying and consuming."""
         # A relay in its own process has its own connection; this one serves only the

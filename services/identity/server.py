@@ -90,6 +90,7 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
             servicer, server
         ),
         probe=database.ping,
+        ready_when=foundation.bus.wait_ready,
         guards=[AuthGuard(verifier, [POLICIES], domain="identity.superapp")],
         closers=[*foundation.closers, retention.close],
     )

@@ -1,5 +1,11 @@
 """grpc.health.v1 that tells the truth: NOT_SERVING until ready, while the database is
-unreachable, and from the moment a shutdown starts."""
+unreachable, and from the moment a shutdown starts.
+
+"Ready" can wait for more than the database: a service whose events would not flow yet
+(its outbox relay not connected, its consumer not bound) reports NOT_SERVING until they
+do, so that whoever waits for SERVING (the local stack, a Kubernetes probe) never sends
+it a user whose sign-up would then wait seconds for its consequences.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +28,9 @@ class HealthReporter:
     """Owns the health servicer and a background probe that flips the reported status.
 
     `service_names` are the fully-qualified gRPC services; the overall status ("")
-    follows them.
+    follows them. `ready_when`, if given, completes once the service's start-up
+    dependencies are in place; until then the status stays NOT_SERVING, and the probe
+    runs the moment it completes.
     """
 
     def __init__(
@@ -30,18 +38,22 @@ class HealthReporter:
         service_names: Sequence[str],
         probe: Callable[[], Awaitable[None]],
         interval_seconds: float,
+        ready_when: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.servicer = health.aio.HealthServicer()
         self._names = ["", *service_names]
         self._probe = probe
         self._interval = interval_seconds
+        self._ready_when = ready_when
         self._task: asyncio.Task[None] | None = None
         self._serving: bool | None = None
 
     async def start(self) -> None:
-        """Report NOT_SERVING, probe once, then keep probing in the background."""
+        """Report NOT_SERVING, probe once (if nothing else must be ready first), then
+        keep probing in the background."""
         await self._report(serving=False)
-        await self._check()
+        if self._ready_when is None:
+            await self._check()
         self._task = asyncio.create_task(self._watch(), name="health-probe")
 
     async def drain(self) -> None:
@@ -54,6 +66,9 @@ class HealthReporter:
             self._task = None
 
     async def _watch(self) -> None:
+        if self._ready_when is not None:
+            await self._ready_when()
+            await self._check()
         while True:
             await asyncio.sleep(self._interval)
             await self._check()

@@ -29,11 +29,8 @@ from services.runtime.ports import port_in_use
 from services.runtime.rich_status import ErrorGuard
 from services.runtime.settings import ConfigurationError, ServiceSettings, load_settings
 from services.runtime.tasks import finish_within
-from services.runtime.telemetry import (
-    exports_spans,
-    server_tracing_interceptor,
-    tracer_provider_from_env,
-)
+from services.runtime.telemetry import server_tracing_interceptor
+from services.runtime.tracing import exports_spans, tracer_provider_from_env
 
 __all__ = ["GrpcService", "ServiceSpec", "StartupError", "run_service", "start_grpc_service"]
 
@@ -60,6 +57,9 @@ class ServiceSpec:
     """Adds the service's servicers to the server."""
     probe: Callable[[], Awaitable[None]]
     """Raises when a dependency the service cannot work without is unreachable."""
+    ready_when: Callable[[], Awaitable[None]] | None = None
+    """Completes once the service is ready beyond its probe (its events flow); health
+    reports NOT_SERVING until then."""
     guards: Sequence[HandlerGuard] = ()
     """Service-specific handler guards (authentication), run inside error mapping."""
     closers: Sequence[Closer] = ()
@@ -125,7 +125,9 @@ async def start_grpc_service(
         [ErrorGuard(spec.domain, carry_trace_context=not tracing), *spec.guards],
     )
     spec.register(server)
-    health = HealthReporter(spec.service_names, spec.probe, settings.health_probe_seconds)
+    health = HealthReporter(
+        spec.service_names, spec.probe, settings.health_probe_seconds, spec.ready_when
+    )
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     reflection.enable_server_reflection(
         [

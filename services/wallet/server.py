@@ -87,6 +87,7 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
             servicer, server
         ),
         probe=foundation.database.ping,
+        ready_when=foundation.bus.wait_ready,
         guards=[AuthGuard(identity.verifier, [POLICIES], domain="wallet.superapp")],
         # Released in reverse, after in-flight calls finished: stop sweeping, drain
         # the writer, then release the identity channel, the bus and the database.

@@ -246,3 +246,21 @@ async def _has_messages(jetstream: nats.js.JetStreamContext, stream: str) -> boo
         return (await jetstream.stream_info(stream)).state.messages > 0
     except nats.js.errors.NotFoundError:
         return False
+
+
+async def test_a_consumer_that_starts_before_its_publisher_is_ready_at_once(bench: Bench) -> None:
+    """Its readiness is what a service's health waits for: once set, the next event
+    published reaches the handler without a wait for the publisher's stream."""
+    consumer = bench.consumer()
+    await asyncio.wait_for(consumer.ready.wait(), timeout=30)
+    # The publisher's stream exists although no publisher has started.
+    assert (await _stream(bench.nats_url, "SUPERAPP_IDENTITY")).config.name == "SUPERAPP_IDENTITY"
+
+    outbox, relay = bench.producer()
+    await asyncio.wait_for(relay.ready.wait(), timeout=30)
+    await produce(bench, outbox, 10)
+    await until(lambda: _effects_are(bench, 10), 30, "10 events handled")
+
+
+async def _effects_are(bench: Bench, count: int) -> bool:
+    return await effects(bench.database) == (count, count)

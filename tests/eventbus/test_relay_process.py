@@ -8,14 +8,17 @@ import os
 import signal
 import sys
 
+import nats as nats_py
 import pytest
 from sqlalchemy import func, select
 
-from services.eventbus import Outbox, ServiceEventBus
+from scripts.nats_process import NatsProcess
+from services.eventbus import Outbox, ServiceEventBus, stream_of
 from services.eventbus.relay_process import (
     DATABASE_URL,
     NATS_URL,
     SERVICE,
+    STATUS_FD,
     WAKE_FD,
     RelayProcess,
 )
@@ -153,22 +156,28 @@ async def test_a_child_released_before_it_reached_nats_exits(bench: Bench) -> No
     """Its service let go during the child's start-up, and NATS is unreachable: the
     child still stops connecting, flushes nothing, and exits cleanly."""
     read_end, write_end = os.pipe()
+    status_read, status_write = os.pipe()
     environment = {
         **os.environ,
         SERVICE: "identity",
         DATABASE_URL: bench.database.url,
         NATS_URL: f"nats://127.0.0.1:{free_port()}",
         WAKE_FD: str(read_end),
+        STATUS_FD: str(status_write),
     }
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.eventbus.relay_child", cwd=ROOT, env=environment,
-        pass_fds=(read_end,),
+        pass_fds=(read_end, status_write),
     )  # fmt: skip
     os.close(read_end)
     os.close(write_end)
+    os.close(status_write)
     try:
         assert await asyncio.wait_for(child.wait(), timeout=30) == 0
+        # It never reached NATS, so it never said it relays.
+        assert os.read(status_read, 64) == b""
     finally:
+        os.close(status_read)
         if child.returncode is None:
             child.kill()
             await child.wait()
@@ -195,3 +204,30 @@ async def test_a_service_that_only_publishes_keeps_no_nats_connection_of_its_own
         assert not bus.link.is_connected
     finally:
         await bus.stop()
+
+
+@_SQLITE_ONLY
+async def test_the_relay_reports_ready_only_once_it_reaches_nats_with_its_stream(
+    bench: Bench, nats: NatsProcess
+) -> None:
+    """What the service's health waits for: no SERVING while events could not flow."""
+    nats.stop()  # NATS is away when the service starts
+    outbox = Outbox(TABLES, "superapp.identity", SystemClock())
+    relay = _relay_process(bench, outbox)
+    relay.start()
+    try:
+        await asyncio.sleep(2.0)  # the child is up and keeps trying
+        assert relay.pid is not None
+        assert process_alive(relay.pid)
+        assert not relay.ready.is_set()
+
+        nats.start()
+        await asyncio.wait_for(relay.ready.wait(), timeout=60)
+        client = await nats_py.connect(nats.url)
+        try:
+            info = await client.jetstream().stream_info(stream_of("identity").name)
+            assert info.config.subjects == ["superapp.identity.>"]
+        finally:
+            await client.close()
+    finally:
+        await relay.stop()

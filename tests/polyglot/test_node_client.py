@@ -15,11 +15,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from scripts.nats_process import NatsProcess
 from services.catalogue.config import CatalogueSettings
 from services.catalogue.server import SERVICE_NAME, create_server
+from services.runtime.health_client import wait_serving
 from services.runtime.serving import GrpcService
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,12 +33,20 @@ BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 
 
 @pytest.fixture
-async def catalogue(tmp_path: Path, tracer_provider: TracerProvider) -> AsyncIterator[GrpcService]:
-    """Catalogue on port 0 with an empty SQLite file in a temp dir."""
+async def catalogue(
+    tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
+) -> AsyncIterator[GrpcService]:
+    """Catalogue on port 0 with an empty SQLite file in a temp dir, SERVING."""
     service = await create_server(
-        CatalogueSettings(port=0, data_dir=tmp_path, relay="task"), tracer_provider
+        CatalogueSettings(port=0, data_dir=tmp_path, relay="task", nats_url=nats_server.url),
+        tracer_provider,
     )
     try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel,
+            asyncio.timeout(60),
+        ):
+            await wait_serving(channel)
         yield service
     finally:
         await service.stop(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from services.catalogue.server import create_server as create_catalogue
 from services.identity.config import IdentitySettings
 from services.identity.server import SERVICE_NAME as IDENTITY
 from services.identity.server import create_server as create_identity
+from services.runtime.health_client import wait_serving
 from services.runtime.serving import GrpcService
 from services.wallet.config import WalletSettings
 from services.wallet.server import SERVICE_NAME as WALLET
@@ -88,6 +90,9 @@ async def serve(
     service = await start(kind, database_url, data_dir, tracer_provider, nats_url)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
     try:
+        # As any client should: SERVING means its events flow (services.runtime.health).
+        async with asyncio.timeout(60):
+            await wait_serving(channel)
         yield Running(kind, service, channel)
     finally:
         await channel.close()

@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 
 import grpc
+import nats as nats_py
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+from opentelemetry.sdk.trace import TracerProvider
 
+from scripts.nats_process import NatsProcess
+from services.runtime.health_client import check_health, wait_serving
+from services.runtime.ports import free_port
 from tests.conftest import ROOT
-from tests.services.conftest import Running
+from tests.services.conftest import SERVICES, Running, ServiceKind, start
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -96,3 +102,33 @@ async def test_buf_curl_calls_a_catalogue_rpc_and_reads_its_error(catalogue: Run
         "google.rpc.ErrorInfo",
         "google.rpc.BadRequest",
     ]
+
+
+@pytest.mark.parametrize("kind", SERVICES, ids=lambda kind: kind.name)
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_not_serving_until_its_events_can_flow(
+    kind: ServiceKind, database_url: str, tmp_path: Path, tracer_provider: TracerProvider
+) -> None:
+    """NATS is away at start: the service answers, but says NOT_SERVING until its relay
+    has connected with its stream declared (and the wallet's consumer is bound)."""
+    nats = NatsProcess(tmp_path / "nats", port=free_port())
+    service = await start(kind, database_url, tmp_path, tracer_provider, nats.url)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
+    try:
+        await asyncio.sleep(1.0)  # several health probes (every 0.2 s here) have run
+        assert await check_health(channel) == NOT_SERVING
+        assert await check_health(channel, kind.grpc_name) == NOT_SERVING
+
+        nats.start()
+        async with asyncio.timeout(60):
+            await wait_serving(channel, kind.grpc_name)
+        client = await nats_py.connect(nats.url)
+        try:
+            streams = {info.config.name for info in await client.jetstream().streams_info()}
+        finally:
+            await client.close()
+        assert f"SUPERAPP_{kind.name.upper()}" in streams
+    finally:
+        await channel.close()
+        await service.stop(0)
+        nats.stop()
