@@ -2,8 +2,10 @@
 
 `scripts/stack` runs this module. It checks every port before starting anything, starts the
 components, waits until each reports ready, prints the endpoints, and on Ctrl-C or SIGTERM
-stops them in reverse order. A component that exits on its own takes the stack down with a
-report naming it and quoting its last output.
+stops them in reverse order. A component that exits during start-up stops the stack with a
+report naming it and quoting its last output; one that exits later is started again
+while the others keep running (`scripts.supervisor`), and only one that keeps crashing
+stops the stack.
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ import enum
 import os
 import signal
 import sys
-from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 import grpc
 
-from scripts.child_processes import die_with_parent
-from scripts.nats_process import NatsProcess, NatsStartError
+from scripts.nats_process import NatsStartError, nats_server_command
+from scripts.supervisor import Child, GaveUp, ReadyCheck, RestartPolicy, stop_children
 from services.runtime.health_client import wait_serving
 from services.runtime.ports import free_port, port_in_use
 
@@ -40,9 +41,8 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = "ready; Ctrl-C to stop"
-_TAIL_LINES = 20
-_STOP_GRACE_SECONDS = 15.0
-"""Per component; above the services' default 10 s drain so a clean stop is never cut short."""
+BUF_CURL = "npx buf curl --protocol grpc --http2-prior-knowledge"
+"""How the banner and the README call a service by hand (buf comes from package.json)."""
 # A failed connect puts a gRPC channel into exponential backoff (1 s, 1.6 s, …); a service
 # that takes a few seconds to import would then be seen ready seconds late.
 _PROBE_CHANNEL_OPTIONS = [
@@ -104,6 +104,13 @@ class Endpoint:
     def address(self) -> str:
         """host:port, as gRPC clients spell it."""
         return f"{self.host}:{self.port}"
+
+
+class ServiceChild(NamedTuple):
+    """A component's process and where it listens."""
+
+    endpoint: Endpoint
+    child: Child
 
 
 @dataclass(frozen=True)
@@ -179,68 +186,6 @@ def check_ports(config: StackConfig) -> None:
             )
 
 
-@dataclass
-class Child:
-    """A running component: its process and its last lines of output."""
-
-    endpoint: Endpoint
-    process: asyncio.subprocess.Process
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=_TAIL_LINES))
-    pump: asyncio.Task[None] | None = None
-    ready: bool = False
-    last_state: str = "no answer yet"
-
-    @property
-    def name(self) -> str:
-        """The component's name."""
-        return self.endpoint.component.name
-
-    def describe_exit(self) -> str:
-        """'exited with code 1' or 'was killed by SIGKILL'."""
-        code = self.process.returncode
-        if code is not None and code < 0:
-            return f"was killed by {signal.Signals(-code).name}"
-        return f"exited with code {code}"
-
-
-async def _pump(child: Child, stream: asyncio.StreamReader, sink: TextIO, width: int) -> None:
-    while True:
-        try:
-            raw = await stream.readline()
-        except ValueError:  # readline has already dropped a line over the reader's limit
-            raw = b"(an over-long line was dropped)"
-        if not raw:
-            return
-        line = raw.decode(errors="replace").rstrip("\n")
-        child.tail.append(line)
-        sink.write(f"{child.name:<{width}}| {line}\n")
-        sink.flush()
-
-
-async def _spawn(endpoint: Endpoint, env: dict[str, str], sink: TextIO, width: int) -> Child:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        endpoint.component.module,
-        cwd=ROOT,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        limit=1 << 20,
-        preexec_fn=die_with_parent(os.getpid()),
-        # Its own process group: a terminal's Ctrl-C reaches only the launcher, which then
-        # stops the components one by one in reverse order.
-        process_group=0,
-    )
-    child = Child(endpoint, process)
-    assert process.stdout is not None
-    child.pump = asyncio.create_task(
-        _pump(child, process.stdout, sink, width), name=f"{child.name}-log"
-    )
-    return child
-
-
 def _child_environment(
     environ: Mapping[str, str],
     endpoint: Endpoint,
@@ -262,14 +207,12 @@ def _child_environment(
     return env
 
 
-async def _wait_grpc_serving(child: Child) -> None:
-    def note(state: str) -> None:
-        child.last_state = state
+def _grpc_serving(address: str) -> ReadyCheck:
+    async def check(seen: Callable[[str], None]) -> None:
+        async with grpc.aio.insecure_channel(address, options=_PROBE_CHANNEL_OPTIONS) as channel:
+            await wait_serving(channel, on_state=seen)
 
-    async with grpc.aio.insecure_channel(
-        child.endpoint.address, options=_PROBE_CHANNEL_OPTIONS
-    ) as channel:
-        await wait_serving(channel, on_state=note)
+    return check
 
 
 async def http_ready_problem(host: str, port: int, path: str) -> str | None:
@@ -292,91 +235,42 @@ async def http_ready_problem(host: str, port: int, path: str) -> str | None:
     return None if len(parts) > 1 and parts[1] == "200" else " ".join(parts[1:]) or "no answer"
 
 
-async def _wait_http_ready(child: Child) -> None:
-    while True:
-        problem = await http_ready_problem(child.endpoint.host, child.endpoint.port, "/readyz")
-        if problem is None:
-            return
-        child.last_state = f"GET /readyz: {problem}"
-        await asyncio.sleep(0.1)
+def _http_ready(host: str, port: int) -> ReadyCheck:
+    async def check(seen: Callable[[str], None]) -> None:
+        while (problem := await http_ready_problem(host, port, "/readyz")) is not None:
+            seen(f"GET /readyz: {problem}")
+            await asyncio.sleep(0.1)
+
+    return check
 
 
-async def _wait_ready(child: Child) -> None:
-    if child.endpoint.component.readiness is Readiness.GRPC_HEALTH:
-        await _wait_grpc_serving(child)
-    else:
-        await _wait_http_ready(child)
-    child.ready = True
+def _port_listening(port: int) -> ReadyCheck:
+    async def check(seen: Callable[[str], None]) -> None:
+        while not port_in_use("127.0.0.1", port):
+            seen("not listening yet")
+            await asyncio.sleep(0.05)
 
-
-async def _first_exit(children: Sequence[Child]) -> Child:
-    waits = {asyncio.create_task(child.process.wait()): child for child in children}
-    try:
-        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        return waits[done.pop()]
-    finally:
-        for task in waits:
-            task.cancel()
-
-
-async def _finish_log(child: Child) -> None:
-    if child.pump is not None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(child.pump), 2.0)
-
-
-async def _death_report(child: Child, when: str) -> str:
-    await _finish_log(child)
-    lines = [f"stack: {child.name} {child.describe_exit()} {when}; its last output:"]
-    lines += [f"    {line}" for line in child.tail] or ["    (nothing)"]
-    return "\n".join(lines)
-
-
-async def _stop_children(children: Sequence[Child], hurry: asyncio.Event) -> None:
-    """SIGTERM one by one in reverse start order; SIGKILL what outlives the grace or a hurry."""
-    for child in reversed(children):
-        if child.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                child.process.terminate()
-            exited = asyncio.create_task(child.process.wait())
-            hurried = asyncio.create_task(hurry.wait())
-            await asyncio.wait(
-                {exited, hurried}, timeout=_STOP_GRACE_SECONDS, return_when=asyncio.FIRST_COMPLETED
-            )
-            hurried.cancel()
-            if not exited.done():
-                print(f"stack: {child.name} did not stop in time; killing it", file=sys.stderr)
-                with contextlib.suppress(ProcessLookupError):
-                    child.process.kill()
-            await exited
-        await _finish_log(child)
-        if child.pump is not None:
-            child.pump.cancel()
+    return check
 
 
 def _endpoint_table(
-    config: StackConfig, nats_url: str, nats_pid: int | None, children: Sequence[Child]
+    config: StackConfig, nats_url: str, nats: Child | None, services: Sequence[ServiceChild]
 ) -> str:
     logs = config.data_dir / "logs"
     rows: list[tuple[str, ...]] = [("", "endpoint", "pid", "notes")]
-    if nats_pid is None:
+    if nats is None:
         rows.append(("nats", nats_url, "-", "external, not started by the stack"))
     else:
-        rows.append(("nats", nats_url, str(nats_pid), f"JetStream; log {logs / 'nats-server.log'}"))
+        rows.append(("nats", nats_url, str(nats.pid), f"JetStream; log {logs / 'nats-server.log'}"))
     examples: list[str] = []
-    for child in children:
-        address = child.endpoint.address
-        pid = str(child.process.pid)
-        readiness = child.endpoint.component.readiness.value
-        if child.endpoint.component.readiness is Readiness.GRPC_HEALTH:
-            rows.append((child.name, f"grpc {address}", pid, f"ready by {readiness}"))
-            examples.append(
-                "npx buf curl --protocol grpc --http2-prior-knowledge --list-services "
-                f"http://{address}"
-            )
-            examples.append(f"grpcurl -plaintext {address} list")
+    for endpoint, child in services:
+        address = endpoint.address
+        readiness = endpoint.component.readiness.value
+        if endpoint.component.readiness is Readiness.GRPC_HEALTH:
+            rows.append((child.name, f"grpc {address}", str(child.pid), f"ready by {readiness}"))
+            examples.append(f"{BUF_CURL} --list-methods http://{address}")
         else:
-            rows.append((child.name, f"http://{address}", pid, f"ready by {readiness}"))
+            rows.append((child.name, f"http://{address}", str(child.pid), f"ready by {readiness}"))
             examples.append(f"curl http://{address}{readiness.removeprefix('GET ')}")
             examples.append(f"curl http://{address}/openapi.json")
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
@@ -391,14 +285,59 @@ def _endpoint_table(
     lines += [
         "databases: SQLite <data>/<service>.db unless <PREFIX>DATABASE_URL is set",
         "logs: every component's output goes to stderr, each line prefixed by its name",
-        "list the services of each (reflection; the BFF: readiness and OpenAPI):",
+        "a component that crashes is started again; the others keep running",
+        "list the methods of each (reflection; the BFF: readiness and OpenAPI):",
         *(f"  {example}" for example in examples),
         READY_LINE,
     ]
     return "\n".join(lines)
 
 
-async def run_stack(config: StackConfig, environ: Mapping[str, str]) -> int:
+def _nats_child(config: StackConfig, sink: TextIO, width: int) -> Child:
+    logs = config.data_dir / "logs"
+    store = config.data_dir / "nats"
+    logs.mkdir(parents=True, exist_ok=True)
+    store.mkdir(parents=True, exist_ok=True)
+    try:
+        argv = nats_server_command(config.nats_port, store, logs / "nats-server.log")
+    except NatsStartError as error:
+        raise StackError(f"nats-server: {error}") from None
+    return Child(
+        name="nats-server",
+        argv=argv,
+        env=dict(os.environ),
+        ready_check=_port_listening(config.nats_port),
+        sink=sink,
+        width=width,
+        cwd=ROOT,
+        note=f"on nats://127.0.0.1:{config.nats_port}",
+    )
+
+
+def _service_child(
+    endpoint: Endpoint, env: Mapping[str, str], sink: TextIO, width: int
+) -> ServiceChild:
+    component = endpoint.component
+    if component.readiness is Readiness.GRPC_HEALTH:
+        check = _grpc_serving(endpoint.address)
+    else:
+        check = _http_ready(endpoint.host, endpoint.port)
+    child = Child(
+        name=component.name,
+        argv=[sys.executable, "-m", component.module],
+        env=env,
+        ready_check=check,
+        sink=sink,
+        width=width,
+        cwd=ROOT,
+        note=f"starting on {endpoint.address}",
+    )
+    return ServiceChild(endpoint, child)
+
+
+async def run_stack(
+    config: StackConfig, environ: Mapping[str, str], policy: RestartPolicy | None = None
+) -> int:
     """Start, supervise and stop the stack; the process exit code."""
     check_ports(config)
     loop = asyncio.get_running_loop()
@@ -413,56 +352,73 @@ async def run_stack(config: StackConfig, environ: Mapping[str, str]) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
 
-    nats: NatsProcess | None = None
     children: list[Child] = []
     try:
+        width = max(len("nats-server"), *(len(e.component.name) for e in config.endpoints)) + 1
+        nats: Child | None = None
         if config.external_nats_url is None:
-            nats = NatsProcess(
-                config.data_dir / "nats",
-                config.nats_port,
-                log_file=config.data_dir / "logs" / "nats-server.log",
-            )
-            try:
-                nats.start()
-            except NatsStartError as error:
-                raise StackError(f"nats-server: {error}") from None
-            nats_url = nats.url
-            print(f"stack: nats-server pid {nats.pid} on {nats_url}", file=sys.stderr)
+            nats = _nats_child(config, sys.stderr, width)
+            children.append(nats)
+            await nats.launch()
+            nats_url = f"nats://127.0.0.1:{config.nats_port}"
         else:
             nats_url = config.external_nats_url
-        width = max(len(endpoint.component.name) for endpoint in config.endpoints) + 1
-        for endpoint in config.endpoints:
-            env = _child_environment(environ, endpoint, config.data_dir, nats_url, config.endpoints)
-            child = await _spawn(endpoint, env, sys.stderr, width)
-            children.append(child)
-            print(
-                f"stack: {child.name} pid {child.process.pid} starting on {endpoint.address}",
-                file=sys.stderr,
+        services = [
+            _service_child(
+                endpoint,
+                _child_environment(environ, endpoint, config.data_dir, nats_url, config.endpoints),
+                sys.stderr,
+                width,
             )
-        code = await _supervise(config, children, stop, nats_url, nats.pid if nats else None)
+            for endpoint in config.endpoints
+        ]
+        for service in services:
+            children.append(service.child)
+            await service.child.launch()
+        code = await _supervise(
+            config,
+            children,
+            stop,
+            lambda: _endpoint_table(config, nats_url, nats, services),
+            policy or RestartPolicy(),
+        )
     except StackError as error:
         print(f"stack: {error}", file=sys.stderr)
         code = 1
     finally:
-        await _stop_children(children, hurry)
-        if nats is not None:
-            nats.stop()
+        await stop_children(children, hurry)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     return code
+
+
+async def _first_exit(children: Sequence[Child]) -> Child:
+    waits = {asyncio.create_task(child.wait_exit()): child for child in children}
+    try:
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        return waits[done.pop()]
+    finally:
+        for task in waits:
+            task.cancel()
 
 
 async def _supervise(
     config: StackConfig,
     children: Sequence[Child],
     stop: asyncio.Event,
-    nats_url: str,
-    nats_pid: int | None,
+    banner: Callable[[], str],
+    policy: RestartPolicy,
 ) -> int:
-    """Wait for readiness, then for a stop signal; non-zero when a component exits first."""
+    """Wait for readiness, then keep every process running until a stop signal.
+
+    During start-up a process that exits stops the stack: it is a setting or the
+    environment to fix, and a restart would only repeat it. Once the stack is ready, a
+    process that exits is started again (see `scripts.supervisor`); the exit code is
+    non-zero only when one crashed too often.
+    """
 
     async def all_ready() -> None:
-        await asyncio.gather(*(_wait_ready(child) for child in children))
+        await asyncio.gather(*(child.wait_ready() for child in children))
 
     ready = asyncio.create_task(asyncio.wait_for(all_ready(), config.startup_timeout))
     died = asyncio.create_task(_first_exit(children))
@@ -470,7 +426,8 @@ async def _supervise(
     try:
         await asyncio.wait({ready, died, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if died.done():
-            print(await _death_report(died.result(), "during start-up"), file=sys.stderr)
+            child = died.result()
+            print(await child.report(f"{child.describe_exit()} during start-up"), file=sys.stderr)
             return 1
         if stopped.done():
             return 0
@@ -481,18 +438,32 @@ async def _supervise(
                 file=sys.stderr,
             )
             return 1
-        print(_endpoint_table(config, nats_url, nats_pid, children), flush=True)
-        await asyncio.wait({died, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if died.done():
-            print(
-                await _death_report(died.result(), "while the stack was running"), file=sys.stderr
-            )
-            return 1
+    finally:
+        for task in (ready, died):
+            task.cancel()
+        await asyncio.gather(ready, died, return_exceptions=True)
+    print(banner(), flush=True)
+    keepers = [
+        asyncio.create_task(
+            child.keep_running(policy, config.startup_timeout, stop), name=f"keep-{child.name}"
+        )
+        for child in children
+    ]
+    try:
+        await asyncio.wait({stopped, *keepers}, return_when=asyncio.FIRST_COMPLETED)
+        for keeper in keepers:
+            if keeper.done() and (failure := keeper.exception()) is not None:
+                print(
+                    str(failure) if isinstance(failure, GaveUp) else repr(failure), file=sys.stderr
+                )
+                return 1
         return 0
     finally:
-        for task in (ready, died, stopped):
-            task.cancel()
-        await asyncio.gather(ready, died, stopped, return_exceptions=True)
+        stop.set()  # a keeper that is waiting to restart its process gives up the wait
+        for keeper in keepers:
+            keeper.cancel()
+        stopped.cancel()
+        await asyncio.gather(stopped, *keepers, return_exceptions=True)
 
 
 def _arguments() -> argparse.ArgumentParser:

