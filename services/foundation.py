@@ -1,5 +1,5 @@
-"""What every service stands on: its own migrated database, its event bus, and the count
-of its calls in flight that the database consults."""
+"""What every service stands on: its own migrated database, its event bus, the count of
+its calls in flight that the database consults, and the secrets its replicas share."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import Table
 
 from services.database import Database, open_database
+from services.database.service_secrets import service_secret
 from services.eventbus import EventTables, ServiceEventBus
 from services.runtime.calls_in_flight import CallsInFlight
 from services.runtime.clock import Clock, SystemClock
+from services.runtime.page_tokens import PageTokens
 from services.runtime.settings import ServiceSettings
 
 __all__ = ["Foundation"]
@@ -60,6 +63,15 @@ class Foundation:
             relay=settings.relay,
         )
         return cls(database, bus, clock, calls)
+
+    async def page_tokens(self, secrets: Table, settings: ServiceSettings) -> PageTokens:
+        """The service's page tokens: under `<PREFIX>_PAGE_TOKEN_SECRET` if it is set,
+        else under the secret in `secrets` (its `service_secrets` table) that every
+        replica shares, made by the first process to start."""
+        configured = settings.page_token_secret
+        if configured is not None:
+            return PageTokens(configured.get_secret_value().encode())
+        return PageTokens(await service_secret(self.database, secrets, "page_tokens", self.clock))
 
     @property
     def closers(self) -> list[Callable[[], Awaitable[None]]]:

@@ -13,7 +13,7 @@ from services.catalogue.categories import CategoryTree
 from services.catalogue.config import CatalogueSettings
 from services.catalogue.inventory import SWEEP_BATCH, Inventory
 from services.catalogue.listing import ProductListing
-from services.catalogue.models import EVENT_TABLES, IDEMPOTENCY_KEYS
+from services.catalogue.models import EVENT_TABLES, IDEMPOTENCY_KEYS, SERVICE_SECRETS
 from services.catalogue.policies import POLICIES
 from services.catalogue.products import Products
 from services.catalogue.search import SearchQuery
@@ -60,6 +60,7 @@ async def create_server(
         search=SearchQuery(database, clock),
         inventory=inventory,
         writes=writes,
+        page_tokens=await foundation.page_tokens(SERVICE_SECRETS, settings),
     )
     spec = ServiceSpec(
         domain="catalogue.superapp",

@@ -23,6 +23,9 @@ from superapp.catalogue.v1 import catalogue_service_pb2_grpc
 from superapp.type.v1.money_pb2 import Money
 
 from scripts.nats_process import NatsProcess
+from services.catalogue.cursors import NewestCursor, PriceCursor, RelevanceCursor, decode_cursor
+from services.runtime.errors import InvalidArgument
+from services.runtime.page_tokens import PageTokens
 from tests.catalogue.conftest import Metadata, Shop, running_shop
 from tests.services.hostile_tokens import FUZZ, assert_refused, hostile_tokens, with_key
 
@@ -168,3 +171,37 @@ async def test_tokens_walk_across_replicas_and_restarts(
     await walk(shop.stub, pages=None)
     assert seen == wholes
     assert all(len(ids) > 2 for ids in seen)
+
+
+_SHAPED_KEYS = {
+    NewestCursor: st.tuples(st.integers(-(2**63), 2**63 - 1), st.text(max_size=64)),
+    PriceCursor: st.tuples(
+        st.text(max_size=64), st.integers(-(2**63), 2**63 - 1), st.text(max_size=64)
+    ),
+    RelevanceCursor: st.tuples(
+        st.integers(-(2**63), 2**63 - 1),
+        st.floats().map(float.hex) | st.text(max_size=64),
+        st.integers(-(2**63), 2**63 - 1),
+        st.text(max_size=64),
+    ),
+}
+
+
+@given(data=st.data())
+def test_signed_keys_that_make_no_cursor_are_refused(data: st.DataObject) -> None:
+    """Keys of the right shape under the right secret (as if it leaked) still make a
+    cursor or INVALID_PAGE_TOKEN: a time beyond the calendar, a relevance that is no
+    fraction or a tier that does not exist is no place in a listing."""
+    tokens = PageTokens(bytes(32))
+    kind = data.draw(st.sampled_from(list(_SHAPED_KEYS)))
+    key = data.draw(_SHAPED_KEYS[kind])
+    token = tokens.encode(list(key), ["ListProducts"])
+    try:
+        cursor = decode_cursor(tokens, token, ["ListProducts"], kind)
+    except InvalidArgument as error:
+        reason = error.reason
+    else:
+        assert cursor is not None
+        assert decode_cursor(tokens, tokens.encode(cursor.key(), ["x"]), ["x"], kind) == cursor
+        reason = "a cursor"
+    assert reason in {"a cursor", "INVALID_PAGE_TOKEN"}
