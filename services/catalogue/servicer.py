@@ -28,7 +28,12 @@ from services.catalogue.cursors import (
     encode_cursor,
 )
 from services.catalogue.inventory import Inventory
-from services.catalogue.listing import ProductFilter, ProductListing, ProductOrder
+from services.catalogue.listing import (
+    ProductFilter,
+    ProductListing,
+    ProductOrder,
+    check_may_list,
+)
 from services.catalogue.messages import (
     product_message,
     reservation_message,
@@ -208,6 +213,9 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         page_size = check.page_size(request.page_size)
         check.done()
         caller = current_caller()
+        # Before the token: a caller who may not list drafts hears that, not that a
+        # token of someone else's listing is not theirs.
+        check_may_list(caller, products)
         scope = _listing_scope(products, caller)
         tokens = self._page_tokens
         after: Cursor | None

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 import pytest
 from google.protobuf.message import Message
 from hypothesis import given
@@ -26,7 +27,7 @@ from scripts.nats_process import NatsProcess
 from services.catalogue.cursors import NewestCursor, PriceCursor, RelevanceCursor, decode_cursor
 from services.runtime.errors import InvalidArgument
 from services.runtime.page_tokens import PageTokens
-from tests.catalogue.conftest import Metadata, Shop, running_shop
+from tests.catalogue.conftest import Metadata, Shop, failure, running_shop
 from tests.services.hostile_tokens import FUZZ, assert_refused, hostile_tokens, with_key
 
 Stub = catalogue_service_pb2_grpc.CatalogueServiceStub
@@ -131,6 +132,24 @@ async def test_hand_made_positions_are_refused(shop: Shop, listings: list[Listin
         if listing.name in positions:
             forged = with_key(listing.token, positions[listing.name])
             await assert_refused(listing.page(shop.stub, forged), listing.name)
+
+
+async def test_a_drafts_token_is_its_callers(shop: Shop, listings: list[Listing]) -> None:
+    own = next(listing for listing in listings if listing.name == "own drafts")
+    _, stranger = await shop.signed_in(merchant=True)
+    # Who may not list the drafts learns that first, token or not.
+    for metadata, code in [
+        ((), grpc.StatusCode.UNAUTHENTICATED),
+        (stranger, grpc.StatusCode.PERMISSION_DENIED),
+    ]:
+        refusal = await failure(
+            dataclasses.replace(own, metadata=metadata).page(shop.stub, own.token)
+        )
+        assert refusal.code == code
+    # An admin may list them, but not on the merchant's token.
+    admin = dataclasses.replace(own, metadata=shop.admin)
+    await assert_refused(admin.page(shop.stub, own.token))
+    assert (await own.page(shop.stub, own.token)).products
 
 
 @FUZZ
