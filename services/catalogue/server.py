@@ -39,6 +39,7 @@ async def create_server(
         migrations=_MIGRATIONS,
         event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
+        secrets=SERVICE_SECRETS,
     )
     database, outbox, clock = foundation.database, foundation.bus.outbox, foundation.clock
     identity = IdentityPeer.connect(settings, clock)
@@ -60,7 +61,7 @@ async def create_server(
         search=SearchQuery(database, clock),
         inventory=inventory,
         writes=writes,
-        page_tokens=await foundation.page_tokens(SERVICE_SECRETS, settings),
+        page_tokens=foundation.page_tokens,
     )
     spec = ServiceSpec(
         domain="catalogue.superapp",

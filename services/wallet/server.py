@@ -40,6 +40,7 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         migrations=_MIGRATIONS,
         event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
+        secrets=SERVICE_SECRETS,
     )
     foundation.bus.subscribe(
         identity_events.UserRegistered,
@@ -79,7 +80,7 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         holds=holds,
         balances=Balances(database, clock),
         history=History(database),
-        page_tokens=await foundation.page_tokens(SERVICE_SECRETS, settings),
+        page_tokens=foundation.page_tokens,
     )
     spec = ServiceSpec(
         domain="wallet.superapp",

@@ -62,9 +62,10 @@ async def test_a_configured_secret_replaces_the_stored_one(
             migrations=_MIGRATIONS,
             event_tables=EVENT_TABLES,
             tracer_provider=tracer_provider,
+            secrets=SERVICE_SECRETS,
         )
         try:
-            tokens.append(await foundation.page_tokens(SERVICE_SECRETS, settings))
+            tokens.append(foundation.page_tokens)
             stored = await service_secret(
                 foundation.database, SERVICE_SECRETS, "page_tokens", foundation.clock
             )
