@@ -1,5 +1,5 @@
-"""What every service stands on: its own migrated database, its event bus, and the count
-of its calls in flight that the database consults."""
+"""What every service stands on: its own migrated database, its event bus, the count of
+its calls in flight that the database consults, and the secrets its replicas share."""
 
 from __future__ import annotations
 
@@ -8,14 +8,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import Table
 
-from services.database import Database, open_database
+from services.database import Database, DatabaseUnavailable, open_database
+from services.database.service_secrets import service_secret
 from services.eventbus import EventTables, ServiceEventBus
 from services.runtime.calls_in_flight import CallsInFlight
 from services.runtime.clock import Clock, SystemClock
+from services.runtime.page_tokens import PageTokens
 from services.runtime.settings import ServiceSettings
 
 __all__ = ["Foundation"]
+
+
+async def _page_tokens(
+    database: Database, secrets: Table, settings: ServiceSettings, clock: Clock
+) -> PageTokens:
+    configured = settings.page_token_secret
+    if configured is not None:
+        return PageTokens(configured.get_secret_value().encode())
+    return PageTokens(await service_secret(database, secrets, "page_tokens", clock))
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,7 @@ class Foundation:
     """For a service whose calls scan (see `Database.scan`): first in its
     `ServiceSpec.guards`, it lets the database move scans off the event loop while
     other calls are in flight. Elsewhere it would only add to every call's cost."""
+    _page_tokens: PageTokens | None = None
 
     @classmethod
     async def open(
@@ -39,8 +52,13 @@ class Foundation:
         migrations: Path,
         event_tables: EventTables,
         tracer_provider: TracerProvider,
+        secrets: Table | None = None,
     ) -> Foundation:
-        """Open and migrate `service`'s database and build (not start) its event bus."""
+        """Open and migrate `service`'s database and build (not start) its event bus.
+
+        A service with list RPCs passes its `service_secrets` table as `secrets`, and
+        gets `page_tokens`.
+        """
         prefix = f"{service.upper()}_"
         calls = CallsInFlight()
         database = await open_database(
@@ -50,6 +68,16 @@ class Foundation:
             offload_scans_when=calls.others,
         )
         clock = SystemClock()
+        page_tokens = None
+        if secrets is not None:
+            try:
+                page_tokens = await _page_tokens(database, secrets, settings, clock)
+            except Exception as error:
+                await database.dispose()
+                raise DatabaseUnavailable(
+                    f"{prefix}DATABASE_URL: cannot read the page-token secret: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
         bus = ServiceEventBus(
             service,
             nats_url=settings.nats_url,
@@ -59,7 +87,16 @@ class Foundation:
             clock=clock,
             relay=settings.relay,
         )
-        return cls(database, bus, clock, calls)
+        return cls(database, bus, clock, calls, page_tokens)
+
+    @property
+    def page_tokens(self) -> PageTokens:
+        """The service's page tokens: under `<PREFIX>_PAGE_TOKEN_SECRET` if that is set,
+        else under the secret every replica shares from the service's database (made by
+        the first process to start)."""
+        if self._page_tokens is None:
+            raise RuntimeError("page tokens need the service's `secrets` table at open")
+        return self._page_tokens
 
     @property
     def closers(self) -> list[Callable[[], Awaitable[None]]]:

@@ -92,17 +92,38 @@ async def _drop_postgres_database(url: str) -> None:
         await connection.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """An empty database for one test: a SQLite file, then a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
+@contextlib.asynccontextmanager
+async def empty_database(backend: str, directory: Path) -> AsyncIterator[str]:
+    """The URL of an empty database: a SQLite file in `directory`, or a fresh PostgreSQL
+    database dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / 'service.db'}"
         return
     url = await _create_postgres_database()
     try:
         yield url
     finally:
         await _drop_postgres_database(url)
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database for one test: a SQLite file, then a fresh PostgreSQL database."""
+    async with empty_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """An empty database shared by the tests of one module, on each backend in turn: for
+    a module that starts its servers once (property tests run many examples)."""
+    async with empty_database(request.param, tmp_path_factory.mktemp("database")) as url:
+        yield url
 
 
 @contextlib.asynccontextmanager

@@ -1,9 +1,9 @@
 """Keyset cursors of product pages and their opaque page tokens.
 
 A cursor is the sort key of the last product of a page; the next page starts strictly
-after it. Tokens carry the key and a fingerprint of the request's filters (see
-`services.runtime.pagination`); a token whose key does not have the shape its listing
-expects is refused like any other unusable token.
+after it. Tokens carry the key under the service's MAC (see `services.runtime.page_tokens`);
+a key that does not make a cursor (a time beyond the calendar, a relevance that is no
+fraction) is refused like any other unusable token, even if its MAC verifies.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from services.runtime.errors import FieldViolation, InvalidArgument
-from services.runtime.pagination import Key, decode_page_token, encode_page_token
+from services.runtime.page_tokens import Key, KeyPart, PageTokens, invalid_page_token
 
 __all__ = [
     "Cursor",
@@ -53,7 +52,7 @@ def _integer(value: Key) -> int:
 class Cursor(Protocol):
     """The sort key a page resumes after."""
 
-    SIZE: ClassVar[int]
+    SHAPE: ClassVar[tuple[KeyPart, ...]]
 
     def key(self) -> list[Key]:
         """The key as it travels in a page token."""
@@ -68,7 +67,7 @@ class Cursor(Protocol):
 class NewestCursor:
     """Newest first: `create_time` descending, then `product_id` descending."""
 
-    SIZE: ClassVar[int] = 2
+    SHAPE: ClassVar[tuple[KeyPart, ...]] = (int, str)
     create_time: datetime
     product_id: str
 
@@ -87,7 +86,7 @@ class NewestCursor:
 class PriceCursor:
     """By currency, then amount (either way), then `product_id` in the amount's direction."""
 
-    SIZE: ClassVar[int] = 3
+    SHAPE: ClassVar[tuple[KeyPart, ...]] = (str, int, str)
     currency: str
     amount_minor: int
     product_id: str
@@ -111,7 +110,7 @@ class PriceCursor:
 class RelevanceCursor:
     """Best tier first, then most relevant within the tier, then newest first."""
 
-    SIZE: ClassVar[int] = 4
+    SHAPE: ClassVar[tuple[KeyPart, ...]] = (int, str, int, str)
     tier: int
     relevance: float
     create_time: datetime
@@ -139,20 +138,19 @@ class RelevanceCursor:
 _C = TypeVar("_C", NewestCursor, PriceCursor, RelevanceCursor)
 
 
-def encode_cursor(cursor: Cursor | None, scope: Sequence[object]) -> str:
+def encode_cursor(tokens: PageTokens, cursor: Cursor | None, scope: Sequence[object]) -> str:
     """The `next_page_token` resuming after `cursor`; empty when there is no next page."""
-    return "" if cursor is None else encode_page_token(cursor.key(), scope)
+    return "" if cursor is None else tokens.encode(cursor.key(), scope)
 
 
-def decode_cursor(token: str, scope: Sequence[object], kind: type[_C]) -> _C | None:
+def decode_cursor(
+    tokens: PageTokens, token: str, scope: Sequence[object], kind: type[_C]
+) -> _C | None:
     """The cursor in `token` (None for the first page); INVALID_PAGE_TOKEN if unusable."""
-    key = decode_page_token(token, scope, key_size=kind.SIZE)
+    key = tokens.decode(token, scope, kind.SHAPE)
     if key is None:
         return None
     try:
         return kind.from_key(key)
     except (TypeError, ValueError, OverflowError):
-        raise InvalidArgument(
-            [FieldViolation("page_token", "is malformed", "INVALID_PAGE_TOKEN")],
-            reason="INVALID_PAGE_TOKEN",
-        ) from None
+        raise invalid_page_token() from None

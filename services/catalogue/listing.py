@@ -28,7 +28,7 @@ from services.database import Database
 from services.runtime.clock import Clock
 from services.runtime.errors import PermissionDenied, Unauthenticated
 
-__all__ = ["ProductFilter", "ProductListing", "ProductOrder", "ProductPage"]
+__all__ = ["ProductFilter", "ProductListing", "ProductOrder", "ProductPage", "check_may_list"]
 
 _P = PRODUCTS.c
 # The stored message and stock of each product, and every column a cursor is made of.
@@ -89,7 +89,7 @@ class ProductListing:
         after: Cursor | None,
     ) -> ProductPage:
         """Up to `page_size` products after `after` (None for the first page)."""
-        _check_may_list(caller, products)
+        check_may_list(caller, products)
         if products.category_id is not None:
             await category_exists(self._database, products.category_id)
         now = self._clock.now()
@@ -189,7 +189,7 @@ def _after(order: ProductOrder) -> ColumnElement[bool]:
     )
 
 
-def _check_may_list(caller: Caller | None, products: ProductFilter) -> None:
+def check_may_list(caller: Caller | None, products: ProductFilter) -> None:
     """Drafts and archived products are listed only to their merchant and admins."""
     if set(products.statuses) <= {PUBLISHED}:
         return

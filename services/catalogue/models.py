@@ -26,12 +26,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.database.idempotency import idempotency_table
 from services.database.schema import UtcDateTime, declare_unmanaged, new_metadata
+from services.database.service_secrets import service_secrets_table
 from services.eventbus.schema import EventTables, event_tables
 
 __all__ = [
     "EVENT_TABLES",
     "IDEMPOTENCY_KEYS",
     "SEARCH_INDEX_NAMES",
+    "SERVICE_SECRETS",
     "Base",
     "Category",
     "Product",
@@ -51,6 +53,9 @@ EVENT_TABLES: EventTables = event_tables(Base.metadata)
 
 IDEMPOTENCY_KEYS = idempotency_table(Base.metadata)
 """Responses of mutations by (caller and RPC, request_id), for AIP-155 replays."""
+
+SERVICE_SECRETS = service_secrets_table(Base.metadata)
+"""Secrets every replica shares: the key of the page tokens."""
 
 SEARCH_INDEX_NAMES = frozenset(
     {

@@ -13,7 +13,7 @@ from services.catalogue.categories import CategoryTree
 from services.catalogue.config import CatalogueSettings
 from services.catalogue.inventory import SWEEP_BATCH, Inventory
 from services.catalogue.listing import ProductListing
-from services.catalogue.models import EVENT_TABLES, IDEMPOTENCY_KEYS
+from services.catalogue.models import EVENT_TABLES, IDEMPOTENCY_KEYS, SERVICE_SECRETS
 from services.catalogue.policies import POLICIES
 from services.catalogue.products import Products
 from services.catalogue.search import SearchQuery
@@ -39,6 +39,7 @@ async def create_server(
         migrations=_MIGRATIONS,
         event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
+        secrets=SERVICE_SECRETS,
     )
     database, outbox, clock = foundation.database, foundation.bus.outbox, foundation.clock
     identity = IdentityPeer.connect(settings, clock)
@@ -60,6 +61,7 @@ async def create_server(
         search=SearchQuery(database, clock),
         inventory=inventory,
         writes=writes,
+        page_tokens=foundation.page_tokens,
     )
     spec = ServiceSpec(
         domain="catalogue.superapp",

@@ -28,17 +28,23 @@ from services.catalogue.cursors import (
     encode_cursor,
 )
 from services.catalogue.inventory import Inventory
-from services.catalogue.listing import ProductFilter, ProductListing, ProductOrder
+from services.catalogue.listing import (
+    ProductFilter,
+    ProductListing,
+    ProductOrder,
+    check_may_list,
+)
 from services.catalogue.messages import (
     product_message,
     reservation_message,
     stock_message,
 )
 from services.catalogue.products import Products
+from services.catalogue.records import PUBLISHED
 from services.catalogue.search import SearchQuery, search_terms
 from services.database.idempotency import IdempotentWrites
 from services.runtime.errors import PermissionDenied
-from services.runtime.pagination import decode_page_token, encode_page_token
+from services.runtime.page_tokens import PageTokens
 from services.runtime.proto_time import to_timestamp
 from services.runtime.validation import RequestCheck
 
@@ -58,8 +64,8 @@ def _category(view: CategoryView) -> pb.Category:
     )
 
 
-def _listing_scope(products: ProductFilter) -> list[object]:
-    return [
+def _listing_scope(products: ProductFilter, caller: Caller | None) -> list[object]:
+    scope: list[object] = [
         "ListProducts",
         products.category_id,
         products.merchant_id,
@@ -69,6 +75,11 @@ def _listing_scope(products: ProductFilter) -> list[object]:
         list(products.statuses),
         products.order.value,
     ]
+    if set(products.statuses) != {PUBLISHED}:
+        # Drafts and archived products are listed to their merchant and admins only:
+        # such a token continues only its caller's listing.
+        scope.append(caller.user_id if caller is not None else None)
+    return scope
 
 
 class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
@@ -83,6 +94,7 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         search: SearchQuery,
         inventory: Inventory,
         writes: IdempotentWrites,
+        page_tokens: PageTokens,
     ) -> None:
         self._categories = categories
         self._products = products
@@ -90,6 +102,7 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         self._search = search
         self._inventory = inventory
         self._writes = writes
+        self._page_tokens = page_tokens
 
     async def _once(
         self,
@@ -199,14 +212,21 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         products = checks.product_filter(check, request)
         page_size = check.page_size(request.page_size)
         check.done()
-        scope = _listing_scope(products)
+        caller = current_caller()
+        # Before the token: a caller who may not list drafts hears that, not that a
+        # token of someone else's listing is not theirs.
+        check_may_list(caller, products)
+        scope = _listing_scope(products, caller)
+        tokens = self._page_tokens
         after: Cursor | None
         if products.order is ProductOrder.NEWEST:
-            after = decode_cursor(request.page_token, scope, NewestCursor)
+            after = decode_cursor(tokens, request.page_token, scope, NewestCursor)
         else:
-            after = decode_cursor(request.page_token, scope, PriceCursor)
-        page = await self._listing.page(current_caller(), products, page_size, after)
-        response = pb.ListProductsResponse(next_page_token=encode_cursor(page.next_cursor, scope))
+            after = decode_cursor(tokens, request.page_token, scope, PriceCursor)
+        page = await self._listing.page(caller, products, page_size, after)
+        response = pb.ListProductsResponse(
+            next_page_token=encode_cursor(tokens, page.next_cursor, scope)
+        )
         for product in page.products:
             product.fill(response.products.add())
         return response
@@ -221,9 +241,12 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         check.done()
         terms = search_terms(request.query)
         scope = ["SearchProducts", terms, request.category_id]
-        after = decode_cursor(request.page_token, scope, RelevanceCursor)
+        tokens = self._page_tokens
+        after = decode_cursor(tokens, request.page_token, scope, RelevanceCursor)
         page = await self._search.page(terms, request.category_id or None, page_size, after)
-        response = pb.SearchProductsResponse(next_page_token=encode_cursor(page.next_cursor, scope))
+        response = pb.SearchProductsResponse(
+            next_page_token=encode_cursor(tokens, page.next_cursor, scope)
+        )
         for hit in page.hits:
             result = response.results.add(relevance_score=hit.score)
             hit.product.fill(result.product)
@@ -271,13 +294,13 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         page_size = check.page_size(request.page_size)
         check.done()
         scope = ["ListCategories", request.parent_category_id]
-        after = decode_page_token(request.page_token, scope, key_size=1)
+        after = self._page_tokens.decode(request.page_token, scope, (str,))
         page = await self._categories.list(
             request.parent_category_id or None, page_size, str(after[0]) if after else None
         )
         next_token = ""
         if page.has_more:
-            next_token = encode_page_token([page.categories[-1].category_id], scope)
+            next_token = self._page_tokens.encode([page.categories[-1].category_id], scope)
         return pb.ListCategoriesResponse(
             categories=[_category(view) for view in page.categories], next_page_token=next_token
         )

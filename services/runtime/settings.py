@@ -10,8 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.runtime.page_tokens import SECRET_MIN_BYTES
 
 __all__ = ["ConfigurationError", "RelayMode", "ServiceSettings", "load_settings"]
 
@@ -58,6 +60,9 @@ class ServiceSettings(BaseSettings):
     """How often the database is probed to keep the health status honest."""
     log_level: str = "INFO"
     """Root log level name."""
+    page_token_secret: SecretStr | None = None
+    """The key of the service's page tokens, the same for every replica. Unset (the
+    default), the first process makes one and keeps it in the service's database."""
 
     @field_validator("database_url")
     @classmethod
@@ -71,6 +76,13 @@ class ServiceSettings(BaseSettings):
     def _nats_scheme(cls, value: str) -> str:
         if not value.startswith(("nats://", "tls://")):
             raise ValueError("must start with nats:// or tls://")
+        return value
+
+    @field_validator("page_token_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < SECRET_MIN_BYTES:
+            raise ValueError(f"must be at least {SECRET_MIN_BYTES} bytes")
         return value
 
     @field_validator("log_level")
@@ -105,5 +117,6 @@ def load_settings(cls: type[_Settings]) -> _Settings:
         lines = []
         for problem in error.errors():
             name = (prefix + "_".join(str(part) for part in problem["loc"])).upper()
-            lines.append(f"{name}: {problem['msg']} (got {problem.get('input')!r})")
+            shown = "(not shown)" if "SECRET" in name else f"(got {problem.get('input')!r})"
+            lines.append(f"{name}: {problem['msg']} {shown}")
         raise ConfigurationError("; ".join(lines)) from None

@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.database.idempotency import idempotency_table
 from services.database.schema import UtcDateTime, new_metadata
+from services.database.service_secrets import service_secrets_table
 from services.eventbus.schema import EventTables, event_tables
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "HOLDS",
     "IDEMPOTENCY_KEYS",
     "POSTINGS",
+    "SERVICE_SECRETS",
     "TRANSACTIONS",
     "WALLETS",
     "Base",
@@ -57,6 +59,9 @@ EVENT_TABLES: EventTables = event_tables(Base.metadata)
 
 IDEMPOTENCY_KEYS = idempotency_table(Base.metadata)
 """Stored responses of mutations, by (caller, request_id)."""
+
+SERVICE_SECRETS = service_secrets_table(Base.metadata)
+"""Secrets every replica shares: the key of the page tokens."""
 
 
 class Wallet(Base):

@@ -20,7 +20,7 @@ from services.wallet.config import WalletSettings
 from services.wallet.history import History
 from services.wallet.holds import SWEEP_BATCH, Holds
 from services.wallet.ledger import Ledger
-from services.wallet.models import EVENT_TABLES, IDEMPOTENCY_KEYS
+from services.wallet.models import EVENT_TABLES, IDEMPOTENCY_KEYS, SERVICE_SECRETS
 from services.wallet.policies import POLICIES
 from services.wallet.servicer import WalletServicer
 from services.wallet.transfers import Transfers, check_limit
@@ -40,6 +40,7 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         migrations=_MIGRATIONS,
         event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
+        secrets=SERVICE_SECRETS,
     )
     foundation.bus.subscribe(
         identity_events.UserRegistered,
@@ -79,6 +80,7 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         holds=holds,
         balances=Balances(database, clock),
         history=History(database),
+        page_tokens=foundation.page_tokens,
     )
     spec = ServiceSpec(
         domain="wallet.superapp",

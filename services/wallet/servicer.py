@@ -22,7 +22,7 @@ from services.auth.caller import require_caller
 from services.database.batch_writer import BatchWriter
 from services.database.idempotency import IdempotentWrites
 from services.runtime.errors import FieldViolation, InvalidArgument
-from services.runtime.pagination import decode_page_token, encode_page_token
+from services.runtime.page_tokens import PageTokens
 from services.runtime.proto_time import to_timedelta, to_timestamp
 from services.runtime.validation import RequestCheck
 from services.wallet.balances import Balances, WalletView
@@ -163,6 +163,7 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
         holds: Holds,
         balances: Balances,
         history: History,
+        page_tokens: PageTokens,
     ) -> None:
         self._writer = writer
         self._writes = writes
@@ -170,6 +171,7 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
         self._holds = holds
         self._balances = balances
         self._history = history
+        self._page_tokens = page_tokens
 
     async def _idempotent(
         self, method: str, request: Any, response_type: type[R], mutate: Callable[[Connection], R]
@@ -335,8 +337,9 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
         size = check.page_size(request.page_size)
         check.done()
         require_caller().check_may_act_for(request.user_id)
+        # The history is the user's whoever reads it (they or an admin).
         scope = ["ListTransactions", request.user_id, request.currency_code]
-        after = decode_page_token(request.page_token, scope, key_size=1)
+        after = self._page_tokens.decode(request.page_token, scope, (int,))
         page = await self._history.page(
             request.user_id,
             currency_code=request.currency_code,
@@ -345,7 +348,7 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
         )
         next_token = ""
         if page.next_before is not None:
-            next_token = encode_page_token([page.next_before], scope)
+            next_token = self._page_tokens.encode([page.next_before], scope)
         return pb.ListTransactionsResponse(
             transactions=[_transaction(t, request.user_id) for t in page.transactions],
             next_page_token=next_token,

@@ -7,6 +7,7 @@ role from the bootstrap admin through SetUserRoles, then sign in again.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +42,40 @@ Metadata = tuple[tuple[str, str], ...]
 class Shop:
     """A running catalogue, the identity behind its tokens, and ways to act as users."""
 
-    stub: catalogue_service_pb2_grpc.CatalogueServiceStub
+    service: GrpcService
+    channel: grpc.aio.Channel
     identity: Identity
-    database_url: str
+    settings: CatalogueSettings
+    tracer_provider: TracerProvider
     admin: Metadata = ()
     _emails: int = field(default=0)
+
+    @property
+    def stub(self) -> catalogue_service_pb2_grpc.CatalogueServiceStub:
+        return catalogue_service_pb2_grpc.CatalogueServiceStub(self.channel)
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url
+
+    async def restart(self) -> None:
+        """Stop the catalogue and start it again on the same database."""
+        await self.channel.close()
+        await self.service.stop(5)
+        self.service = await create_catalogue(self.settings, self.tracer_provider)
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.service.port}")
+
+    @contextlib.asynccontextmanager
+    async def replica(self) -> AsyncIterator[catalogue_service_pb2_grpc.CatalogueServiceStub]:
+        """A second catalogue process on the same database, as a scaled-out deployment
+        runs; its stub."""
+        replica = await create_catalogue(self.settings, self.tracer_provider)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{replica.port}")
+        try:
+            yield catalogue_service_pb2_grpc.CatalogueServiceStub(channel)
+        finally:
+            await channel.close()
+            await replica.stop(0)
 
     async def signed_in(self, *, merchant: bool = False) -> tuple[str, Metadata]:
         """A new user (a merchant if asked) and the metadata that authenticates as them."""
@@ -135,37 +165,55 @@ async def failure(call: Any) -> RichError:
     return rich_error(caught.value)
 
 
-async def _start(
-    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_url: str
-) -> tuple[GrpcService, GrpcService]:
+@contextlib.asynccontextmanager
+async def running_shop(
+    database_url: str, data_dir: Path, tracer_provider: TracerProvider, nats_url: str
+) -> AsyncIterator[Shop]:
+    """Identity (on SQLite) and catalogue (on `database_url`) on port 0; the admin signed in."""
     identity = await create_identity(
         IdentitySettings(
             port=0,
             relay="task",
-            data_dir=tmp_path / "identity",
+            data_dir=data_dir / "identity",
             nats_url=nats_url,
             bootstrap_admin_email=ADMIN_EMAIL,
             password_hash_cores=4,
         ),
         tracer_provider,
     )
+    identity_channel = grpc.aio.insecure_channel(f"127.0.0.1:{identity.port}")
     try:
-        catalogue = await create_catalogue(
-            CatalogueSettings(
-                port=0,
-                relay="task",
-                data_dir=tmp_path / "catalogue",
-                database_url=database_url,
-                nats_url=nats_url,
-                identity_addr=f"127.0.0.1:{identity.port}",
-                reservation_sweep_seconds=0.1,
-            ),
+        settings = CatalogueSettings(
+            port=0,
+            relay="task",
+            data_dir=data_dir / "catalogue",
+            database_url=database_url,
+            nats_url=nats_url,
+            identity_addr=f"127.0.0.1:{identity.port}",
+            reservation_sweep_seconds=0.1,
+        )
+        catalogue = await create_catalogue(settings, tracer_provider)
+        people = Identity(
+            identity,
+            identity_service_pb2_grpc.IdentityServiceStub(identity_channel),
+            f"sqlite+aiosqlite:///{data_dir / 'identity' / 'identity.db'}",
+        )
+        shop = Shop(
+            catalogue,
+            grpc.aio.insecure_channel(f"127.0.0.1:{catalogue.port}"),
+            people,
+            settings,
             tracer_provider,
         )
-    except BaseException:
+        try:
+            _, shop.admin = await people.signed_up(ADMIN_EMAIL)
+            yield shop
+        finally:
+            await shop.channel.close()
+            await shop.service.stop(0)
+    finally:
+        await identity_channel.close()
         await identity.stop(0)
-        raise
-    return identity, catalogue
 
 
 @pytest.fixture
@@ -173,21 +221,5 @@ async def shop(
     database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
 ) -> AsyncIterator[Shop]:
     """Catalogue on the parametrised database; the bootstrap admin signed in."""
-    identity, catalogue = await _start(database_url, tmp_path, tracer_provider, nats_server.url)
-    identity_channel = grpc.aio.insecure_channel(f"127.0.0.1:{identity.port}")
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{catalogue.port}")
-    try:
-        people = Identity(
-            identity,
-            identity_service_pb2_grpc.IdentityServiceStub(identity_channel),
-            f"sqlite+aiosqlite:///{tmp_path / 'identity' / 'identity.db'}",
-        )
-        _, admin = await people.signed_up(ADMIN_EMAIL)
-        yield Shop(
-            catalogue_service_pb2_grpc.CatalogueServiceStub(channel), people, database_url, admin
-        )
-    finally:
-        await channel.close()
-        await identity_channel.close()
-        await catalogue.stop(0)
-        await identity.stop(0)
+    async with running_shop(database_url, tmp_path, tracer_provider, nats_server.url) as shop:
+        yield shop

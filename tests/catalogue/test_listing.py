@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +13,7 @@ from services.catalogue.models import Product
 from services.database import Database
 from services.runtime.ids import new_id
 from tests.catalogue.conftest import Metadata, Shop, failure
+from tests.services.hostile_tokens import with_key
 
 _PRICES = [100, 250, 250, 999, 1000, 4999]
 
@@ -177,11 +176,6 @@ async def test_filters_combine_and_drafts_are_listed_only_to_their_merchant(
     )
 
 
-def _forged(key: list[object], filters: str) -> str:
-    body = json.dumps({"k": key, "f": filters}).encode()
-    return base64.urlsafe_b64encode(body).decode().rstrip("=")
-
-
 async def test_bad_list_requests_are_refused_with_their_fields(shop: Shop) -> None:
     _, merchant = await shop.signed_in(merchant=True)
     for index in range(3):
@@ -191,7 +185,6 @@ async def test_bad_list_requests_are_refused_with_their_fields(shop: Shop) -> No
         return money_pb2.Money(currency_code=currency, amount_minor=amount)
 
     first = await shop.stub.ListProducts(pb.ListProductsRequest(page_size=1))
-    filters = json.loads(base64.urlsafe_b64decode(first.next_page_token + "=="))["f"]
     cases = [
         (pb.ListProductsRequest(min_price=usd(10), max_price=usd(5)), "max_price.amount_minor"),
         (
@@ -226,9 +219,11 @@ async def test_bad_list_requests_are_refused_with_their_fields(shop: Shop) -> No
         pb.ListProductsRequest(
             order_by=pb.PRODUCT_ORDER_BY_PRICE_ASCENDING, page_token=first.next_page_token
         ),
-        # Right filters, wrong key shapes.
-        pb.ListProductsRequest(page_token=_forged(["yesterday", new_id()], filters)),
-        pb.ListProductsRequest(page_token=_forged([1, 2], filters)),
+        # Right filters, keys edited by hand (tests/catalogue/test_page_tokens.py has more).
+        pb.ListProductsRequest(
+            page_token=with_key(first.next_page_token, f'"yesterday","{new_id()}"')
+        ),
+        pb.ListProductsRequest(page_token=with_key(first.next_page_token, "1,2")),
         pb.ListProductsRequest(page_token="not a token"),
     ]:
         error = await failure(shop.stub.ListProducts(request))

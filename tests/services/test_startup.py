@@ -48,6 +48,8 @@ async def _run_service(name: str, env: dict[str, str]) -> tuple[int, list[str]]:
         ("WALLET_RELAY", "thread"),
         # The BFF's checkout promises its keys for a day: a shorter retention is refused.
         ("WALLET_IDEMPOTENCY_RETENTION_HOURS", "1"),
+        # Too short to be a key; and a secret is never repeated in the log.
+        ("WALLET_PAGE_TOKEN_SECRET", "hunter2-hunter2"),
     ],
 )
 async def test_bad_setting_names_the_variable(variable: str, value: str, tmp_path: Path) -> None:
@@ -55,6 +57,8 @@ async def test_bad_setting_names_the_variable(variable: str, value: str, tmp_pat
     assert code == 2
     assert len(lines) == 1
     assert lines[0].startswith(f"wallet: configuration error: {variable}:")
+    shown = f"(got {value!r})" in lines[0]
+    assert shown is ("SECRET" not in variable), lines[0]
 
 
 async def test_unreachable_database_names_the_setting(tmp_path: Path) -> None:

@@ -609,7 +609,8 @@ class ListProductsRequest(_message.Message):
     """
     page_token: _builtins.str
     """Optional. The `next_page_token` of a previous call with the same filters
-    and `order_by`; empty for the first page.
+    and `order_by` (and, when `statuses` asks for DRAFT or ARCHIVED, by the
+    same caller); empty for the first page.
     """
     @_builtins.property
     def min_price(self) -> _money_pb2.Money:

@@ -90,9 +90,13 @@ class CatalogueServiceStub:
     so items added or removed between calls never shift pages, and no item is
     skipped or repeated unless its own sort key changes while the client pages.
     A page token must be sent with the same filters and ordering as the request
-    that produced it (only `page_size` may change); otherwise, or when it is
-    malformed, the call fails with INVALID_ARGUMENT `INVALID_PAGE_TOKEN`. Page
-    tokens do not expire. `next_page_token` is empty only on the last page.
+    that produced it (only `page_size` may change) and, when it lists DRAFT or
+    ARCHIVED products, by the same caller. Tokens are tamper-evident: any other
+    token (malformed, altered, or issued for another list, other filters or
+    another caller) fails with INVALID_ARGUMENT `INVALID_PAGE_TOKEN` and is
+    never read as another place in the list. Page tokens do not expire, except
+    that replacing the service's page-token key (an operator's act) invalidates
+    those issued before. `next_page_token` is empty only on the last page.
 
     Stock: per product the service keeps a stocked quantity (units on hand) and
     a reserved quantity (units held by PENDING reservations whose expire_time
@@ -236,8 +240,9 @@ class CatalogueServiceStub:
       `order_by`, or a negative `page_size`.
     - INVALID_ARGUMENT `INVALID_CURRENCY`: a price bound's currency_code is
       not an ISO 4217 code.
-    - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or was
-      issued for different filters or ordering.
+    - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or
+      altered, or was issued for different filters or ordering or, for DRAFT
+      or ARCHIVED products, to another caller.
     - UNAUTHENTICATED `UNAUTHENTICATED`: a token was sent and is invalid or
       expired, or `statuses` asks for DRAFT or ARCHIVED without a token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: `statuses` asks for DRAFT or
@@ -271,8 +276,8 @@ class CatalogueServiceStub:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: `query` is empty, only whitespace
       or longer than 200 characters, `category_id` is malformed, or
       `page_size` is negative.
-    - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or was
-      issued for a different query or category.
+    - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or
+      altered, or was issued for another list, query or category.
     - UNAUTHENTICATED `UNAUTHENTICATED`: a token was sent and is invalid or
       expired.
     - NOT_FOUND `CATEGORY_NOT_FOUND`: `category_id` names no category
@@ -324,8 +329,8 @@ class CatalogueServiceStub:
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: `parent_category_id` is malformed
       or `page_size` is negative.
-    - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or was
-      issued for a different `parent_category_id`.
+    - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or
+      altered, or was issued for another list or `parent_category_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: a token was sent and is invalid or
       expired.
     - NOT_FOUND `CATEGORY_NOT_FOUND`: `parent_category_id` names no category
@@ -508,9 +513,13 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     so items added or removed between calls never shift pages, and no item is
     skipped or repeated unless its own sort key changes while the client pages.
     A page token must be sent with the same filters and ordering as the request
-    that produced it (only `page_size` may change); otherwise, or when it is
-    malformed, the call fails with INVALID_ARGUMENT `INVALID_PAGE_TOKEN`. Page
-    tokens do not expire. `next_page_token` is empty only on the last page.
+    that produced it (only `page_size` may change) and, when it lists DRAFT or
+    ARCHIVED products, by the same caller. Tokens are tamper-evident: any other
+    token (malformed, altered, or issued for another list, other filters or
+    another caller) fails with INVALID_ARGUMENT `INVALID_PAGE_TOKEN` and is
+    never read as another place in the list. Page tokens do not expire, except
+    that replacing the service's page-token key (an operator's act) invalidates
+    those issued before. `next_page_token` is empty only on the last page.
 
     Stock: per product the service keeps a stocked quantity (units on hand) and
     a reserved quantity (units held by PENDING reservations whose expire_time
@@ -651,8 +660,9 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
       `order_by`, or a negative `page_size`.
     - INVALID_ARGUMENT `INVALID_CURRENCY`: a price bound's currency_code is
       not an ISO 4217 code.
-    - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or was
-      issued for different filters or ordering.
+    - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or
+      altered, or was issued for different filters or ordering or, for DRAFT
+      or ARCHIVED products, to another caller.
     - UNAUTHENTICATED `UNAUTHENTICATED`: a token was sent and is invalid or
       expired, or `statuses` asks for DRAFT or ARCHIVED without a token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: `statuses` asks for DRAFT or
@@ -686,8 +696,8 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: `query` is empty, only whitespace
       or longer than 200 characters, `category_id` is malformed, or
       `page_size` is negative.
-    - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or was
-      issued for a different query or category.
+    - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or
+      altered, or was issued for another list, query or category.
     - UNAUTHENTICATED `UNAUTHENTICATED`: a token was sent and is invalid or
       expired.
     - NOT_FOUND `CATEGORY_NOT_FOUND`: `category_id` names no category
@@ -739,8 +749,8 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: `parent_category_id` is malformed
       or `page_size` is negative.
-    - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or was
-      issued for a different `parent_category_id`.
+    - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or
+      altered, or was issued for another list or `parent_category_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: a token was sent and is invalid or
       expired.
     - NOT_FOUND `CATEGORY_NOT_FOUND`: `parent_category_id` names no category
@@ -922,9 +932,13 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
     so items added or removed between calls never shift pages, and no item is
     skipped or repeated unless its own sort key changes while the client pages.
     A page token must be sent with the same filters and ordering as the request
-    that produced it (only `page_size` may change); otherwise, or when it is
-    malformed, the call fails with INVALID_ARGUMENT `INVALID_PAGE_TOKEN`. Page
-    tokens do not expire. `next_page_token` is empty only on the last page.
+    that produced it (only `page_size` may change) and, when it lists DRAFT or
+    ARCHIVED products, by the same caller. Tokens are tamper-evident: any other
+    token (malformed, altered, or issued for another list, other filters or
+    another caller) fails with INVALID_ARGUMENT `INVALID_PAGE_TOKEN` and is
+    never read as another place in the list. Page tokens do not expire, except
+    that replacing the service's page-token key (an operator's act) invalidates
+    those issued before. `next_page_token` is empty only on the last page.
 
     Stock: per product the service keeps a stocked quantity (units on hand) and
     a reserved quantity (units held by PENDING reservations whose expire_time
@@ -1099,8 +1113,9 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
           `order_by`, or a negative `page_size`.
         - INVALID_ARGUMENT `INVALID_CURRENCY`: a price bound's currency_code is
           not an ISO 4217 code.
-        - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or was
-          issued for different filters or ordering.
+        - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or
+          altered, or was issued for different filters or ordering or, for DRAFT
+          or ARCHIVED products, to another caller.
         - UNAUTHENTICATED `UNAUTHENTICATED`: a token was sent and is invalid or
           expired, or `statuses` asks for DRAFT or ARCHIVED without a token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: `statuses` asks for DRAFT or
@@ -1140,8 +1155,8 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: `query` is empty, only whitespace
           or longer than 200 characters, `category_id` is malformed, or
           `page_size` is negative.
-        - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or was
-          issued for a different query or category.
+        - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or
+          altered, or was issued for another list, query or category.
         - UNAUTHENTICATED `UNAUTHENTICATED`: a token was sent and is invalid or
           expired.
         - NOT_FOUND `CATEGORY_NOT_FOUND`: `category_id` names no category
@@ -1211,8 +1226,8 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: `parent_category_id` is malformed
           or `page_size` is negative.
-        - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or was
-          issued for a different `parent_category_id`.
+        - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is malformed or
+          altered, or was issued for another list or `parent_category_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: a token was sent and is invalid or
           expired.
         - NOT_FOUND `CATEGORY_NOT_FOUND`: `parent_category_id` names no category

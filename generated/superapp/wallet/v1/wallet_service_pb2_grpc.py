@@ -438,8 +438,9 @@ class WalletServiceServicer:
 
         Errors: INVALID_ARGUMENT `INVALID_ARGUMENT` (empty or malformed
         `user_id`, negative `page_size`); INVALID_ARGUMENT `INVALID_PAGE_TOKEN`
-        (a `page_token` that is malformed or was issued for a different
-        `user_id` or `currency_code`, as in every service's listings);
+        (a `page_token` that is malformed or altered, or was issued for a
+        different `user_id` or `currency_code`: tokens are tamper-evident, as in
+        every service's listings, and never read as another place);
         INVALID_ARGUMENT `INVALID_CURRENCY` (non-empty `currency_code` that is not
         ISO 4217); UNAUTHENTICATED `UNAUTHENTICATED`; PERMISSION_DENIED
         `PERMISSION_DENIED`; NOT_FOUND `WALLET_NOT_FOUND` (metadata `user_id`).
