@@ -185,3 +185,12 @@ async def test_a_key_reused_with_another_body_is_422_without_internal_ids(
     assert problem["metadata"] == {}
     assert "request_id" not in other.text
     assert "Idempotency-Key" in problem["detail"]
+
+
+async def test_a_currency_without_a_price_bound_is_still_checked(
+    client: httpx.AsyncClient,
+) -> None:
+    unknown = await client.get("/v1/products", params={"currency_code": "AAA"})
+    problem = assert_problem(unknown, 400, "INVALID_CURRENCY")
+    assert [v["field"] for v in problem["violations"]] == ["currency_code"]
+    assert (await client.get("/v1/products", params={"currency_code": "EUR"})).status_code == 200
