@@ -68,6 +68,7 @@ def create_app(
             clock=clock,
         )
         app.state.rate_limits = RateLimits(settings)
+        await app.state.rate_limits.check_storage()
         reservation_ttl = timedelta(seconds=settings.checkout_reservation_ttl_seconds)
         app.state.checkout = Checkout(
             upstreams,

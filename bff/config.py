@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from limits import parse_many
+from limits.errors import ConfigurationError
+from limits.storage import storage_from_string
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -52,7 +54,8 @@ class BffSettings(ServiceSettings):
     write_rate_limit_per_ip: str = "300/minute"
     """Per client IP, on every endpoint that changes something."""
     rate_limit_storage: str = "async+memory://"
-    """Where rate-limit counters live (limits storage URI); per process by default."""
+    """Where rate-limit counters live (limits storage URI): per process by default,
+    `async+redis://host:6379` to share them between processes."""
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
     """Larger request bodies are refused with 413 before they are read. The largest valid
     body (a product at every limit, 42k characters) takes up to 167 KiB in UTF-8."""
@@ -73,7 +76,14 @@ class BffSettings(ServiceSettings):
 
     @field_validator("rate_limit_storage")
     @classmethod
-    def _async_storage(cls, value: str) -> str:
+    def _usable_storage(cls, value: str) -> str:
         if not value.startswith("async+"):
-            raise ValueError("must be an async limits storage URI such as async+memory://")
+            raise ValueError(
+                "must be an async limits storage URI such as async+memory:// or "
+                "async+redis://host:6379"
+            )
+        try:  # an unknown scheme, or one whose client library is not installed
+            storage_from_string(value)
+        except ConfigurationError as error:
+            raise ValueError(f"cannot be used: {error}") from None
         return value

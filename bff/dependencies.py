@@ -17,6 +17,7 @@ from bff.rate_limits import limit_writes_by_ip, limit_writes_by_user
 from bff.upstreams import Upstreams
 
 __all__ = [
+    "IDEMPOTENCY_KEY_HEADER",
     "WRITE_LIMITS",
     "CheckoutDep",
     "IdempotencyKey",
@@ -47,16 +48,17 @@ UpstreamsDep = Annotated[Upstreams, Depends(_upstreams)]
 SettingsDep = Annotated[BffSettings, Depends(_settings)]
 CheckoutDep = Annotated[Checkout, Depends(_checkout)]
 
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IdempotencyKey = Annotated[
     str,
     Header(
-        alias="Idempotency-Key",
+        alias=IDEMPOTENCY_KEY_HEADER,
         min_length=1,
         max_length=128,
         pattern=r"^[\x21-\x7e]+$",
         description="A client-generated key (a UUID is best) for this one operation. A "
         "retry with the same key and body returns the first result and has no further "
-        "effect; the same key with a different body is refused (IDEMPOTENCY_KEY_REUSED).",
+        "effect; the same key with a different body is refused (422 IDEMPOTENCY_KEY_REUSED).",
     ),
 ]
 PageSize = Annotated[int, Query(ge=1, le=100, description="At most this many items (1-100).")]

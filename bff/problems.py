@@ -7,6 +7,10 @@ carries no ErrorInfo did not come from a service's own error handling (a connect
 refused, a deadline) and is reported by its status alone: gRPC's own messages name
 internal addresses, so they never reach the client. Nothing is ever swallowed into a
 default answer.
+
+A few reasons mean something more precise over HTTP than their gRPC status: a reused
+`Idempotency-Key` is 422 (draft-ietf-httpapi-idempotency-key-header), not the 400 of
+FAILED_PRECONDITION.
 """
 
 from __future__ import annotations
@@ -14,16 +18,20 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 
 import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from services.runtime.errors import (
     InvalidArgument,
@@ -93,6 +101,23 @@ _FIELD_ALIASES: Mapping[str, str] = {
 _WRAPPERS = ("product.", "user.", "category.")
 # Errors the HTTP layer raises before a route runs.
 _HTTP_REASONS: Mapping[int, str] = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+@dataclass(frozen=True)
+class _ReasonOverride:
+    status: int
+    detail: str
+
+
+# Upstream reasons whose HTTP status is not their gRPC code's, with words for HTTP clients.
+_BY_REASON: Mapping[str, _ReasonOverride] = {
+    "IDEMPOTENCY_KEY_REUSED": _ReasonOverride(
+        422, "this Idempotency-Key was already used with a different request"
+    ),
+}
+# Upstream metadata that must not reach the client: an upstream request id may be one the
+# BFF derived from the client's key (checkout's per-step ids), an internal name.
+_INTERNAL_METADATA = frozenset({"request_id"})
 
 
 class Violation(BaseModel):
@@ -211,13 +236,18 @@ def problem_from_rpc_error(error: grpc.aio.AioRpcError) -> tuple[Problem, dict[s
         reason = error.code().name
         problem = _problem(status, reason, BFF_DOMAIN, _GENERIC_DETAIL.get(status, reason))
         return problem, headers
-    detail_text = _GENERIC_DETAIL.get(status) if status >= 500 else None
+    override = _BY_REASON.get(info.reason)
+    detail_text: str | None = None
+    if override is not None:
+        status, detail_text = override.status, override.detail
+    elif status >= 500:
+        detail_text = _GENERIC_DETAIL.get(status)
     problem = _problem(
         status,
         info.reason,
         info.domain,
         detail_text or error.details() or info.reason,
-        metadata=dict(info.metadata),
+        metadata={k: v for k, v in info.metadata.items() if k not in _INTERNAL_METADATA},
         violations=violations,
     )
     return problem, headers
@@ -256,6 +286,23 @@ def _validation_field(location: Sequence[int | str]) -> str:
     return ".".join(str(part) for part in path) or str(where)
 
 
+def _violation(error: Mapping[str, Any]) -> Violation:
+    if error.get("type") == "json_invalid":
+        # Located at ("body", <character offset>): it is the body that is wrong.
+        offset = error.get("loc", ("body", 0))[-1]
+        cause = error.get("ctx", {}).get("error") or "cannot be parsed"
+        return Violation(
+            field="body",
+            description=f"is not valid JSON ({cause} at character {offset})",
+            reason="MALFORMED_JSON",
+        )
+    return Violation(
+        field=_validation_field(error.get("loc", ())),
+        description=str(error.get("msg", "is invalid")),
+        reason=str(error.get("type", "invalid")).upper().replace(".", "_"),
+    )
+
+
 async def _on_rpc_error(_request: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, grpc.aio.AioRpcError)
     problem, headers = problem_from_rpc_error(error)
@@ -276,20 +323,27 @@ async def _on_service_error(_request: Request, error: Exception) -> ProblemRespo
 
 async def _on_invalid_request(_request: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, RequestValidationError)
-    violations = [
-        Violation(
-            field=_validation_field(item.get("loc", ())),
-            description=str(item.get("msg", "is invalid")),
-            reason=str(item.get("type", "invalid")).upper().replace(".", "_"),
-        )
-        for item in error.errors()
-    ]
+    violations = [_violation(item) for item in error.errors()]
     summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
     problem = _problem(400, "INVALID_ARGUMENT", BFF_DOMAIN, summary, violations=violations)
     return _response(problem)
 
 
-async def _on_http_error(_request: Request, error: Exception) -> ProblemResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (RFC 9110 §15.5.6).
+
+    Starlette's 405 names only the methods of the first route whose path matched, and
+    FastAPI has one route per operation: `DELETE /v1/me` would allow only GET.
+    """
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(route.methods or ())
+    return ", ".join(sorted(methods))
+
+
+async def _on_http_error(request: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, HTTPException)
     status = error.status_code
     max_bytes = getattr(error, "max_bytes", None)
@@ -297,7 +351,10 @@ async def _on_http_error(_request: Request, error: Exception) -> ProblemResponse
         return too_large_response(max_bytes)
     detail = error.detail if isinstance(error.detail, str) else _phrase(status)
     reason = _HTTP_REASONS.get(status, "HTTP_ERROR")
-    return _response(_problem(status, reason, BFF_DOMAIN, detail), error.headers)
+    headers = dict(error.headers or {})
+    if status == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return _response(_problem(status, reason, BFF_DOMAIN, detail), headers)
 
 
 def too_large_response(max_bytes: int) -> ProblemResponse:

@@ -2,49 +2,93 @@
 
 Counters use the `limits` library's sliding-window counter (two fixed windows weighted:
 close to a moving window at a fraction of its cost) in the storage named by
-`BFF_RATE_LIMIT_STORAGE`: process memory by default, a shared Redis or Memcached URI
-when several BFF processes must share one budget. A refusal is 429 with `Retry-After`.
+`BFF_RATE_LIMIT_STORAGE`: process memory by default, a shared Redis when several BFF
+processes must share one budget. A refusal is 429 with `Retry-After`.
+
+A storage that cannot be reached, or does not answer within the upstream deadline, makes
+the limited routes answer 503 (`RATE_LIMITS_UNAVAILABLE`) until it is back, and the BFF
+keeps serving everything else. It is not a start-up failure: Redis may go away at any
+time after start anyway, and a BFF that refused to start without it would take the reads
+down with the writes. At start-up an unreachable storage is logged, naming the setting.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Annotated
 
 from fastapi import Depends, Request
 from limits import RateLimitItem, parse_many
+from limits.aio.storage import Storage as AsyncStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from bff.authentication import Principal, require_principal
 from bff.config import BffSettings
-from services.runtime.errors import ResourceExhausted
+from services.runtime.errors import ResourceExhausted, Unavailable
 
 __all__ = ["RateLimits", "limit_auth", "limit_writes_by_ip", "limit_writes_by_user"]
+
+_log = logging.getLogger(__name__)
+_SETTING = "BFF_RATE_LIMIT_STORAGE"
 
 
 class RateLimits:
     """The configured limits and the counters behind them."""
 
     def __init__(self, settings: BffSettings) -> None:
-        storage = storage_from_string(settings.rate_limit_storage)
-        self._limiter = SlidingWindowCounterRateLimiter(storage)
+        storage = storage_from_string(settings.rate_limit_storage, wrap_exceptions=True)
+        if not isinstance(storage, AsyncStorage):  # the settings accept async+ URIs only
+            raise TypeError(f"not an async storage: {type(storage).__name__}")
+        self._storage = storage
+        self._limiter = SlidingWindowCounterRateLimiter(self._storage)
+        self._timeout = settings.upstream_timeout_seconds
         self.auth = parse_many(settings.auth_rate_limit)
         self.writes_per_user = parse_many(settings.write_rate_limit_per_user)
         self.writes_per_ip = parse_many(settings.write_rate_limit_per_ip)
 
-    async def hit(self, items: list[RateLimitItem], scope: str, key: str) -> None:
-        """Count one request against each of `items`; 429 when one is used up."""
-        for item in items:
-            if await self._limiter.hit(item, scope, key):
-                continue
-            stats = await self._limiter.get_window_stats(item, scope, key)
-            raise ResourceExhausted(
-                "RATE_LIMITED",
-                f"too many requests: at most {item.amount} per {_window(item)} {scope}",
-                retry_after_seconds=max(1.0, stats.reset_time - time.time()),
-                metadata={"limit": str(item.amount), "window": _window(item), "scope": scope},
+    async def check_storage(self) -> bool:
+        """Whether the counters' storage answers; logs a warning when it does not."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                reachable = await self._storage.check()
+        except TimeoutError:
+            reachable = False
+        if not reachable:
+            _log.warning(
+                "%s cannot be reached: rate-limited routes answer 503 until it can", _SETTING
             )
+        return reachable
+
+    async def hit(self, items: list[RateLimitItem], scope: str, key: str) -> None:
+        """Count one request against each of `items`; 429 when one is used up, 503 when
+        the counters cannot be reached."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                for item in items:
+                    if await self._limiter.hit(item, scope, key):
+                        continue
+                    stats = await self._limiter.get_window_stats(item, scope, key)
+                    raise ResourceExhausted(
+                        "RATE_LIMITED",
+                        f"too many requests: at most {item.amount} per {_window(item)} {scope}",
+                        retry_after_seconds=max(1.0, stats.reset_time - time.time()),
+                        metadata={
+                            "limit": str(item.amount),
+                            "window": _window(item),
+                            "scope": scope,
+                        },
+                    )
+        except (StorageError, TimeoutError) as error:
+            cause = error.storage_error if isinstance(error, StorageError) else error
+            # The storage URI may carry a password: the log names the setting, not it.
+            _log.warning("%s failed: %s", _SETTING, type(cause).__name__)
+            raise Unavailable(
+                "RATE_LIMITS_UNAVAILABLE", "the rate-limit counters cannot be reached"
+            ) from None
 
 
 def _window(item: RateLimitItem) -> str:

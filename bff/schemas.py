@@ -4,14 +4,23 @@ Field names are the contracts' snake_case names, so a field violation an upstrea
 reports names the same field the client sent. Amounts are integers in minor units with
 an ISO 4217 code, as in the contracts; every amount is below 1e15, so it is exact in any
 JSON parser (including JavaScript's doubles).
+
+The document states every rule a valid request must follow. Rules a service owns and
+reports with its own reason (a password's length, a known currency, an https image URL)
+are documented here with `_checked_upstream` and checked there, once, so the client sees
+the service's reason (`PASSWORD_TOO_SHORT`, `INVALID_CURRENCY`, ...).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
+
+from services.runtime.validation import CURRENCY_CODES
 
 __all__ = [
     "Amount",
@@ -49,11 +58,34 @@ __all__ = [
 ]
 
 MONEY_LIMIT = 10**15
+PRINTABLE_FORMAT = "printable"
+"""A custom string format: only characters for which Python's `str.isprintable()` holds
+(letters, marks, numbers, punctuation, symbols and the ASCII space; no control, format,
+private-use, unassigned or other separator characters)."""
+
 Uuid = Annotated[
     str,
     StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
 ]
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+def _checked_upstream(**keywords: Any) -> dict[str, Any]:
+    """`json_schema_extra` for a rule the upstream service checks and names itself."""
+    return keywords
+
+
+CurrencyCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    # Which codes are current is the services' rule (INVALID_CURRENCY).
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(CURRENCY_CODES),
+            "description": "A current ISO 4217 code.",
+        }
+    ),
+]
 
 
 class _Input(BaseModel):
@@ -82,31 +114,59 @@ class Amount(_Input):
 # ---- auth and profile ----------------------------------------------------------------
 
 
+# Domains identity refuses (email-validator's list), in any letter case.
+_SPECIAL_USE = "|".join(
+    "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in name)
+    for name in SPECIAL_USE_DOMAIN_NAMES
+)
+_NOT_SPECIAL_USE_DOMAIN = f"^(?!.*[.@]({_SPECIAL_USE})[.]?$)"
+_DisplayName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        json_schema_extra=_checked_upstream(format=PRINTABLE_FORMAT),  # INVALID_CHARACTERS
+        examples=["Ann"],
+    ),
+]
+
+
 class RegisterRequest(_Input):
     """A new account. The password rules (8 to 128 characters) are identity's."""
 
-    email: str = Field(min_length=1, max_length=254, examples=["ann@example.com"])
-    password: str = Field(min_length=1, max_length=1024)
-    display_name: str = Field(min_length=1, max_length=100, examples=["Ann"])
+    email: str = Field(
+        min_length=1,
+        max_length=254,
+        # MALFORMED_EMAIL: identity also refuses special-use domains (RFC 6761).
+        json_schema_extra=_checked_upstream(format="email", pattern=_NOT_SPECIAL_USE_DOMAIN),
+        examples=["ann@example.com"],
+    )
+    password: str = Field(
+        min_length=1,
+        max_length=1024,
+        # PASSWORD_TOO_SHORT, PASSWORD_TOO_LONG; counted after NFKC normalisation.
+        json_schema_extra=_checked_upstream(minLength=8, maxLength=128),
+    )
+    display_name: _DisplayName
 
 
 class LoginRequest(_Input):
     """Credentials."""
 
-    email: str = Field(min_length=1, max_length=1024)
+    email: str = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=1024)
 
 
 class RefreshRequest(_Input):
     """The newest refresh token of a session."""
 
-    refresh_token: str = Field(min_length=1, max_length=1024)
+    refresh_token: str = Field(min_length=1, max_length=256)
 
 
 class ProfileChanges(_Input):
     """The profile fields to change; today only the display name."""
 
-    display_name: str = Field(min_length=1, max_length=100)
+    display_name: _DisplayName
 
 
 class UserProfile(BaseModel):
@@ -260,9 +320,25 @@ class CategoryPage(BaseModel):
     next_page_token: str | None
 
 
-_Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-_Attributes = Annotated[dict[str, str], Field(max_length=50)]
-_ImageUrl = Annotated[str, StringConstraints(max_length=2048)]
+_Title = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    Field(json_schema_extra=_checked_upstream(pattern=r"\S")),  # not only whitespace
+]
+_Attributes = Annotated[
+    dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=64)],
+        Annotated[str, StringConstraints(max_length=256)],
+    ],
+    Field(max_length=50),
+]
+_ImageUrl = Annotated[
+    str,
+    # What catalogue accepts as an absolute https URL (INVALID_URL), in printable ASCII.
+    StringConstraints(
+        max_length=2048, pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][!-~]*)?$"
+    ),
+]
 _ImageUrls = Annotated[list[_ImageUrl], Field(max_length=10)]
 
 
@@ -278,11 +354,15 @@ class ProductDraft(_Input):
 
 
 class ProductChanges(_Input):
-    """The fields to change: exactly those present in the body (null clears)."""
+    """The fields to change: exactly those present in the body, at least one (null clears
+    the description, category, attributes and images)."""
 
-    title: _Title | None = None
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    # Present or absent, never null: a product always has a title and a price.
+    title: _Title | SkipJsonSchema[None] = None
     description: str | None = Field(default=None, max_length=5000)
-    price: Amount | None = None
+    price: Amount | SkipJsonSchema[None] = None
     category_id: Uuid | None = None
     attributes: _Attributes | None = None
     image_urls: _ImageUrls | None = None
@@ -291,7 +371,12 @@ class ProductChanges(_Input):
 class StockAdjustment(_Input):
     """A change of the stocked quantity, with the reason kept for audit."""
 
-    delta: int = Field(ge=-(10**9), le=10**9, description="Non-zero; negative removes units.")
+    delta: int = Field(
+        ge=-(10**9),
+        le=10**9,
+        description="Non-zero; negative removes units.",
+        json_schema_extra=_checked_upstream(**{"not": {"const": 0}}),
+    )
     reason: str = Field(min_length=1, max_length=500)
 
 

@@ -16,6 +16,7 @@ from bff.dependencies import PageSize, PageToken, UpstreamsDep, next_token
 from bff.openapi import errors
 from bff.schemas import CurrencyCode, Uuid
 from services.runtime.errors import FieldViolation, InvalidArgument
+from services.runtime.validation import RequestCheck
 
 __all__ = ["router"]
 
@@ -76,6 +77,11 @@ async def list_products(
         raise InvalidArgument(
             [FieldViolation("currency_code", "is required with a price bound", "REQUIRED")]
         )
+    if currency_code is not None and min_price_minor is None and max_price_minor is None:
+        # Not sent upstream without a bound, so checked here: never silently ignored.
+        check = RequestCheck()
+        check.currency("currency_code", currency_code)
+        check.done()
     reply = await upstreams.catalogue.ListProducts(
         pb.ListProductsRequest(
             category_id=category_id or "",
@@ -120,7 +126,13 @@ async def search_products(
     principal: MaybeSignedIn,
     upstreams: UpstreamsDep,
     query: Annotated[
-        str, Query(min_length=1, max_length=200, description="Plain text; never query syntax.")
+        str,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Plain text; never query syntax. Not only whitespace.",
+            json_schema_extra={"pattern": r"\S"},  # catalogue's rule (REQUIRED)
+        ),
     ],
     category_id: Annotated[Uuid | None, Query()] = None,
     page_size: PageSize = 20,

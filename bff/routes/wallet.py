@@ -18,7 +18,7 @@ from bff.dependencies import (
     next_token,
 )
 from bff.openapi import errors
-from bff.schemas import Uuid
+from bff.schemas import CurrencyCode, Uuid
 
 __all__ = ["router"]
 
@@ -49,9 +49,7 @@ async def get_wallet(principal: SignedIn, upstreams: UpstreamsDep) -> schemas.Wa
 async def list_transactions(
     principal: SignedIn,
     upstreams: UpstreamsDep,
-    currency_code: Annotated[
-        str | None, Query(pattern=r"^[A-Z]{3}$", description="Only this currency.")
-    ] = None,
+    currency_code: Annotated[CurrencyCode | None, Query(description="Only this currency.")] = None,
     page_size: PageSize = 20,
     page_token: PageToken = None,
 ) -> schemas.TransactionPage:

@@ -18,7 +18,6 @@ from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.runtime.guarded_server import GuardedServer, HandlerGuard
@@ -26,6 +25,7 @@ from services.runtime.health import HealthReporter
 from services.runtime.heap import freeze_start_up_heap
 from services.runtime.logs import configure_logging
 from services.runtime.ports import port_in_use
+from services.runtime.reflection import enable_reflection
 from services.runtime.rich_status import ErrorGuard
 from services.runtime.settings import ConfigurationError, ServiceSettings, load_settings
 from services.runtime.tasks import finish_within
@@ -129,13 +129,9 @@ async def start_grpc_service(
         spec.service_names, spec.probe, settings.health_probe_seconds, spec.ready_when
     )
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
-    reflection.enable_server_reflection(
-        [
-            *spec.service_names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
+    enable_reflection(
         server,
+        [*spec.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name],
     )
     address = f"{settings.host}:{settings.port}"
     taken = StartupError(f"{env_prefix}PORT: cannot listen on {address} (in use or not permitted)")

@@ -16,7 +16,7 @@ import pycountry
 
 from services.runtime.errors import FieldViolation, InvalidArgument
 
-__all__ = ["PAGE_SIZE_DEFAULT", "PAGE_SIZE_MAX", "RequestCheck"]
+__all__ = ["CURRENCY_CODES", "PAGE_SIZE_DEFAULT", "PAGE_SIZE_MAX", "RequestCheck"]
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 100
@@ -25,7 +25,7 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 # Exactly what str(uuid.UUID(...)) prints, so no other spelling of an id is accepted.
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Current ISO 4217 codes, minus "no currency" (XXX) and the code reserved for tests (XTS).
-_CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies) - {"XXX", "XTS"}
+CURRENCY_CODES = frozenset(c.alpha_3 for c in pycountry.currencies) - {"XXX", "XTS"}
 _MONEY_LIMIT = 10**15
 
 
@@ -92,7 +92,7 @@ class RequestCheck:
 
     def currency(self, field: str, code: str) -> None:
         """A current ISO 4217 alphabetic code, such as EUR."""
-        if not _CURRENCY.match(code) or code not in _CURRENCIES:
+        if not _CURRENCY.match(code) or code not in CURRENCY_CODES:
             self.fail(field, "must be a current ISO 4217 code such as USD", "INVALID_CURRENCY")
 
     def money(self, field: str, money: _Money | None) -> None:

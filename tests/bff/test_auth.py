@@ -110,7 +110,7 @@ async def test_profile_update_is_idempotent_by_key(client: httpx.AsyncClient) ->
     assert first.status_code == 200, first.text
     assert first.json()["display_name"] == "Ann B."
     assert again.json() == first.json()
-    assert_problem(other, 400, "IDEMPOTENCY_KEY_REUSED")
+    assert_problem(other, 422, "IDEMPOTENCY_KEY_REUSED")
     assert (await client.get("/v1/me", headers=session.auth)).json()["display_name"] == "Ann B."
 
 

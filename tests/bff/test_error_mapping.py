@@ -1,4 +1,5 @@
-"""gRPC status → HTTP status as grpc-gateway maps them, on real upstream failures."""
+"""gRPC status → HTTP status as grpc-gateway maps them, on real upstream failures; and the
+HTTP layer's own answers: 405 with every allowed method, 422 for a reused key, bad JSON."""
 
 from __future__ import annotations
 
@@ -8,9 +9,18 @@ import grpc
 import httpx
 import pytest
 
+from bff.openapi import OPENAPI_PATH
 from bff.problems import http_status
 from services.runtime.ids import new_id
-from tests.bff.conftest import Platform, assert_problem, serving_bff, sign_up, wallet_of
+from tests.bff.conftest import (
+    Platform,
+    admin_session,
+    assert_problem,
+    serving_bff,
+    sign_up,
+    top_up,
+    wallet_of,
+)
 from tests.identity.conftest import PASSWORD
 
 # ARCHITECTURE.md's table (grpc-gateway's HTTPStatusFromCode).
@@ -106,3 +116,81 @@ async def test_not_found_and_unknown_routes(client: httpx.AsyncClient) -> None:
     assert problem["domain"] == "catalogue.superapp"
     assert_problem(await client.get("/v1/nowhere"), 404, "NOT_FOUND")
     assert_problem(await client.delete("/v1/me"), 405, "METHOD_NOT_ALLOWED")
+
+
+async def test_a_405_allows_every_method_the_path_serves(client: httpx.AsyncClient) -> None:
+    reply = await client.delete("/v1/me")
+    assert_problem(reply, 405, "METHOD_NOT_ALLOWED")
+    assert reply.headers["allow"] == "GET, PATCH"
+
+    document = (await client.get(OPENAPI_PATH)).json()
+    for path, item in document["paths"].items():
+        served = {method.upper() for method in item}
+        unserved = next(m for m in ("DELETE", "PUT", "PATCH", "POST") if m not in served)
+        url = path.replace("{product_id}", new_id()).replace("{category_id}", new_id())
+        url = url.replace("{user_id}", new_id())
+        reply = await client.request(unserved, url)
+        assert_problem(reply, 405, "METHOD_NOT_ALLOWED")
+        assert set(reply.headers["allow"].split(", ")) == served, (unserved, path)
+
+
+async def test_a_body_that_is_not_json_is_named_as_the_body(client: httpx.AsyncClient) -> None:
+    for broken in (b'{"email": "a@example.com",', b"\xff\xfe", b"{'email': 1}"):
+        reply = await client.post(
+            "/v1/auth/login", content=broken, headers={"content-type": "application/json"}
+        )
+        problem = assert_problem(reply, 400, "INVALID_ARGUMENT")
+        [violation] = problem["violations"]
+        assert violation["field"] == "body", problem
+        assert violation["reason"] == "MALFORMED_JSON"
+        assert violation["description"].startswith("is not valid JSON")
+        assert problem["detail"].startswith("body: is not valid JSON")
+
+    # Other invalid input keeps naming its field.
+    missing = await client.post("/v1/auth/login", json={"email": "a@example.com"})
+    problem = assert_problem(missing, 400, "INVALID_ARGUMENT")
+    assert [(v["field"], v["reason"]) for v in problem["violations"]] == [("password", "MISSING")]
+
+
+async def test_a_key_reused_with_another_body_is_422_without_internal_ids(
+    client: httpx.AsyncClient,
+) -> None:
+    ann = await sign_up(client, "ann")
+    bob = await sign_up(client, "bob")
+    admin = await admin_session(client)
+    await wallet_of(client, ann)
+    await top_up(client, admin, ann, 1_000)
+    key = f"transfer-{new_id()}"
+
+    def transfer(amount_minor: int) -> dict[str, object]:
+        return {
+            "to_user_id": bob.user_id,
+            "amount": {"currency_code": "EUR", "amount_minor": amount_minor},
+        }
+
+    first = await client.post(
+        "/v1/me/wallet/transfers", json=transfer(100), headers=ann.writing(key)
+    )
+    again = await client.post(
+        "/v1/me/wallet/transfers", json=transfer(100), headers=ann.writing(key)
+    )
+    other = await client.post(
+        "/v1/me/wallet/transfers", json=transfer(200), headers=ann.writing(key)
+    )
+
+    assert first.status_code == 201, first.text
+    assert again.json() == first.json()
+    problem = assert_problem(other, 422, "IDEMPOTENCY_KEY_REUSED")
+    assert problem["domain"] == "wallet.superapp"
+    assert problem["metadata"] == {}
+    assert "request_id" not in other.text
+    assert "Idempotency-Key" in problem["detail"]
+
+
+async def test_a_currency_without_a_price_bound_is_still_checked(
+    client: httpx.AsyncClient,
+) -> None:
+    unknown = await client.get("/v1/products", params={"currency_code": "AAA"})
+    problem = assert_problem(unknown, 400, "INVALID_CURRENCY")
+    assert [v["field"] for v in problem["violations"]] == ["currency_code"]
+    assert (await client.get("/v1/products", params={"currency_code": "EUR"})).status_code == 200

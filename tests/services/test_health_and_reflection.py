@@ -10,7 +10,9 @@ from pathlib import Path
 import grpc
 import nats as nats_py
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
@@ -25,6 +27,8 @@ from tests.services.conftest import SERVICES, Running, ServiceKind, start
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 BUF = ROOT / "node_modules" / ".bin" / "buf"
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+REFLECTION_V1ALPHA = "grpc.reflection.v1alpha.ServerReflection"
 
 
 async def test_reports_serving_overall_and_per_service(running: Running) -> None:
@@ -56,11 +60,48 @@ async def test_reflection_lists_every_service(running: Running) -> None:
     with grpc.insecure_channel(running.address) as channel:
         database = ProtoReflectionDescriptorDatabase(channel)
         names = await asyncio.to_thread(database.get_services)
-    assert set(names) >= {
+    assert set(names) == {
         running.kind.grpc_name,
         "grpc.health.v1.Health",
-        "grpc.reflection.v1alpha.ServerReflection",
+        REFLECTION_V1,
+        REFLECTION_V1ALPHA,
     }
+
+
+async def _reflect_v1(
+    channel: grpc.aio.Channel, *requests: reflection_pb2.ServerReflectionRequest
+) -> list[reflection_pb2.ServerReflectionResponse]:
+    """A raw call of the v1 protocol. Its messages are v1alpha's on the wire (only the
+    package differs), so v1alpha's classes encode and decode them."""
+    call = channel.stream_stream(
+        f"/{REFLECTION_V1}/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    return [reply async for reply in call(iter(requests))]
+
+
+async def test_reflection_v1_answers_a_raw_call(running: Running) -> None:
+    listed, described, unknown = await _reflect_v1(
+        running.channel,
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol=REFLECTION_V1),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="no.such.Service"),
+    )
+
+    names = {service.name for service in listed.list_services_response.service}
+    assert {running.kind.grpc_name, REFLECTION_V1, REFLECTION_V1ALPHA} <= names
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw)
+        for raw in described.file_descriptor_response.file_descriptor_proto
+    ]
+    [v1] = [f for f in files if f.package == "grpc.reflection.v1"]
+    assert v1.name == "grpc/reflection/v1/reflection.proto"
+    [method] = v1.service[0].method
+    assert (v1.service[0].name, method.name) == ("ServerReflection", "ServerReflectionInfo")
+    assert method.input_type == ".grpc.reflection.v1.ServerReflectionRequest"
+    assert method.output_type == ".grpc.reflection.v1.ServerReflectionResponse"
+    assert unknown.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
 
 
 async def _buf_curl(*args: str) -> tuple[int, str, str]:
@@ -77,6 +118,25 @@ async def _buf_curl(*args: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("protocol", ["grpc-v1", "grpc-v1alpha"])
+async def test_buf_curl_lists_the_services_over_either_reflection_protocol(
+    running: Running, protocol: str
+) -> None:
+    base = f"http://{running.address}"
+    code, out, err = await _buf_curl("--reflect-protocol", protocol, "--list-services", base)
+    assert code == 0, err
+    assert set(out.split()) == {
+        running.kind.grpc_name,
+        "grpc.health.v1.Health",
+        REFLECTION_V1,
+        REFLECTION_V1ALPHA,
+    }
+    # Every listed service resolves to its descriptor, the v1 reflection service too.
+    code, out, err = await _buf_curl("--reflect-protocol", protocol, "--list-methods", base)
+    assert code == 0, err
+    assert f"{REFLECTION_V1}/ServerReflectionInfo" in out.split()
 
 
 async def test_buf_curl_describes_and_calls_through_reflection_alone(running: Running) -> None:

@@ -1,0 +1,60 @@
+"""The served OpenAPI document: problems, idempotency and who needs a token, as documented."""
+
+from __future__ import annotations
+
+import httpx
+
+from bff.openapi import OPENAPI_PATH
+from services.runtime.ids import new_id
+
+
+async def test_every_operation_documents_its_problems(client: httpx.AsyncClient) -> None:
+    document = (await client.get(OPENAPI_PATH)).json()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+            # A reused Idempotency-Key is 422; invalid input is 400, never FastAPI's 422.
+            assert ("422" in responses) == ("Idempotency-Key" in headers), (method, path)
+            for status, response in responses.items():
+                if int(status) >= 400 and path != "/readyz":
+                    assert list(response["content"]) == ["application/problem+json"], (
+                        method,
+                        path,
+                        status,
+                    )
+            if method in {"post", "patch"} and path.startswith("/v1/") and "/auth/" not in path:
+                assert "Idempotency-Key" in headers, (method, path)
+                assert "429" in responses, (method, path)
+
+
+_BROWSING = {
+    "/v1/products",
+    "/v1/products/{product_id}",
+    "/v1/search/products",
+    "/v1/categories",
+    "/v1/categories/{category_id}",
+}
+_SIGNED_IN = ("/v1/me", "/v1/home", "/v1/merchant/", "/v1/admin/", "/v1/checkout")
+
+
+async def test_the_document_says_which_operations_need_a_token(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get(OPENAPI_PATH)).json()
+    token = {"accessToken": []}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            security = operation.get("security")
+            if path in _BROWSING:
+                # A token is optional: sent, it is verified (merchants see their drafts).
+                assert security == [token, {}], (method, path)
+            elif path.startswith(_SIGNED_IN):
+                assert security == [token], (method, path)
+            else:  # sign-up and sign-in, health, keys
+                assert security is None, (method, path)
+    for path in _BROWSING:
+        url = path.format(product_id=new_id(), category_id=new_id())
+        anonymous = await client.get(url, params={"query": "mug"} if "search" in url else {})
+        if anonymous.status_code != 200:
+            assert anonymous.json()["reason"] in {"PRODUCT_NOT_FOUND", "CATEGORY_NOT_FOUND"}
