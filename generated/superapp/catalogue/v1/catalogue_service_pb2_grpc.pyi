@@ -165,7 +165,7 @@ class CatalogueServiceStub:
       not an ISO 4217 code.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - NOT_FOUND `CATEGORY_NOT_FOUND`: the new `category_id` names no category
@@ -189,7 +189,7 @@ class CatalogueServiceStub:
       or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `INVALID_STATUS_TRANSITION`: the product is not a
@@ -214,7 +214,7 @@ class CatalogueServiceStub:
       or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
@@ -341,13 +341,16 @@ class CatalogueServiceStub:
     zero, ProductOutOfStock (subject `superapp.catalogue.stock.depleted`).
 
     Caller: authenticated user (any role); the reservation belongs to the
-    caller.
+    caller, or to `user_id` when a caller with role `system` or `admin`
+    reserves for a user (the orders service does, with its own token).
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
-      `quantity` outside 1..1000, `ttl` not positive or above 1 hour, or an
-      empty or over-long `request_id`.
+      `quantity` outside 1..1000, `ttl` not positive or above 1 hour, a
+      malformed `user_id`, or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: `user_id` names another user
+      and the caller has neither role `system` nor `admin`.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `PRODUCT_NOT_PUBLISHED`: the caller may see the
@@ -366,7 +369,8 @@ class CatalogueServiceStub:
     product's status is now. Publishes StockCommitted (subject
     `superapp.catalogue.stock.committed`).
 
-    Caller: the user who made the reservation, or role `admin` or `system`.
+    Caller: the user the reservation belongs to, or role `admin` or
+    `system`.
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -388,7 +392,8 @@ class CatalogueServiceStub:
     StockReleased (subject `superapp.catalogue.stock.released`) with reason
     RELEASED.
 
-    Caller: the user who made the reservation, or role `admin` or `system`.
+    Caller: the user the reservation belongs to, or role `admin` or
+    `system`.
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -409,7 +414,8 @@ class CatalogueServiceStub:
     passed is returned as EXPIRED even if the sweeper has not recorded it
     yet.
 
-    Caller: the user who made the reservation, or role `admin` or `system`.
+    Caller: the user the reservation belongs to, or role `admin` or
+    `system`.
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: `reservation_id` is empty or not a
@@ -427,7 +433,9 @@ class CatalogueServiceStub:
     `superapp.catalogue.stock.depleted`) when it brings available stock from
     above zero to zero.
 
-    Caller: the product's merchant or role `admin`.
+    Caller: the product's merchant, role `admin`, or role `system` (the
+    orders service returns the units of a sale it could not collect payment
+    for).
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
@@ -435,7 +443,7 @@ class CatalogueServiceStub:
       500 characters, or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `STOCK_BELOW_RESERVED`: the new stocked quantity
@@ -580,7 +588,7 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
       not an ISO 4217 code.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - NOT_FOUND `CATEGORY_NOT_FOUND`: the new `category_id` names no category
@@ -604,7 +612,7 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
       or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `INVALID_STATUS_TRANSITION`: the product is not a
@@ -629,7 +637,7 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
       or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
@@ -756,13 +764,16 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     zero, ProductOutOfStock (subject `superapp.catalogue.stock.depleted`).
 
     Caller: authenticated user (any role); the reservation belongs to the
-    caller.
+    caller, or to `user_id` when a caller with role `system` or `admin`
+    reserves for a user (the orders service does, with its own token).
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
-      `quantity` outside 1..1000, `ttl` not positive or above 1 hour, or an
-      empty or over-long `request_id`.
+      `quantity` outside 1..1000, `ttl` not positive or above 1 hour, a
+      malformed `user_id`, or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: `user_id` names another user
+      and the caller has neither role `system` nor `admin`.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `PRODUCT_NOT_PUBLISHED`: the caller may see the
@@ -781,7 +792,8 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     product's status is now. Publishes StockCommitted (subject
     `superapp.catalogue.stock.committed`).
 
-    Caller: the user who made the reservation, or role `admin` or `system`.
+    Caller: the user the reservation belongs to, or role `admin` or
+    `system`.
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -803,7 +815,8 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     StockReleased (subject `superapp.catalogue.stock.released`) with reason
     RELEASED.
 
-    Caller: the user who made the reservation, or role `admin` or `system`.
+    Caller: the user the reservation belongs to, or role `admin` or
+    `system`.
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -824,7 +837,8 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     passed is returned as EXPIRED even if the sweeper has not recorded it
     yet.
 
-    Caller: the user who made the reservation, or role `admin` or `system`.
+    Caller: the user the reservation belongs to, or role `admin` or
+    `system`.
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: `reservation_id` is empty or not a
@@ -842,7 +856,9 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     `superapp.catalogue.stock.depleted`) when it brings available stock from
     above zero to zero.
 
-    Caller: the product's merchant or role `admin`.
+    Caller: the product's merchant, role `admin`, or role `system` (the
+    orders service returns the units of a sale it could not collect payment
+    for).
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
@@ -850,7 +866,7 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
       500 characters, or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `STOCK_BELOW_RESERVED`: the new stocked quantity
@@ -1010,7 +1026,7 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
           not an ISO 4217 code.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-          caller is neither its merchant nor an admin.
+          caller is neither its merchant nor an admin nor a system caller.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
           not see (metadata `product_id`).
         - NOT_FOUND `CATEGORY_NOT_FOUND`: the new `category_id` names no category
@@ -1040,7 +1056,7 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
           or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-          caller is neither its merchant nor an admin.
+          caller is neither its merchant nor an admin nor a system caller.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
           not see (metadata `product_id`).
         - FAILED_PRECONDITION `INVALID_STATUS_TRANSITION`: the product is not a
@@ -1071,7 +1087,7 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
           or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-          caller is neither its merchant nor an admin.
+          caller is neither its merchant nor an admin nor a system caller.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
           not see (metadata `product_id`).
         - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
@@ -1234,13 +1250,16 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
         zero, ProductOutOfStock (subject `superapp.catalogue.stock.depleted`).
 
         Caller: authenticated user (any role); the reservation belongs to the
-        caller.
+        caller, or to `user_id` when a caller with role `system` or `admin`
+        reserves for a user (the orders service does, with its own token).
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
-          `quantity` outside 1..1000, `ttl` not positive or above 1 hour, or an
-          empty or over-long `request_id`.
+          `quantity` outside 1..1000, `ttl` not positive or above 1 hour, a
+          malformed `user_id`, or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: `user_id` names another user
+          and the caller has neither role `system` nor `admin`.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
           not see (metadata `product_id`).
         - FAILED_PRECONDITION `PRODUCT_NOT_PUBLISHED`: the caller may see the
@@ -1265,7 +1284,8 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
         product's status is now. Publishes StockCommitted (subject
         `superapp.catalogue.stock.committed`).
 
-        Caller: the user who made the reservation, or role `admin` or `system`.
+        Caller: the user the reservation belongs to, or role `admin` or
+        `system`.
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -1293,7 +1313,8 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
         StockReleased (subject `superapp.catalogue.stock.released`) with reason
         RELEASED.
 
-        Caller: the user who made the reservation, or role `admin` or `system`.
+        Caller: the user the reservation belongs to, or role `admin` or
+        `system`.
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -1320,7 +1341,8 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
         passed is returned as EXPIRED even if the sweeper has not recorded it
         yet.
 
-        Caller: the user who made the reservation, or role `admin` or `system`.
+        Caller: the user the reservation belongs to, or role `admin` or
+        `system`.
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: `reservation_id` is empty or not a
@@ -1344,7 +1366,9 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
         `superapp.catalogue.stock.depleted`) when it brings available stock from
         above zero to zero.
 
-        Caller: the product's merchant or role `admin`.
+        Caller: the product's merchant, role `admin`, or role `system` (the
+        orders service returns the units of a sale it could not collect payment
+        for).
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
@@ -1352,7 +1376,7 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
           500 characters, or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-          caller is neither its merchant nor an admin.
+          caller is neither its merchant nor an admin nor a system caller.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
           not see (metadata `product_id`).
         - FAILED_PRECONDITION `STOCK_BELOW_RESERVED`: the new stocked quantity
