@@ -11,14 +11,12 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from fastapi.params import Depends as DependsMarker
 
-from bff.checkout import Checkout
 from bff.config import BffSettings
 from bff.rate_limits import limit_writes_by_ip, limit_writes_by_user
 from bff.upstreams import Upstreams
 
 __all__ = [
     "WRITE_LIMITS",
-    "CheckoutDep",
     "IdempotencyKey",
     "PageSize",
     "PageToken",
@@ -38,14 +36,8 @@ async def _settings(request: Request) -> BffSettings:
     return settings
 
 
-async def _checkout(request: Request) -> Checkout:
-    checkout: Checkout = request.app.state.checkout
-    return checkout
-
-
 UpstreamsDep = Annotated[Upstreams, Depends(_upstreams)]
 SettingsDep = Annotated[BffSettings, Depends(_settings)]
-CheckoutDep = Annotated[Checkout, Depends(_checkout)]
 
 IdempotencyKey = Annotated[
     str,

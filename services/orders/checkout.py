@@ -124,27 +124,43 @@ class Checkout:
                 "request_id was already used for an order with different parameters",
                 metadata={"request_id": purchase.request_id, "order_id": order.order_id},
             )
-        if order.status in (OrderStatus.COMPLETED, OrderStatus.REVERSED):
-            return order
-        owner = new_id()
-        order = await self._claim(order, owner)
-        if order.status is OrderStatus.CANCELLED:
+        while True:
+            if order.status in (OrderStatus.COMPLETED, OrderStatus.REVERSED):
+                return order
+            owner = new_id()
+            order = await self._claim(order, owner)
+            if order.status is not OrderStatus.CANCELLED:
+                if order.status in (OrderStatus.COMPLETED, OrderStatus.REVERSED):
+                    await self._book.release(order.order_id, owner, retry_in=None)
+                    return order
+                # Unfinished: resume it for the buyer.
+                result = await self._drivers.run(order, owner, Direction.FORWARD)
+                if result is None or result.failure is not None or result.interrupted:
+                    return self._answer(result)
+                if result.order.status is not OrderStatus.CANCELLED:
+                    return self._answer(result)
+                # It only finished undoing an earlier attempt: the buyer asks again.
+                order = result.order
+                continue
+            return await self._next_attempt(order, owner, purchase)
+
+    async def _next_attempt(
+        self, order: OrderRecord, owner: str, purchase: Purchase
+    ) -> OrderRecord:
+        """Try a CANCELLED order (leased to `owner`) again as its next attempt."""
+        try:
             if order.attempt >= MAX_ATTEMPTS:
-                await self._book.release(order.order_id, owner, retry_in=None)
                 raise FailedPrecondition(
                     "CHECKOUT_ATTEMPTS_EXHAUSTED",
-                    f"this request_id was used for {MAX_ATTEMPTS} failed checkouts; use a new one",
+                    f"this request_id was used for {MAX_ATTEMPTS} failed checkouts; "
+                    "use a new one",
                     metadata={"order_id": order.order_id},
                 )
-            try:
-                await self._product(purchase)
-            except BaseException:
-                await self._book.release(order.order_id, owner, retry_in=None)
-                raise
-            order = await self._book.change(order, owner, _next_attempt(order))
-        elif order.status in (OrderStatus.COMPLETED, OrderStatus.REVERSED):
+            await self._product(purchase)
+        except BaseException:
             await self._book.release(order.order_id, owner, retry_in=None)
-            return order
+            raise
+        order = await self._book.change(order, owner, _reopened(order))
         return self._answer(await self._drivers.run(order, owner, Direction.FORWARD))
 
     async def _claim(self, order: OrderRecord, owner: str) -> OrderRecord:
@@ -227,7 +243,8 @@ class Checkout:
         raise CheckoutFailed(result.failure, _place(order, step))
 
 
-def _next_attempt(order: OrderRecord) -> dict[str, object]:
+def _reopened(order: OrderRecord) -> dict[str, object]:
+    """The changes that start a CANCELLED order's next attempt."""
     return {
         "status": OrderStatus.PENDING,
         "next_step": Step.RESERVE,
