@@ -39,7 +39,7 @@ from tests.identity.conftest import ADMIN_EMAIL, PASSWORD, Identity, running_ide
 
 # Generous: many tests share one client address; the limits have their own tests.
 UNLIMITED = "100000/minute"
-ORDERS_SECRET = "orders-test-secret-0123456789"  # noqa: S105 - a test fixture's secret
+ORDERS_SECRET = "orders-test-secret-0123456789"
 
 
 class StepHook:
@@ -170,8 +170,7 @@ async def running_platform(
         orders = Service(
             OrdersSettings(
                 data_dir=data_dir / "orders",
-                database_url=orders_database_url
-                or f"sqlite+aiosqlite:///{data_dir / 'orders.db'}",
+                database_url=orders_database_url or f"sqlite+aiosqlite:///{data_dir / 'orders.db'}",
                 client_secret=ORDERS_SECRET,
                 wallet_addr=wallet.address,
                 catalogue_addr=catalogue.address,

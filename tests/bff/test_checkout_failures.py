@@ -165,7 +165,13 @@ async def test_a_bff_that_goes_away_mid_checkout_does_not_stop_the_purchase(
         headers = buyer.writing()
         reached, bff_gone = asyncio.Event(), asyncio.Event()
 
-        async def pause(_order_id: str, done: str, at: str = step) -> None:
+        async def pause(
+            _order_id: str,
+            done: str,
+            at: str = step,
+            reached: asyncio.Event = reached,
+            bff_gone: asyncio.Event = bff_gone,
+        ) -> None:
             if done == at:
                 reached.set()
                 await bff_gone.wait()

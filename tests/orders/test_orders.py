@@ -32,7 +32,9 @@ async def test_an_order_bought_over_grpc_is_the_buyers_and_the_merchants_to_see(
         assert [(s.name, s.outcome) for s in order.timeline] == [
             (name, pb.STEP_OUTCOME_SUCCEEDED) for name in ("reserve", "hold", "commit", "capture")
         ]
-        assert order.transaction_id and order.hold_id and order.reservation_id
+        assert order.transaction_id
+        assert order.hold_id
+        assert order.reservation_id
         seen = await shop.orders.GetOrder(
             pb.GetOrderRequest(order_id=order.order_id), metadata=buyer
         )
