@@ -30,9 +30,9 @@ class OrdersSettings(ServiceSettings):
     """catalogue's gRPC address (host:port)."""
     step_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     """Deadline of each call to the catalogue or the wallet."""
-    reservation_ttl_seconds: Annotated[float, Field(ge=10, le=3600)] = 600
+    reservation_ttl_seconds: Annotated[float, Field(ge=1, le=3600)] = 600
     """How long an order holds stock before the sale must be committed."""
-    capture_grace_seconds: Annotated[float, Field(ge=10, le=6 * 24 * 3600)] = 1800
+    capture_grace_seconds: Annotated[float, Field(ge=1, le=6 * 24 * 3600)] = 1800
     """How long a funds hold outlives the reservation, so that a sold order's payment
     can be collected after an outage without placing a new hold."""
     lease_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
