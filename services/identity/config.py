@@ -41,7 +41,7 @@ class IdentitySettings(ServiceSettings):
     bootstrap_admin_email: str = ""
     """This account gets the admin role (at sign-up, or at start if it exists): the first admin."""
 
-    service_clients: dict[str, str] = {}
+    service_clients: dict[str, str] = Field(default={}, repr=False)
     """Services that may get system tokens (IssueServiceToken), as JSON: client id to the
     lower-case hex SHA-256 of its secret, e.g. `{"orders": "9f86d0…"}`. Never the secret."""
 

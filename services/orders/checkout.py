@@ -152,8 +152,7 @@ class Checkout:
             if order.attempt >= MAX_ATTEMPTS:
                 raise FailedPrecondition(
                     "CHECKOUT_ATTEMPTS_EXHAUSTED",
-                    f"this request_id was used for {MAX_ATTEMPTS} failed checkouts; "
-                    "use a new one",
+                    f"this request_id was used for {MAX_ATTEMPTS} failed checkouts; use a new one",
                     metadata={"order_id": order.order_id},
                 )
             await self._product(purchase)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ConfigurationError", "RelayMode", "ServiceSettings", "load_settings"]
@@ -45,7 +45,7 @@ class ServiceSettings(BaseSettings):
     (fewer processes: tests, small machines)."""
     idempotency_retention_hours: Annotated[float, Field(ge=24, le=24 * 366)] = 24.0
     """How long a mutation's `request_id` is honoured (a retry replays its response).
-    At least a day: the BFF's checkout promises its Idempotency-Key for that long."""
+    At least a day: the orders service replays its checkout steps' request ids."""
     token_issuer: str = "superapp-identity"  # noqa: S105 - a name, not a secret
     """The `iss` of access tokens: identity signs with it, every service requires it."""
     token_audience: str = "superapp"  # noqa: S105 - a name, not a secret
@@ -96,6 +96,13 @@ class ServiceSettings(BaseSettings):
 _Settings = TypeVar("_Settings", bound=BaseSettings)
 
 
+def _sensitive(cls: type[BaseSettings], location: tuple[int | str, ...]) -> bool:
+    """Whether a setting's value must not be echoed: a secret, or a field hidden from
+    its repr (which may hold one by mistake)."""
+    field = cls.model_fields.get(str(location[0])) if location else None
+    return field is not None and (not field.repr or field.annotation is SecretStr)
+
+
 def load_settings(cls: type[_Settings]) -> _Settings:
     """Read `cls` from the environment, or fail with one line per offending variable."""
     try:
@@ -105,5 +112,8 @@ def load_settings(cls: type[_Settings]) -> _Settings:
         lines = []
         for problem in error.errors():
             name = (prefix + "_".join(str(part) for part in problem["loc"])).upper()
-            lines.append(f"{name}: {problem['msg']} (got {problem.get('input')!r})")
+            line = f"{name}: {problem['msg']}"
+            if not _sensitive(cls, problem["loc"]):
+                line += f" (got {problem.get('input')!r})"
+            lines.append(line)
         raise ConfigurationError("; ".join(lines)) from None
