@@ -219,6 +219,20 @@ async def _app_signs_up_and_finds_its_wallet(bff: str) -> None:
             await asyncio.sleep(0.1)
         assert wallet.status_code == 200, wallet.text
         assert wallet.json()["user_id"] == registered.json()["user_id"]
+        orders = await http.get("/v1/me/orders", headers=auth)
+        assert orders.json() == {"orders": [], "next_page_token": None}, orders.text
+        # Orders asks the catalogue with its own token, got from identity with the
+        # secret the launcher provisioned: a missing product, not a missing credential.
+        missing = await http.post(
+            "/v1/checkout",
+            json={
+                "product_id": str(uuid.uuid4()),
+                "quantity": 1,
+                "unit_price": {"currency_code": "EUR", "amount_minor": 100},
+            },
+            headers={**auth, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert (missing.status_code, missing.json()["reason"]) == (404, "PRODUCT_NOT_FOUND")
 
 
 async def test_stack_serves_every_component_and_stops_cleanly(make_stack: StackFactory) -> None:
@@ -242,6 +256,8 @@ async def test_stack_serves_every_component_and_stops_cleanly(make_stack: StackF
         await client.close()
     assert stack.nats_url in stack.stdout
     await _app_signs_up_and_finds_its_wallet(f"http://{stack.address('BFF_PORT')}")
+    secret = stack.data_dir / "secrets" / "orders-client-secret"
+    assert secret.stat().st_mode & 0o777 == 0o600
     assert f"http://{stack.address('BFF_PORT')}" in stack.stdout
     for component in COMPONENTS:
         # Every server keeps the collector off its start-up heap (services.runtime.heap).
