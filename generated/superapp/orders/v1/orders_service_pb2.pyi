@@ -229,9 +229,11 @@ class Order(_message.Message):
     status: Global___OrderStatus.ValueType
     """Output only. Where the order stands."""
     failure_reason: _builtins.str
-    """Output only. Why the order is CANCELLED or REVERSED: the ErrorInfo
-    reason of the step that ended it (for example `INSUFFICIENT_FUNDS`,
-    `OUT_OF_STOCK`, `HOLD_EXPIRED`); empty otherwise.
+    """Output only. Why the order is (or is being) CANCELLED or REVERSED: the
+    ErrorInfo reason of the step that turned it (for example
+    `INSUFFICIENT_FUNDS`, `OUT_OF_STOCK`, `UNAVAILABLE`), or `ABANDONED` when
+    the checkout stopped before the sale and the reconciler undid it; empty
+    otherwise.
     """
     reservation_id: _builtins.str
     """Output only. The catalogue reservation of the current attempt; empty
