@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 import httpx
 import pytest
+from sqlalchemy import select
 from superapp.orders.v1 import orders_service_pb2 as pb
 
+from services.database import Database
+from services.orders.models import EVENT_TABLES
+from services.orders.server import create_server as create_orders
 from services.runtime.ids import new_id
 from tests.bff.conftest import Platform, Service, available, stock_of, wallet_of
 from tests.orders.conftest import Shop, metadata_of, open_shop
@@ -226,3 +231,53 @@ async def test_the_orders_service_stopping_after_a_step(
 
 async def await_call(call: Any) -> Any:
     return await call
+
+
+async def test_replicas_settle_each_order_exactly_once(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """Two orders replicas on one database: their reconcilers race for the same orders,
+    the leases make each order settle once (one compensation, one event)."""
+    second = Service(
+        platform.orders.settings.model_copy(update={"port": 0}),
+        functools.partial(create_orders),
+        platform.tracer_provider,
+    )
+    await second.start()
+    try:
+        async with open_shop(platform, client, price_minor=10, stock=20) as shop:
+            keys = [new_id() for _ in range(6)]
+            await platform.wallet.stop()
+            try:
+                for key in keys:
+                    with pytest.raises(grpc.aio.AioRpcError) as failed:
+                        await shop.orders.CreateOrder(
+                            shop.create_request(1, key), metadata=metadata_of(shop.buyer)
+                        )
+                    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+            finally:
+                await platform.wallet.start()
+
+            orders = [await _settled(shop, await _order_of(shop, key)) for key in keys]
+    finally:
+        await second.stop()
+
+    for order in orders:
+        assert order.status == pb.ORDER_STATUS_CANCELLED
+        voids = [
+            s for s in order.timeline if (s.name, s.outcome) == ("void", pb.STEP_OUTCOME_SUCCEEDED)
+        ]
+        assert len(voids) == 1, order
+    assert available(await _wallet(client, shop, shop.buyer)) == (_FUNDS, 0)
+    assert (await stock_of(client, shop.product["product_id"]))["reserved_quantity"] == 0
+    database = Database.connect(platform.orders.settings.resolved_database_url("orders"))
+    try:
+        rows = await database.lookup(
+            select(EVENT_TABLES.outbox.c.aggregate_id).where(
+                EVENT_TABLES.outbox.c.event_type == "superapp.orders.v1.OrderCancelled",
+                EVENT_TABLES.outbox.c.aggregate_id.in_([o.order_id for o in orders]),
+            )
+        )
+    finally:
+        await database.dispose()
+    assert sorted(row.aggregate_id for row in rows) == sorted(o.order_id for o in orders)
