@@ -16,6 +16,7 @@ from datetime import timedelta
 from services.orders.order_book import LeaseLost, OrderBook
 from services.orders.records import OrderRecord
 from services.orders.saga import Direction, DriveResult, OrderSaga
+from services.runtime.errors import Unavailable
 from services.runtime.tasks import stop_task
 
 __all__ = ["Drivers"]
@@ -44,7 +45,7 @@ class Drivers:
     async def run(self, order: OrderRecord, owner: str, direction: Direction) -> DriveResult | None:
         """Drive `order` (leased to `owner`); None if another driver took it over."""
         if self._closed:
-            raise asyncio.CancelledError
+            raise Unavailable("SHUTTING_DOWN", "the service is stopping; retry")
         task = asyncio.create_task(
             self._drive(order, owner, direction), name=f"order-{order.order_id}"
         )

@@ -203,7 +203,7 @@ async def test_a_bff_that_goes_away_mid_checkout_does_not_stop_the_purchase(
 async def _order_when(
     http: httpx.AsyncClient, session: Session, order_id: str, status: str
 ) -> dict[str, Any]:
-    for _ in range(300):
+    for _ in range(600):
         reply = await http.get(f"/v1/me/orders/{order_id}", headers=session.auth)
         assert reply.status_code == 200, reply.text
         if reply.json()["status"] == status:

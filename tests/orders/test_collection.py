@@ -1,6 +1,6 @@
 """A sold order whose hold expired before the wallet could capture it: the orders
 service collects the payment with a new hold, or, when the buyer can no longer pay,
-returns the units to stock and ends REVERSED. Holds here live 4 s (3 s reservation plus
+returns the units to stock and ends REVERSED. Holds here live 6 s (5 s reservation plus
 1 s of grace), so an outage can outlast one."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from tests.orders.test_recovery import _settled
 async def platform(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Platform]:
-    """Orders whose holds expire 4 s after they are placed."""
+    """Orders whose holds expire 6 s after they are placed."""
     async with orders_platform(
-        request, tmp_path_factory, reservation_ttl_seconds=3, capture_grace_seconds=1
+        request, tmp_path_factory, reservation_ttl_seconds=5, capture_grace_seconds=1
     ) as it:
         yield it
 
@@ -54,7 +54,7 @@ async def _sold_while_the_wallet_is_away(shop: Shop) -> pb.Order:
 
 
 async def _until(http: httpx.AsyncClient, session: Session, ready: Any) -> None:
-    for _ in range(200):
+    for _ in range(400):
         reply = await http.get("/v1/me/wallet", headers=session.auth)
         if reply.status_code == 200 and ready(reply.json()):
             return
