@@ -3,13 +3,14 @@
 For work no user's token covers: a background job acting for a user after the user's
 short-lived token is gone. The token is fetched on first use, cached, and renewed once
 two thirds of its lifetime have passed, so calls never carry a token about to expire;
-concurrent callers share one fetch.
+concurrent callers share one fetch. While identity cannot be reached, the cached token
+is used for as long as it is valid.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import grpc
 from superapp.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
@@ -42,6 +43,7 @@ class ServiceToken:
         self._timeout = timeout_seconds
         self._metadata: tuple[tuple[str, str], ...] = ()
         self._renew_time: datetime | None = None
+        self._expire_time: datetime | None = None
         self._lock = asyncio.Lock()
 
     async def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -50,12 +52,22 @@ class ServiceToken:
         if self._renew_time is None or self._clock.now() >= self._renew_time:
             async with self._lock:
                 if self._renew_time is None or self._clock.now() >= self._renew_time:
-                    await self._renew()
+                    try:
+                        await self._renew()
+                    except grpc.aio.AioRpcError:
+                        if not self._still_valid():
+                            raise
         return self._metadata
+
+    def _still_valid(self) -> bool:
+        # A margin for the call the token is about to go on, and for clock skew.
+        margin = timedelta(seconds=30)
+        return self._expire_time is not None and self._clock.now() + margin < self._expire_time
 
     async def _renew(self) -> None:
         asked = self._clock.now()
         reply = await self._stub.IssueServiceToken(self._request, timeout=self._timeout)
         expires = reply.expire_time.ToDatetime(tzinfo=asked.tzinfo)
         self._metadata = (("authorization", f"Bearer {reply.access_token}"),)
+        self._expire_time = expires
         self._renew_time = asked + (expires - asked) * _RENEW_AT
