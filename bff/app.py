@@ -2,14 +2,13 @@
 
 Everything the routes need is built in the lifespan, inside the event loop that serves
 (gRPC channels belong to one loop), and kept on `app.state`: the upstream stubs, the
-token verifier, the rate limits and the checkout saga.
+token verifier and the rate limits.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -17,7 +16,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.middleware.gzip import GZipMiddleware
 
 from bff.body_limit import BodySizeLimit
-from bff.checkout import Checkout, StepObserver
 from bff.config import BffSettings
 from bff.openapi import OPENAPI_PATH, install_openapi
 from bff.problems import install_problem_handlers
@@ -46,13 +44,11 @@ def create_app(
     *,
     tracer_provider: TracerProvider | None = None,
     clock: Clock | None = None,
-    checkout_observer: StepObserver | None = None,
 ) -> FastAPI:
     """The BFF as an ASGI app; upstream channels open when its lifespan starts.
 
     With a `tracer_provider` that exports spans, requests and upstream calls are traced
-    and the trace context travels upstream. `checkout_observer` is told of each
-    checkout step that succeeded (tests use it to stop an upstream mid-saga).
+    and the trace context travels upstream.
     """
     tracing = tracer_provider is not None and exports_spans(tracer_provider)
     clock = clock or SystemClock()
@@ -69,13 +65,6 @@ def create_app(
         )
         app.state.rate_limits = RateLimits(settings)
         await app.state.rate_limits.check_storage()
-        reservation_ttl = timedelta(seconds=settings.checkout_reservation_ttl_seconds)
-        app.state.checkout = Checkout(
-            upstreams,
-            reservation_ttl=reservation_ttl,
-            hold_ttl=reservation_ttl + timedelta(seconds=settings.checkout_capture_grace_seconds),
-            observer=checkout_observer,
-        )
         try:
             yield
         finally:

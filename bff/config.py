@@ -41,6 +41,8 @@ class BffSettings(ServiceSettings):
     """wallet's gRPC address (host:port)."""
     catalogue_addr: str = "127.0.0.1:7103"
     """catalogue's gRPC address (host:port)."""
+    orders_addr: str = "127.0.0.1:7104"
+    """orders' gRPC address (host:port)."""
     upstream_timeout_seconds: Seconds = 5.0
     """Deadline of every upstream call that sets no shorter one."""
     home_part_timeout_seconds: Seconds = 1.0
@@ -63,11 +65,6 @@ class BffSettings(ServiceSettings):
     """Responses at least this large are gzip-compressed for clients that accept it."""
     forwarded_allow_ips: str = ""
     """Proxies whose X-Forwarded-For is believed (comma-separated); empty: none."""
-    checkout_reservation_ttl_seconds: Annotated[float, Field(ge=10, le=3600)] = 600
-    """How long a checkout holds stock before it must commit."""
-    checkout_capture_grace_seconds: Annotated[float, Field(ge=10, le=6 * 24 * 3600)] = 1800
-    """How long a funds hold outlives the stock reservation, so that a checkout
-    interrupted after the sale was committed can still be finished by a retry."""
 
     @field_validator("auth_rate_limit", "write_rate_limit_per_user", "write_rate_limit_per_ip")
     @classmethod

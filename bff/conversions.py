@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 from superapp.catalogue.v1 import catalogue_service_pb2 as catalogue_pb
 from superapp.identity.v1 import identity_service_pb2 as identity_pb
+from superapp.orders.v1 import orders_service_pb2 as orders_pb
 from superapp.type.v1 import money_pb2
 from superapp.wallet.v1 import wallet_service_pb2 as wallet_pb
 
@@ -16,6 +17,7 @@ __all__ = [
     "category",
     "money",
     "money_proto",
+    "order",
     "product",
     "stock",
     "tokens",
@@ -163,4 +165,44 @@ def category(value: catalogue_pb.Category) -> schemas.Category:
         parent_category_id=value.parent_category_id or None,
         product_count=value.product_count,
         create_time=_time(value.create_time),
+    )
+
+
+def order(value: orders_pb.Order) -> schemas.Order:
+    """An order with its items and timeline."""
+    first = value.items[0] if value.items else orders_pb.OrderItem()
+    return schemas.Order(
+        order_id=value.order_id,
+        status=_enum_name(orders_pb.OrderStatus.Name(value.status), "ORDER_STATUS_"),
+        buyer_id=value.buyer_id,
+        merchant_id=value.merchant_id,
+        items=[
+            schemas.OrderItem(
+                product_id=item.product_id,
+                title=item.title,
+                quantity=item.quantity,
+                unit_price=money(item.unit_price),
+            )
+            for item in value.items
+        ],
+        product_id=first.product_id,
+        quantity=first.quantity,
+        amount=money(value.total),
+        failure_reason=value.failure_reason,
+        timeline=[
+            schemas.OrderStep(
+                name=step.name,
+                outcome=_enum_name(orders_pb.StepOutcome.Name(step.outcome), "STEP_OUTCOME_"),
+                time=_required_time(step.time),
+                reason=step.reason,
+                attempt=step.attempt,
+            )
+            for step in value.timeline
+        ],
+        attempt=value.attempt,
+        reservation_id=value.reservation_id,
+        hold_id=value.hold_id,
+        transaction_id=value.transaction_id,
+        create_time=_time(value.create_time),
+        update_time=_time(value.update_time),
     )

@@ -11,7 +11,6 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from fastapi.params import Depends as DependsMarker
 
-from bff.checkout import Checkout
 from bff.config import BffSettings
 from bff.rate_limits import limit_writes_by_ip, limit_writes_by_user
 from bff.upstreams import Upstreams
@@ -19,7 +18,6 @@ from bff.upstreams import Upstreams
 __all__ = [
     "IDEMPOTENCY_KEY_HEADER",
     "WRITE_LIMITS",
-    "CheckoutDep",
     "IdempotencyKey",
     "PageSize",
     "PageToken",
@@ -39,14 +37,8 @@ async def _settings(request: Request) -> BffSettings:
     return settings
 
 
-async def _checkout(request: Request) -> Checkout:
-    checkout: Checkout = request.app.state.checkout
-    return checkout
-
-
 UpstreamsDep = Annotated[Upstreams, Depends(_upstreams)]
 SettingsDep = Annotated[BffSettings, Depends(_settings)]
-CheckoutDep = Annotated[Checkout, Depends(_checkout)]
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IdempotencyKey = Annotated[

@@ -36,6 +36,9 @@ __all__ = [
     "LoginResult",
     "Money",
     "Order",
+    "OrderItem",
+    "OrderPage",
+    "OrderStep",
     "Product",
     "ProductChanges",
     "ProductDraft",
@@ -393,18 +396,59 @@ class CheckoutRequest(_Input):
     )
 
 
-class Order(BaseModel):
-    """A completed checkout: stock sold, money moved to the merchant."""
+class OrderItem(BaseModel):
+    """One line of an order: a product at the price it was bought at."""
 
-    status: Literal["COMPLETED"]
     product_id: str
-    merchant_id: str
+    title: str = Field(description="The product's title when the order was made.")
     quantity: int
-    amount: Money = Field(description="What the user paid: unit price times quantity.")
+    unit_price: Money
+
+
+class OrderStep(BaseModel):
+    """One step of the order's checkout, as it happened."""
+
+    name: str = Field(
+        description="reserve, hold, commit, capture; release, void (undoing); "
+        "rehold, restock (collecting a payment after the first hold expired)."
+    )
+    outcome: str = Field(description="SUCCEEDED, FAILED or INTERRUPTED (outcome unknown).")
+    time: datetime
+    reason: str = Field(description="Why it failed or was interrupted; empty on success.")
+    attempt: int
+
+
+class Order(BaseModel):
+    """A purchase: what was bought from whom, for how much, and how far it got.
+
+    PENDING (being checked out) → PAYMENT_PENDING (sold, payment being collected) →
+    COMPLETED; or CANCELLED (undone before the sale: nothing held; the same
+    Idempotency-Key may try again); or REVERSED (sold, but the payment could not be
+    collected: the units went back to stock and no money moved)."""
+
+    order_id: str
+    status: str = Field(description="PENDING, PAYMENT_PENDING, COMPLETED, CANCELLED or REVERSED.")
+    buyer_id: str
+    merchant_id: str
+    items: list[OrderItem]
+    product_id: str = Field(description="The first item's product (orders have one item).")
+    quantity: int = Field(description="The first item's quantity.")
+    amount: Money = Field(description="What the buyer pays: unit price times quantity.")
+    failure_reason: str = Field(description="Why it was CANCELLED or REVERSED; else empty.")
+    timeline: list[OrderStep]
+    attempt: int
     reservation_id: str
     hold_id: str
-    transaction_id: str
+    transaction_id: str = Field(description="The wallet transaction that paid the merchant.")
     create_time: datetime | None
+    update_time: datetime | None
+
+
+class OrderPage(BaseModel):
+    """A page of orders, newest first."""
+
+    orders: list[Order]
+    next_page_token: str | None
 
 
 # ---- home, health, keys --------------------------------------------------------------

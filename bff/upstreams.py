@@ -1,4 +1,4 @@
-"""The three services the BFF talks to: one long-lived channel and one stub each.
+"""The services the BFF talks to: one long-lived channel and one stub each.
 
 The stubs are the ones `scripts/generate` makes for any team; the BFF adds nothing but
 the channel policy of `bff.channels` (deadlines, read retries, tracing).
@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2
 from opentelemetry.sdk.trace import TracerProvider
 from superapp.catalogue.v1 import catalogue_service_pb2, catalogue_service_pb2_grpc
 from superapp.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
+from superapp.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
 from superapp.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
 
 from bff.channels import open_channel
@@ -26,14 +27,16 @@ __all__ = ["Upstreams"]
 
 @dataclass(frozen=True)
 class Upstreams:
-    """Stubs for identity, wallet and catalogue over their channels."""
+    """Stubs for identity, wallet, catalogue and orders over their channels."""
 
     identity_channel: grpc.aio.Channel
     wallet_channel: grpc.aio.Channel
     catalogue_channel: grpc.aio.Channel
+    orders_channel: grpc.aio.Channel
     identity: identity_service_pb2_grpc.IdentityServiceAsyncStub
     wallet: wallet_service_pb2_grpc.WalletServiceAsyncStub
     catalogue: catalogue_service_pb2_grpc.CatalogueServiceAsyncStub
+    orders: orders_service_pb2_grpc.OrdersServiceAsyncStub
 
     @classmethod
     def connect(cls, settings: BffSettings, tracer_provider: TracerProvider | None) -> Upstreams:
@@ -58,19 +61,32 @@ class Upstreams:
             settings.catalogue_addr,
             catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"],
         )
+        orders = channel(
+            settings.orders_addr, orders_service_pb2.DESCRIPTOR.services_by_name["OrdersService"]
+        )
         return cls(
             identity_channel=identity,
             wallet_channel=wallet,
             catalogue_channel=catalogue,
+            orders_channel=orders,
             identity=identity_service_pb2_grpc.IdentityServiceStub(identity),
             wallet=wallet_service_pb2_grpc.WalletServiceStub(wallet),
             catalogue=catalogue_service_pb2_grpc.CatalogueServiceStub(catalogue),
+            orders=orders_service_pb2_grpc.OrdersServiceStub(orders),
         )
+
+    @property
+    def _channels(self) -> dict[str, grpc.aio.Channel]:
+        return {
+            "identity": self.identity_channel,
+            "wallet": self.wallet_channel,
+            "catalogue": self.catalogue_channel,
+            "orders": self.orders_channel,
+        }
 
     async def health(self, deadline: float) -> dict[str, str]:
         """Each upstream's grpc.health.v1 status name, or why it could not be asked."""
-        names = ("identity", "wallet", "catalogue")
-        channels = (self.identity_channel, self.wallet_channel, self.catalogue_channel)
+        names, channels = tuple(self._channels), tuple(self._channels.values())
         answers = await asyncio.gather(
             *(check_health(channel, deadline=deadline) for channel in channels),
             return_exceptions=True,
@@ -87,5 +103,5 @@ class Upstreams:
 
     async def close(self) -> None:
         """Close every channel."""
-        for channel in (self.identity_channel, self.wallet_channel, self.catalogue_channel):
+        for channel in self._channels.values():
             await channel.close()

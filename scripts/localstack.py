@@ -14,7 +14,10 @@ import argparse
 import asyncio
 import contextlib
 import enum
+import hashlib
+import json
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +40,7 @@ __all__ = [
     "StackConfig",
     "http_ready_problem",
     "main",
+    "service_client_environment",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +83,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("identity", "services.identity", "IDENTITY_", 7101, Readiness.GRPC_HEALTH),
     Component("wallet", "services.wallet", "WALLET_", 7102, Readiness.GRPC_HEALTH),
     Component("catalogue", "services.catalogue", "CATALOGUE_", 7103, Readiness.GRPC_HEALTH),
+    Component("orders", "services.orders", "ORDERS_", 7104, Readiness.GRPC_HEALTH),
     # Started last and stopped first: it is ready only once every service is.
     Component("bff", "bff", "BFF_", 7100, Readiness.HTTP_READYZ),
 )
@@ -205,6 +210,31 @@ def _child_environment(
     env[f"{prefix}NATS_URL"] = nats_url
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def service_client_environment(data_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The orders service's client secret and identity's matching entry, so a fresh clone
+    starts with no configuration: the secret is made once, kept in
+    `<data dir>/secrets/orders-client-secret` (0600), and identity is given only its
+    SHA-256. Explicit ORDERS_CLIENT_SECRET / IDENTITY_SERVICE_CLIENTS settings win."""
+    secret = environ.get("ORDERS_CLIENT_SECRET") or _stored_secret(
+        data_dir / "secrets" / "orders-client-secret"
+    )
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    clients = environ.get("IDENTITY_SERVICE_CLIENTS") or json.dumps({"orders": digest})
+    return {"ORDERS_CLIENT_SECRET": secret, "IDENTITY_SERVICE_CLIENTS": clients}
+
+
+def _stored_secret(path: Path) -> str:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(32)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secret + "\n")
+    return secret
 
 
 def _grpc_serving(address: str) -> ReadyCheck:
@@ -363,6 +393,7 @@ async def run_stack(
             nats_url = f"nats://127.0.0.1:{config.nats_port}"
         else:
             nats_url = config.external_nats_url
+        environ = {**environ, **service_client_environment(config.data_dir, environ)}
         services = [
             _service_child(
                 endpoint,

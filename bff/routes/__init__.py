@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bff.routes import auth, catalogue, checkout, home, merchant, profile, system, wallet
+from bff.routes import (
+    auth,
+    catalogue,
+    checkout,
+    home,
+    merchant,
+    orders,
+    profile,
+    system,
+    wallet,
+)
 
 __all__ = ["ROUTERS"]
 
@@ -16,5 +26,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     wallet.router,
     catalogue.router,
     checkout.router,
+    orders.router,
     merchant.router,
 )

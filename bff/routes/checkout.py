@@ -1,53 +1,25 @@
-"""Buying a product with the wallet (the saga is `bff.checkout`)."""
+"""Buying a product with the wallet: a thin call to the orders service's CreateOrder."""
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from fastapi import APIRouter
-from fastapi.responses import Response
+from superapp.orders.v1 import orders_service_pb2 as pb
 
 from bff import conversions, schemas
 from bff.authentication import SignedIn
-from bff.checkout import CheckoutRequest, CheckoutStepFailed, CompletedCheckout
-from bff.dependencies import WRITE_LIMITS, CheckoutDep, IdempotencyKey
+from bff.dependencies import WRITE_LIMITS, IdempotencyKey, UpstreamsDep
 from bff.openapi import errors
-from bff.problems import ProblemResponse, problem_from_rpc_error
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/checkout", tags=["checkout"])
 
 
-def _order(done: CompletedCheckout) -> schemas.Order:
-    created = done.transaction.create_time
-    return schemas.Order(
-        status="COMPLETED",
-        product_id=done.product.product_id,
-        merchant_id=done.product.merchant_id,
-        quantity=done.quantity,
-        amount=conversions.money(done.amount),
-        reservation_id=done.reservation.reservation_id,
-        hold_id=done.hold.hold_id,
-        transaction_id=done.transaction.transaction_id,
-        create_time=created.ToDatetime(tzinfo=UTC) if created.seconds else None,
-    )
-
-
-def _failed(failure: CheckoutStepFailed) -> ProblemResponse:
-    problem, headers = problem_from_rpc_error(failure.error)
-    problem.metadata["checkout_step"] = failure.step
-    problem.metadata["checkout_state"] = "NOTHING_HELD" if failure.compensated else "PENDING"
-    return ProblemResponse(
-        problem.model_dump(mode="json"), status_code=problem.status, headers=headers
-    )
-
-
 @router.post(
     "",
     status_code=201,
     response_model=schemas.Order,
-    responses=errors(401, 404, 413, 429),
+    responses=errors(401, 404, 409, 413, 429),
     dependencies=WRITE_LIMITS,
     summary="Buy a product with the wallet",
 )
@@ -55,30 +27,29 @@ async def checkout(
     body: schemas.CheckoutRequest,
     key: IdempotencyKey,
     principal: SignedIn,
-    saga: CheckoutDep,
-) -> schemas.Order | Response:
-    """Reserve the units, hold the money, commit the sale, pay the merchant.
+    upstreams: UpstreamsDep,
+) -> schemas.Order:
+    """Reserve the units, hold the money, commit the sale, pay the merchant: the order.
 
-    A failure before the sale is committed undoes what was done: the problem's metadata
-    has `checkout_step` (product, reserve, hold, commit, capture) and `checkout_state`:
-    `NOTHING_HELD` (no stock or money of this checkout is held) or `PENDING` (something
-    may still be held, or the sale is committed and the payment not yet through): retry
-    with the same `Idempotency-Key` to finish or undo it. A retry of a completed checkout
-    returns the same order without buying again. Typical reasons: `OUT_OF_STOCK`,
-    `INSUFFICIENT_FUNDS`, `PRICE_CHANGED` (metadata has the current price),
-    `SELF_PURCHASE`, `PRODUCT_NOT_FOUND` (step `product`).
+    201 with the order once its units are sold: `COMPLETED`, or `PAYMENT_PENDING` when
+    the wallet could not take the payment yet (the orders service collects it; see
+    `GET /v1/me/orders/{id}`). A failure's metadata has the `order_id` (once the order
+    exists), `checkout_step` (product, reserve, hold, commit, capture) and
+    `checkout_state`: `NOTHING_HELD` (nothing of this checkout is held; the same
+    `Idempotency-Key` may try again, e.g. after a top-up) or `PENDING` (something may
+    still be held: the orders service settles it, and a retry with the same key resumes
+    it). A retry of a completed checkout returns the same order without buying again.
+    Typical reasons: `OUT_OF_STOCK`, `INSUFFICIENT_FUNDS`, `PRICE_CHANGED` (metadata has
+    the current price), `SELF_PURCHASE`, `PRODUCT_NOT_FOUND` (step `product`),
+    `IDEMPOTENCY_KEY_REUSED`, 409 `ORDER_IN_PROGRESS`.
     """
-    try:
-        done = await saga.run(
-            CheckoutRequest(
-                user_id=principal.user_id,
-                metadata=principal.metadata,
-                idempotency_key=key,
-                product_id=body.product_id,
-                quantity=body.quantity,
-                unit_price=conversions.money_proto(body.unit_price),
-            )
-        )
-    except CheckoutStepFailed as failure:
-        return _failed(failure)
-    return _order(done)
+    reply = await upstreams.orders.CreateOrder(
+        pb.CreateOrderRequest(
+            product_id=body.product_id,
+            quantity=body.quantity,
+            unit_price=conversions.money_proto(body.unit_price),
+            request_id=key,
+        ),
+        metadata=principal.metadata,
+    )
+    return conversions.order(reply.order)

@@ -12,7 +12,7 @@ import grpc
 
 from scripts.benchmark.echo_server import ECHO_METHOD
 from scripts.benchmark.server_process import ServerProcess, ServerStartError, python_module
-from scripts.localstack import http_ready_problem
+from scripts.localstack import http_ready_problem, service_client_environment
 from scripts.nats_process import NatsProcess
 from services.runtime.ports import free_port
 
@@ -91,10 +91,17 @@ class Environment:
         """
         prefix = f"{name.upper()}_"
         wiring = {f"{prefix}NATS_URL": self._nats_url()}
+        # The orders service's client secret, and identity's entry for it, as the stack has.
+        clients = service_client_environment(self.work_dir, {})
         if name == "identity":
             wiring["IDENTITY_BOOTSTRAP_ADMIN_EMAIL"] = BENCH_ADMIN_EMAIL
+            wiring["IDENTITY_SERVICE_CLIENTS"] = clients["IDENTITY_SERVICE_CLIENTS"]
         else:
             wiring[f"{prefix}IDENTITY_ADDR"] = await self.service("identity")
+        if name == "orders":
+            wiring["ORDERS_CLIENT_SECRET"] = clients["ORDERS_CLIENT_SECRET"]
+            for peer in ("wallet", "catalogue"):
+                wiring[f"ORDERS_{peer.upper()}_ADDR"] = await self.service(peer)
 
         def build() -> ServerProcess:
             port = free_port()
@@ -133,10 +140,10 @@ class Environment:
         return await self._server("asgi-hello", build)
 
     async def bff(self) -> str:
-        """host:port of the BFF (`python -m bff`) in front of identity, wallet, catalogue."""
+        """host:port of the BFF (`python -m bff`) in front of every service."""
         upstreams = {
             f"BFF_{name.upper()}_ADDR": await self.service(name)
-            for name in ("identity", "wallet", "catalogue")
+            for name in ("identity", "wallet", "catalogue", "orders")
         }
 
         def build() -> ServerProcess:

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from superapp.catalogue.v1 import events_pb2
 
 from services.auth.caller import Caller
+from services.auth.roles import Role
 from services.catalogue.access import (
     check_may_change_product,
     check_may_see_reservation,
@@ -156,11 +157,16 @@ class Inventory:
         product_id: str,
         quantity: int,
         ttl: timedelta,
+        *,
+        for_user: str = "",
     ) -> ReservationRecord:
-        """Hold `quantity` units of a PUBLISHED product for `caller` for `ttl`.
+        """Hold `quantity` units of a PUBLISHED product for `caller` (or, for a system or
+        admin caller, `for_user`) for `ttl`.
 
         Announces StockReserved, and ProductOutOfStock when nothing is left available.
         """
+        owner = for_user or caller.user_id
+        caller.check_may_act_for(owner, system=True)
         now = self._clock.now()
         await self._expire_holds_of(session, product_id, now)
         taken = (
@@ -171,7 +177,7 @@ class Inventory:
         reservation = ReservationRecord(
             reservation_id=new_id(),
             product_id=product_id,
-            user_id=caller.user_id,
+            user_id=owner,
             quantity=quantity,
             status=PENDING,
             expire_time=now + ttl,
@@ -186,7 +192,7 @@ class Inventory:
                 reservation_id=reservation.reservation_id,
                 product_id=product_id,
                 merchant_id=taken.merchant_id,
-                user_id=caller.user_id,
+                user_id=owner,
                 quantity=quantity,
                 expire_time=to_timestamp(reservation.expire_time),
                 stock=stock_message(stock),
@@ -277,7 +283,8 @@ class Inventory:
         if row is None:
             raise product_not_found(product_id)
         product = record_of(row)
-        check_may_change_product(caller, product_id, product.merchant_id, product.status)
+        if not caller.has_role(Role.SYSTEM):  # orders returns the units of a reversed sale
+            check_may_change_product(caller, product_id, product.merchant_id, product.status)
         await self._expire_holds_of(session, product_id, now)
         adjusted = (
             await session.execute(_ADJUST_UNITS, {"product": product_id, "delta": delta})

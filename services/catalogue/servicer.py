@@ -314,13 +314,14 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         check.uuid("product_id", request.product_id)
         quantity = checks.quantity(check, request.quantity)
         ttl = checks.reservation_ttl(check, request)
+        check.uuid("user_id", request.user_id, required=False)
         check.request_id(request.request_id)
         check.done()
         caller = require_caller()
 
         async def reserve(session: AsyncSession) -> pb.ReserveStockResponse:
             reservation = await self._inventory.reserve(
-                session, caller, request.product_id, quantity, ttl
+                session, caller, request.product_id, quantity, ttl, for_user=request.user_id
             )
             return pb.ReserveStockResponse(reservation=reservation_message(reservation))
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.runtime.settings import Port, ServiceSettings
@@ -13,6 +14,8 @@ from services.runtime.settings import Port, ServiceSettings
 __all__ = ["IdentitySettings"]
 
 Seconds = Annotated[float, Field(gt=0)]
+# A service client id: lower-case letters, digits and hyphens, starting with a letter.
+_CLIENT_ID = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 
 
 class IdentitySettings(ServiceSettings):
@@ -37,6 +40,20 @@ class IdentitySettings(ServiceSettings):
     """Share of CPU cores argon2id hashing may use at its allowed rate."""
     bootstrap_admin_email: str = ""
     """This account gets the admin role (at sign-up, or at start if it exists): the first admin."""
+
+    service_clients: dict[str, str] = Field(default={}, repr=False)
+    """Services that may get system tokens (IssueServiceToken), as JSON: client id to the
+    lower-case hex SHA-256 of its secret, e.g. `{"orders": "9f86d0…"}`. Never the secret."""
+
+    @field_validator("service_clients")
+    @classmethod
+    def _client_digests(cls, clients: dict[str, str]) -> dict[str, str]:
+        for client_id, digest in clients.items():
+            if not _CLIENT_ID.fullmatch(client_id):
+                raise ValueError(f"{client_id!r} is not a client id (a-z, 0-9, -; 1-64)")
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError(f"{client_id!r}: expected the lower-case hex SHA-256 of a secret")
+        return clients
 
     def resolved_keys_dir(self) -> Path:
         """The signing-keys directory in force."""

@@ -18,6 +18,7 @@ from services.identity.config import IdentitySettings
 from services.identity.login_throttle import LoginThrottling
 from services.identity.models import EVENT_TABLES, IDEMPOTENCY_KEYS
 from services.identity.passwords import Passwords, owasp_hasher
+from services.identity.service_clients import ServiceClients
 from services.identity.servicer import POLICIES, IdentityServicer
 from services.identity.sessions import Sessions
 from services.identity.signing_keys import SigningKeyError, SigningKeys
@@ -82,7 +83,13 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
     )
     writes = IdempotentWrites(database, IDEMPOTENCY_KEYS, clock)
     retention = writes.retention(settings.idempotency_retention)
-    servicer = IdentityServicer(accounts=accounts, sessions=sessions, keys=keys, writes=writes)
+    servicer = IdentityServicer(
+        accounts=accounts,
+        sessions=sessions,
+        keys=keys,
+        writes=writes,
+        service_clients=ServiceClients(settings.service_clients, access_tokens),
+    )
     spec = ServiceSpec(
         domain="identity.superapp",
         service_names=[SERVICE_NAME],

@@ -14,6 +14,7 @@ from services.auth.roles import Role
 from services.database.idempotency import IdempotentWrites
 from services.identity.accounts import Accounts, normalize_email, password_violation
 from services.identity.models import UserFields
+from services.identity.service_clients import ServiceClients
 from services.identity.sessions import Sessions, SessionTokens, roles_of
 from services.identity.signing_keys import SigningKeys
 from services.runtime.errors import PermissionDenied
@@ -33,6 +34,8 @@ POLICIES = ServicePolicies(
         "RefreshToken": TOKEN_IGNORED,
         "Logout": TOKEN_IGNORED,
         "GetJwks": TOKEN_IGNORED,
+        # A service authenticates with its client secret, never with a token.
+        "IssueServiceToken": TOKEN_IGNORED,
         "GetUser": AUTHENTICATED,
         "UpdateUser": AUTHENTICATED,
         "SetUserRoles": authenticated(Role.ADMIN),
@@ -81,7 +84,9 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         sessions: Sessions,
         keys: SigningKeys,
         writes: IdempotentWrites,
+        service_clients: ServiceClients,
     ) -> None:
+        self._service_clients = service_clients
         self._accounts = accounts
         self._sessions = sessions
         self._keys = keys
@@ -219,6 +224,20 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
 
     async def GetJwks(self, request: pb.GetJwksRequest, context: Context) -> pb.GetJwksResponse:
         return pb.GetJwksResponse(keys=[pb.Jwk(**jwk) for jwk in self._keys.jwks()])
+
+    async def IssueServiceToken(
+        self, request: pb.IssueServiceTokenRequest, context: Context
+    ) -> pb.IssueServiceTokenResponse:
+        check = RequestCheck()
+        check.required_text("client_id", request.client_id, max_length=64)
+        check.required_text("client_secret", request.client_secret, max_length=256)
+        check.done()
+        issued = self._service_clients.issue(request.client_id, request.client_secret)
+        return pb.IssueServiceTokenResponse(
+            access_token=issued.token,
+            expire_time=to_timestamp(issued.expire_time),
+            token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
+        )
 
 
 def _checked_email(check: RequestCheck, raw: str) -> str | None:

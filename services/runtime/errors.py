@@ -63,11 +63,15 @@ class ServiceError(Exception):
         message: str,
         *,
         metadata: Mapping[str, str] | None = None,
+        domain: str | None = None,
     ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.metadata = dict(metadata or {})
+        self.domain = domain
+        """The `ErrorInfo.domain` when another service decided (a relayed refusal);
+        None: the answering service's own domain."""
 
 
 class InvalidArgument(ServiceError):

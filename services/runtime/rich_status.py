@@ -44,7 +44,9 @@ def to_grpc_status(error: ServiceError, domain: str) -> grpc.Status:
         code=getattr(code_pb2, error.code.value),
         message=error.message,
     )
-    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=error.metadata)
+    info = error_details_pb2.ErrorInfo(
+        reason=error.reason, domain=error.domain or domain, metadata=error.metadata
+    )
     status.details.append(_pack(info))
     if isinstance(error, InvalidArgument):
         bad_request = error_details_pb2.BadRequest(

@@ -6,9 +6,10 @@ loads it with `load_settings`, which turns pydantic's report into one line per b
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,7 +48,7 @@ class ServiceSettings(BaseSettings):
     (fewer processes: tests, small machines)."""
     idempotency_retention_hours: Annotated[float, Field(ge=24, le=24 * 366)] = 24.0
     """How long a mutation's `request_id` is honoured (a retry replays its response).
-    At least a day: the BFF's checkout promises its Idempotency-Key for that long."""
+    At least a day: the orders service replays its checkout steps' request ids."""
     token_issuer: str = "superapp-identity"  # noqa: S105 - a name, not a secret
     """The `iss` of access tokens: identity signs with it, every service requires it."""
     token_audience: str = "superapp"  # noqa: S105 - a name, not a secret
@@ -108,6 +109,25 @@ class ServiceSettings(BaseSettings):
 _Settings = TypeVar("_Settings", bound=BaseSettings)
 
 
+def _sensitive(cls: type[BaseSettings], location: tuple[int | str, ...]) -> bool:
+    """Whether a setting's value must not be echoed: a secret, or a field hidden from
+    its repr (which may hold one by mistake)."""
+    field = cls.model_fields.get(str(location[0])) if location else None
+    if field is None:
+        return False
+    secret = field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+    return secret or not field.repr
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^\s/]*@")
+
+
+def _masked(value: object) -> object:
+    """`value` with the password of any URL in it replaced, so a bad database or Redis
+    URL can be named without printing its credentials."""
+    return _URL_PASSWORD.sub(r"\1***@", value) if isinstance(value, str) else value
+
+
 def load_settings(cls: type[_Settings]) -> _Settings:
     """Read `cls` from the environment, or fail with one line per offending variable."""
     try:
@@ -117,6 +137,8 @@ def load_settings(cls: type[_Settings]) -> _Settings:
         lines = []
         for problem in error.errors():
             name = (prefix + "_".join(str(part) for part in problem["loc"])).upper()
-            shown = "(not shown)" if "SECRET" in name else f"(got {problem.get('input')!r})"
-            lines.append(f"{name}: {problem['msg']} {shown}")
+            line = f"{name}: {problem['msg']}"
+            if not _sensitive(cls, problem["loc"]):
+                line += f" (got {_masked(problem.get('input'))!r})"
+            lines.append(line)
         raise ConfigurationError("; ".join(lines)) from None

@@ -55,6 +55,7 @@ POLICIES = ServicePolicies(
         "GetUser": AUTHENTICATED,
         "UpdateUser": AUTHENTICATED,
         "SetUserRoles": authenticated("admin"),
+        "IssueServiceToken": TOKEN_IGNORED,
     },
 )
 Context = grpc.aio.ServicerContext[Any, Any]

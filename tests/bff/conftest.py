@@ -1,8 +1,9 @@
-"""The BFF over real HTTP in front of identity, wallet and catalogue started in-process.
+"""The BFF over real HTTP in front of identity, wallet, catalogue and orders in-process.
 
-The services run on SQLite only: their PostgreSQL legs are covered by their own tests,
-and what is under test here is the HTTP translation. One platform per test module keeps
-the suite quick; tests stay independent by signing up their own users.
+The services run on SQLite (orders optionally on another database): their PostgreSQL
+legs are covered by their own tests, and what is under test here is the HTTP
+translation. One platform per test module keeps the suite quick; tests stay independent
+by signing up their own users.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +23,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from superapp.identity.v1 import identity_service_pb2 as identity_pb
 
 from bff.app import create_app
-from bff.checkout import StepObserver
 from bff.config import BffSettings
 from bff.server import BffServer
 from scripts.nats_process import NatsProcess
 from services.catalogue.config import CatalogueSettings
 from services.catalogue.server import create_server as create_catalogue
+from services.identity.service_clients import secret_digest
+from services.orders.config import OrdersSettings
+from services.orders.server import create_server as create_orders
 from services.runtime.ids import new_id
 from services.runtime.serving import GrpcService
 from services.wallet.config import WalletSettings
@@ -35,6 +39,18 @@ from tests.identity.conftest import ADMIN_EMAIL, PASSWORD, Identity, running_ide
 
 # Generous: many tests share one client address; the limits have their own tests.
 UNLIMITED = "100000/minute"
+ORDERS_SECRET = "orders-test-secret-0123456789"
+
+
+class StepHook:
+    """The orders saga's step observer, which a test may set and clear at will."""
+
+    def __init__(self) -> None:
+        self.observer: Callable[[str, str], Awaitable[None]] | None = None
+
+    async def __call__(self, order_id: str, step: str) -> None:
+        if self.observer is not None:
+            await self.observer(order_id, step)
 
 
 @dataclass
@@ -82,11 +98,13 @@ class Service:
 
 @dataclass
 class Platform:
-    """identity, wallet and catalogue, and the BFF in front of them."""
+    """identity, wallet, catalogue and orders, and the BFF in front of them."""
 
     identity: Identity
     wallet: Service
     catalogue: Service
+    orders: Service
+    steps: StepHook
     data_dir: Path
     tracer_provider: TracerProvider
     nats_url: str
@@ -103,14 +121,21 @@ class Platform:
 
 @contextlib.asynccontextmanager
 async def running_platform(
-    data_dir: Path, tracer_provider: TracerProvider, nats_url: str
+    data_dir: Path,
+    tracer_provider: TracerProvider,
+    nats_url: str,
+    *,
+    orders_database_url: str | None = None,
+    **orders_settings: Any,
 ) -> AsyncIterator[Platform]:
-    """The three services on SQLite files under `data_dir`, identity's admin bootstrapped."""
+    """The four services on SQLite files under `data_dir` (orders on
+    `orders_database_url` if given), identity's admin bootstrapped."""
     async with running_identity(
         f"sqlite+aiosqlite:///{data_dir / 'identity.db'}",
         data_dir / "identity",
         tracer_provider,
         nats_url,
+        service_clients={"orders": secret_digest(ORDERS_SECRET)},
     ) as identity:
         identity_addr = f"127.0.0.1:{identity.service.port}"
         common: dict[str, Any] = {
@@ -141,12 +166,32 @@ async def running_platform(
         )
         await wallet.start()
         await catalogue.start()
-        platform = Platform(identity, wallet, catalogue, data_dir, tracer_provider, nats_url)
+        steps = StepHook()
+        orders = Service(
+            OrdersSettings(
+                data_dir=data_dir / "orders",
+                database_url=orders_database_url or f"sqlite+aiosqlite:///{data_dir / 'orders.db'}",
+                client_secret=ORDERS_SECRET,
+                wallet_addr=wallet.address,
+                catalogue_addr=catalogue.address,
+                lease_seconds=2,
+                reconcile_seconds=0.1,
+                retry_backoff_max_seconds=0.5,
+                **{**common, **orders_settings},
+            ),
+            functools.partial(create_orders, step_observer=steps),
+            tracer_provider,
+        )
+        await orders.start()
+        platform = Platform(
+            identity, wallet, catalogue, orders, steps, data_dir, tracer_provider, nats_url
+        )
         platform.bff_settings = BffSettings(
             port=0,
             identity_addr=identity_addr,
             wallet_addr=wallet.address,
             catalogue_addr=catalogue.address,
+            orders_addr=orders.address,
             auth_rate_limit=UNLIMITED,
             write_rate_limit_per_user=UNLIMITED,
             write_rate_limit_per_ip=UNLIMITED,
@@ -155,18 +200,17 @@ async def running_platform(
         try:
             yield platform
         finally:
+            await orders.stop()
             await catalogue.stop()
             await wallet.stop()
 
 
 @contextlib.asynccontextmanager
 async def serving_bff(
-    settings: BffSettings,
-    tracer_provider: TracerProvider | None = None,
-    checkout_observer: StepObserver | None = None,
+    settings: BffSettings, tracer_provider: TracerProvider | None = None
 ) -> AsyncIterator[str]:
     """The BFF on a free port over real HTTP; its base URL."""
-    app = create_app(settings, tracer_provider=tracer_provider, checkout_observer=checkout_observer)
+    app = create_app(settings, tracer_provider=tracer_provider)
     server = BffServer(app, settings)
     port = await server.start()
     try:
@@ -303,10 +347,12 @@ def assert_problem(reply: httpx.Response, status: int, reason: str) -> dict[str,
 
 
 __all__ = [
+    "ORDERS_SECRET",
     "UNLIMITED",
     "Platform",
     "Service",
     "Session",
+    "StepHook",
     "admin_session",
     "assert_problem",
     "available",

@@ -16,6 +16,7 @@ from services.catalogue.models import Base as CatalogueBase
 from services.database import Database, upgrade_to_head
 from services.database.schema import is_managed
 from services.identity.models import Base as IdentityBase
+from services.orders.models import Base as OrdersBase
 from services.wallet.models import Base as WalletBase
 from tests.conftest import ROOT
 
@@ -23,6 +24,7 @@ HISTORIES = [
     ("identity", IdentityBase.metadata),
     ("wallet", WalletBase.metadata),
     ("catalogue", CatalogueBase.metadata),
+    ("orders", OrdersBase.metadata),
 ]
 
 

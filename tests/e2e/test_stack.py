@@ -219,6 +219,20 @@ async def _app_signs_up_and_finds_its_wallet(bff: str) -> None:
             await asyncio.sleep(0.1)
         assert wallet.status_code == 200, wallet.text
         assert wallet.json()["user_id"] == registered.json()["user_id"]
+        orders = await http.get("/v1/me/orders", headers=auth)
+        assert orders.json() == {"orders": [], "next_page_token": None}, orders.text
+        # Orders asks the catalogue with its own token, got from identity with the
+        # secret the launcher provisioned: a missing product, not a missing credential.
+        missing = await http.post(
+            "/v1/checkout",
+            json={
+                "product_id": str(uuid.uuid4()),
+                "quantity": 1,
+                "unit_price": {"currency_code": "EUR", "amount_minor": 100},
+            },
+            headers={**auth, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert (missing.status_code, missing.json()["reason"]) == (404, "PRODUCT_NOT_FOUND")
 
 
 async def _signed_in(http: httpx.AsyncClient) -> dict[str, str]:
@@ -262,6 +276,8 @@ async def test_stack_serves_every_component_and_stops_cleanly(make_stack: StackF
         await client.close()
     assert stack.nats_url in stack.stdout
     await _app_signs_up_and_finds_its_wallet(f"http://{stack.address('BFF_PORT')}")
+    secret = stack.data_dir / "secrets" / "orders-client-secret"
+    assert secret.stat().st_mode & 0o777 == 0o600
     assert f"http://{stack.address('BFF_PORT')}" in stack.stdout
     for component in COMPONENTS:
         # Every server keeps the collector off its start-up heap (services.runtime.heap).
@@ -382,7 +398,12 @@ async def test_a_service_that_cannot_start_is_named_and_the_rest_stop(
 
 
 # A route of the BFF that needs each service, for the signed-in user.
-_ROUTE_NEEDING = {"identity": "/v1/me", "wallet": "/v1/me/wallet", "catalogue": "/v1/categories"}
+_ROUTE_NEEDING = {
+    "identity": "/v1/me",
+    "wallet": "/v1/me/wallet",
+    "catalogue": "/v1/categories",
+    "orders": "/v1/me/orders",
+}
 RESTART_WITHIN = 10.0
 """How soon a killed service must be SERVING again (the issue's bound), unless the
 machine is so loaded that the whole stack took longer than that to start at first."""
@@ -438,19 +459,16 @@ async def test_a_service_that_keeps_crashing_stops_the_stack_with_a_report(
     stack = make_stack().start()
     await stack.wait_ready()
     pids = stack.pids()
-    port = int(stack.env["WALLET_PORT"])
     os.kill(pids["wallet"], signal.SIGKILL)
     await stack.wait_gone({"wallet": pids["wallet"]}, within=5.0)
-    # Its port taken, every restart of the wallet fails at once.
-    with socket.socket() as squatter:
-        # As servers bind: connections of the killed wallet still in TIME_WAIT don't count.
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", port))
-        squatter.listen()
-        assert await stack.wait_exit(within=120.0) == 1
+    # Its database replaced by a directory, every restart of the wallet fails at once.
+    database = stack.data_dir / "wallet.db"
+    database.rename(database.with_suffix(".db.moved"))
+    database.mkdir()
+    assert await stack.wait_exit(within=120.0) == 1
 
     assert "stack: wallet exited with code 1: 5 crashes within 60s; giving up" in stack.stderr
-    assert f"WALLET_PORT: cannot listen on 127.0.0.1:{port}" in stack.stderr
+    assert "wallet: cannot start: WALLET_DATABASE_URL" in stack.stderr
     await stack.wait_gone(stack.pids(), within=1.0)
 
 

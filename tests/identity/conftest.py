@@ -54,9 +54,15 @@ class Identity:
 
 @contextlib.asynccontextmanager
 async def running_identity(
-    database_url: str, data_dir: Path, tracer_provider: TracerProvider, nats_url: str
+    database_url: str,
+    data_dir: Path,
+    tracer_provider: TracerProvider,
+    nats_url: str,
+    *,
+    service_clients: dict[str, str] | None = None,
 ) -> AsyncIterator[Identity]:
-    """Identity with a quick login block (3 failures, 1 s) and a known first admin."""
+    """Identity with a quick login block (3 failures, 1 s) and a known first admin;
+    `service_clients` as `IDENTITY_SERVICE_CLIENTS` has them (id → secret's SHA-256)."""
     settings = IdentitySettings(
         port=0,
         relay="task",
@@ -67,6 +73,7 @@ async def running_identity(
         login_block_seconds=1,
         bootstrap_admin_email=ADMIN_EMAIL,
         password_hash_cores=4,  # tests sign up many users; the budget is tested on its own
+        service_clients=service_clients or {},
     )
     service = await create_server(settings, tracer_provider)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ from services.catalogue.server import create_server as create_catalogue
 from services.identity.config import IdentitySettings
 from services.identity.server import SERVICE_NAME as IDENTITY
 from services.identity.server import create_server as create_identity
+from services.orders.config import OrdersSettings
+from services.orders.server import SERVICE_NAME as ORDERS
+from services.orders.server import create_server as create_orders
 from services.runtime.health_client import wait_serving
 from services.runtime.serving import GrpcService
 from services.wallet.config import WalletSettings
@@ -44,6 +48,12 @@ SERVICES = [
     ServiceKind("identity", IDENTITY, IdentitySettings, create_identity),
     ServiceKind("wallet", WALLET, WalletSettings, create_wallet),
     ServiceKind("catalogue", CATALOGUE, CatalogueSettings, create_catalogue),
+    ServiceKind(
+        "orders",
+        ORDERS,
+        functools.partial(OrdersSettings, client_secret="health-and-reflection-secret"),
+        create_orders,
+    ),
 ]
 
 

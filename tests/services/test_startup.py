@@ -128,3 +128,32 @@ async def test_health_follows_database_reachability(catalogue: Running, database
     finally:
         await _set_connections_allowed(database, allowed=True)
     await status_becomes(health_pb2.HealthCheckResponse.SERVING)
+
+
+async def test_orders_without_its_client_secret_says_so(tmp_path: Path) -> None:
+    env = {"ORDERS_PORT": "0", "ORDERS_DATA_DIR": str(tmp_path), "ORDERS_CLIENT_SECRET": "abc"}
+    code, lines = await _run_service("orders", env)
+    assert code == 2
+    assert len(lines) == 1
+    assert lines[0].startswith("orders: configuration error: ORDERS_CLIENT_SECRET:")
+    assert "abc" not in lines[0]
+    env.pop("ORDERS_CLIENT_SECRET")
+    code, lines = await _run_service("orders", {**env, "ORDERS_CLIENT_SECRET": ""})
+    assert code == 2
+    assert lines[0].startswith("orders: configuration error: ORDERS_CLIENT_SECRET:")
+
+
+async def test_a_service_client_without_a_sha256_is_refused(tmp_path: Path) -> None:
+    code, lines = await _run_service(
+        "identity",
+        {
+            "IDENTITY_PORT": "0",
+            "IDENTITY_DATA_DIR": str(tmp_path),
+            "IDENTITY_SERVICE_CLIENTS": '{"orders": "the-secret-itself"}',
+        },
+    )
+    assert code == 2
+    assert len(lines) == 1
+    assert lines[0].startswith("identity: configuration error: IDENTITY_SERVICE_CLIENTS:")
+    assert "SHA-256" in lines[0]
+    assert "the-secret-itself" not in lines[0]  # never echo what may be a secret

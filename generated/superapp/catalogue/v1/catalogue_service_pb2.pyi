@@ -1072,6 +1072,7 @@ class ReserveStockRequest(_message.Message):
     QUANTITY_FIELD_NUMBER: _builtins.int
     TTL_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
     product_id: _builtins.str
     """Required. The id of the PUBLISHED product to reserve."""
     quantity: _builtins.int
@@ -1079,6 +1080,11 @@ class ReserveStockRequest(_message.Message):
     request_id: _builtins.str
     """Required. Client-generated idempotency key, 1 to 128 characters
     (AIP-155; see the service comment).
+    """
+    user_id: _builtins.str
+    """Optional. The user the units are reserved for, a UUID. Empty means the
+    caller. Another user than the caller may be named only by a caller with
+    role `system` or `admin`; otherwise PERMISSION_DENIED.
     """
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
@@ -1093,10 +1099,11 @@ class ReserveStockRequest(_message.Message):
         quantity: _builtins.int = ...,
         ttl: _duration_pb2.Duration | None = ...,
         request_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["product_id", b"product_id", "quantity", b"quantity", "request_id", b"request_id", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["product_id", b"product_id", "quantity", b"quantity", "request_id", b"request_id", "ttl", b"ttl", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

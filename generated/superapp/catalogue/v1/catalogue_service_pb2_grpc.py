@@ -333,7 +333,7 @@ class CatalogueServiceServicer:
         not an ISO 4217 code.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-        caller is neither its merchant nor an admin.
+        caller is neither its merchant nor an admin nor a system caller.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
         not see (metadata `product_id`).
         - NOT_FOUND `CATEGORY_NOT_FOUND`: the new `category_id` names no category
@@ -361,7 +361,7 @@ class CatalogueServiceServicer:
         or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-        caller is neither its merchant nor an admin.
+        caller is neither its merchant nor an admin nor a system caller.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
         not see (metadata `product_id`).
         - FAILED_PRECONDITION `INVALID_STATUS_TRANSITION`: the product is not a
@@ -390,7 +390,7 @@ class CatalogueServiceServicer:
         or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-        caller is neither its merchant nor an admin.
+        caller is neither its merchant nor an admin nor a system caller.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
         not see (metadata `product_id`).
         - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
@@ -542,13 +542,16 @@ class CatalogueServiceServicer:
         zero, ProductOutOfStock (subject `superapp.catalogue.stock.depleted`).
 
         Caller: authenticated user (any role); the reservation belongs to the
-        caller.
+        caller, or to `user_id` when a caller with role `system` or `admin`
+        reserves for a user (the orders service does, with its own token).
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
-        `quantity` outside 1..1000, `ttl` not positive or above 1 hour, or an
-        empty or over-long `request_id`.
+        `quantity` outside 1..1000, `ttl` not positive or above 1 hour, a
+        malformed `user_id`, or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: `user_id` names another user
+        and the caller has neither role `system` nor `admin`.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
         not see (metadata `product_id`).
         - FAILED_PRECONDITION `PRODUCT_NOT_PUBLISHED`: the caller may see the
@@ -571,7 +574,8 @@ class CatalogueServiceServicer:
         product's status is now. Publishes StockCommitted (subject
         `superapp.catalogue.stock.committed`).
 
-        Caller: the user who made the reservation, or role `admin` or `system`.
+        Caller: the user the reservation belongs to, or role `admin` or
+        `system`.
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -597,7 +601,8 @@ class CatalogueServiceServicer:
         StockReleased (subject `superapp.catalogue.stock.released`) with reason
         RELEASED.
 
-        Caller: the user who made the reservation, or role `admin` or `system`.
+        Caller: the user the reservation belongs to, or role `admin` or
+        `system`.
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -622,7 +627,8 @@ class CatalogueServiceServicer:
         passed is returned as EXPIRED even if the sweeper has not recorded it
         yet.
 
-        Caller: the user who made the reservation, or role `admin` or `system`.
+        Caller: the user the reservation belongs to, or role `admin` or
+        `system`.
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: `reservation_id` is empty or not a
@@ -644,7 +650,9 @@ class CatalogueServiceServicer:
         `superapp.catalogue.stock.depleted`) when it brings available stock from
         above zero to zero.
 
-        Caller: the product's merchant or role `admin`.
+        Caller: the product's merchant, role `admin`, or role `system` (the
+        orders service returns the units of a sale it could not collect payment
+        for).
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
@@ -652,7 +660,7 @@ class CatalogueServiceServicer:
         500 characters, or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-        caller is neither its merchant nor an admin.
+        caller is neither its merchant nor an admin nor a system caller.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
         not see (metadata `product_id`).
         - FAILED_PRECONDITION `STOCK_BELOW_RESERVED`: the new stocked quantity

@@ -169,7 +169,7 @@ class CatalogueServiceStub:
       not an ISO 4217 code.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - NOT_FOUND `CATEGORY_NOT_FOUND`: the new `category_id` names no category
@@ -193,7 +193,7 @@ class CatalogueServiceStub:
       or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `INVALID_STATUS_TRANSITION`: the product is not a
@@ -218,7 +218,7 @@ class CatalogueServiceStub:
       or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
@@ -346,13 +346,16 @@ class CatalogueServiceStub:
     zero, ProductOutOfStock (subject `superapp.catalogue.stock.depleted`).
 
     Caller: authenticated user (any role); the reservation belongs to the
-    caller.
+    caller, or to `user_id` when a caller with role `system` or `admin`
+    reserves for a user (the orders service does, with its own token).
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
-      `quantity` outside 1..1000, `ttl` not positive or above 1 hour, or an
-      empty or over-long `request_id`.
+      `quantity` outside 1..1000, `ttl` not positive or above 1 hour, a
+      malformed `user_id`, or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: `user_id` names another user
+      and the caller has neither role `system` nor `admin`.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `PRODUCT_NOT_PUBLISHED`: the caller may see the
@@ -371,7 +374,8 @@ class CatalogueServiceStub:
     product's status is now. Publishes StockCommitted (subject
     `superapp.catalogue.stock.committed`).
 
-    Caller: the user who made the reservation, or role `admin` or `system`.
+    Caller: the user the reservation belongs to, or role `admin` or
+    `system`.
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -393,7 +397,8 @@ class CatalogueServiceStub:
     StockReleased (subject `superapp.catalogue.stock.released`) with reason
     RELEASED.
 
-    Caller: the user who made the reservation, or role `admin` or `system`.
+    Caller: the user the reservation belongs to, or role `admin` or
+    `system`.
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -414,7 +419,8 @@ class CatalogueServiceStub:
     passed is returned as EXPIRED even if the sweeper has not recorded it
     yet.
 
-    Caller: the user who made the reservation, or role `admin` or `system`.
+    Caller: the user the reservation belongs to, or role `admin` or
+    `system`.
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: `reservation_id` is empty or not a
@@ -432,7 +438,9 @@ class CatalogueServiceStub:
     `superapp.catalogue.stock.depleted`) when it brings available stock from
     above zero to zero.
 
-    Caller: the product's merchant or role `admin`.
+    Caller: the product's merchant, role `admin`, or role `system` (the
+    orders service returns the units of a sale it could not collect payment
+    for).
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
@@ -440,7 +448,7 @@ class CatalogueServiceStub:
       500 characters, or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `STOCK_BELOW_RESERVED`: the new stocked quantity
@@ -589,7 +597,7 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
       not an ISO 4217 code.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - NOT_FOUND `CATEGORY_NOT_FOUND`: the new `category_id` names no category
@@ -613,7 +621,7 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
       or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `INVALID_STATUS_TRANSITION`: the product is not a
@@ -638,7 +646,7 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
       or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
@@ -766,13 +774,16 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     zero, ProductOutOfStock (subject `superapp.catalogue.stock.depleted`).
 
     Caller: authenticated user (any role); the reservation belongs to the
-    caller.
+    caller, or to `user_id` when a caller with role `system` or `admin`
+    reserves for a user (the orders service does, with its own token).
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
-      `quantity` outside 1..1000, `ttl` not positive or above 1 hour, or an
-      empty or over-long `request_id`.
+      `quantity` outside 1..1000, `ttl` not positive or above 1 hour, a
+      malformed `user_id`, or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: `user_id` names another user
+      and the caller has neither role `system` nor `admin`.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `PRODUCT_NOT_PUBLISHED`: the caller may see the
@@ -791,7 +802,8 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     product's status is now. Publishes StockCommitted (subject
     `superapp.catalogue.stock.committed`).
 
-    Caller: the user who made the reservation, or role `admin` or `system`.
+    Caller: the user the reservation belongs to, or role `admin` or
+    `system`.
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -813,7 +825,8 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     StockReleased (subject `superapp.catalogue.stock.released`) with reason
     RELEASED.
 
-    Caller: the user who made the reservation, or role `admin` or `system`.
+    Caller: the user the reservation belongs to, or role `admin` or
+    `system`.
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -834,7 +847,8 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     passed is returned as EXPIRED even if the sweeper has not recorded it
     yet.
 
-    Caller: the user who made the reservation, or role `admin` or `system`.
+    Caller: the user the reservation belongs to, or role `admin` or
+    `system`.
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: `reservation_id` is empty or not a
@@ -852,7 +866,9 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     `superapp.catalogue.stock.depleted`) when it brings available stock from
     above zero to zero.
 
-    Caller: the product's merchant or role `admin`.
+    Caller: the product's merchant, role `admin`, or role `system` (the
+    orders service returns the units of a sale it could not collect payment
+    for).
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
@@ -860,7 +876,7 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
       500 characters, or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-      caller is neither its merchant nor an admin.
+      caller is neither its merchant nor an admin nor a system caller.
     - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
       not see (metadata `product_id`).
     - FAILED_PRECONDITION `STOCK_BELOW_RESERVED`: the new stocked quantity
@@ -1024,7 +1040,7 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
           not an ISO 4217 code.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-          caller is neither its merchant nor an admin.
+          caller is neither its merchant nor an admin nor a system caller.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
           not see (metadata `product_id`).
         - NOT_FOUND `CATEGORY_NOT_FOUND`: the new `category_id` names no category
@@ -1054,7 +1070,7 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
           or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-          caller is neither its merchant nor an admin.
+          caller is neither its merchant nor an admin nor a system caller.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
           not see (metadata `product_id`).
         - FAILED_PRECONDITION `INVALID_STATUS_TRANSITION`: the product is not a
@@ -1085,7 +1101,7 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
           or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-          caller is neither its merchant nor an admin.
+          caller is neither its merchant nor an admin nor a system caller.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
           not see (metadata `product_id`).
         - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
@@ -1249,13 +1265,16 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
         zero, ProductOutOfStock (subject `superapp.catalogue.stock.depleted`).
 
         Caller: authenticated user (any role); the reservation belongs to the
-        caller.
+        caller, or to `user_id` when a caller with role `system` or `admin`
+        reserves for a user (the orders service does, with its own token).
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
-          `quantity` outside 1..1000, `ttl` not positive or above 1 hour, or an
-          empty or over-long `request_id`.
+          `quantity` outside 1..1000, `ttl` not positive or above 1 hour, a
+          malformed `user_id`, or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: `user_id` names another user
+          and the caller has neither role `system` nor `admin`.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
           not see (metadata `product_id`).
         - FAILED_PRECONDITION `PRODUCT_NOT_PUBLISHED`: the caller may see the
@@ -1280,7 +1299,8 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
         product's status is now. Publishes StockCommitted (subject
         `superapp.catalogue.stock.committed`).
 
-        Caller: the user who made the reservation, or role `admin` or `system`.
+        Caller: the user the reservation belongs to, or role `admin` or
+        `system`.
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -1308,7 +1328,8 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
         StockReleased (subject `superapp.catalogue.stock.released`) with reason
         RELEASED.
 
-        Caller: the user who made the reservation, or role `admin` or `system`.
+        Caller: the user the reservation belongs to, or role `admin` or
+        `system`.
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
@@ -1335,7 +1356,8 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
         passed is returned as EXPIRED even if the sweeper has not recorded it
         yet.
 
-        Caller: the user who made the reservation, or role `admin` or `system`.
+        Caller: the user the reservation belongs to, or role `admin` or
+        `system`.
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: `reservation_id` is empty or not a
@@ -1359,7 +1381,9 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
         `superapp.catalogue.stock.depleted`) when it brings available stock from
         above zero to zero.
 
-        Caller: the product's merchant or role `admin`.
+        Caller: the product's merchant, role `admin`, or role `system` (the
+        orders service returns the units of a sale it could not collect payment
+        for).
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `product_id`,
@@ -1367,7 +1391,7 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
           500 characters, or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: the product is PUBLISHED and the
-          caller is neither its merchant nor an admin.
+          caller is neither its merchant nor an admin nor a system caller.
         - NOT_FOUND `PRODUCT_NOT_FOUND`: no such product, or one the caller may
           not see (metadata `product_id`).
         - FAILED_PRECONDITION `STOCK_BELOW_RESERVED`: the new stocked quantity

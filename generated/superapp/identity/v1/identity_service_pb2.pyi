@@ -712,3 +712,71 @@ class Jwk(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Jwk: _TypeAlias = Jwk  # noqa: Y015
+
+@_typing.final
+class IssueServiceTokenRequest(_message.Message):
+    """Request of IssueServiceToken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_SECRET_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    """Required. The service client's id as configured in identity, for example
+    "orders"; 1 to 64 characters.
+    """
+    client_secret: _builtins.str
+    """Required. The client's secret, 1 to 256 characters. Sent only over a
+    trusted channel; never logged.
+    """
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        client_secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "client_secret", b"client_secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueServiceTokenRequest: _TypeAlias = IssueServiceTokenRequest  # noqa: Y015
+
+@_typing.final
+class IssueServiceTokenResponse(_message.Message):
+    """Response of IssueServiceToken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    TOKEN_TYPE_FIELD_NUMBER: _builtins.int
+    access_token: _builtins.str
+    """The access token: an EdDSA-signed JWT with `roles` ["system"], sent as
+    `authorization: Bearer <access_token>`. Always non-empty.
+    """
+    token_type: _builtins.str
+    """The type of `access_token` for the `authorization` header; always
+    "Bearer".
+    """
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When `access_token` expires (its `exp` claim). Clients ask for a new
+        token shortly before this time.
+        """
+
+    def __init__(
+        self,
+        *,
+        access_token: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        token_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expire_time", b"expire_time", "token_type", b"token_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueServiceTokenResponse: _TypeAlias = IssueServiceTokenResponse  # noqa: Y015

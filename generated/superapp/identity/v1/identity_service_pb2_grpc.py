@@ -119,6 +119,11 @@ class IdentityServiceStub:
                 request_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.GetJwksRequest.SerializeToString,
                 response_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.GetJwksResponse.FromString,
                 _registered_method=True)
+        self.IssueServiceToken = channel.unary_unary(
+                '/superapp.identity.v1.IdentityService/IssueServiceToken',
+                request_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.IssueServiceTokenRequest.SerializeToString,
+                response_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.IssueServiceTokenResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -393,6 +398,37 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueServiceToken(self, request, context):
+        """Issues a short-lived access token to another superapp service (OAuth 2.0
+        client credentials, RFC 6749 section 4.4): a service authenticates with
+        its client id and secret, not as a user, and acts for users in the
+        background (for example the orders service settling a payment after the
+        user's own token has expired).
+
+        Identity knows its service clients from its configuration only: each
+        client id with the SHA-256 of its secret (setting
+        `IDENTITY_SERVICE_CLIENTS`); no secret is stored or logged. The secret is
+        compared in constant time. The token has the format described on this
+        service, with `roles` = ["system"] and `sub` = a stable UUID derived from
+        the client id (UUIDv5 in a fixed namespace), so every token of one
+        client has the same subject; it lives as long as user access tokens
+        (`IDENTITY_ACCESS_TOKEN_TTL_SECONDS`) and cannot be refreshed: the
+        client asks again before `expire_time`.
+
+        Caller: any; the bearer token, if one is sent, is ignored.
+
+        Errors:
+        INVALID_ARGUMENT with reason `INVALID_ARGUMENT` and field violations:
+        empty or longer than 64 characters `client_id`; empty or longer than
+        256 characters `client_secret`.
+        UNAUTHENTICATED with reason `INVALID_CLIENT` (RFC 6749 `invalid_client`):
+        the client id is unknown or the secret does not match; the two cases are
+        not told apart.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -435,6 +471,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetJwks,
                     request_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.GetJwksRequest.FromString,
                     response_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.GetJwksResponse.SerializeToString,
+            ),
+            'IssueServiceToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueServiceToken,
+                    request_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.IssueServiceTokenRequest.FromString,
+                    response_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.IssueServiceTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -698,6 +739,33 @@ class IdentityService:
             '/superapp.identity.v1.IdentityService/GetJwks',
             superapp_dot_identity_dot_v1_dot_identity__service__pb2.GetJwksRequest.SerializeToString,
             superapp_dot_identity_dot_v1_dot_identity__service__pb2.GetJwksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueServiceToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/superapp.identity.v1.IdentityService/IssueServiceToken',
+            superapp_dot_identity_dot_v1_dot_identity__service__pb2.IssueServiceTokenRequest.SerializeToString,
+            superapp_dot_identity_dot_v1_dot_identity__service__pb2.IssueServiceTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

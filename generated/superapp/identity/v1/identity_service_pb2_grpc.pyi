@@ -272,6 +272,33 @@ class IdentityServiceStub:
 
     Errors: none besides the implicit INTERNAL and UNAVAILABLE.
     """
+    IssueServiceToken: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.IssueServiceTokenRequest, _identity_service_pb2.IssueServiceTokenResponse]
+    """Issues a short-lived access token to another superapp service (OAuth 2.0
+    client credentials, RFC 6749 section 4.4): a service authenticates with
+    its client id and secret, not as a user, and acts for users in the
+    background (for example the orders service settling a payment after the
+    user's own token has expired).
+
+    Identity knows its service clients from its configuration only: each
+    client id with the SHA-256 of its secret (setting
+    `IDENTITY_SERVICE_CLIENTS`); no secret is stored or logged. The secret is
+    compared in constant time. The token has the format described on this
+    service, with `roles` = ["system"] and `sub` = a stable UUID derived from
+    the client id (UUIDv5 in a fixed namespace), so every token of one
+    client has the same subject; it lives as long as user access tokens
+    (`IDENTITY_ACCESS_TOKEN_TTL_SECONDS`) and cannot be refreshed: the
+    client asks again before `expire_time`.
+
+    Caller: any; the bearer token, if one is sent, is ignored.
+
+    Errors:
+    INVALID_ARGUMENT with reason `INVALID_ARGUMENT` and field violations:
+    empty or longer than 64 characters `client_id`; empty or longer than
+    256 characters `client_secret`.
+    UNAUTHENTICATED with reason `INVALID_CLIENT` (RFC 6749 `invalid_client`):
+    the client id is unknown or the secret does not match; the two cases are
+    not told apart.
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -514,6 +541,33 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     Caller: public (no bearer token needed).
 
     Errors: none besides the implicit INTERNAL and UNAVAILABLE.
+    """
+    IssueServiceToken: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.IssueServiceTokenRequest, _identity_service_pb2.IssueServiceTokenResponse]  # type: ignore[assignment]
+    """Issues a short-lived access token to another superapp service (OAuth 2.0
+    client credentials, RFC 6749 section 4.4): a service authenticates with
+    its client id and secret, not as a user, and acts for users in the
+    background (for example the orders service settling a payment after the
+    user's own token has expired).
+
+    Identity knows its service clients from its configuration only: each
+    client id with the SHA-256 of its secret (setting
+    `IDENTITY_SERVICE_CLIENTS`); no secret is stored or logged. The secret is
+    compared in constant time. The token has the format described on this
+    service, with `roles` = ["system"] and `sub` = a stable UUID derived from
+    the client id (UUIDv5 in a fixed namespace), so every token of one
+    client has the same subject; it lives as long as user access tokens
+    (`IDENTITY_ACCESS_TOKEN_TTL_SECONDS`) and cannot be refreshed: the
+    client asks again before `expire_time`.
+
+    Caller: any; the bearer token, if one is sent, is ignored.
+
+    Errors:
+    INVALID_ARGUMENT with reason `INVALID_ARGUMENT` and field violations:
+    empty or longer than 64 characters `client_id`; empty or longer than
+    256 characters `client_secret`.
+    UNAUTHENTICATED with reason `INVALID_CLIENT` (RFC 6749 `invalid_client`):
+    the client id is unknown or the secret does not match; the two cases are
+    not told apart.
     """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -802,6 +856,39 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         Caller: public (no bearer token needed).
 
         Errors: none besides the implicit INTERNAL and UNAVAILABLE.
+        """
+
+    @_abc_1.abstractmethod
+    def IssueServiceToken(
+        self,
+        request: _identity_service_pb2.IssueServiceTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.IssueServiceTokenResponse, _abc.Awaitable[_identity_service_pb2.IssueServiceTokenResponse]]:
+        """Issues a short-lived access token to another superapp service (OAuth 2.0
+        client credentials, RFC 6749 section 4.4): a service authenticates with
+        its client id and secret, not as a user, and acts for users in the
+        background (for example the orders service settling a payment after the
+        user's own token has expired).
+
+        Identity knows its service clients from its configuration only: each
+        client id with the SHA-256 of its secret (setting
+        `IDENTITY_SERVICE_CLIENTS`); no secret is stored or logged. The secret is
+        compared in constant time. The token has the format described on this
+        service, with `roles` = ["system"] and `sub` = a stable UUID derived from
+        the client id (UUIDv5 in a fixed namespace), so every token of one
+        client has the same subject; it lives as long as user access tokens
+        (`IDENTITY_ACCESS_TOKEN_TTL_SECONDS`) and cannot be refreshed: the
+        client asks again before `expire_time`.
+
+        Caller: any; the bearer token, if one is sent, is ignored.
+
+        Errors:
+        INVALID_ARGUMENT with reason `INVALID_ARGUMENT` and field violations:
+        empty or longer than 64 characters `client_id`; empty or longer than
+        256 characters `client_secret`.
+        UNAUTHENTICATED with reason `INVALID_CLIENT` (RFC 6749 `invalid_client`):
+        the client id is unknown or the secret does not match; the two cases are
+        not told apart.
         """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

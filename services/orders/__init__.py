@@ -1,0 +1,1 @@
+"""The orders service: a user's purchases, the checkout saga and its reconciler."""

@@ -1,0 +1,3 @@
+from services.orders.server import main
+
+main()
