@@ -39,8 +39,11 @@ class Foundation:
         migrations: Path,
         event_tables: EventTables,
         tracer_provider: TracerProvider,
+        clock: Clock | None = None,
     ) -> Foundation:
-        """Open and migrate `service`'s database and build (not start) its event bus."""
+        """Open and migrate `service`'s database and build (not start) its event bus.
+
+        `clock` is the service's time (the system's unless a test fixes it)."""
         prefix = f"{service.upper()}_"
         calls = CallsInFlight()
         database = await open_database(
@@ -49,7 +52,7 @@ class Foundation:
             setting=f"{prefix}DATABASE_URL",
             offload_scans_when=calls.others,
         )
-        clock = SystemClock()
+        clock = clock or SystemClock()
         bus = ServiceEventBus(
             service,
             nats_url=settings.nats_url,
