@@ -80,7 +80,7 @@ class LoginAttempt:
 @dataclass(frozen=True, slots=True)
 class _Refusal:
     until: datetime
-    scope: str
+    per_address: bool
 
 
 def _digest(kind: str, *parts: str) -> str:
@@ -181,11 +181,16 @@ class LoginThrottling:
             lambda connection: self._admit(connection, pair_key, address_key, now)
         )
         if isinstance(outcome, _Refusal):  # raised after the commit, which keeps a new block
+            where, scope = (
+                ("from this client address", "per client address")
+                if outcome.per_address
+                else ("for this email from this client address", "per email and client address")
+            )
             raise ResourceExhausted(
                 "TOO_MANY_ATTEMPTS",
-                f"too many failed sign-ins {outcome.scope}; try again later",
+                f"too many failed sign-ins {where}; try again later",
                 retry_after_seconds=(outcome.until - now).total_seconds(),
-                metadata={"scope": outcome.scope},
+                metadata={"scope": scope},
             )
         return outcome
 
@@ -197,7 +202,7 @@ class LoginThrottling:
         connection.execute(self._new_address, keys)
         address = connection.execute(self._address, keys).one()
         if address.blocked_until is not None and address.blocked_until > now:
-            return _Refusal(address.blocked_until, "from this client address")
+            return _Refusal(address.blocked_until, per_address=True)
         address_failures, window_start = address.failures, address.window_start
         if window_start + policy.address_window <= now:
             address_failures, window_start = 0, now
@@ -213,12 +218,12 @@ class LoginThrottling:
                     "new_expire_time": blocked_until + policy.address_window,
                 },
             )
-            return _Refusal(blocked_until, "from this client address")
+            return _Refusal(blocked_until, per_address=True)
         connection.execute(self._new_pair, keys)
         pair = connection.execute(self._pair, keys).one()
         forgotten = pair.expire_time <= now
         if not forgotten and pair.blocked_until > now:
-            return _Refusal(pair.blocked_until, "for this email from this client address")
+            return _Refusal(pair.blocked_until, per_address=False)
         failure_number = (0 if forgotten else pair.failures) + 1
         connection.execute(
             self._set_address,

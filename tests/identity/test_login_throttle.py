@@ -111,7 +111,7 @@ async def test_a_stranger_cannot_lock_the_owner_out(identity: Identity, clock: F
     # From the stranger's address even the right password waits out the longest delay...
     refused = _refusal(await _sign_in(identity, ANN, PASSWORD, STRANGER))
     assert refused.retry_delay == 15 * 60
-    assert refused.info.metadata["scope"] == "for this email from this client address"
+    assert refused.info.metadata["scope"] == "per email and client address"
     # ...and then works, and clears that pair: its failures start from nothing again.
     clock.advance(timedelta(minutes=15))
     assert (await identity.login(ANN, client=STRANGER)).user.email == ANN
@@ -167,7 +167,7 @@ async def test_one_address_trying_many_accounts_is_refused_after_its_bound(
 
     assert stuffing == ["INVALID_CREDENTIALS"] * 5
     assert refused.retry_delay == 600
-    assert refused.info.metadata["scope"] == "from this client address"
+    assert refused.info.metadata["scope"] == "per client address"
     assert elsewhere == "OK"  # another address is unaffected
     assert still.retry_delay == 1
     assert after == "OK"
