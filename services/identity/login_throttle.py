@@ -94,35 +94,30 @@ class LoginThrottling:
         self._database = database
         self._policy = policy
         dialect = postgresql if database.dialect == "postgresql" else sqlite
-        self._new_address = (
-            dialect.insert(_ADDRESSES)
-            .values(
-                address_key=bindparam("address"),
-                failures=0,
-                window_start=bindparam("now"),
-                blocked_until=None,
-                expire_time=bindparam("now"),
-            )
-            .on_conflict_do_nothing()
+        # Each row is read through an upsert that changes nothing on a conflict: one
+        # statement that makes the row exist, locks it (PostgreSQL; SQLite's write
+        # transactions are serial already) and returns it, with no gap in which a
+        # concurrent prune could delete it.
+        address = dialect.insert(_ADDRESSES).values(
+            address_key=bindparam("address"),
+            failures=0,
+            window_start=bindparam("now"),
+            blocked_until=None,
+            expire_time=bindparam("now"),
         )
-        self._new_pair = (
-            dialect.insert(_PAIRS)
-            .values(
-                pair_key=bindparam("pair"),
-                failures=0,
-                blocked_until=bindparam("now"),
-                expire_time=bindparam("now"),
-            )
-            .on_conflict_do_nothing()
+        self._address = address.on_conflict_do_update(
+            index_elements=[_ADDRESSES.c.address_key],
+            set_={"failures": _ADDRESSES.c.failures},
+        ).returning(*_ADDRESSES.c)
+        pair = dialect.insert(_PAIRS).values(
+            pair_key=bindparam("pair"),
+            failures=0,
+            blocked_until=bindparam("now"),
+            expire_time=bindparam("now"),
         )
-        # FOR UPDATE orders concurrent attempts of one key on PostgreSQL; SQLite's
-        # write transactions are serial already (and it renders no FOR UPDATE).
-        self._address = (
-            select(_ADDRESSES)
-            .where(_ADDRESSES.c.address_key == bindparam("address"))
-            .with_for_update()
-        )
-        self._pair = select(_PAIRS).where(_PAIRS.c.pair_key == bindparam("pair")).with_for_update()
+        self._pair = pair.on_conflict_do_update(
+            index_elements=[_PAIRS.c.pair_key], set_={"failures": _PAIRS.c.failures}
+        ).returning(*_PAIRS.c)
         self._set_address = (
             update(_ADDRESSES)
             .where(_ADDRESSES.c.address_key == bindparam("address"))
@@ -199,7 +194,6 @@ class LoginThrottling:
     ) -> LoginAttempt | _Refusal:
         policy = self._policy
         keys: dict[str, Any] = {"address": address_key, "pair": pair_key, "now": now}
-        connection.execute(self._new_address, keys)
         address = connection.execute(self._address, keys).one()
         if address.blocked_until is not None and address.blocked_until > now:
             return _Refusal(address.blocked_until, per_address=True)
@@ -219,7 +213,6 @@ class LoginThrottling:
                 },
             )
             return _Refusal(blocked_until, per_address=True)
-        connection.execute(self._new_pair, keys)
         pair = connection.execute(self._pair, keys).one()
         forgotten = pair.expire_time <= now
         if not forgotten and pair.blocked_until > now:
