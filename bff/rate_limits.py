@@ -27,6 +27,7 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from bff.authentication import Principal, require_principal
+from bff.client_address import client_address
 from bff.config import BffSettings
 from services.runtime.errors import ResourceExhausted, Unavailable
 
@@ -101,21 +102,16 @@ def _limits(request: Request) -> RateLimits:
     return limits
 
 
-def _client_ip(request: Request) -> str:
-    # uvicorn puts the proxy-reported address here only for BFF_FORWARDED_ALLOW_IPS.
-    return request.client.host if request.client is not None else "unknown"
-
-
 async def limit_auth(request: Request) -> None:
     """Sign-up, sign-in, refresh, sign-out: per client IP."""
     limits = _limits(request)
-    await limits.hit(limits.auth, "per client address", _client_ip(request))
+    await limits.hit(limits.auth, "per client address", client_address(request))
 
 
 async def limit_writes_by_ip(request: Request) -> None:
     """Any write: per client IP, counted before the token is looked at."""
     limits = _limits(request)
-    await limits.hit(limits.writes_per_ip, "per client address", _client_ip(request))
+    await limits.hit(limits.writes_per_ip, "per client address", client_address(request))
 
 
 async def limit_writes_by_user(

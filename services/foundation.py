@@ -53,11 +53,13 @@ class Foundation:
         event_tables: EventTables,
         tracer_provider: TracerProvider,
         secrets: Table | None = None,
+        clock: Clock | None = None,
     ) -> Foundation:
         """Open and migrate `service`'s database and build (not start) its event bus.
 
         A service with list RPCs passes its `service_secrets` table as `secrets`, and
-        gets `page_tokens`.
+        gets `page_tokens`. `clock` is the service's time (the system's unless a test
+        fixes it).
         """
         prefix = f"{service.upper()}_"
         calls = CallsInFlight()
@@ -67,7 +69,7 @@ class Foundation:
             setting=f"{prefix}DATABASE_URL",
             offload_scans_when=calls.others,
         )
-        clock = SystemClock()
+        clock = clock or SystemClock()
         page_tokens = None
         if secrets is not None:
             try:

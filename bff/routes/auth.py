@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from superapp.identity.v1 import identity_service_pb2 as pb
 
 from bff import conversions, schemas
+from bff.client_address import forwarded_for
 from bff.dependencies import IdempotencyKey, UpstreamsDep
 from bff.openapi import errors
 from bff.rate_limits import limit_auth
@@ -44,11 +45,16 @@ async def register(
     responses=errors(401, 413, 429),
     summary="Sign in",
 )
-async def login(body: schemas.LoginRequest, upstreams: UpstreamsDep) -> schemas.LoginResult:
+async def login(
+    body: schemas.LoginRequest, request: Request, upstreams: UpstreamsDep
+) -> schemas.LoginResult:
     """Start a session: an access token for the `Authorization: Bearer` header and a
-    refresh token. Repeated failures for one email are throttled (429 `TOO_MANY_ATTEMPTS`)."""
+    refresh token. Repeated failures for one email from one client address are met with
+    growing delays, and too many failures from one address across emails with a pause
+    (429 `TOO_MANY_ATTEMPTS` with `Retry-After`); other addresses are not affected."""
     reply = await upstreams.identity.Login(
-        pb.LoginRequest(email=body.email, password=body.password)
+        pb.LoginRequest(email=body.email, password=body.password),
+        metadata=forwarded_for(request),
     )
     return schemas.LoginResult(
         tokens=conversions.tokens(reply.tokens), user=conversions.user(reply.user)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -135,30 +136,33 @@ class Accounts:
         await self._outbox.record(session, event, aggregate_id=user.user_id)
         return user
 
-    async def sign_in(self, email: str, password: str) -> SignedIn:
-        """Check the credentials and start a session.
+    async def sign_in(self, email: str, password: str, client: str) -> SignedIn:
+        """Check the credentials of a sign-in from the client address `client` and start
+        a session.
 
         An unknown email and a wrong password fail alike, after the same hashing work, and
-        both count towards the email's throttle.
+        both count towards the throttle of (email, client) and of client.
         """
-        now = self._clock.now()
-        async with self._database.read() as session:
-            await self._throttling.check(session, email, now)
-            user = await session.scalar(select(User).where(User.email == email))
         try:
-            matched = await self._passwords.verify(user.password_hash if user else None, password)
+            async with self._passwords.turn() as hashing:
+                attempt = await self._throttling.admit(email, client, self._clock.now())
+                found = await self._database.lookup(_USER_BY_EMAIL, {"email": email})
+                encoded = found[0].password_hash if found else None
+                matched = await hashing.verify(encoded, password)
         except Busy as busy:
             raise _rate_limited(busy) from None
-        if user is None or not matched:
-            async with self._database.write() as session:
-                await self._throttling.failed(session, email, self._clock.now())
+        if not matched:
+            await self._throttling.failed(attempt, self._clock.now())
             raise Unauthenticated("INVALID_CREDENTIALS", "email or password is wrong")
+        assert encoded is not None
         new_hash = None
-        if self._passwords.needs_rehash(user.password_hash):
-            new_hash = await self.hash_password(password)
+        if self._passwords.needs_rehash(encoded):
+            # An upgrade can wait for a sign-in that finds the budget free.
+            with contextlib.suppress(Busy):
+                new_hash = await self._passwords.hash(password)
         async with self._database.write() as session:
-            await self._throttling.succeeded(session, email)
-            current = await session.get(User, user.user_id)
+            await self._throttling.succeeded(session, attempt)
+            current = await session.get(User, found[0].user_id)
             if current is None:
                 raise Unauthenticated("INVALID_CREDENTIALS", "email or password is wrong")
             if new_hash is not None:
@@ -222,6 +226,9 @@ _USER_BY_ID = select(
     _USERS.create_time,
     _USERS.update_time,
 ).where(_USERS.user_id == bindparam("user_id"))
+_USER_BY_EMAIL = select(_USERS.user_id, _USERS.password_hash).where(
+    _USERS.email == bindparam("email")
+)
 
 
 async def _locked(session: AsyncSession, user_id: str) -> User:

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.runtime.client_address import parse_trusted
 from services.runtime.settings import Port, ServiceSettings
 
 __all__ = ["IdentitySettings"]
@@ -30,12 +31,25 @@ class IdentitySettings(ServiceSettings):
     """Lifetime of access tokens: short, since they cannot be revoked."""
     refresh_token_ttl_seconds: Annotated[float, Field(ge=60)] = 30 * 24 * 3600
     """Lifetime of each refresh token; every use rotates it and starts a new lifetime."""
-    login_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
-    """Failed sign-ins for one email that start a block."""
-    login_failure_window_seconds: Seconds = 15 * 60
-    """Failures older than this no longer count."""
-    login_block_seconds: Seconds = 15 * 60
-    """How long a blocked email stays blocked; the block then ends by itself."""
+    login_free_failures: Annotated[int, Field(ge=0, le=100)] = 2
+    """Failed sign-ins for one email from one client address that cost nothing; each
+    one after them imposes a delay on that pair."""
+    login_first_delay_seconds: Annotated[float, Field(gt=0, le=3600)] = 1
+    """The delay after the first failure past the free ones; each further one doubles it."""
+    login_max_delay_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 15 * 60
+    """The longest delay one (email, client address) pair is refused for."""
+    login_failure_reset_seconds: Seconds = 12 * 3600
+    """A pair's failures are forgotten this long after its last one."""
+    login_address_max_failures: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    """Failed sign-ins from one client address, across all emails, within a window;
+    the next attempt from that address is refused (credential stuffing)."""
+    login_address_window_seconds: Seconds = 15 * 60
+    """The window of `login_address_max_failures`."""
+    login_address_block_seconds: Seconds = 15 * 60
+    """How long an address past its bound is refused; it then starts a new window."""
+    forwarded_allow_ips: str = "127.0.0.1"
+    """Peers (addresses or CIDR networks, comma-separated; `*` for any) whose
+    `x-forwarded-for` metadata names the client: the BFF. Others are their own client."""
     password_hash_cores: Annotated[float, Field(gt=0, le=8)] = 0.5
     """Share of CPU cores argon2id hashing may use at its allowed rate."""
     bootstrap_admin_email: str = ""
@@ -54,6 +68,12 @@ class IdentitySettings(ServiceSettings):
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise ValueError(f"{client_id!r}: expected the lower-case hex SHA-256 of a secret")
         return clients
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _trusted_peers(cls, value: str) -> str:
+        parse_trusted(value)
+        return value
 
     def resolved_keys_dir(self) -> Path:
         """The signing-keys directory in force."""

@@ -17,7 +17,8 @@ __all__ = [
     "EVENT_TABLES",
     "IDEMPOTENCY_KEYS",
     "Base",
-    "LoginThrottle",
+    "LoginAddressFailures",
+    "LoginPairFailures",
     "RefreshToken",
     "User",
     "UserFields",
@@ -95,19 +96,37 @@ class RefreshToken(Base):
     create_time: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class LoginThrottle(Base):
-    """Failed sign-ins per email, kept whether or not an account has that email.
+class LoginPairFailures(Base):
+    """Failed sign-ins for one email from one client address, whether or not an account
+    has that email. The key is a digest of both, so the table lists neither."""
 
-    The key is a digest of the normalized email, so the table does not list addresses
-    that were merely tried.
+    __tablename__ = "login_pair_failures"
+
+    pair_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer())
+    """Failures since the last success (or since they were forgotten), counting
+    attempts still being checked."""
+    blocked_until: Mapped[datetime] = mapped_column(UtcDateTime())
+    """Sign-ins of this pair are refused until then."""
+    expire_time: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    """From then on the failures are forgotten and the row may be pruned."""
+
+
+class LoginAddressFailures(Base):
+    """Failed sign-ins from one client address across all emails, in a fixed window.
+
+    The key is a digest of the address (an IPv6 address by its /64 network).
     """
 
-    __tablename__ = "login_throttle"
+    __tablename__ = "login_address_failures"
 
-    email_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer())
     window_start: Mapped[datetime] = mapped_column(UtcDateTime())
     blocked_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    """Every sign-in from the address is refused until then."""
+    expire_time: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    """From then on the row says nothing any more and may be pruned."""
 
 
 IDEMPOTENCY_KEYS = idempotency_table(Base.metadata)

@@ -15,13 +15,14 @@ from services.foundation import Foundation
 from services.identity.access_tokens import AccessTokenIssuer
 from services.identity.accounts import Accounts
 from services.identity.config import IdentitySettings
-from services.identity.login_throttle import LoginThrottling
+from services.identity.login_throttle import LoginThrottling, ThrottlePolicy
 from services.identity.models import EVENT_TABLES, IDEMPOTENCY_KEYS
 from services.identity.passwords import Passwords, owasp_hasher
 from services.identity.service_clients import ServiceClients
 from services.identity.servicer import POLICIES, IdentityServicer
 from services.identity.sessions import Sessions
 from services.identity.signing_keys import SigningKeyError, SigningKeys
+from services.runtime.client_address import ClientAddresses
 from services.runtime.clock import Clock, SystemClock
 from services.runtime.serving import (
     GrpcService,
@@ -31,14 +32,19 @@ from services.runtime.serving import (
     start_grpc_service,
 )
 
-__all__ = ["SERVICE_NAME", "create_server", "main", "open_signing_keys"]
+__all__ = ["SERVICE_NAME", "create_server", "login_policy", "main", "open_signing_keys"]
 
 SERVICE_NAME = identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-async def create_server(settings: IdentitySettings, tracer_provider: TracerProvider) -> GrpcService:
-    """Start identity on `settings.port` (0 picks one); the handle carries the bound port."""
+async def create_server(
+    settings: IdentitySettings, tracer_provider: TracerProvider, *, clock: Clock | None = None
+) -> GrpcService:
+    """Start identity on `settings.port` (0 picks one); the handle carries the bound port.
+
+    `clock` (the system's by default) is the time of tokens, sessions and throttles.
+    """
     keys = open_signing_keys(settings, SystemClock())
     foundation = await Foundation.open(
         "identity",
@@ -46,6 +52,7 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
         migrations=_MIGRATIONS,
         event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
+        clock=clock,
     )
     database, clock = foundation.database, foundation.clock
     access_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
@@ -55,14 +62,12 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
     sessions = Sessions(
         database, access_tokens, timedelta(seconds=settings.refresh_token_ttl_seconds), clock
     )
+    throttling = LoginThrottling(database, login_policy(settings))
+    throttle_retention = throttling.retention(clock.now)
     accounts = Accounts(
         database=database,
         passwords=Passwords.calibrated(owasp_hasher(), settings.password_hash_cores),
-        throttling=LoginThrottling(
-            settings.login_max_failures,
-            window=timedelta(seconds=settings.login_failure_window_seconds),
-            block=timedelta(seconds=settings.login_block_seconds),
-        ),
+        throttling=throttling,
         sessions=sessions,
         outbox=foundation.bus.outbox,
         clock=clock,
@@ -89,6 +94,7 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
         keys=keys,
         writes=writes,
         service_clients=ServiceClients(settings.service_clients, access_tokens),
+        clients=ClientAddresses(settings.forwarded_allow_ips),
     )
     spec = ServiceSpec(
         domain="identity.superapp",
@@ -99,12 +105,26 @@ async def create_server(settings: IdentitySettings, tracer_provider: TracerProvi
         probe=database.ping,
         ready_when=foundation.bus.wait_ready,
         guards=[AuthGuard(verifier, [POLICIES], domain="identity.superapp")],
-        closers=[*foundation.closers, retention.close],
+        closers=[*foundation.closers, retention.close, throttle_retention.close],
     )
     foundation.bus.start()
     retention.start()
+    throttle_retention.start()
     return await start_grpc_service(
         spec, settings, env_prefix="IDENTITY_", tracer_provider=tracer_provider
+    )
+
+
+def login_policy(settings: IdentitySettings) -> ThrottlePolicy:
+    """The sign-in throttle's bounds, from the `IDENTITY_LOGIN_*` settings."""
+    return ThrottlePolicy(
+        free_failures=settings.login_free_failures,
+        first_delay=timedelta(seconds=settings.login_first_delay_seconds),
+        max_delay=timedelta(seconds=settings.login_max_delay_seconds),
+        reset_after=timedelta(seconds=settings.login_failure_reset_seconds),
+        address_max_failures=settings.login_address_max_failures,
+        address_window=timedelta(seconds=settings.login_address_window_seconds),
+        address_block=timedelta(seconds=settings.login_address_block_seconds),
     )
 
 

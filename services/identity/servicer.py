@@ -17,6 +17,7 @@ from services.identity.models import UserFields
 from services.identity.service_clients import ServiceClients
 from services.identity.sessions import Sessions, SessionTokens, roles_of
 from services.identity.signing_keys import SigningKeys
+from services.runtime.client_address import ClientAddresses
 from services.runtime.errors import PermissionDenied
 from services.runtime.proto_time import to_timestamp
 from services.runtime.validation import RequestCheck
@@ -85,9 +86,11 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         keys: SigningKeys,
         writes: IdempotentWrites,
         service_clients: ServiceClients,
+        clients: ClientAddresses,
     ) -> None:
         self._service_clients = service_clients
         self._accounts = accounts
+        self._clients = clients
         self._sessions = sessions
         self._keys = keys
         self._writes = writes
@@ -129,7 +132,8 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         check.done()
         # A malformed address still goes through the same work as a wrong password.
         email = normalize_email(request.email) or request.email.strip().lower()
-        signed_in = await self._accounts.sign_in(email, request.password)
+        client = self._clients.of(context.peer(), context.invocation_metadata())
+        signed_in = await self._accounts.sign_in(email, request.password, client)
         return pb.LoginResponse(tokens=_tokens(signed_in.tokens), user=_user(signed_in.user))
 
     async def RefreshToken(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from services.runtime.ids import new_id
-from tests.bff.conftest import Platform, assert_problem, log_in, sign_up
+from tests.bff.conftest import Platform, assert_problem, log_in, serving_bff, sign_up
 from tests.identity.conftest import PASSWORD
 
 
@@ -166,3 +166,33 @@ async def test_jwks_is_identitys_key_set(client: httpx.AsyncClient, platform: Pl
     upstream = await platform.identity.stub.GetJwks(pb.GetJwksRequest())
     assert {key["kid"] for key in reply.json()["keys"]} == {key.kid for key in upstream.keys}
     assert all(key["kty"] == "OKP" and key["crv"] == "Ed25519" for key in reply.json()["keys"])
+
+
+async def test_identity_throttles_the_address_the_bff_saw(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    ann = await sign_up(client, "ann")
+    # This test's client stands for a proxy in front of the BFF that it trusts.
+    async with (
+        serving_bff(platform.bff(forwarded_allow_ips="127.0.0.1")) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+
+        async def log_in_from(address: str, password: str) -> httpx.Response:
+            return await http.post(
+                "/v1/auth/login",
+                json={"email": ann.email, "password": password},
+                headers={"X-Forwarded-For": address},
+            )
+
+        # Failures stay free for two, then delays grow: a refusal comes within a few.
+        stranger = [await log_in_from("203.0.113.7", "not the password") for _ in range(3)]
+        while stranger[-1].status_code == 401 and len(stranger) < 8:
+            stranger.append(await log_in_from("203.0.113.7", "not the password"))
+        owner = await log_in_from("198.51.100.20", PASSWORD)
+
+    assert [reply.status_code for reply in stranger[:3]] == [401, 401, 401]
+    assert_problem(stranger[-1], 429, "TOO_MANY_ATTEMPTS")
+    assert int(stranger[-1].headers["retry-after"]) >= 1
+    # Identity counted the stranger's address, not the BFF's: Ann is not locked out.
+    assert owner.status_code == 200, owner.text

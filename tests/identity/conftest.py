@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -16,6 +17,8 @@ from superapp.identity.v1 import identity_service_pb2_grpc
 from scripts.nats_process import NatsProcess
 from services.identity.config import IdentitySettings
 from services.identity.server import create_server
+from services.runtime.client_address import FORWARDED_FOR
+from services.runtime.clock import Clock
 from services.runtime.ids import new_id
 from services.runtime.serving import GrpcService
 
@@ -39,9 +42,13 @@ class Identity:
         )
         return reply.user
 
-    async def login(self, email: str, password: str = PASSWORD) -> pb.LoginResponse:
+    async def login(
+        self, email: str, password: str = PASSWORD, *, client: str | None = None
+    ) -> pb.LoginResponse:
+        """Sign in; from `client` as the BFF reports it, or else from this test's peer."""
+        metadata = None if client is None else ((FORWARDED_FOR, client),)
         reply: pb.LoginResponse = await self.stub.Login(
-            pb.LoginRequest(email=email, password=password)
+            pb.LoginRequest(email=email, password=password), metadata=metadata
         )
         return reply
 
@@ -59,23 +66,24 @@ async def running_identity(
     tracer_provider: TracerProvider,
     nats_url: str,
     *,
-    service_clients: dict[str, str] | None = None,
+    clock: Clock | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Identity]:
-    """Identity with a quick login block (3 failures, 1 s) and a known first admin;
-    `service_clients` as `IDENTITY_SERVICE_CLIENTS` has them (id → secret's SHA-256)."""
+    """Identity with a known first admin; `overrides` change its other settings."""
     settings = IdentitySettings(
-        port=0,
-        relay="task",
-        data_dir=data_dir,
-        database_url=database_url,
-        nats_url=nats_url,
-        login_max_failures=3,
-        login_block_seconds=1,
-        bootstrap_admin_email=ADMIN_EMAIL,
-        password_hash_cores=4,  # tests sign up many users; the budget is tested on its own
-        service_clients=service_clients or {},
+        **{
+            "port": 0,
+            "relay": "task",
+            "data_dir": data_dir,
+            "database_url": database_url,
+            "nats_url": nats_url,
+            "bootstrap_admin_email": ADMIN_EMAIL,
+            # Tests sign up many users; the budget is tested on its own.
+            "password_hash_cores": 4,
+            **overrides,
+        }
     )
-    service = await create_server(settings, tracer_provider)
+    service = await create_server(settings, tracer_provider, clock=clock)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
     try:
         yield Identity(

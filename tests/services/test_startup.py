@@ -61,6 +61,26 @@ async def test_bad_setting_names_the_variable(variable: str, value: str, tmp_pat
     assert shown is ("SECRET" not in variable), lines[0]
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("IDENTITY_FORWARDED_ALLOW_IPS", "127.0.0.1,bff.internal"),
+        ("IDENTITY_LOGIN_FREE_FAILURES", "-1"),
+        ("IDENTITY_LOGIN_MAX_DELAY_SECONDS", "0"),
+        ("IDENTITY_LOGIN_ADDRESS_MAX_FAILURES", "none"),
+    ],
+)
+async def test_bad_identity_setting_names_the_variable(
+    variable: str, value: str, tmp_path: Path
+) -> None:
+    code, lines = await _run_service(
+        "identity", {variable: value, "IDENTITY_DATA_DIR": str(tmp_path)}
+    )
+    assert code == 2
+    assert len(lines) == 1
+    assert lines[0].startswith(f"identity: configuration error: {variable}:")
+
+
 async def test_unreachable_database_names_the_setting(tmp_path: Path) -> None:
     code, lines = await _run_service(
         "identity",

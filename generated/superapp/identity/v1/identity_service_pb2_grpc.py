@@ -197,6 +197,11 @@ class IdentityServiceServicer:
         the normalized email address (metadata `email`).
         FAILED_PRECONDITION with reason `IDEMPOTENCY_KEY_REUSED`: the
         `request_id` was used before with different parameters.
+        RESOURCE_EXHAUSTED with reason `RATE_LIMITED`: the server is hashing
+        passwords at its configured share of CPU and this call would have waited
+        too long for its turn; nothing was created. The details include
+        google.rpc.RetryInfo whose `retry_delay` says when a retry (with the same
+        `request_id`) may be let in.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -219,12 +224,31 @@ class IdentityServiceServicer:
         not re-applied: any non-empty pair that does not match an account,
         including over-long values, fails with `INVALID_CREDENTIALS`.
 
-        Throttling: after a server-configured number of consecutive failed
-        attempts for one normalized email address within a time window, further
-        attempts for that address are refused with RESOURCE_EXHAUSTED until the
-        delay has passed, without checking the password (so a correct password
-        is refused too). This applies identically whether or not an account
-        exists for the address. A successful sign-in resets the counter.
+        Client address: the server throttles per client network address. It
+        takes the address from the gRPC metadata entry `x-forwarded-for` (a
+        comma-separated list of IP addresses, the nearest proxy's last) only when
+        the calling peer is one the server trusts as a proxy (server
+        configuration; the BFF is one); otherwise the caller's own address
+        counts. A proxy calling on behalf of end users must send their address,
+        or all of them share one throttle. IPv6 addresses count by their /64
+        network.
+
+        Throttling (in the manner of OWASP's authentication cheat sheet), applied
+        identically whether or not an account exists for the email:
+        - Per normalized email and client address: a few failed attempts are
+        free (two by default); each further one makes that pair wait, one
+        second at first by default, doubling with every failure up to a cap
+        (15 minutes by default). While it waits, attempts of that pair are
+        refused without checking the password, so a correct password is
+        refused too. A successful sign-in clears the pair; failures are also
+        forgotten after a quiet period (12 hours by default).
+        - Per client address, across all emails: after a number of failures
+        within a window (100 in 15 minutes by default), every attempt from
+        that address is refused for a while (15 minutes by default).
+        Failures from one address never refuse the right password from another
+        address: a stranger cannot lock an account's owner out. An attempt counts
+        as a failure from the moment it is accepted until it succeeds, so
+        concurrent attempts cannot exceed these bounds.
 
         Caller: public (no bearer token needed).
 
@@ -233,9 +257,14 @@ class IdentityServiceServicer:
         violations: empty `email` or empty `password`.
         UNAUTHENTICATED with reason `INVALID_CREDENTIALS`: no account has this
         email, or the password is wrong.
-        RESOURCE_EXHAUSTED with reason `TOO_MANY_ATTEMPTS`: too many failed
-        attempts for this email; the details include google.rpc.RetryInfo whose
-        `retry_delay` says when the client may try again.
+        RESOURCE_EXHAUSTED with reason `TOO_MANY_ATTEMPTS`: a throttle refused
+        the attempt; the password was not checked. ErrorInfo metadata `scope` is
+        "per email and client address" or "per client address". The details include google.rpc.RetryInfo whose `retry_delay`
+        says when the client may try again.
+        RESOURCE_EXHAUSTED with reason `RATE_LIMITED`: the server is hashing
+        passwords at its configured share of CPU and this call would have waited
+        too long for its turn; the attempt was not counted. The details include
+        google.rpc.RetryInfo whose `retry_delay` says when a retry may be let in.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
