@@ -128,15 +128,24 @@ def login_policy(settings: IdentitySettings) -> ThrottlePolicy:
     )
 
 
-def open_signing_keys(settings: IdentitySettings, clock: Clock) -> SigningKeys:
-    """The signing keys, or a start-up error naming the directory setting."""
+def open_signing_keys(
+    settings: IdentitySettings, clock: Clock, *, existing: bool = False
+) -> SigningKeys:
+    """The signing keys, or a start-up error naming the directory setting.
+
+    `existing`: only keys a running identity already made (operator commands).
+    """
     access_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+    opener = SigningKeys.existing if existing else SigningKeys
     try:
-        return SigningKeys(
+        return opener(
             settings.resolved_keys_dir(), clock=clock, retire_after=access_ttl + DEFAULT_LEEWAY
         )
     except SigningKeyError as error:
-        raise StartupError(f"IDENTITY_KEYS_DIR: {error}") from error
+        raise StartupError(
+            f"IDENTITY_KEYS_DIR: {error} (identity keeps them in IDENTITY_KEYS_DIR, "
+            "default <IDENTITY_DATA_DIR or SUPERAPP_DATA_DIR>/identity-keys)"
+        ) from error
 
 
 def main() -> None:

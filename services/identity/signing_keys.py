@@ -94,6 +94,21 @@ class SigningKeys:
         self._secure_directory()
         self._current()
 
+    @classmethod
+    def existing(cls, directory: Path, *, clock: Clock, retire_after: timedelta) -> SigningKeys:
+        """Open keys that a running identity made; SigningKeyError if `directory` has none.
+
+        For operator commands, which must act on the service's own keys: opening an empty
+        or wrong directory would quietly make a first key nobody serves.
+        """
+        if not directory.is_dir() or not any(
+            _FILE_NAME.fullmatch(path.name) for path in directory.iterdir()
+        ):
+            raise SigningKeyError(
+                f"no signing keys in {directory}: not the directory of a running identity"
+            )
+        return cls(directory, clock=clock, retire_after=retire_after)
+
     @property
     def directory(self) -> Path:
         """Where the key files live."""

@@ -6,6 +6,7 @@ loads it with `load_settings`, which turns pydantic's report into one line per b
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from services.runtime.page_tokens import SECRET_MIN_BYTES
 
 __all__ = ["ConfigurationError", "RelayMode", "ServiceSettings", "load_settings"]
 
+DATA_DIR_VARIABLE = "SUPERAPP_DATA_DIR"
 Port = Annotated[int, Field(ge=0, le=65535)]
 RelayMode = Literal["process", "task"]
 """Where a service's outbox relay runs: a child process, or a task on its event loop."""
@@ -36,8 +38,10 @@ class ServiceSettings(BaseSettings):
     """Interface the gRPC server binds; loopback unless deliberately exposed."""
     port: Port = 0
     """gRPC port; 0 picks a free one (tests)."""
-    data_dir: Path = Path(".data")
-    """Where the embedded default database lives."""
+    data_dir: Path = Field(default_factory=lambda: Path(os.environ.get(DATA_DIR_VARIABLE, ".data")))
+    """Where the embedded default database lives; unset, `SUPERAPP_DATA_DIR` (what the
+    local stack sets for all of its processes, so an operator command run beside it
+    finds the same data), else `.data`."""
     database_url: str = ""
     """SQLAlchemy async URL; empty means a SQLite file `<data_dir>/<service>.db`."""
     nats_url: str = "nats://127.0.0.1:7222"
