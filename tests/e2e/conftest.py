@@ -1,0 +1,181 @@
+"""The local stack as the README starts it: `bash scripts/stack` with free ports, temp data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from scripts.localstack import COMPONENTS, READY_LINE
+from tests.conftest import process_alive
+
+ROOT = Path(__file__).resolve().parents[2]
+# Generous: the Python services import grpc, SQLAlchemy and OpenTelemetry at once on 2 cores.
+READY_TIMEOUT = 90.0
+EXIT_TIMEOUT = 40.0
+
+
+def _free_ports(count: int) -> list[int]:
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+@dataclass
+class Stack:
+    """One `bash scripts/stack` run; stdout and stderr go to files so nothing blocks."""
+
+    data_dir: Path
+    env: dict[str, str]
+    args: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.env['SUPERAPP_NATS_PORT']}"
+
+    def address(self, variable: str) -> str:
+        return f"127.0.0.1:{self.env[variable]}"
+
+    def start(self) -> Stack:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        run = len(list(self.data_dir.parent.glob(f"{self.data_dir.name}-*.out")))
+        self._out = self.data_dir.parent / f"{self.data_dir.name}-{run}.out"
+        self._err = self.data_dir.parent / f"{self.data_dir.name}-{run}.err"
+        with self._out.open("wb") as out, self._err.open("wb") as err:
+            self.process = subprocess.Popen(
+                ["bash", "scripts/stack", *self.args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=err,
+            )
+        return self
+
+    @property
+    def stdout(self) -> str:
+        return self._out.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self._err.read_text(errors="replace")
+
+    def pids(self) -> dict[str, int]:
+        """Every process the launcher said it started, by name."""
+        return {
+            name: int(pid)
+            for name, pid in re.findall(r"^stack: (\S+) pid (\d+)", self.stderr, re.M)
+        }
+
+    def log_records(self, component: str) -> list[dict[str, object]]:
+        """The JSON log records `component` wrote, as the launcher passed them on."""
+        prefix = re.compile(rf"^{re.escape(component)}\s*\| (\{{.*\}})$", re.M)
+        return [json.loads(line) for line in prefix.findall(self.stderr)]
+
+    def relay_pids(self) -> dict[str, int]:
+        """The outbox relays the services started as their own children, by service."""
+        marker = str(self.data_dir).encode()
+        found: dict[str, int] = {}
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or not process_alive(int(proc.name)):
+                continue
+            try:
+                environ = (proc / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if not any(marker in entry for entry in environ):
+                continue
+            for entry in environ:
+                if entry.startswith(b"SUPERAPP_RELAY_SERVICE="):
+                    found[entry.partition(b"=")[2].decode()] = int(proc.name)
+        return found
+
+    async def wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + READY_TIMEOUT
+        while READY_LINE not in self.stdout:
+            if self.process.poll() is not None:
+                pytest.fail(f"stack exited {self.process.returncode}:\n{self.stderr[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"stack not ready in {READY_TIMEOUT}s:\n{self.stderr[-3000:]}")
+            await asyncio.sleep(0.1)
+
+    async def wait_exit(self, within: float = EXIT_TIMEOUT) -> int:
+        assert self.process is not None
+        deadline = time.monotonic() + within
+        while (code := self.process.poll()) is None:
+            if time.monotonic() > deadline:
+                pytest.fail(f"stack still running after {within}s:\n{self.stderr[-3000:]}")
+            await asyncio.sleep(0.1)
+        return code
+
+    async def wait_gone(self, pids: dict[str, int], within: float = 20.0) -> None:
+        deadline = time.monotonic() + within
+        while alive := {name: pid for name, pid in pids.items() if process_alive(pid)}:
+            if time.monotonic() > deadline:
+                pytest.fail(f"still running: {alive}")
+            await asyncio.sleep(0.1)
+
+    def terminate(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+
+    def clean_up(self) -> None:
+        """After a failed test: nothing of this run may outlive it."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for pid in [*self.pids().values(), *self.relay_pids().values()]:
+            if process_alive(pid) and self._belongs_here(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    def _belongs_here(self, pid: int) -> bool:
+        # Guards against a recycled pid: ours name the data dir in argv or environment.
+        marker = str(self.data_dir).encode()
+        try:
+            proc = Path(f"/proc/{pid}")
+            return marker in (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
+        except OSError:
+            return False
+
+
+StackFactory = Callable[..., Stack]
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
+    """Builds stacks on free ports; each gets a temp data dir unless given one."""
+    made: list[Stack] = []
+    prefixes = ("SUPERAPP_", *(component.env_prefix for component in COMPONENTS))
+
+    def make(data_dir: Path | None = None, args: tuple[str, ...] = (), **extra_env: str) -> Stack:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+        nats_port, *ports = _free_ports(len(COMPONENTS) + 1)
+        env["SUPERAPP_NATS_PORT"] = str(nats_port)
+        env.update({c.port_variable: str(port) for c, port in zip(COMPONENTS, ports, strict=True)})
+        env["SUPERAPP_DATA_DIR"] = str(data_dir or tmp_path / f"data{len(made)}")
+        env.update(extra_env)
+        stack = Stack(Path(env["SUPERAPP_DATA_DIR"]), env, args)
+        made.append(stack)
+        return stack
+
+    yield make
+    for stack in made:
+        stack.clean_up()
