@@ -10,14 +10,17 @@ import sqlite3
 import time
 import uuid
 
+import asyncpg
 import grpc
 import httpx
 import nats
 import pytest
 from grpc_health.v1 import health_pb2
+from sqlalchemy.engine import make_url
 
 from scripts.localstack import COMPONENTS, READY_LINE, Readiness, http_ready_problem
 from services.runtime.health_client import check_health, wait_serving
+from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import READY_TIMEOUT, StackFactory
 
 GRPC_COMPONENTS = [c for c in COMPONENTS if c.readiness is Readiness.GRPC_HEALTH]
@@ -355,3 +358,42 @@ async def test_http_readiness_wants_200_from_readyz() -> None:
     problem = await http_ready_problem("127.0.0.1", port, "/readyz")
     assert problem is not None
     assert problem.startswith("connect failed")
+
+
+@pytest.mark.postgres
+async def test_the_readmes_postgresql_mode_on_a_server_without_our_databases(
+    make_stack: StackFactory,
+) -> None:
+    admin_url = make_url(POSTGRES_URL)
+    names = {c.name: f"superapp_e2e_{c.name}_{uuid.uuid4().hex[:8]}" for c in GRPC_COMPONENTS}
+    urls = {
+        f"{c.env_prefix}DATABASE_URL": admin_url.set(database=names[c.name]).render_as_string(
+            hide_password=False
+        )
+        for c in GRPC_COMPONENTS
+    }
+    try:
+        stack = make_stack(**urls).start()
+        await stack.wait_ready()
+        await _app_signs_up_and_finds_its_wallet(f"http://{stack.address('BFF_PORT')}")
+        stack.terminate()
+        assert await stack.wait_exit() == 0
+    finally:
+        connection = await asyncpg.connect(
+            host=admin_url.host,
+            port=admin_url.port,
+            user=admin_url.username,
+            database=admin_url.database,
+        )
+        try:
+            made = {
+                row["datname"]
+                for row in await connection.fetch(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'superapp_e2e_%'"
+                )
+            }
+            for name in names.values():
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+    assert set(names.values()) <= made
