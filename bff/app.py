@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.middleware.gzip import GZipMiddleware
@@ -19,6 +19,7 @@ from bff.body_limit import BodySizeLimit
 from bff.config import BffSettings
 from bff.openapi import OPENAPI_PATH, install_openapi
 from bff.problems import install_problem_handlers
+from bff.query_parameters import QueryParameters, refuse_unknown_query_parameters
 from bff.rate_limits import RateLimits
 from bff.routes import ROUTERS
 from bff.upstreams import Upstreams
@@ -78,11 +79,13 @@ def create_app(
         openapi_url=OPENAPI_PATH,
         docs_url=None,  # the UIs load scripts from a CDN; the document is what matters
         redoc_url=None,
+        dependencies=[Depends(refuse_unknown_query_parameters)],
     )
     app.state.settings = settings
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.state.query_parameters = QueryParameters()
     app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_openapi(app)

@@ -134,6 +134,22 @@ async def test_a_405_allows_every_method_the_path_serves(client: httpx.AsyncClie
         assert set(reply.headers["allow"].split(", ")) == served, (unserved, path)
 
 
+async def test_a_query_parameter_the_route_does_not_have_is_named_not_ignored(
+    client: httpx.AsyncClient,
+) -> None:
+    # A misspelt page size would otherwise quietly give the default page.
+    reply = await client.get("/v1/products", params={"page_sise": "3", "page_size": "3"})
+    problem = assert_problem(reply, 400, "INVALID_ARGUMENT")
+    assert problem["violations"] == [
+        {
+            "field": "page_sise",
+            "description": "is not a parameter of this operation",
+            "reason": "UNKNOWN_PARAMETER",
+        }
+    ]
+    assert (await client.get("/v1/products", params={"page_size": "3"})).status_code == 200
+
+
 async def test_a_body_that_is_not_json_is_named_as_the_body(client: httpx.AsyncClient) -> None:
     for broken in (b'{"email": "a@example.com",', b"\xff\xfe", b"{'email': 1}"):
         reply = await client.post(
