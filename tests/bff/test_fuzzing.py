@@ -44,6 +44,9 @@ from services.runtime.ids import new_id
 from tests.bff import schemathesis_hooks  # noqa: F401  # registers the format and the check
 from tests.bff.conftest import admin_session, log_in, running_platform, serving_bff
 
+# Each operation is a pytest subtest, whose failures xdist's workers do not pass on.
+pytestmark = pytest.mark.serial
+
 EXAMPLES_PER_OPERATION = 20
 
 
