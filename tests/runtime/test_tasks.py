@@ -1,10 +1,13 @@
-"""Shutdown is bounded even when the code being stopped swallows its cancellation."""
+"""Shutdown is bounded even when the code being stopped swallows its cancellation.
+
+How long each stop takes is the bench's to measure (`scripts/bench --only runtime.`);
+here a bound is ten times or more what the stop needs, to tell "stops" from "hangs".
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -38,21 +41,24 @@ def _swallowing(times: int, stopped: asyncio.Event) -> Callable[[], asyncio.Task
 async def test_a_task_that_swallows_a_cancellation_is_asked_again() -> None:
     task = _swallowing(2, asyncio.Event())()
     await asyncio.sleep(0)
-    started = time.monotonic()
+    # Asked again every 0.1 s: the third cancellation lands, well within the bound.
     assert await stop_task(task, within=5.0)
     assert task.cancelled()
-    assert time.monotonic() - started < 1.0
 
 
-async def test_a_task_that_never_stops_is_abandoned_at_the_bound() -> None:
+async def test_a_task_that_never_stops_is_abandoned_at_the_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     stopped = asyncio.Event()
     task = _swallowing(10**9, stopped)()
     await asyncio.sleep(0)
-    started = time.monotonic()
     try:
-        assert not await stop_task(task, within=0.3)
-        assert 0.3 <= time.monotonic() - started < 1.0
+        async with asyncio.timeout(10):
+            assert not await stop_task(task, within=0.3)
         assert not task.done()
+        assert "task swallows-1000000000 did not stop within 0.3s; abandoning it" in [
+            record.getMessage() for record in caplog.records
+        ]
     finally:
         stopped.set()
         await asyncio.wait({task}, timeout=1.0)
@@ -94,7 +100,7 @@ async def test_finish_within_reports_failure_and_overrun_without_raising(
     assert not await finish_within(fails, seconds=1.0, name="releasing the database")
     assert not await finish_within(hangs, seconds=0.1, name="releasing the bus")
     assert not await finish_within(broken, seconds=1.0, name="releasing the channel")
-    assert await finish_within(finishes, seconds=1.0, name="releasing the writer")
+    assert await finish_within(finishes, seconds=10.0, name="releasing the writer")
     messages = [record.getMessage() for record in caplog.records]
     assert "releasing the database failed" in messages
     assert "releasing the bus did not finish within 0.1s; cancelling it" in messages
@@ -150,10 +156,9 @@ async def test_a_service_stops_in_bounded_time_and_releases_past_a_stuck_closer(
         tracer_provider=TracerProvider(),
     )
     service.release_seconds = 0.3
-    started = time.monotonic()
     try:
-        await service.stop(0)
-        assert time.monotonic() - started < 3.0
+        async with asyncio.timeout(30):
+            await service.stop(0)
         assert released == ["database"]
     finally:
         stopped.set()
