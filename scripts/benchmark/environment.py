@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 
@@ -18,6 +19,8 @@ from scripts.nats_process import NatsProcess
 from services.runtime.ports import free_port
 
 __all__ = ["BENCH_ADMIN_EMAIL", "Environment"]
+
+_T = TypeVar("_T")
 
 BENCH_ADMIN_EMAIL = "bench-admin@example.com"
 """Signs up as the first admin of the bench's identity (to top wallets up)."""
@@ -209,6 +212,10 @@ class Environment:
     def on_close(self, release: Callable[[], Awaitable[None]]) -> None:
         """Run `release` when the run ends (after the measurements, before servers stop)."""
         self._stack.push_async_callback(release)
+
+    async def enter(self, context: AbstractAsyncContextManager[_T]) -> _T:
+        """Enter `context` for the rest of the run; it is left when the run ends."""
+        return await self._stack.enter_async_context(context)
 
     async def _server(self, key: str, build: Callable[[], ServerProcess]) -> str:
         lock = self._starting.setdefault(key, asyncio.Lock())

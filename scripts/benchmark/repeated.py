@@ -10,10 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scripts.benchmark.scenario import Sample, Window
 
-__all__ = ["Operation", "Repeated"]
+if TYPE_CHECKING:
+    from scripts.benchmark.environment import Environment
+
+__all__ = ["Operation", "Repeated", "repeating"]
 
 Operation = Callable[[], Awaitable[float]]
 """Runs once and returns its figure in seconds; raises when the operation failed."""
@@ -39,3 +43,12 @@ class Repeated:
                 break
         sample.elapsed = time.perf_counter() - start
         return sample
+
+
+def repeating(operation: Operation) -> Callable[[Environment], Awaitable[Repeated]]:
+    """The setup of a scenario that repeats `operation` and needs nothing else."""
+
+    async def setup(_env: Environment) -> Repeated:
+        return Repeated(operation)
+
+    return setup

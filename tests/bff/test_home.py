@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from scripts.benchmark.hung_servers import hung_upstream
+from scripts.benchmark.stubborn import hung_upstream
 from tests.bff.conftest import (
     Platform,
     admin_session,

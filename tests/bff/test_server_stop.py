@@ -12,7 +12,7 @@ import pytest
 
 from bff.config import BffSettings
 from bff.server import BffServer
-from scripts.benchmark.hung_servers import BareApp
+from scripts.benchmark.stubborn import BareApp
 
 
 def _settings() -> BffSettings:
@@ -52,3 +52,5 @@ async def test_a_bff_whose_shutdown_hangs_still_stops(caplog: pytest.LogCaptureF
     assert not app.shut_down
     assert "did not stop within 1.5s" in caplog.text
     await _refused(port)
+    async with asyncio.timeout(10):
+        await app.release()

@@ -8,38 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from scripts.benchmark.stubborn import swallowing
 from services.runtime.serving import ServiceSpec, start_grpc_service
 from services.runtime.settings import ServiceSettings
 from services.runtime.tasks import finish_within, stop_task
 
 
-def _swallowing(times: int, stopped: asyncio.Event) -> Callable[[], asyncio.Task[None]]:
-    """A task factory: each task ignores its first `times` cancellations.
-
-    It behaves like a `wait_for` that completed just as it was cancelled (CPython
-    gh-86296): the cancellation is lost and the loop goes on. `stopped` ends it early.
-    """
-
-    async def run() -> None:
-        ignored = 0
-        while not stopped.is_set():
-            try:
-                await asyncio.sleep(10)
-            except asyncio.CancelledError:
-                if ignored >= times:
-                    raise
-                ignored += 1
-
-    return lambda: asyncio.create_task(run(), name=f"swallows-{times}")
-
-
 async def test_a_task_that_swallows_a_cancellation_is_asked_again() -> None:
-    task = _swallowing(2, asyncio.Event())()
+    task = swallowing(2, asyncio.Event())()
     await asyncio.sleep(0)
     # Asked again every 0.1 s: the third cancellation lands, well within the bound.
     assert await stop_task(task, within=5.0)
@@ -50,7 +31,7 @@ async def test_a_task_that_never_stops_is_abandoned_at_the_bound(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     stopped = asyncio.Event()
-    task = _swallowing(10**9, stopped)()
+    task = swallowing(10**9, stopped)()
     await asyncio.sleep(0)
     try:
         async with asyncio.timeout(10):
@@ -66,7 +47,7 @@ async def test_a_task_that_never_stops_is_abandoned_at_the_bound(
 
 async def test_the_callers_own_cancellation_still_reaches_the_caller() -> None:
     stopped = asyncio.Event()
-    stubborn = _swallowing(10**9, stopped)()
+    stubborn = swallowing(10**9, stopped)()
     stopper = asyncio.create_task(stop_task(stubborn, within=30.0))
     await asyncio.sleep(0.15)
     stopper.cancel()
@@ -131,7 +112,7 @@ async def test_a_task_abandoned_at_the_bound_still_has_its_failure_logged(
 async def test_a_service_stops_in_bounded_time_and_releases_past_a_stuck_closer() -> None:
     stopped = asyncio.Event()
     released: list[str] = []
-    stubborn = _swallowing(10**9, stopped)
+    stubborn = swallowing(10**9, stopped)
 
     async def stuck() -> None:
         await stubborn()  # every cancellation of this closer reaches the swallower
