@@ -19,7 +19,7 @@ from superapp.wallet.v1 import wallet_service_pb2_grpc
 from scripts.benchmark.environment import BENCH_ADMIN_EMAIL, Environment
 from services.runtime.ids import new_id
 
-__all__ = ["Account", "admin", "funded_users", "sign_up"]
+__all__ = ["Account", "admin", "funded_users", "new_user", "sign_up"]
 
 _PASSWORD = "bench password of decent length"  # noqa: S105 - throwaway bench accounts
 
@@ -60,6 +60,11 @@ async def sign_up(stub: identity_service_pb2_grpc.IdentityServiceAsyncStub, emai
 async def admin(env: Environment) -> Account:
     """The bench identity's first admin."""
     return await sign_up(await _identity(env), BENCH_ADMIN_EMAIL)
+
+
+async def new_user(env: Environment) -> Account:
+    """A new signed-in user (no wallet awaited)."""
+    return await sign_up(await _identity(env), f"bench-{new_id()}@example.com")
 
 
 async def funded_users(env: Environment, count: int, amount_minor: int = 10**12) -> list[Account]:

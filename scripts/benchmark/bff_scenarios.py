@@ -8,6 +8,11 @@ gRPC calls made directly and a bare ASGI app served by the same uvicorn setup.
   parsing, routing, token check (for the wallet), the gRPC call, JSON out. Each is
   compared with its direct call; the BFF's own cost is the difference of the p50s at
   concurrency 1.
+- `bff.GET /v1/home (wallet hung, ...)`: the home screen from a BFF whose wallet takes
+  every call and never answers (a server in the bench process that reports SERVING):
+  each part has its own deadline (`BFF_HOME_PART_TIMEOUT_SECONDS`, 0.3 s here), so the
+  screen comes back without the wallet in about that time, not in the 5 s every other
+  upstream call may take.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from superapp.type.v1.money_pb2 import Money
 from superapp.wallet.v1 import wallet_service_pb2 as wallet_pb
 from superapp.wallet.v1 import wallet_service_pb2_grpc
 
-from scripts.benchmark.accounts import admin, funded_users
+from scripts.benchmark.accounts import admin, funded_users, new_user
 from scripts.benchmark.environment import Environment
 from scripts.benchmark.http_client import HttpPool
 from scripts.benchmark.rpc_scenarios import GRPC_ECHO
-from scripts.benchmark.scenario import Call, ClosedLoop, Scenario
+from scripts.benchmark.scenario import Call, ClosedLoop, Scenario, Target
+from scripts.benchmark.stubborn import hung_upstream
 from services.runtime.ids import new_id
 
 __all__ = ["bff_scenarios"]
@@ -32,6 +38,13 @@ __all__ = ["bff_scenarios"]
 ASGI_HELLO = "bff.ceiling ASGI hello"
 DIRECT_GET_WALLET = "bff.direct wallet.GetWallet"
 DIRECT_GET_PRODUCT = "bff.direct catalogue.GetProduct"
+_PART_TIMEOUT_SECONDS = 0.3
+
+
+class _WholeHome(Exception):
+    """The home screen came back with its wallet, or without the wallet's deadline."""
+
+    kind = "WALLET_NOT_CUT_OFF"
 
 
 async def _http(env: Environment, address: str, path: str, token: str = "") -> ClosedLoop:
@@ -108,12 +121,44 @@ async def _bff_get_product(env: Environment) -> ClosedLoop:
     return await _http(env, await env.bff(), f"/v1/products/{product_id}")
 
 
+async def _home_with_a_hung_part(env: Environment) -> ClosedLoop:
+    wallet = await env.enter(hung_upstream())
+    address = await env.bff(
+        {
+            "BFF_WALLET_ADDR": wallet,
+            "BFF_HOME_PART_TIMEOUT_SECONDS": str(_PART_TIMEOUT_SECONDS),
+        }
+    )
+    user = await new_user(env)
+    host, port = address.rsplit(":", 1)
+    pool = HttpPool(host, int(port))
+    env.on_close(pool.close)
+    request = pool.request("/v1/home", {"Authorization": f"Bearer {user.token}"})
+
+    async def home() -> None:
+        if b'"DEADLINE_EXCEEDED"' not in await pool.send(request):
+            raise _WholeHome
+
+    return ClosedLoop([home])
+
+
 def bff_scenarios() -> list[Scenario]:
-    """The ASGI ceiling, the direct calls (against the echo), the BFF against them."""
+    """The ASGI ceiling, the direct calls (against the echo), the BFF against them, and
+    the home screen with a hung part against its deadline."""
     return [
         Scenario(ASGI_HELLO, _hello),
         Scenario(DIRECT_GET_WALLET, _direct_get_wallet, ceiling=GRPC_ECHO),
         Scenario("bff.GET /v1/me/wallet", _bff_get_wallet, ceiling=DIRECT_GET_WALLET),
         Scenario(DIRECT_GET_PRODUCT, _direct_get_product, ceiling=GRPC_ECHO),
         Scenario("bff.GET /v1/products/{id}", _bff_get_product, ceiling=DIRECT_GET_PRODUCT),
+        Scenario(
+            f"bff.GET /v1/home (wallet hung, part deadline {_PART_TIMEOUT_SECONDS:g} s)",
+            _home_with_a_hung_part,
+            target=Target(
+                "p99",
+                at_least=_PART_TIMEOUT_SECONDS * 1000,
+                at_most=2000,
+                source="the part's own deadline, not the 5 s of other calls",
+            ),
+        ),
     ]

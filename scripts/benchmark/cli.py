@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     known = all_scenarios()
     if args.list:
         for scenario in known:
-            print(scenario.name + ("" if scenario.ceiling else " (ceiling)"))
+            print(scenario.name + (" (ceiling)" if scenario.is_ceiling else ""))
         return
     only = [part.strip() for value in args.only for part in value.split(",") if part.strip()]
     try:

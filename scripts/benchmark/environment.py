@@ -4,9 +4,11 @@ a scratch directory; all released when the run ends, also on Ctrl-C."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 
@@ -17,6 +19,8 @@ from scripts.nats_process import NatsProcess
 from services.runtime.ports import free_port
 
 __all__ = ["BENCH_ADMIN_EMAIL", "Environment"]
+
+_T = TypeVar("_T")
 
 BENCH_ADMIN_EMAIL = "bench-admin@example.com"
 """Signs up as the first admin of the bench's identity (to top wallets up)."""
@@ -48,6 +52,15 @@ def _http_answers(path: str) -> Callable[[str], Awaitable[None]]:
             await asyncio.sleep(0.05)
 
     return ready
+
+
+def _instance(name: str, settings: Mapping[str, str] | None) -> str:
+    """The key, log and data directory name of a server: `name` on its defaults, else
+    `name` and a short digest of its settings."""
+    if not settings:
+        return name
+    spelled = "\n".join(f"{key}={value}" for key, value in sorted(settings.items()))
+    return f"{name}-{hashlib.sha256(spelled.encode()).hexdigest()[:8]}"
 
 
 class Environment:
@@ -83,11 +96,12 @@ class Environment:
 
         return await self._server("echo", build)
 
-    async def service(self, name: str) -> str:
+    async def service(self, name: str, settings: Mapping[str, str] | None = None) -> str:
         """Address of our service `name`, run as `python -m services.<name>` on SQLite.
 
         The services share one private nats-server, and wallet and catalogue trust the
-        bench's identity (started first), as in the local stack.
+        bench's identity (started first), as in the local stack. `settings` (environment
+        variables) start another instance of the service with them, once per run.
         """
         prefix = f"{name.upper()}_"
         wiring = {f"{prefix}NATS_URL": self._nats_url()}
@@ -102,16 +116,17 @@ class Environment:
             wiring["ORDERS_CLIENT_SECRET"] = clients["ORDERS_CLIENT_SECRET"]
             for peer in ("wallet", "catalogue"):
                 wiring[f"ORDERS_{peer.upper()}_ADDR"] = await self.service(peer)
+        key = _instance(name, settings)
 
         def build() -> ServerProcess:
             port = free_port()
-            data_dir = self.work_dir / name
+            data_dir = self.work_dir / key
             data_dir.mkdir(parents=True, exist_ok=True)
             return ServerProcess(
-                name,
+                key,
                 python_module(f"services.{name}"),
                 port=port,
-                log_file=self.work_dir / f"{name}.log",
+                log_file=self.work_dir / f"{key}.log",
                 env={
                     f"{prefix}HOST": "127.0.0.1",
                     f"{prefix}PORT": str(port),
@@ -119,10 +134,11 @@ class Environment:
                     f"{prefix}DATABASE_URL": "",
                     f"{prefix}SHUTDOWN_GRACE_SECONDS": "2",
                     **wiring,
+                    **(settings or {}),
                 },
             )
 
-        return await self._server(name, build)
+        return await self._server(key, build)
 
     async def asgi_hello(self) -> str:
         """host:port of the bare ASGI app, served by uvicorn as the BFF is."""
@@ -139,30 +155,33 @@ class Environment:
 
         return await self._server("asgi-hello", build)
 
-    async def bff(self) -> str:
-        """host:port of the BFF (`python -m bff`) in front of every service."""
+    async def bff(self, settings: Mapping[str, str] | None = None) -> str:
+        """host:port of the BFF (`python -m bff`) in front of every service; `settings`
+        (environment variables) start another instance with them, once per run."""
         upstreams = {
             f"BFF_{name.upper()}_ADDR": await self.service(name)
             for name in ("identity", "wallet", "catalogue", "orders")
         }
+        key = _instance("bff", settings)
 
         def build() -> ServerProcess:
             port = free_port()
             return ServerProcess(
-                "bff",
+                key,
                 python_module("bff"),
                 port=port,
-                log_file=self.work_dir / "bff.log",
+                log_file=self.work_dir / f"{key}.log",
                 env={
                     "BFF_HOST": "127.0.0.1",
                     "BFF_PORT": str(port),
                     "BFF_SHUTDOWN_GRACE_SECONDS": "2",
                     **upstreams,
+                    **(settings or {}),
                 },
                 ready=_http_answers("/readyz"),
             )
 
-        return await self._server("bff", build)
+        return await self._server(key, build)
 
     def _nats_url(self) -> str:
         if self._nats is None:
@@ -193,6 +212,10 @@ class Environment:
     def on_close(self, release: Callable[[], Awaitable[None]]) -> None:
         """Run `release` when the run ends (after the measurements, before servers stop)."""
         self._stack.push_async_callback(release)
+
+    async def enter(self, context: AbstractAsyncContextManager[_T]) -> _T:
+        """Enter `context` for the rest of the run; it is left when the run ends."""
+        return await self._stack.enter_async_context(context)
 
     async def _server(self, key: str, build: Callable[[], ServerProcess]) -> str:
         lock = self._starting.setdefault(key, asyncio.Lock())

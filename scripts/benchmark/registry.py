@@ -9,10 +9,12 @@ from collections.abc import Sequence
 
 from scripts.benchmark.bff_scenarios import bff_scenarios
 from scripts.benchmark.catalogue_scenarios import catalogue_scenarios
+from scripts.benchmark.database_scenarios import database_scenarios
 from scripts.benchmark.eventbus_scenarios import eventbus_scenarios
 from scripts.benchmark.identity_scenarios import identity_scenarios
 from scripts.benchmark.rpc_scenarios import rpc_scenarios
 from scripts.benchmark.scenario import Scenario
+from scripts.benchmark.stop_scenarios import stop_scenarios
 from scripts.benchmark.wallet_scenarios import wallet_scenarios
 
 __all__ = ["all_scenarios", "select"]
@@ -27,6 +29,8 @@ def all_scenarios() -> list[Scenario]:
         *catalogue_scenarios(),
         *bff_scenarios(),
         *eventbus_scenarios(),
+        *database_scenarios(),
+        *stop_scenarios(),
     ]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.benchmark.runner import Failure, Measurement
+from scripts.benchmark.scenario import Target
 
 __all__ = ["Row", "format_table", "percentile", "summarize", "write_json"]
 
@@ -42,6 +43,10 @@ class Row:
     p50_ratio: float | None = None
     """p50 relative to `latency_versus`'s at the same concurrency: the median of the
     rounds' ratios, each against that scenario's p50 in the same round."""
+    target: str | None = None
+    """The scenario's target, described (see `Target.describe`); None without one."""
+    target_met: bool | None = None
+    """Whether the figure is within the target; None without a target or a figure."""
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -77,6 +82,15 @@ def _p50_ratio(
     return statistics.median(ratios) if ratios else None
 
 
+def _target_met(
+    target: Target | None, p50_ms: float | None, p99_ms: float | None, p50_ratio: float | None
+) -> bool | None:
+    if target is None:
+        return None
+    value = {"p50": p50_ms, "p99": p99_ms, "p50 ratio": p50_ratio}[target.figure]
+    return None if value is None else target.met_by(value)
+
+
 def summarize(measurements: Sequence[Measurement]) -> list[Row]:
     """A row per scenario and concurrency, in measurement order, its rounds pooled.
 
@@ -103,6 +117,10 @@ def summarize(measurements: Sequence[Measurement]) -> list[Row]:
             for m in group
             if ceiling and (ceiling_rps := per_round.get((ceiling, concurrency, m.round), 0.0)) > 0
         )
+        p50_ms = percentile(latencies, 0.50) * 1000 if latencies else None
+        p99_ms = percentile(latencies, 0.99) * 1000 if latencies else None
+        p50_ratio = _p50_ratio(group, per_round_p50)
+        target = scenario.target
         rows.append(
             Row(
                 scenario=name,
@@ -112,14 +130,16 @@ def summarize(measurements: Sequence[Measurement]) -> list[Row]:
                 errors=sum(errors.values()),
                 error_kinds=dict(errors.most_common()),
                 throughput_rps=len(latencies) / elapsed,
-                p50_ms=percentile(latencies, 0.50) * 1000 if latencies else None,
-                p99_ms=percentile(latencies, 0.99) * 1000 if latencies else None,
+                p50_ms=p50_ms,
+                p99_ms=p99_ms,
                 ratio=statistics.median(ratios) if ratios else None,
                 ratio_min=ratios[0] if ratios else None,
                 ratio_max=ratios[-1] if ratios else None,
                 rounds=len(group),
                 latency_versus=scenario.latency_versus,
-                p50_ratio=_p50_ratio(group, per_round_p50),
+                p50_ratio=p50_ratio,
+                target=target.describe() if target else None,
+                target_met=_target_met(target, p50_ms, p99_ms, p50_ratio),
             )
         )
     return rows
@@ -129,25 +149,38 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _is_ceiling(row: Row) -> bool:
+    return row.ceiling is None and row.target is None
+
+
+def _against_target(row: Row) -> str:
+    verdict = {True: "met", False: "MISSED", None: "not measured"}[row.target_met]
+    return f"target {row.target}: {verdict}"
+
+
 def _versus(row: Row) -> str:
     if row.ceiling is None:
-        return "ceiling"
+        return _against_target(row) if row.target else "ceiling"
     if row.ratio is None:
-        return f"? ({row.ceiling} not measured)"
-    versus = f"{row.ratio:.2f}x {row.ceiling}"
-    if row.rounds > 1 and row.ratio_min is not None and row.ratio_max is not None:
-        versus += f" (rounds {row.ratio_min:.2f}-{row.ratio_max:.2f})"
+        versus = f"? ({row.ceiling} not measured)"
+    else:
+        versus = f"{row.ratio:.2f}x {row.ceiling}"
+        if row.rounds > 1 and row.ratio_min is not None and row.ratio_max is not None:
+            versus += f" (rounds {row.ratio_min:.2f}-{row.ratio_max:.2f})"
     if row.p50_ratio is not None:
         versus += f"; p50 {row.p50_ratio:.2f}x {row.latency_versus}"
-    return versus
+    return versus + (f"; {_against_target(row)}" if row.target else "")
 
 
 def format_table(rows: Sequence[Row], failures: Sequence[Failure] = ()) -> str:
-    """A plain-text table, then error kinds and failed scenarios, if any."""
+    """A plain-text table, then error kinds and failed scenarios, if any.
+
+    The last column compares each row with its ceiling and, where it has one, with
+    its target; a missed target is printed in capitals and does not fail the run."""
     header = ("scenario", "conc", "req/s", "p50 ms", "p99 ms", "errors", "vs ceiling")
     cells = [
         (
-            f"{row.scenario} (ceiling)" if row.ceiling is None else row.scenario,
+            f"{row.scenario} (ceiling)" if _is_ceiling(row) else row.scenario,
             str(row.concurrency),
             f"{row.throughput_rps:,.0f}",
             _ms(row.p50_ms),

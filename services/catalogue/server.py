@@ -20,6 +20,7 @@ from services.catalogue.search import SearchQuery
 from services.catalogue.servicer import CatalogueServicer
 from services.database.idempotency import IdempotentWrites
 from services.foundation import Foundation
+from services.runtime.clock import Clock
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
 from services.runtime.sweeper import Sweeper
 
@@ -30,9 +31,12 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 async def create_server(
-    settings: CatalogueSettings, tracer_provider: TracerProvider
+    settings: CatalogueSettings, tracer_provider: TracerProvider, *, clock: Clock | None = None
 ) -> GrpcService:
-    """Start catalogue on `settings.port` (0 picks one); the handle carries the bound port."""
+    """Start catalogue on `settings.port` (0 picks one); the handle carries the bound port.
+
+    `clock` (the system's by default) is the time of reservations, products and tokens.
+    """
     foundation = await Foundation.open(
         "catalogue",
         settings,
@@ -40,6 +44,7 @@ async def create_server(
         event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
         secrets=SERVICE_SECRETS,
+        clock=clock,
     )
     database, outbox, clock = foundation.database, foundation.bus.outbox, foundation.clock
     identity = IdentityPeer.connect(settings, clock)

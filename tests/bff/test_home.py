@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator
-
-import grpc
 import httpx
 
+from scripts.benchmark.stubborn import hung_upstream
 from tests.bff.conftest import (
     Platform,
     admin_session,
@@ -69,43 +64,23 @@ async def test_home_needs_a_token(client: httpx.AsyncClient) -> None:
     assert_problem(await client.get("/v1/home"), 401, "UNAUTHENTICATED")
 
 
-@contextlib.asynccontextmanager
-async def hung_upstream() -> AsyncIterator[str]:
-    """A gRPC server that takes every call and never answers it: a hung upstream."""
-
-    async def never(_request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-        await asyncio.Event().wait()  # until the caller's deadline cancels the call
-        raise AssertionError("unreachable")
-
-    class AnyMethod(grpc.GenericRpcHandler):
-        def service(
-            self, handler_call_details: grpc.HandlerCallDetails
-        ) -> grpc.RpcMethodHandler[bytes, bytes]:
-            return grpc.unary_unary_rpc_method_handler(never)
-
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((AnyMethod(),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await server.stop(0)
-
-
 async def test_a_part_past_its_deadline_is_left_out(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
+    """The wallet takes the call and never answers. Every other upstream call may take
+    ten minutes here, so only the part's own deadline (2 s) can end the request in time;
+    the client waits 60 s, ample for the healthy parts on a busy machine. How long the
+    request takes is the bench's to measure (`scripts/bench --only bff.GET /v1/home`)."""
     ann = await sign_up(client)
     async with hung_upstream() as wallet_addr:
-        settings = platform.bff(wallet_addr=wallet_addr, home_part_timeout_seconds=0.3)
+        settings = platform.bff(
+            wallet_addr=wallet_addr, home_part_timeout_seconds=2, upstream_timeout_seconds=600
+        )
         async with (
             serving_bff(settings) as url,
-            httpx.AsyncClient(base_url=url) as http,
+            httpx.AsyncClient(base_url=url, timeout=60) as http,
         ):
-            started = time.monotonic()
             reply = await http.get("/v1/home", headers=ann.auth)
-            took = time.monotonic() - started
 
     assert reply.status_code == 200, reply.text
     home = reply.json()
@@ -115,4 +90,3 @@ async def test_a_part_past_its_deadline_is_left_out(
     assert home["unavailable"]["wallet"]["status"] == 504
     assert home["unavailable"]["wallet"]["reason"] == "DEADLINE_EXCEEDED"
     assert set(home["unavailable"]) == {"wallet"}
-    assert 0.3 <= took < 2.0  # the part's own deadline, not the 5 s of other calls

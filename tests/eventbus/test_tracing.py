@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from superapp.identity.v1 import events_pb2
 
-from tests.eventbus.conftest import Bench, effects
+from tests.eventbus.conftest import Bench, effects, until
 
 
 async def test_publish_and_handler_spans_join_the_producing_request_trace(
@@ -24,11 +22,17 @@ async def test_publish_and_handler_spans_join_the_producing_request_trace(
     with tracer.start_as_current_span("RegisterUser", kind=SpanKind.SERVER) as request_span:
         async with bench.database.write() as session:
             await outbox.record(session, events_pb2.UserRegistered(user_id="u1"), "u1")
-    for _ in range(200):
-        if (await effects(bench.database))[0] == 1:
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.1)  # the handler span ends just after the commit
+    names = {
+        "superapp.identity.user.registered publish",
+        "superapp.identity.user.registered process",
+    }
+
+    async def both_ended() -> bool:
+        # The handler's span ends just after its commit, whenever the loop gets to it.
+        return names <= {span.name for span in exporter.get_finished_spans()}
+
+    await until(both_ended, 30, "the publish and handler spans")
+    assert (await effects(bench.database))[0] == 1
 
     spans = {span.name: span for span in exporter.get_finished_spans()}
     publish = spans["superapp.identity.user.registered publish"]

@@ -6,11 +6,11 @@ Throttling has its own tests (test_login_throttle), as has the hashing budget.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import grpc
 import jwt
 import pytest
+from argon2 import Parameters, PasswordHasher, extract_parameters
 from google.protobuf.field_mask_pb2 import FieldMask
 from sqlalchemy import select
 from superapp.identity.v1 import events_pb2
@@ -166,31 +166,43 @@ async def test_login_issues_an_eddsa_access_token_verifiable_with_the_jwks(
     assert claims["jti"]
 
 
-async def test_unknown_email_and_wrong_password_look_the_same(identity: Identity) -> None:
+async def test_unknown_email_and_wrong_password_look_the_same(
+    identity: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same answer, and the same work: one argon2id verification with the parameters of
+    a real account's hash, so an unknown email takes as long as a wrong password. How
+    close the two timings are is the bench's to measure (`scripts/bench --only Login`);
+    here every verification argon2 runs is recorded."""
+    verified: list[Parameters] = []
+    verify = PasswordHasher.verify
+
+    def recorded(hasher: PasswordHasher, encoded: str | bytes, password: str | bytes) -> bool:
+        text = encoded if isinstance(encoded, str) else encoded.decode()
+        verified.append(extract_parameters(text))
+        return verify(hasher, encoded, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", recorded)
     await identity.register("eve@example.com")
-    await identity.register("eva@example.com")
 
-    async def failure(email: str, password: str) -> tuple[grpc.StatusCode, str, str, float]:
-        started = time.perf_counter()
-        error = await _error(identity.login(email, password))
-        elapsed = time.perf_counter() - started
+    async def failure(email: str) -> tuple[grpc.StatusCode, str, str, list[Parameters]]:
+        verified.clear()
+        error = await _error(identity.login(email, "wrong password!"))
         details = rich_error(error)
-        return details.code, details.info.reason, error.details() or "", elapsed
+        return details.code, details.info.reason, error.details() or "", list(verified)
 
-    # Two failures per email stay under the attempt limit; four timings a side.
-    known = ["eve@example.com", "eva@example.com"] * 2
-    wrong = [await failure(email, "wrong password!") for email in known]
-    unknown = [await failure(f"nobody{i}@example.com", "wrong password!") for i in range(4)]
+    wrong = await failure("eve@example.com")
+    unknown = await failure("nobody@example.com")
+    owasp = extract_parameters(owasp_hasher().hash("any password"))
     assert (
-        {w[:3] for w in wrong}
-        == {u[:3] for u in unknown}
-        == {(grpc.StatusCode.UNAUTHENTICATED, "INVALID_CREDENTIALS", "email or password is wrong")}
+        wrong
+        == unknown
+        == (
+            grpc.StatusCode.UNAUTHENTICATED,
+            "INVALID_CREDENTIALS",
+            "email or password is wrong",
+            [owasp],
+        )
     )
-    # Both paths run one argon2id verification. Noise only ever adds time (a stolen
-    # time slice made one of two samples 7x slower here), so each side's fastest
-    # timing is compared; generous bounds absorb the rest.
-    ratio = min(u[3] for u in unknown) / min(w[3] for w in wrong)
-    assert 0.33 < ratio < 3.0
 
 
 async def test_login_upgrades_a_hash_made_with_old_parameters(identity: Identity) -> None:
@@ -200,8 +212,6 @@ async def test_login_upgrades_a_hash_made_with_old_parameters(identity: Identity
         async with database.write() as session:
             row = await session.get(User, user.user_id)
             assert row is not None
-            from argon2 import PasswordHasher
-
             row.password_hash = PasswordHasher(time_cost=1, memory_cost=8 * 1024).hash(PASSWORD)
         await identity.login("gus@example.com")
         async with database.read() as session:

@@ -25,8 +25,9 @@ def test_ids_increase_strictly_even_within_one_millisecond() -> None:
     ids = [new_id() for _ in range(20_000)]
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
-    # Tens of thousands of ids take a few milliseconds: many share one.
-    assert len({_millis(i) for i in ids}) < len(ids) / 10
+    # Ids did share a millisecond (20,000 take a few), so their order within one was
+    # put to the test; how many share one depends on the machine's speed.
+    assert len({_millis(i) for i in ids}) < len(ids)
 
 
 def test_timestamps_follow_the_clock_at_any_rate() -> None:

@@ -1,58 +1,45 @@
-"""Shutdown is bounded even when the code being stopped swallows its cancellation."""
+"""Shutdown is bounded even when the code being stopped swallows its cancellation.
+
+How long each stop takes is the bench's to measure (`scripts/bench --only runtime.`);
+here a bound is ten times or more what the stop needs, to tell "stops" from "hangs".
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from scripts.benchmark.stubborn import swallowing
 from services.runtime.serving import ServiceSpec, start_grpc_service
 from services.runtime.settings import ServiceSettings
 from services.runtime.tasks import finish_within, stop_task
 
 
-def _swallowing(times: int, stopped: asyncio.Event) -> Callable[[], asyncio.Task[None]]:
-    """A task factory: each task ignores its first `times` cancellations.
-
-    It behaves like a `wait_for` that completed just as it was cancelled (CPython
-    gh-86296): the cancellation is lost and the loop goes on. `stopped` ends it early.
-    """
-
-    async def run() -> None:
-        ignored = 0
-        while not stopped.is_set():
-            try:
-                await asyncio.sleep(10)
-            except asyncio.CancelledError:
-                if ignored >= times:
-                    raise
-                ignored += 1
-
-    return lambda: asyncio.create_task(run(), name=f"swallows-{times}")
-
-
 async def test_a_task_that_swallows_a_cancellation_is_asked_again() -> None:
-    task = _swallowing(2, asyncio.Event())()
+    task = swallowing(2, asyncio.Event())()
     await asyncio.sleep(0)
-    started = time.monotonic()
+    # Asked again every 0.1 s: the third cancellation lands, well within the bound.
     assert await stop_task(task, within=5.0)
     assert task.cancelled()
-    assert time.monotonic() - started < 1.0
 
 
-async def test_a_task_that_never_stops_is_abandoned_at_the_bound() -> None:
+async def test_a_task_that_never_stops_is_abandoned_at_the_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     stopped = asyncio.Event()
-    task = _swallowing(10**9, stopped)()
+    task = swallowing(10**9, stopped)()
     await asyncio.sleep(0)
-    started = time.monotonic()
     try:
-        assert not await stop_task(task, within=0.3)
-        assert 0.3 <= time.monotonic() - started < 1.0
+        async with asyncio.timeout(10):
+            assert not await stop_task(task, within=0.3)
         assert not task.done()
+        assert "task swallows-1000000000 did not stop within 0.3s; abandoning it" in [
+            record.getMessage() for record in caplog.records
+        ]
     finally:
         stopped.set()
         await asyncio.wait({task}, timeout=1.0)
@@ -60,7 +47,7 @@ async def test_a_task_that_never_stops_is_abandoned_at_the_bound() -> None:
 
 async def test_the_callers_own_cancellation_still_reaches_the_caller() -> None:
     stopped = asyncio.Event()
-    stubborn = _swallowing(10**9, stopped)()
+    stubborn = swallowing(10**9, stopped)()
     stopper = asyncio.create_task(stop_task(stubborn, within=30.0))
     await asyncio.sleep(0.15)
     stopper.cancel()
@@ -94,7 +81,7 @@ async def test_finish_within_reports_failure_and_overrun_without_raising(
     assert not await finish_within(fails, seconds=1.0, name="releasing the database")
     assert not await finish_within(hangs, seconds=0.1, name="releasing the bus")
     assert not await finish_within(broken, seconds=1.0, name="releasing the channel")
-    assert await finish_within(finishes, seconds=1.0, name="releasing the writer")
+    assert await finish_within(finishes, seconds=10.0, name="releasing the writer")
     messages = [record.getMessage() for record in caplog.records]
     assert "releasing the database failed" in messages
     assert "releasing the bus did not finish within 0.1s; cancelling it" in messages
@@ -125,7 +112,7 @@ async def test_a_task_abandoned_at_the_bound_still_has_its_failure_logged(
 async def test_a_service_stops_in_bounded_time_and_releases_past_a_stuck_closer() -> None:
     stopped = asyncio.Event()
     released: list[str] = []
-    stubborn = _swallowing(10**9, stopped)
+    stubborn = swallowing(10**9, stopped)
 
     async def stuck() -> None:
         await stubborn()  # every cancellation of this closer reaches the swallower
@@ -150,10 +137,9 @@ async def test_a_service_stops_in_bounded_time_and_releases_past_a_stuck_closer(
         tracer_provider=TracerProvider(),
     )
     service.release_seconds = 0.3
-    started = time.monotonic()
     try:
-        await service.stop(0)
-        assert time.monotonic() - started < 3.0
+        async with asyncio.timeout(30):
+            await service.stop(0)
         assert released == ["database"]
     finally:
         stopped.set()
