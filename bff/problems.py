@@ -27,8 +27,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
@@ -39,6 +37,7 @@ from services.runtime.errors import (
     ServiceError,
     Unauthenticated,
 )
+from services.runtime.status_details import StatusDetails
 
 __all__ = [
     "BFF_DOMAIN",
@@ -208,28 +207,15 @@ def _retry_after(seconds: float) -> dict[str, str]:
 def problem_from_rpc_error(error: grpc.aio.AioRpcError) -> tuple[Problem, dict[str, str]]:
     """The problem document and extra headers for a failed upstream call."""
     status = http_status(error.code())
-    info: error_details_pb2.ErrorInfo | None = None
-    violations: list[Violation] = []
+    details = StatusDetails.of(error)
+    info = details.error_info
+    violations = [
+        Violation(field=_http_field(v.field), description=v.description, reason=v.reason)
+        for v in details.violations
+    ]
     headers: dict[str, str] = {}
-    try:
-        details = rpc_status.from_call(error)  # type: ignore[arg-type]  # AioRpcError is a Call
-    except ValueError:  # a status whose details do not match its code: ignore the details
-        details = None
-    for detail in details.details if details is not None else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            violations = [
-                Violation(field=_http_field(v.field), description=v.description, reason=v.reason)
-                for v in bad.field_violations
-            ]
-        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            retry = error_details_pb2.RetryInfo()
-            detail.Unpack(retry)
-            headers.update(_retry_after(retry.retry_delay.ToTimedelta().total_seconds()))
+    if details.retry_after_seconds is not None:
+        headers.update(_retry_after(details.retry_after_seconds))
     if info is None or not info.reason:
         # Not an answer of a service's error handling: the transport's own words could
         # name internal addresses, so only the status is reported.

@@ -16,8 +16,7 @@ from typing import TypeVar
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from google.protobuf.message import Message
 from superapp.catalogue.v1 import catalogue_service_pb2 as catalogue_pb
 from superapp.catalogue.v1 import catalogue_service_pb2_grpc
 from superapp.type.v1 import money_pb2
@@ -25,11 +24,11 @@ from superapp.wallet.v1 import wallet_service_pb2 as wallet_pb
 from superapp.wallet.v1 import wallet_service_pb2_grpc
 
 from services.auth.service_token import ServiceToken
+from services.runtime.status_details import StatusDetails
 
 __all__ = ["PeerFailure", "Peers", "Refused", "Unreachable"]
 
 T = TypeVar("T")
-Metadata = tuple[tuple[str, str], ...]
 
 # A refusal: the peer looked at the request and said no, so it had no effect.
 _REFUSALS = frozenset(
@@ -58,21 +57,11 @@ class PeerFailure:
     @classmethod
     def of(cls, error: grpc.aio.AioRpcError) -> PeerFailure:
         """The failure `error` reports."""
-        try:
-            status = rpc_status.from_call(error)  # type: ignore[arg-type]  # a Call
-        except ValueError:
-            status = None
-        for detail in status.details if status is not None else ():
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                return cls(
-                    error.code(),
-                    info.reason,
-                    info.domain,
-                    error.details() or "",
-                    dict(info.metadata),
-                )
+        info = StatusDetails.of(error).error_info
+        if info is not None:
+            return cls(
+                error.code(), info.reason, info.domain, error.details() or "", dict(info.metadata)
+            )
         # No ErrorInfo: the transport's own words could name internal addresses.
         return cls(error.code(), error.code().name, "", error.code().name)
 
@@ -116,9 +105,12 @@ class Peers:
         self._token = token
         self._timeout = timeout_seconds
 
-    async def _call(self, call: Callable[[Metadata, float], Awaitable[T]]) -> T:
+    async def _call(self, method: Callable[..., Awaitable[T]], request: Message) -> T:
+        """`method(request)` with the service's token and the step's deadline."""
         try:
-            return await call(await self._token.metadata(), self._timeout)
+            return await method(
+                request, metadata=await self._token.metadata(), timeout=self._timeout
+            )
         except grpc.aio.AioRpcError as error:
             failure = PeerFailure.of(error)
             if error.code() in _REFUSALS:
@@ -130,11 +122,7 @@ class Peers:
     async def product(self, product_id: str) -> catalogue_pb.Product:
         """The product as the catalogue shows it now."""
         request = catalogue_pb.GetProductRequest(product_id=product_id)
-        reply = await self._call(
-            lambda metadata, timeout: self._catalogue.GetProduct(
-                request, metadata=metadata, timeout=timeout
-            )
-        )
+        reply = await self._call(self._catalogue.GetProduct, request)
         return reply.product
 
     async def reserve(
@@ -148,21 +136,13 @@ class Peers:
             request_id=request_id,
             user_id=user_id,
         )
-        reply = await self._call(
-            lambda metadata, timeout: self._catalogue.ReserveStock(
-                request, metadata=metadata, timeout=timeout
-            )
-        )
+        reply = await self._call(self._catalogue.ReserveStock, request)
         return reply.reservation
 
     async def reservation(self, reservation_id: str) -> catalogue_pb.Reservation:
         """The reservation as it is now."""
         request = catalogue_pb.GetReservationRequest(reservation_id=reservation_id)
-        reply = await self._call(
-            lambda metadata, timeout: self._catalogue.GetReservation(
-                request, metadata=metadata, timeout=timeout
-            )
-        )
+        reply = await self._call(self._catalogue.GetReservation, request)
         return reply.reservation
 
     async def commit(self, reservation_id: str, request_id: str) -> catalogue_pb.Reservation:
@@ -170,11 +150,7 @@ class Peers:
         request = catalogue_pb.CommitReservationRequest(
             reservation_id=reservation_id, request_id=request_id
         )
-        reply = await self._call(
-            lambda metadata, timeout: self._catalogue.CommitReservation(
-                request, metadata=metadata, timeout=timeout
-            )
-        )
+        reply = await self._call(self._catalogue.CommitReservation, request)
         return reply.reservation
 
     async def release(self, reservation_id: str, request_id: str) -> catalogue_pb.Reservation:
@@ -182,11 +158,7 @@ class Peers:
         request = catalogue_pb.ReleaseReservationRequest(
             reservation_id=reservation_id, request_id=request_id
         )
-        reply = await self._call(
-            lambda metadata, timeout: self._catalogue.ReleaseReservation(
-                request, metadata=metadata, timeout=timeout
-            )
-        )
+        reply = await self._call(self._catalogue.ReleaseReservation, request)
         return reply.reservation
 
     async def restock(
@@ -196,11 +168,7 @@ class Peers:
         request = catalogue_pb.AdjustStockRequest(
             product_id=product_id, delta=quantity, reason=reason, request_id=request_id
         )
-        await self._call(
-            lambda metadata, timeout: self._catalogue.AdjustStock(
-                request, metadata=metadata, timeout=timeout
-            )
-        )
+        await self._call(self._catalogue.AdjustStock, request)
 
     # Wallet
 
@@ -221,21 +189,13 @@ class Peers:
             description=description,
             request_id=request_id,
         )
-        reply = await self._call(
-            lambda metadata, timeout: self._wallet.CreateHold(
-                request, metadata=metadata, timeout=timeout
-            )
-        )
+        reply = await self._call(self._wallet.CreateHold, request)
         return reply.hold
 
     async def get_hold(self, hold_id: str) -> wallet_pb.Hold:
         """The hold as it is now."""
         request = wallet_pb.GetHoldRequest(hold_id=hold_id)
-        reply = await self._call(
-            lambda metadata, timeout: self._wallet.GetHold(
-                request, metadata=metadata, timeout=timeout
-            )
-        )
+        reply = await self._call(self._wallet.GetHold, request)
         return reply.hold
 
     async def capture(self, hold_id: str, to_user_id: str, request_id: str) -> str:
@@ -243,18 +203,10 @@ class Peers:
         request = wallet_pb.CaptureHoldRequest(
             hold_id=hold_id, to_user_id=to_user_id, request_id=request_id
         )
-        reply = await self._call(
-            lambda metadata, timeout: self._wallet.CaptureHold(
-                request, metadata=metadata, timeout=timeout
-            )
-        )
+        reply = await self._call(self._wallet.CaptureHold, request)
         return reply.transaction.transaction_id
 
     async def void(self, hold_id: str, request_id: str) -> None:
         """Release the held funds."""
         request = wallet_pb.VoidHoldRequest(hold_id=hold_id, request_id=request_id)
-        await self._call(
-            lambda metadata, timeout: self._wallet.VoidHold(
-                request, metadata=metadata, timeout=timeout
-            )
-        )
+        await self._call(self._wallet.VoidHold, request)
