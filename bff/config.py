@@ -55,6 +55,12 @@ class BffSettings(ServiceSettings):
     """Per signed-in user, on every endpoint that changes something."""
     write_rate_limit_per_ip: str = "300/minute"
     """Per client IP, on every endpoint that changes something."""
+    replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    """How many BFF processes share the clients' traffic. With counters in process memory
+    (`async+memory://`), each process enforces its share of every limit (the limit divided
+    by `replicas`, at least 1), so the replicas together allow about the limit; with a
+    shared storage (Redis) every process counts against the whole limit and this is not
+    used. Where the replica count changes (an autoscaler), share a storage instead."""
     rate_limit_storage: str = "async+memory://"
     """Where rate-limit counters live (limits storage URI): per process by default,
     `async+redis://host:6379` to share them between processes."""

@@ -47,9 +47,11 @@ class RateLimits:
         self._storage = storage
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
         self._timeout = settings.upstream_timeout_seconds
-        self.auth = parse_many(settings.auth_rate_limit)
-        self.writes_per_user = parse_many(settings.write_rate_limit_per_user)
-        self.writes_per_ip = parse_many(settings.write_rate_limit_per_ip)
+        # Counters in this process's memory see only this replica's share of the traffic.
+        share = settings.replicas if settings.rate_limit_storage.startswith("async+memory") else 1
+        self.auth = _shares(parse_many(settings.auth_rate_limit), share)
+        self.writes_per_user = _shares(parse_many(settings.write_rate_limit_per_user), share)
+        self.writes_per_ip = _shares(parse_many(settings.write_rate_limit_per_ip), share)
 
     async def check_storage(self) -> bool:
         """Whether the counters' storage answers; logs a warning when it does not."""
@@ -90,6 +92,13 @@ class RateLimits:
             raise Unavailable(
                 "RATE_LIMITS_UNAVAILABLE", "the rate-limit counters cannot be reached"
             ) from None
+
+
+def _shares(items: list[RateLimitItem], replicas: int) -> list[RateLimitItem]:
+    """Each limit of `items` divided between `replicas` processes (at least 1 each)."""
+    if replicas == 1:
+        return items
+    return [type(item)(max(1, item.amount // replicas), item.multiples) for item in items]
 
 
 def _window(item: RateLimitItem) -> str:

@@ -1,7 +1,8 @@
 """The services the BFF talks to: one long-lived channel and one stub each.
 
 The stubs are the ones `scripts/generate` makes for any team; the BFF adds nothing but
-the channel policy of `bff.channels` (deadlines, read retries, tracing).
+the channel policy of `services.runtime.channels` (balancing over healthy replicas,
+deadlines, read retries, tracing).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from superapp.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from superapp.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
 from superapp.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
 
-from bff.channels import open_channel
 from bff.config import BffSettings
+from services.runtime.channels import open_channel
 from services.runtime.health_client import check_health
 
 __all__ = ["Upstreams"]

@@ -27,7 +27,7 @@ from typing import NamedTuple, TextIO
 
 import grpc
 
-from scripts.nats_process import NatsStartError, nats_server_command
+from scripts.nats_process import ClusterNode, NatsStartError, nats_server_command
 from scripts.supervisor import Child, GaveUp, ReadyCheck, RestartPolicy, stop_children
 from services.runtime.health_client import wait_serving
 from services.runtime.ports import free_port, port_in_use
@@ -99,11 +99,14 @@ class ConfigurationError(StackError):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a component will listen."""
+    """Where one process of a component will listen."""
 
     component: Component
     host: str
     port: int
+    name: str
+    """The process's name in the stack's output: the component's, or `wallet-2` when it
+    runs as several replicas."""
 
     @property
     def address(self) -> str:
@@ -124,8 +127,12 @@ class StackConfig:
 
     data_dir: Path
     external_nats_url: str | None
-    nats_port: int
+    nats_ports: Sequence[int]
+    """The client port of each NATS node the stack starts (one, or a cluster's)."""
+    nats_cluster_ports: Sequence[int]
+    """Each node's route port when the stack starts a cluster; empty for one node."""
     startup_timeout: float
+    replicas: int
     endpoints: Sequence[Endpoint]
 
     @classmethod
@@ -144,19 +151,85 @@ class StackConfig:
         )
         if args.startup_timeout <= 0:
             raise ConfigurationError("--startup-timeout must be positive")
-        return cls(
-            data_dir=data_dir.resolve(),
-            external_nats_url=args.nats_url or environ.get("SUPERAPP_NATS_URL") or None,
-            nats_port=nats_port or free_port(),
-            startup_timeout=args.startup_timeout,
-            endpoints=[_endpoint(component, environ) for component in components],
+        if not 1 <= args.replicas <= 9:
+            raise ConfigurationError("--replicas must be from 1 to 9")
+        if args.nats_cluster not in (1, 3, 5):
+            raise ConfigurationError("--nats-cluster must be 1, 3 or 5 (a JetStream quorum)")
+        external = args.nats_url or environ.get("SUPERAPP_NATS_URL") or None
+        if external is not None and args.nats_cluster != 1:
+            raise ConfigurationError(
+                "--nats-cluster starts a cluster; it cannot go with --nats-url"
+            )
+        cluster_ports = (
+            [free_port() for _ in range(args.nats_cluster)] if args.nats_cluster > 1 else []
         )
+        config = cls(
+            data_dir=data_dir.resolve(),
+            external_nats_url=external,
+            nats_ports=_replica_ports(nats_port, args.nats_cluster, "127.0.0.1"),
+            nats_cluster_ports=cluster_ports,
+            startup_timeout=args.startup_timeout,
+            replicas=args.replicas,
+            endpoints=[
+                endpoint
+                for component in components
+                for endpoint in _endpoints(component, environ, args.replicas)
+            ],
+        )
+        config.check_databases(environ)
+        return config
+
+    @property
+    def nats_url(self) -> str:
+        """The URL the services connect to: every node's, comma-separated."""
+        if self.external_nats_url is not None:
+            return self.external_nats_url
+        return ",".join(f"nats://127.0.0.1:{port}" for port in self.nats_ports)
+
+    def check_databases(self, environ: Mapping[str, str]) -> None:
+        """Several replicas need a database they can share: refuse SQLite for them."""
+        if self.replicas == 1:
+            return
+        on_sqlite = sorted(
+            {
+                f"{e.component.env_prefix}DATABASE_URL"
+                for e in self.endpoints
+                if e.component.readiness is Readiness.GRPC_HEALTH
+                and not environ.get(f"{e.component.env_prefix}DATABASE_URL", "").startswith(
+                    "postgresql"
+                )
+            }
+        )
+        if on_sqlite:
+            raise ConfigurationError(
+                f"--replicas {self.replicas} needs PostgreSQL (SQLite is one file on one host "
+                f"with one writer): set {', '.join(on_sqlite)} to postgresql+asyncpg://..."
+            )
+
+    def addresses(self, component: Component) -> str:
+        """The gRPC target of every replica of `component`, as its callers' `*_ADDR`."""
+        mine = [e.address for e in self.endpoints if e.component is component]
+        # gRPC's address-list target: channels balance over every one of them.
+        return mine[0] if len(mine) == 1 else "ipv4:" + ",".join(mine)
 
 
-def _endpoint(component: Component, environ: Mapping[str, str]) -> Endpoint:
+def _replica_ports(base: int, count: int, host: str) -> list[int]:
+    """Replica i listens on `base` + 10 i (7102, 7112, ...), or on free ports for base 0."""
+    if base == 0:
+        return [free_port(host) for _ in range(count)]
+    return [base + 10 * index for index in range(count)]
+
+
+def _endpoints(component: Component, environ: Mapping[str, str], replicas: int) -> list[Endpoint]:
     host = environ.get(f"{component.env_prefix}HOST") or "127.0.0.1"
-    port = _port_from_env(environ, component.port_variable, component.default_port)
-    return Endpoint(component, host, port or free_port(host))
+    base = _port_from_env(environ, component.port_variable, component.default_port)
+    ports = _replica_ports(base, replicas, host)
+    if replicas == 1:
+        return [Endpoint(component, host, ports[0], component.name)]
+    return [
+        Endpoint(component, host, port, f"{component.name}-{index + 1}")
+        for index, port in enumerate(ports)
+    ]
 
 
 def _parse_port(raw: str, source: str) -> int:
@@ -178,7 +251,9 @@ def check_ports(config: StackConfig) -> None:
     """Refuse to start when a configured port is in use or given to two components."""
     wanted: list[tuple[str, int, str]] = []
     if config.external_nats_url is None:
-        wanted.append(("127.0.0.1", config.nats_port, "SUPERAPP_NATS_PORT (or --nats-port)"))
+        nats = "SUPERAPP_NATS_PORT (or --nats-port)"
+        wanted += [("127.0.0.1", port, nats) for port in config.nats_ports]
+        wanted += [("127.0.0.1", port, "a NATS route port") for port in config.nats_cluster_ports]
     wanted += [(e.host, e.port, e.component.port_variable) for e in config.endpoints]
     claimed: dict[int, str] = {}
     for host, port, variable in wanted:
@@ -192,22 +267,24 @@ def check_ports(config: StackConfig) -> None:
 
 
 def _child_environment(
-    environ: Mapping[str, str],
-    endpoint: Endpoint,
-    data_dir: Path,
-    nats_url: str,
-    peers: Sequence[Endpoint] = (),
+    environ: Mapping[str, str], endpoint: Endpoint, config: StackConfig
 ) -> dict[str, str]:
     prefix = endpoint.component.env_prefix
     env = dict(environ)
-    # Every component learns where its peers listen (`WALLET_IDENTITY_ADDR`,
+    # Every component learns where its peers' replicas listen (`WALLET_IDENTITY_ADDR`,
     # `BFF_CATALOGUE_ADDR`, ...), so moved ports still meet; explicit settings win.
-    for peer in peers:
-        if peer.component.readiness is Readiness.GRPC_HEALTH and peer is not endpoint:
-            env.setdefault(f"{prefix}{peer.component.name.upper()}_ADDR", peer.address)
+    for peer in {e.component for e in config.endpoints}:
+        if peer.readiness is Readiness.GRPC_HEALTH and peer is not endpoint.component:
+            env.setdefault(f"{prefix}{peer.name.upper()}_ADDR", config.addresses(peer))
     env[f"{prefix}PORT"] = str(endpoint.port)
-    env[f"{prefix}DATA_DIR"] = str(data_dir)
-    env[f"{prefix}NATS_URL"] = nats_url
+    env[f"{prefix}DATA_DIR"] = str(config.data_dir)
+    env[f"{prefix}NATS_URL"] = config.nats_url
+    if config.nats_cluster_ports:
+        # Every node keeps a copy of every stream: one node may die without loss.
+        env[f"{prefix}NATS_STREAM_REPLICAS"] = str(len(config.nats_cluster_ports))
+    if endpoint.component.readiness is Readiness.HTTP_READYZ:
+        # Rate limits held in each process's memory are shared out between the replicas.
+        env.setdefault(f"{prefix}REPLICAS", str(config.replicas))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -284,25 +361,38 @@ def _port_listening(port: int) -> ReadyCheck:
 
 
 def _endpoint_table(
-    config: StackConfig, nats_url: str, nats: Child | None, services: Sequence[ServiceChild]
+    config: StackConfig, nats: Sequence[Child], services: Sequence[ServiceChild]
 ) -> str:
     logs = config.data_dir / "logs"
     rows: list[tuple[str, ...]] = [("", "endpoint", "pid", "notes")]
-    if nats is None:
-        rows.append(("nats", nats_url, "-", "external, not started by the stack"))
-    else:
-        rows.append(("nats", nats_url, str(nats.pid), f"JetStream; log {logs / 'nats-server.log'}"))
+    if not nats:
+        rows.append(("nats", config.nats_url, "-", "external, not started by the stack"))
+    for node, port in zip(nats, config.nats_ports, strict=True):
+        role = "JetStream cluster node" if len(nats) > 1 else "JetStream"
+        rows.append(
+            (
+                node.name,
+                f"nats://127.0.0.1:{port}",
+                str(node.pid),
+                f"{role}; log {logs / (node.name + '.log')}",
+            )
+        )
     examples: list[str] = []
+    listed: set[Component] = set()
     for endpoint, child in services:
         address = endpoint.address
         readiness = endpoint.component.readiness.value
+        first = endpoint.component not in listed  # one example per component
+        listed.add(endpoint.component)
         if endpoint.component.readiness is Readiness.GRPC_HEALTH:
             rows.append((child.name, f"grpc {address}", str(child.pid), f"ready by {readiness}"))
-            examples.append(f"{BUF_CURL} --list-methods http://{address}")
+            if first:
+                examples.append(f"{BUF_CURL} --list-methods http://{address}")
         else:
             rows.append((child.name, f"http://{address}", str(child.pid), f"ready by {readiness}"))
-            examples.append(f"curl http://{address}{readiness.removeprefix('GET ')}")
-            examples.append(f"curl http://{address}/openapi.json")
+            if first:
+                examples.append(f"curl http://{address}{readiness.removeprefix('GET ')}")
+                examples.append(f"curl http://{address}/openapi.json")
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     lines = ["", f"superapp local stack; data in {config.data_dir}"]
     lines += [
@@ -323,25 +413,37 @@ def _endpoint_table(
     return "\n".join(lines)
 
 
-def _nats_child(config: StackConfig, sink: TextIO, width: int) -> Child:
+def _nats_children(config: StackConfig, sink: TextIO, width: int) -> list[Child]:
     logs = config.data_dir / "logs"
-    store = config.data_dir / "nats"
     logs.mkdir(parents=True, exist_ok=True)
-    store.mkdir(parents=True, exist_ok=True)
-    try:
-        argv = nats_server_command(config.nats_port, store, logs / "nats-server.log")
-    except NatsStartError as error:
-        raise StackError(f"nats-server: {error}") from None
-    return Child(
-        name="nats-server",
-        argv=argv,
-        env=dict(os.environ),
-        ready_check=_port_listening(config.nats_port),
-        sink=sink,
-        width=width,
-        cwd=ROOT,
-        note=f"on nats://127.0.0.1:{config.nats_port}",
-    )
+    clustered = len(config.nats_ports) > 1
+    children = []
+    for index, port in enumerate(config.nats_ports):
+        name = f"nats-{index + 1}" if clustered else "nats-server"
+        store = config.data_dir / ("nats" if not clustered else f"nats-{index + 1}")
+        store.mkdir(parents=True, exist_ok=True)
+        cluster = (
+            ClusterNode(name, config.nats_cluster_ports[index], tuple(config.nats_cluster_ports))
+            if clustered
+            else None
+        )
+        try:
+            argv = nats_server_command(port, store, logs / f"{name}.log", cluster)
+        except NatsStartError as error:
+            raise StackError(f"nats-server: {error}") from None
+        children.append(
+            Child(
+                name=name,
+                argv=argv,
+                env=dict(os.environ),
+                ready_check=_port_listening(port),
+                sink=sink,
+                width=width,
+                cwd=ROOT,
+                note=f"on nats://127.0.0.1:{port}",
+            )
+        )
+    return children
 
 
 def _service_child(
@@ -353,7 +455,7 @@ def _service_child(
     else:
         check = _http_ready(endpoint.host, endpoint.port)
     child = Child(
-        name=component.name,
+        name=endpoint.name,
         argv=[sys.executable, "-m", component.module],
         env=env,
         ready_check=check,
@@ -384,22 +486,17 @@ async def run_stack(
 
     children: list[Child] = []
     try:
-        width = max(len("nats-server"), *(len(e.component.name) for e in config.endpoints)) + 1
-        nats: Child | None = None
+        width = max(len("nats-server"), *(len(e.name) for e in config.endpoints)) + 1
+        nats: list[Child] = []
         if config.external_nats_url is None:
-            nats = _nats_child(config, sys.stderr, width)
-            children.append(nats)
-            await nats.launch()
-            nats_url = f"nats://127.0.0.1:{config.nats_port}"
-        else:
-            nats_url = config.external_nats_url
+            nats = _nats_children(config, sys.stderr, width)
+            for node in nats:
+                children.append(node)
+                await node.launch()
         environ = {**environ, **service_client_environment(config.data_dir, environ)}
         services = [
             _service_child(
-                endpoint,
-                _child_environment(environ, endpoint, config.data_dir, nats_url, config.endpoints),
-                sys.stderr,
-                width,
+                endpoint, _child_environment(environ, endpoint, config), sys.stderr, width
             )
             for endpoint in config.endpoints
         ]
@@ -410,7 +507,7 @@ async def run_stack(
             config,
             children,
             stop,
-            lambda: _endpoint_table(config, nats_url, nats, services),
+            lambda: _endpoint_table(config, nats, services),
             policy or RestartPolicy(),
         )
     except StackError as error:
@@ -511,6 +608,18 @@ def _arguments() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--nats-port", help="port of the NATS the stack starts (env SUPERAPP_NATS_PORT; 7222)"
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="processes of every service and of the BFF (default 1; more need PostgreSQL)",
+    )
+    parser.add_argument(
+        "--nats-cluster",
+        type=int,
+        default=1,
+        help="NATS nodes: 1 (default), or 3 for a JetStream cluster with R3 streams",
     )
     parser.add_argument(
         "--startup-timeout",

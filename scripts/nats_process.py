@@ -11,13 +11,21 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from scripts.child_processes import die_with_parent
 from services.runtime.ports import free_port
 
-__all__ = ["NatsProcess", "NatsStartError", "nats_server_binary", "nats_server_command"]
+__all__ = [
+    "ClusterNode",
+    "NatsCluster",
+    "NatsProcess",
+    "NatsStartError",
+    "nats_server_binary",
+    "nats_server_command",
+]
 
 
 class NatsStartError(RuntimeError):
@@ -35,9 +43,21 @@ def nats_server_binary() -> Path:
     return Path(found)
 
 
-def nats_server_command(port: int, store_dir: Path, log_file: Path) -> list[str]:
-    """The argv of a nats-server on 127.0.0.1:`port` with JetStream in `store_dir`."""
-    return [
+@dataclass(frozen=True)
+class ClusterNode:
+    """A node's place in a NATS cluster: its name, its route port and every node's."""
+
+    name: str
+    cluster_port: int
+    route_ports: tuple[int, ...]
+
+
+def nats_server_command(
+    port: int, store_dir: Path, log_file: Path, cluster: ClusterNode | None = None
+) -> list[str]:
+    """The argv of a nats-server on 127.0.0.1:`port` with JetStream in `store_dir`, and
+    a member of a cluster (JetStream clustered, so streams can have replicas) if asked."""
+    command = [
         str(nats_server_binary()),
         "-a", "127.0.0.1",
         "-p", str(port),
@@ -45,12 +65,24 @@ def nats_server_command(port: int, store_dir: Path, log_file: Path) -> list[str]
         "-sd", str(store_dir),
         "-l", str(log_file),
     ]  # fmt: skip
+    if cluster is not None:
+        routes = ",".join(f"nats://127.0.0.1:{p}" for p in cluster.route_ports)
+        command += [
+            "--server_name", cluster.name,
+            "--cluster_name", CLUSTER_NAME,
+            "--cluster", f"nats://127.0.0.1:{cluster.cluster_port}",
+            "--routes", routes,
+        ]  # fmt: skip
+    return command
 
 
 def _port_open(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.2)
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+CLUSTER_NAME = "superapp"
 
 
 class NatsProcess:
@@ -60,10 +92,17 @@ class NatsProcess:
     waits; the store survives, so a new process on the same directory resumes the streams.
     """
 
-    def __init__(self, store_dir: Path, port: int = 0, log_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int = 0,
+        log_file: Path | None = None,
+        cluster: ClusterNode | None = None,
+    ) -> None:
         self.store_dir = store_dir
         self.port = port
         self.log_file = log_file or store_dir / "nats-server.log"
+        self.cluster = cluster
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,7 +141,7 @@ class NatsProcess:
 
     def _launch(self, port: int, timeout: float) -> None:
         self.port = port
-        command = nats_server_command(port, self.store_dir, self.log_file)
+        command = nats_server_command(port, self.store_dir, self.log_file, self.cluster)
         # Its own process group: a terminal's Ctrl-C reaches only the launcher, which stops
         # the services before NATS; and it dies with the launcher even if that is SIGKILLed.
         # Whatever it says before its log file is open goes to the same file.
@@ -153,6 +192,60 @@ class NatsProcess:
         return " | ".join(lines[-count:])
 
     def __enter__(self) -> NatsProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class NatsCluster:
+    """`size` nats-servers with JetStream forming one cluster, on free ports under `root`.
+
+    Streams declared through it can have up to `size` replicas. `stop()` (or leaving the
+    `with` block) stops every node; `nodes[i].kill()` and `.start()` crash and restart one.
+    """
+
+    def __init__(self, root: Path, size: int = 3) -> None:
+        if size < 3:
+            # JetStream's meta group needs a quorum; two nodes lose it with one.
+            raise ValueError("a JetStream cluster needs at least 3 nodes")
+        client_ports = [free_port() for _ in range(size)]
+        cluster_ports = [free_port() for _ in range(size)]
+        self.nodes = [
+            NatsProcess(
+                root / f"n{index}",
+                client_ports[index],
+                cluster=ClusterNode(f"n{index}", cluster_ports[index], tuple(cluster_ports)),
+            )
+            for index in range(size)
+        ]
+
+    @property
+    def url(self) -> str:
+        """Every node's client URL, comma-separated, as the services' NATS_URL takes it."""
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self) -> NatsCluster:
+        """Start every node and wait until each accepts connections."""
+        try:
+            for node in self.nodes:
+                node.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every node."""
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> NatsCluster:
         return self.start()
 
     def __exit__(

@@ -71,7 +71,8 @@ class NatsLink:
         while True:
             try:
                 self._client = await nats.connect(
-                    self._url,
+                    # A cluster is named by its nodes' URLs, comma-separated.
+                    [url.strip() for url in self._url.split(",")],
                     name=self._name,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import grpc
 from opentelemetry.sdk.trace import TracerProvider
+from superapp.catalogue.v1 import catalogue_service_pb2
 from superapp.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
+from superapp.wallet.v1 import wallet_service_pb2
 
 from services.auth import AuthGuard
 from services.auth.identity_peer import IdentityPeer
@@ -23,6 +24,7 @@ from services.orders.policies import POLICIES
 from services.orders.reconciler import BATCH, Reconciler
 from services.orders.saga import OrderSaga, StepObserver
 from services.orders.servicer import OrdersServicer
+from services.runtime.channels import open_channel
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
 from services.runtime.sweeper import Sweeper
 
@@ -30,13 +32,6 @@ __all__ = ["SERVICE_NAME", "create_server", "main"]
 
 SERVICE_NAME = orders_service_pb2.DESCRIPTOR.services_by_name["OrdersService"].full_name
 _MIGRATIONS = Path(__file__).with_name("migrations")
-# A peer that comes back is found within a second, not after gRPC's default reconnect
-# backoff of up to two minutes: the reconciler is waiting for it.
-_PEER_OPTIONS = [
-    ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
 
 
 async def create_server(
@@ -60,8 +55,16 @@ async def create_server(
     )
     database, clock = foundation.database, foundation.clock
     identity = IdentityPeer.connect(settings, clock)
-    catalogue_channel = grpc.aio.insecure_channel(settings.catalogue_addr, options=_PEER_OPTIONS)
-    wallet_channel = grpc.aio.insecure_channel(settings.wallet_addr, options=_PEER_OPTIONS)
+    catalogue_channel = open_channel(
+        settings.catalogue_addr,
+        [catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"]],
+        timeout_seconds=settings.step_timeout_seconds,
+    )
+    wallet_channel = open_channel(
+        settings.wallet_addr,
+        [wallet_service_pb2.DESCRIPTOR.services_by_name["WalletService"]],
+        timeout_seconds=settings.step_timeout_seconds,
+    )
     token = ServiceToken(
         identity.channel,
         settings.client_id,

@@ -45,7 +45,12 @@ class ServiceSettings(BaseSettings):
     database_url: str = ""
     """SQLAlchemy async URL; empty means a SQLite file `<data_dir>/<service>.db`."""
     nats_url: str = "nats://127.0.0.1:7222"
-    """The NATS server with JetStream; the service starts and serves without it."""
+    """The NATS server with JetStream, or a cluster's nodes comma-separated; the service
+    starts and answers without it (its health says NOT_SERVING until events flow)."""
+    nats_stream_replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    """Copies JetStream keeps of each stream the service declares (3 on a 3-node
+    cluster, so a node may die without loss). Every service must say the same: each
+    declares the streams it reads too."""
     relay: RelayMode = "process"
     """Where the outbox relay publishes from: `process`, a child process of the service,
     so publishing never takes CPU from RPCs; `task`, the service's own event loop
@@ -79,8 +84,8 @@ class ServiceSettings(BaseSettings):
     @field_validator("nats_url")
     @classmethod
     def _nats_scheme(cls, value: str) -> str:
-        if not value.startswith(("nats://", "tls://")):
-            raise ValueError("must start with nats:// or tls://")
+        if not all(url.strip().startswith(("nats://", "tls://")) for url in value.split(",")):
+            raise ValueError("must be nats:// or tls:// URLs, comma-separated")
         return value
 
     @field_validator("page_token_secret")

@@ -41,6 +41,29 @@ async def test_sign_in_is_limited_per_client_address(platform: Platform) -> None
         assert (await http.get("/v1/categories")).status_code == 200
 
 
+async def test_replicas_counting_in_memory_each_enforce_their_share(platform: Platform) -> None:
+    """Two BFF replicas with counters in memory: 6/minute between them is 3 each, so
+    round-robin clients get about the configured limit in all, not twice it."""
+    settings = platform.bff(auth_rate_limit="6/minute", replicas=2)
+    async with (
+        serving_bff(settings) as first,
+        serving_bff(settings) as second,
+        httpx.AsyncClient() as http,
+    ):
+        answers = [
+            await http.post(
+                f"{url}/v1/auth/login",
+                # Another email each time: identity's own throttle is not what is tested.
+                json={"email": f"x-{new_id()}@example.com", "password": PASSWORD},
+            )
+            for _ in range(4)
+            for url in (first, second)
+        ]
+
+    assert [a.status_code for a in answers] == [401] * 6 + [429, 429]
+    assert {a.json()["domain"] for a in answers[6:]} == {"bff.superapp"}
+
+
 async def test_writes_are_limited_per_user(platform: Platform, client: httpx.AsyncClient) -> None:
     ann = await sign_up(client, "ann")
     bob = await sign_up(client, "bob")

@@ -1,8 +1,15 @@
-"""How the BFF opens its long-lived gRPC channels: deadlines and retries by service config.
+"""How every caller of our services opens its long-lived gRPC channels: the BFF to each
+service, each service to identity's keys, orders to the wallet and the catalogue.
 
 The policy lives in the channel's gRPC service config, so it holds for every call made on
 the channel without any per-call Python code:
 
+- calls are spread over every address the target names (`round_robin`): a Kubernetes
+  headless Service's DNS name (`dns:///wallet:7102`), an address list
+  (`ipv4:127.0.0.1:7102,127.0.0.1:7112`), or one `host:port`;
+- only to replicas that report SERVING: the channel watches each address's
+  `grpc.health.v1` status (client-side health checking), so a replica that is starting,
+  has lost its database or is draining gets no new calls;
 - every method gets a default deadline (`timeout`); a call that passes a shorter
   `timeout=` keeps its own (gRPC applies the earlier of the two);
 - only the methods the contract marks `idempotency_level = NO_SIDE_EFFECTS` are retried,
@@ -58,7 +65,8 @@ def _reads(service: ServiceDescriptor) -> list[str]:
 
 
 def service_config(services: Sequence[ServiceDescriptor], timeout_seconds: float) -> str:
-    """The service config JSON: a deadline on every method, retries on the reads."""
+    """The service config JSON: round_robin over healthy addresses, a deadline on every
+    method, retries on the reads."""
     timeout = _duration(timeout_seconds)
     configs: list[dict[str, Any]] = [
         {
@@ -75,17 +83,24 @@ def service_config(services: Sequence[ServiceDescriptor], timeout_seconds: float
     if reads:
         # A method-level entry wins over the service-level one above.
         configs.append({"name": reads, "timeout": timeout, "retryPolicy": _RETRY_POLICY})
-    return json.dumps({"methodConfig": configs})
+    return json.dumps(
+        {
+            "loadBalancingConfig": [{"round_robin": {}}],
+            # "" is the server's overall status, which follows all of its services.
+            "healthCheckConfig": {"serviceName": ""},
+            "methodConfig": configs,
+        }
+    )
 
 
 def open_channel(
-    address: str,
+    target: str,
     services: Sequence[ServiceDescriptor],
     *,
     timeout_seconds: float,
-    tracer_provider: TracerProvider | None,
+    tracer_provider: TracerProvider | None = None,
 ) -> grpc.aio.Channel:
-    """A channel to `address` with the service config for `services`.
+    """A channel to `target` with the service config for `services`.
 
     With a `tracer_provider`, OpenTelemetry's client interceptors make a span per call
     and send the W3C trace context upstream; without one the channel has no
@@ -95,7 +110,7 @@ def open_channel(
     if tracer_provider is not None:
         interceptors = aio_client_interceptors(tracer_provider=tracer_provider)  # type: ignore[no-untyped-call]  # unannotated upstream
     return grpc.aio.insecure_channel(
-        address,
+        target,
         options=[
             ("grpc.service_config", service_config(services, timeout_seconds)),
             ("grpc.enable_retries", 1),
