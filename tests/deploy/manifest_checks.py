@@ -91,6 +91,12 @@ def settings_class(component: Component) -> type[BaseSettings]:
     return found[0]
 
 
+def _settings_of(
+    component: Component, overrides: Mapping[str, type[BaseSettings]] | None
+) -> type[BaseSettings]:
+    return (overrides or {}).get(component.name) or settings_class(component)
+
+
 def variables_read(cls: type[BaseSettings]) -> set[str]:
     """The environment variables `cls` reads: prefix + field name (or the field's
     alias), and the shared data directory its default falls back to."""
@@ -138,7 +144,7 @@ def environment_problems(
     problems = []
     for workload in workloads(manifests):
         component = workload.component
-        cls = (settings or {}).get(component.name) or settings_class(component)
+        cls = _settings_of(component, settings)
         known = variables_read(cls)
         if workload.container.get("envFrom"):
             problems.append(f"{component.name}: envFrom hides which variables are set")
@@ -202,7 +208,7 @@ def _named_port(container: Mapping[str, Any], port: int | str) -> int | None:
     return found[0] if found else None
 
 
-def _get_routes() -> set[str]:
+def _bff_get_routes() -> set[str]:
     return {
         route.path  # type: ignore[attr-defined]
         for router in ROUTERS
@@ -219,7 +225,7 @@ def port_and_probe_problems(
     problems = []
     for workload in workloads(manifests):
         component, container = workload.component, workload.container
-        cls = (settings or {}).get(component.name) or settings_class(component)
+        cls = _settings_of(component, settings)
         name = component.name
         port = int(_effective(workload, cls, "port"))
         host = str(_effective(workload, cls, "host"))
@@ -256,7 +262,7 @@ def port_and_probe_problems(
                 if _named_port(container, http["port"]) != port:
                     problems.append(f"{name}: {kind} probe asks port {http['port']}, not {port}")
                 wanted = "/readyz" if kind == "readiness" else "/livez"
-                if http["path"] != wanted or wanted not in _get_routes():
+                if http["path"] != wanted or wanted not in _bff_get_routes():
                     problems.append(f"{name}: {kind} probe asks {http['path']}, not {wanted}")
         if component.readiness is Readiness.HTTP_READYZ and probes["readiness"]:
             # /readyz asks every upstream at once, each within readiness_timeout_seconds.
@@ -292,54 +298,66 @@ def _selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> b
     return True
 
 
-def address_problems(manifests: Iterable[Manifest]) -> list[str]:
-    """Every peer address (`*_ADDR`, `dns:///<service>:<port>`) names a headless Service
-    in front of that component, on the port it listens on; every NATS URL names the
-    NATS client Service."""
+def _listening_behind(service: Manifest, port: int, target: Workload) -> bool:
+    """Whether `service`, on `port`, leads to the port `target`'s container listens on."""
+    spec = service["spec"]
+    if not _has_labels(spec.get("selector", {}), target.labels):
+        return False
+    listening = target.container["ports"][0]["containerPort"]
+    return any(
+        entry["port"] == port
+        and _named_port(target.container, entry.get("targetPort", port)) == listening
+        for entry in spec["ports"]
+    )
+
+
+def address_problems(
+    manifests: Iterable[Manifest], settings: Mapping[str, type[BaseSettings]] | None = None
+) -> list[str]:
+    """Every peer a component's settings name (`<peer>_addr`; their defaults are
+    loopback, wrong in a pod) is set to `dns:///<service>:<port>` of a headless Service
+    in front of that peer's pods on the port they listen on; every gRPC service sets
+    its NATS URL to the NATS client Service."""
     manifests = list(manifests)
     services = _services(manifests)
     by_component = {w.component.name: w for w in workloads(manifests)}
     problems = []
     for workload in by_component.values():
-        for variable, value in workload.literal_env.items():
-            if variable.endswith("_NATS_URL"):
-                match = _NATS_URL.match(value)
-                service = services.get(match["service"]) if match else None
-                ports = [p["port"] for p in service["spec"]["ports"]] if service else []
-                if match is None or int(match["port"]) not in ports:
-                    problems.append(f"{workload.component.name}: {variable}={value} leads nowhere")
-                continue
-            if not variable.endswith("_ADDR"):
-                continue
-            callee = variable.removeprefix(workload.component.env_prefix).removesuffix("_ADDR")
-            match = _ADDRESS.match(value)
+        component = workload.component
+        cls = _settings_of(component, settings)
+        env = workload.literal_env
+        peers = [
+            name.removesuffix("_addr")
+            for name in cls.model_fields
+            if name.endswith("_addr") and name != f"{component.name}_addr"
+        ]
+        for peer in peers:
+            variable = f"{component.env_prefix}{peer.upper()}_ADDR"
+            value = env.get(variable)
+            match = _ADDRESS.match(value or "")
             if match is None:
                 problems.append(
-                    f"{workload.component.name}: {variable}={value} is not dns:///<service>:<port>"
-                    " (gRPC balances over every pod only with a dns:/// target)"
+                    f"{component.name}: {variable} is {value or 'unset'}, not "
+                    "dns:///<service>:<port> (gRPC balances over every pod only so)"
                 )
                 continue
-            target = by_component.get(callee.lower())
             service = services.get(match["service"])
-            if target is None or service is None:
-                problems.append(f"{workload.component.name}: {variable}={value} leads nowhere")
+            target = by_component.get(peer)
+            if service is None or target is None:
+                problems.append(f"{component.name}: {variable}={value} leads nowhere")
                 continue
-            spec = service["spec"]
-            if spec.get("clusterIP") != "None":
+            if service["spec"].get("clusterIP") != "None":
                 problems.append(f"Service {match['service']}: not headless (clusterIP: None)")
-            if not _has_labels(spec.get("selector", {}), target.labels):
-                problems.append(f"Service {match['service']}: does not select {callee.lower()}")
-            listening = target.container["ports"][0]["containerPort"]
-            [service_port] = [p for p in spec["ports"] if p["port"] == int(match["port"])] or [None]
-            if service_port is None or (
-                _named_port(target.container, service_port.get("targetPort", service_port["port"]))
-                != listening
-            ):
-                problems.append(
-                    f"{workload.component.name}: {variable}={value}, but {callee.lower()} "
-                    f"listens on {listening}"
-                )
-    return problems
+            if not _listening_behind(service, int(match["port"]), target):
+                problems.append(f"{component.name}: {variable}={value} misses {peer}'s port")
+        if component.readiness is Readiness.GRPC_HEALTH:
+            variable = f"{component.env_prefix}NATS_URL"
+            match = _NATS_URL.match(env.get(variable, ""))
+            service = services.get(match["service"]) if match else None
+            ports = [entry["port"] for entry in service["spec"]["ports"]] if service else []
+            if match is None or int(match["port"]) not in ports:
+                problems.append(f"{component.name}: {variable}={env.get(variable)} leads nowhere")
+    return list(dict.fromkeys(problems))  # a Service's fault once, however many call it
 
 
 def module_problems(manifests: Iterable[Manifest]) -> list[str]:
@@ -503,106 +521,106 @@ KUBE_DNS = Peer({"k8s-app": "kube-dns"}, {"kubernetes.io/metadata.name": "kube-s
 POSTGRES_PORT = 5432
 
 
-def _wiring(manifests: list[Manifest]) -> Iterator[tuple[Workload, Manifest | Workload, int]]:
-    """Every connection the settings make: (caller, callee, port)."""
+@dataclass(frozen=True)
+class PodGroup:
+    """The pods of one Deployment or StatefulSet: their labels and listening ports."""
+
+    name: str
+    labels: Mapping[str, str]
+    ports: Mapping[str, int]
+    """containerPort by port name."""
+
+
+def _pod_groups(manifests: Iterable[Manifest]) -> dict[str, PodGroup]:
+    groups = {}
+    for manifest in manifests:
+        if manifest["kind"] in {"Deployment", "StatefulSet"}:
+            template = manifest["spec"]["template"]
+            ports = {
+                port.get("name", str(port["containerPort"])): port["containerPort"]
+                for container in template["spec"]["containers"]
+                for port in container.get("ports", [])
+            }
+            name = manifest["metadata"]["name"]
+            groups[name] = PodGroup(name, template["metadata"]["labels"], ports)
+    return groups
+
+
+def _connections(manifests: list[Manifest]) -> Iterator[tuple[PodGroup, PodGroup, int]]:
+    """Every connection the components' settings make, as (caller, callee, the port the
+    callee's pods listen on), through the Service each address names."""
+    groups = _pod_groups(manifests)
     services = _services(manifests)
-    by_component = {w.component.name: w for w in workloads(manifests)}
-    nats = next(
-        (m for m in manifests if m["kind"] == "StatefulSet" and m["metadata"]["name"] == "nats"),
-        None,
-    )
-    for workload in by_component.values():
-        for variable, value in workload.literal_env.items():
-            if (match := _ADDRESS.match(value)) and variable.endswith("_ADDR"):
-                callee = by_component.get(match["service"])
-                if callee is not None:
-                    yield workload, callee, callee.container["ports"][0]["containerPort"]
-            elif (match := _NATS_URL.match(value)) and nats is not None:
-                service = services.get(match["service"])
-                if service is not None:
-                    yield workload, nats, int(match["port"])
-
-
-def _labels(party: Manifest | Workload) -> Mapping[str, str]:
-    if isinstance(party, Workload):
-        return party.labels
-    labels: Mapping[str, str] = party["spec"]["template"]["metadata"]["labels"]
-    return labels
-
-
-def _name_of(party: Manifest | Workload) -> str:
-    return party.component.name if isinstance(party, Workload) else party["metadata"]["name"]
+    for workload in workloads(manifests):
+        for value in workload.literal_env.values():
+            match = _ADDRESS.match(value) or _NATS_URL.match(value)
+            service = services.get(match["service"]) if match else None
+            if match is None or service is None:
+                continue
+            [entry] = [e for e in service["spec"]["ports"] if e["port"] == int(match["port"])]
+            selector = service["spec"].get("selector", {})
+            for callee in groups.values():
+                if _has_labels(selector, callee.labels):
+                    target = entry.get("targetPort", entry["port"])
+                    port = callee.ports.get(target) if isinstance(target, str) else target
+                    if port is not None:
+                        yield groups[workload.component.name], callee, port
 
 
 def network_policy_problems(manifests: Iterable[Manifest]) -> list[str]:
     """NetworkPolicies allow exactly what the wiring needs: every connection the
-    settings make (peers, NATS, PostgreSQL, DNS), from outside only to the BFF, and into
-    each pod only from the components that call it."""
+    settings make (peers, NATS), PostgreSQL and DNS; into each pod only from the pods
+    that call it and, for the BFF alone, from anywhere."""
     manifests = list(manifests)
     policies = [m for m in manifests if m["kind"] == "NetworkPolicy"]
     namespace = next(m["metadata"]["name"] for m in manifests if m["kind"] == "Namespace")
+    groups = _pod_groups(manifests)
     problems = []
     if not any(
-        p["spec"]["podSelector"] in ({}, None)
+        not p["spec"]["podSelector"]
         and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
         and not p["spec"].get("ingress")
         and not p["spec"].get("egress")
         for p in policies
     ):
         problems.append("no default-deny NetworkPolicy for every pod")
-    pods = [m for m in manifests if m["kind"] in {"Deployment", "StatefulSet"}]
-    edges = list(_wiring(manifests))
-    needed: dict[tuple[str, int], set[str]] = {}
-    for caller, callee, port in edges:
-        needed.setdefault((_name_of(callee), port), set()).add(caller.component.name)
-        text = f"{caller.component.name} -> {_name_of(callee)}:{port}"
-        if not allowed(policies, "Egress", caller.labels, Peer(_labels(callee)), port, namespace):
+
+    def lets(direction: str, labels: Mapping[str, str], other: Peer, port: int) -> bool:
+        return allowed(policies, direction, labels, other, port, namespace)
+
+    callers: dict[tuple[str, int], set[str]] = {}
+    for caller, callee, port in _connections(manifests):
+        callers.setdefault((callee.name, port), set()).add(caller.name)
+        text = f"{caller.name} -> {callee.name}:{port}"
+        if not lets("Egress", caller.labels, Peer(callee.labels), port):
             problems.append(f"{text}: egress refused")
-        if not allowed(policies, "Ingress", _labels(callee), Peer(caller.labels), port, namespace):
+        if not lets("Ingress", callee.labels, Peer(caller.labels), port):
             problems.append(f"{text}: ingress refused")
     for workload in workloads(manifests):
-        name = workload.component.name
-        if not allowed(policies, "Egress", workload.labels, KUBE_DNS, 53, namespace):
-            problems.append(f"{name}: cannot reach the cluster DNS")
-        if f"{workload.component.env_prefix}DATABASE_URL" in workload.env_names and not allowed(
-            policies, "Egress", workload.labels, OUTSIDE, POSTGRES_PORT, namespace
-        ):
-            problems.append(f"{name}: cannot reach PostgreSQL")
-    # Nothing more than that: each listening port of each pod, from every pod and from
-    # outside, is open exactly to its callers (the BFF's to everyone).
-    for pod in pods:
-        pod_name = pod["metadata"]["name"]
-        labels = pod["spec"]["template"]["metadata"]["labels"]
-        for container in pod["spec"]["template"]["spec"]["containers"]:
-            for declared in container.get("ports", []):
-                port = declared["containerPort"]
-                callers = {
-                    other["metadata"]["name"]
-                    for other in pods
-                    if allowed(
-                        policies,
-                        "Ingress",
-                        labels,
-                        Peer(other["spec"]["template"]["metadata"]["labels"]),
-                        port,
-                        namespace,
-                    )
-                }
-                public = allowed(policies, "Ingress", labels, OUTSIDE, port, namespace)
-                expected = needed.get((pod_name, port), set())
-                if pod_name == "nats" and port == 6222:
-                    expected = {"nats"}  # the cluster's routes
-                if pod_name == "bff":
-                    public_expected, expected = True, {p["metadata"]["name"] for p in pods}
-                else:
-                    public_expected = False
-                if callers != expected:
-                    problems.append(
-                        f"{pod_name}:{port} is open to {sorted(callers)}, "
-                        f"its callers are {sorted(expected)}"
-                    )
-                if public != public_expected:
-                    problems.append(
-                        f"{pod_name}:{port} is {'' if public else 'not '}reachable from outside"
-                    )
+        labels = groups[workload.component.name].labels
+        if not lets("Egress", labels, KUBE_DNS, 53):
+            problems.append(f"{workload.component.name}: cannot reach the cluster DNS")
+        uses_database = f"{workload.component.env_prefix}DATABASE_URL" in workload.env_names
+        if uses_database and not lets("Egress", labels, OUTSIDE, POSTGRES_PORT):
+            problems.append(f"{workload.component.name}: cannot reach PostgreSQL")
+    if "nats" in groups:  # the cluster's routes between its own servers
+        callers[("nats", groups["nats"].ports["cluster"])] = {"nats"}
+    # Nothing more: every port of every pod is open to exactly its callers.
+    for group in groups.values():
+        public = group.name == "bff"
+        for port in group.ports.values():
+            expected = set(groups) if public else callers.get((group.name, port), set())
+            opened = {
+                o.name
+                for o in groups.values()
+                if lets("Ingress", group.labels, Peer(o.labels), port)
+            }
+            if opened != expected:
+                problems.append(
+                    f"{group.name}:{port} is open to {sorted(opened)}, "
+                    f"its callers are {sorted(expected)}"
+                )
+            if lets("Ingress", group.labels, OUTSIDE, port) != public:
+                reachable = "reachable" if not public else "not reachable"
+                problems.append(f"{group.name}:{port} is {reachable} from outside")
     return problems

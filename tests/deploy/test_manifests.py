@@ -168,19 +168,35 @@ def test_peer_addresses_reach_each_peer_through_a_headless_service(
     assert address_problems(manifests) == []
 
 
-def test_a_wrong_peer_address_is_caught(manifests: list[Manifest]) -> None:
+def test_a_wrong_or_missing_peer_address_is_caught(manifests: list[Manifest]) -> None:
     env_entry(manifests, "orders", "ORDERS_WALLET_ADDR")["value"] = "dns:///wallet:7103"
     env_entry(manifests, "bff", "BFF_CATALOGUE_ADDR")["value"] = "catalogue:7103"
+    wallet = container(manifests, "wallet")
+    wallet["env"] = [e for e in wallet["env"] if e["name"] != "WALLET_IDENTITY_ADDR"]
     [identity] = [
         m for m in manifests if m["kind"] == "Service" and m["metadata"]["name"] == "identity"
     ]
     del identity["spec"]["clusterIP"]
-    problems = address_problems(manifests)
-    assert "orders: ORDERS_WALLET_ADDR=dns:///wallet:7103, but wallet listens on 7102" in problems
-    assert any(
-        p.startswith("bff: BFF_CATALOGUE_ADDR=catalogue:7103 is not dns:///") for p in problems
-    )
-    assert "Service identity: not headless (clusterIP: None)" in problems
+    assert sorted(address_problems(manifests)) == [
+        "Service identity: not headless (clusterIP: None)",
+        "bff: BFF_CATALOGUE_ADDR is catalogue:7103, not dns:///<service>:<port> "
+        "(gRPC balances over every pod only so)",
+        "orders: ORDERS_WALLET_ADDR=dns:///wallet:7103 misses wallet's port",
+        "wallet: WALLET_IDENTITY_ADDR is unset, not dns:///<service>:<port> "
+        "(gRPC balances over every pod only so)",
+    ]
+
+
+def test_a_peer_added_in_the_code_must_be_set(manifests: list[Manifest]) -> None:
+    class WalletWithAPeer(WalletSettings):
+        """As if the wallet started calling the catalogue."""
+
+        catalogue_addr: str = "127.0.0.1:7103"
+
+    assert address_problems(manifests, settings={"wallet": WalletWithAPeer}) == [
+        "wallet: WALLET_CATALOGUE_ADDR is unset, not dns:///<service>:<port> "
+        "(gRPC balances over every pod only so)"
+    ]
 
 
 def test_each_container_runs_its_components_module_from_the_image(
