@@ -210,3 +210,26 @@ def test_production_exposes_the_bff_through_a_load_balancer_that_keeps_client_ad
         name: s["spec"].get("type", "ClusterIP") for name, s in services.items() if name != "bff"
     }
     assert set(others.values()) == {"ClusterIP"}
+
+
+def test_nats_stops_in_lame_duck_mode_within_its_grace_period(manifests: list[Manifest]) -> None:
+    """preStop asks the server for lame duck mode (clients move to other servers) through
+    the pid file nats.conf names, on a writable volume; the pod's grace outlasts it."""
+    config = nats_conf(manifests)
+
+    def setting(name: str) -> str:
+        found = re.search(rf"^{name}:\s*(\S+)$", config, re.MULTILINE)
+        assert found is not None, name
+        return found[1]
+
+    nats = objects(manifests, "StatefulSet")["nats"]["spec"]["template"]["spec"]
+    [container] = nats["containers"]
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command == ["nats-server", "--signal", f"ldm={setting('pid_file')}"]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert setting("pid_file").rsplit("/", 1)[0] in mounts
+    lame_duck = sum(
+        int(setting(name).removesuffix("s"))
+        for name in ("lame_duck_grace_period", "lame_duck_duration")
+    )
+    assert nats["terminationGracePeriodSeconds"] > lame_duck
