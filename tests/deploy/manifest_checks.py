@@ -20,7 +20,7 @@ import os
 import re
 import tomllib
 from base64 import b64decode
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from unittest import mock
@@ -45,8 +45,8 @@ AWAITED: Mapping[str, str] = {
 the moment a settings class reads it (a test says so)."""
 
 _STANDARD_PREFIXES = ("OTEL_",)  # read by the OpenTelemetry SDK, not by our settings
-_ADDRESS = re.compile(r"^dns:///(?P<service>[a-z0-9-]+):(?P<port>\d+)$")
-_NATS_URL = re.compile(r"^nats://(?P<service>[a-z0-9-]+):(?P<port>\d+)$")
+ADDRESS = re.compile(r"^dns:///(?P<service>[a-z0-9-]+):(?P<port>\d+)$")
+NATS_URL = re.compile(r"^nats://(?P<service>[a-z0-9-]+):(?P<port>\d+)$")
 _SUPERAPP_IMAGE = "superapp"
 
 
@@ -61,7 +61,8 @@ class Workload:
     @property
     def container(self) -> Mapping[str, Any]:
         """The component's container (named after it)."""
-        [container] = [c for c in self.pod["containers"] if c["name"] == self.component.name]
+        containers: list[Mapping[str, Any]] = self.pod["containers"]
+        [container] = [c for c in containers if c["name"] == self.component.name]
         return container
 
     @property
@@ -272,18 +273,20 @@ def port_and_probe_problems(
     return problems
 
 
-def _services(manifests: Iterable[Manifest]) -> dict[str, Manifest]:
+def services_by_name(manifests: Iterable[Manifest]) -> dict[str, Manifest]:
+    """The rendered Services, by name."""
     return {m["metadata"]["name"]: m for m in manifests if m["kind"] == "Service"}
 
 
-def _has_labels(required: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+def has_labels(required: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """Whether `labels` include every one of `required` (a Service's selector)."""
     return all(labels.get(key) == value for key, value in required.items())
 
 
-def _selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
     """A label selector (matchLabels, matchExpressions; empty selects all) on `labels`."""
     selector = selector or {}
-    if not _has_labels(selector.get("matchLabels", {}), labels):
+    if not has_labels(selector.get("matchLabels", {}), labels):
         return False
     for expression in selector.get("matchExpressions", []):
         key, operator = expression["key"], expression["operator"]
@@ -301,7 +304,7 @@ def _selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> b
 def _listening_behind(service: Manifest, port: int, target: Workload) -> bool:
     """Whether `service`, on `port`, leads to the port `target`'s container listens on."""
     spec = service["spec"]
-    if not _has_labels(spec.get("selector", {}), target.labels):
+    if not has_labels(spec.get("selector", {}), target.labels):
         return False
     listening = target.container["ports"][0]["containerPort"]
     return any(
@@ -319,7 +322,7 @@ def address_problems(
     in front of that peer's pods on the port they listen on; every gRPC service sets
     its NATS URL to the NATS client Service."""
     manifests = list(manifests)
-    services = _services(manifests)
+    services = services_by_name(manifests)
     by_component = {w.component.name: w for w in workloads(manifests)}
     problems = []
     for workload in by_component.values():
@@ -334,7 +337,7 @@ def address_problems(
         for peer in peers:
             variable = f"{component.env_prefix}{peer.upper()}_ADDR"
             value = env.get(variable)
-            match = _ADDRESS.match(value or "")
+            match = ADDRESS.match(value or "")
             if match is None:
                 problems.append(
                     f"{component.name}: {variable} is {value or 'unset'}, not "
@@ -352,7 +355,7 @@ def address_problems(
                 problems.append(f"{component.name}: {variable}={value} misses {peer}'s port")
         if component.readiness is Readiness.GRPC_HEALTH:
             variable = f"{component.env_prefix}NATS_URL"
-            match = _NATS_URL.match(env.get(variable, ""))
+            match = NATS_URL.match(env.get(variable, ""))
             service = services.get(match["service"]) if match else None
             ports = [entry["port"] for entry in service["spec"]["ports"]] if service else []
             if match is None or int(match["port"]) not in ports:
@@ -386,9 +389,13 @@ def module_problems(manifests: Iterable[Manifest]) -> list[str]:
 
 def _release_seconds() -> tuple[float, float]:
     """The bound on each release step after the grace: a gRPC service's, the BFF's."""
-    grpc_bound = next(f for f in dataclasses.fields(GrpcService) if f.name == "release_seconds")
+    [grpc_bound] = [
+        f.default for f in dataclasses.fields(GrpcService) if f.name == "release_seconds"
+    ]
     bff_bound = inspect.signature(BffServer).parameters["release_seconds"].default
-    return float(grpc_bound.default), float(bff_bound)
+    assert isinstance(grpc_bound, float)
+    assert isinstance(bff_bound, float)
+    return grpc_bound, bff_bound
 
 
 def shutdown_problems(manifests: Iterable[Manifest]) -> list[str]:
@@ -457,170 +464,3 @@ def dev_secret_problems(manifests: Iterable[Manifest]) -> list[str]:
     if clients.get("orders") != hashlib.sha256(secret.encode()).hexdigest():
         return ["IDENTITY_SERVICE_CLIENTS does not hold the SHA-256 of ORDERS_CLIENT_SECRET"]
     return []
-
-
-@dataclass(frozen=True)
-class Peer:
-    """A party to a connection: a pod (its namespace's and its own labels) or, with no
-    labels at all, an address outside the cluster."""
-
-    pod_labels: Mapping[str, str] | None
-    namespace_labels: Mapping[str, str] | None = None
-
-
-OUTSIDE = Peer(None)
-
-
-def _peer_matches(rule_peer: Mapping[str, Any], peer: Peer, own_namespace: str) -> bool:
-    if "ipBlock" in rule_peer:
-        return peer.pod_labels is None  # we only ever give ipBlocks to outside addresses
-    if peer.pod_labels is None:
-        return False
-    namespace = peer.namespace_labels or {"kubernetes.io/metadata.name": own_namespace}
-    if "namespaceSelector" in rule_peer:
-        if not _selects(rule_peer["namespaceSelector"], namespace):
-            return False
-    elif namespace.get("kubernetes.io/metadata.name") != own_namespace:
-        return False
-    return "podSelector" not in rule_peer or _selects(rule_peer["podSelector"], peer.pod_labels)
-
-
-def allowed(
-    policies: Iterable[Manifest],
-    direction: str,
-    pod_labels: Mapping[str, str],
-    other: Peer,
-    port: int,
-    namespace: str,
-) -> bool:
-    """Whether NetworkPolicies let traffic `direction` ("Ingress" or "Egress") of the pod
-    with `pod_labels` from or to `other` on TCP `port`."""
-    field, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
-    selecting = [
-        p
-        for p in policies
-        if direction in p["spec"].get("policyTypes", ["Ingress"])
-        and _selects(p["spec"]["podSelector"], pod_labels)
-    ]
-    if not selecting:
-        return True  # a pod no policy selects is not isolated
-    for policy in selecting:
-        for rule in policy["spec"].get(field, []):
-            peers = rule.get(peers_key)
-            ports = rule.get("ports")
-            peer_ok = not peers or any(_peer_matches(p, other, namespace) for p in peers)
-            port_ok = not ports or any(
-                p.get("port") in (None, port) and p.get("protocol", "TCP") == "TCP" for p in ports
-            )
-            if peer_ok and port_ok:
-                return True
-    return False
-
-
-KUBE_DNS = Peer({"k8s-app": "kube-dns"}, {"kubernetes.io/metadata.name": "kube-system"})
-POSTGRES_PORT = 5432
-
-
-@dataclass(frozen=True)
-class PodGroup:
-    """The pods of one Deployment or StatefulSet: their labels and listening ports."""
-
-    name: str
-    labels: Mapping[str, str]
-    ports: Mapping[str, int]
-    """containerPort by port name."""
-
-
-def _pod_groups(manifests: Iterable[Manifest]) -> dict[str, PodGroup]:
-    groups = {}
-    for manifest in manifests:
-        if manifest["kind"] in {"Deployment", "StatefulSet"}:
-            template = manifest["spec"]["template"]
-            ports = {
-                port.get("name", str(port["containerPort"])): port["containerPort"]
-                for container in template["spec"]["containers"]
-                for port in container.get("ports", [])
-            }
-            name = manifest["metadata"]["name"]
-            groups[name] = PodGroup(name, template["metadata"]["labels"], ports)
-    return groups
-
-
-def _connections(manifests: list[Manifest]) -> Iterator[tuple[PodGroup, PodGroup, int]]:
-    """Every connection the components' settings make, as (caller, callee, the port the
-    callee's pods listen on), through the Service each address names."""
-    groups = _pod_groups(manifests)
-    services = _services(manifests)
-    for workload in workloads(manifests):
-        for value in workload.literal_env.values():
-            match = _ADDRESS.match(value) or _NATS_URL.match(value)
-            service = services.get(match["service"]) if match else None
-            if match is None or service is None:
-                continue
-            [entry] = [e for e in service["spec"]["ports"] if e["port"] == int(match["port"])]
-            selector = service["spec"].get("selector", {})
-            for callee in groups.values():
-                if _has_labels(selector, callee.labels):
-                    target = entry.get("targetPort", entry["port"])
-                    port = callee.ports.get(target) if isinstance(target, str) else target
-                    if port is not None:
-                        yield groups[workload.component.name], callee, port
-
-
-def network_policy_problems(manifests: Iterable[Manifest]) -> list[str]:
-    """NetworkPolicies allow exactly what the wiring needs: every connection the
-    settings make (peers, NATS), PostgreSQL and DNS; into each pod only from the pods
-    that call it and, for the BFF alone, from anywhere."""
-    manifests = list(manifests)
-    policies = [m for m in manifests if m["kind"] == "NetworkPolicy"]
-    namespace = next(m["metadata"]["name"] for m in manifests if m["kind"] == "Namespace")
-    groups = _pod_groups(manifests)
-    problems = []
-    if not any(
-        not p["spec"]["podSelector"]
-        and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
-        and not p["spec"].get("ingress")
-        and not p["spec"].get("egress")
-        for p in policies
-    ):
-        problems.append("no default-deny NetworkPolicy for every pod")
-
-    def lets(direction: str, labels: Mapping[str, str], other: Peer, port: int) -> bool:
-        return allowed(policies, direction, labels, other, port, namespace)
-
-    callers: dict[tuple[str, int], set[str]] = {}
-    for caller, callee, port in _connections(manifests):
-        callers.setdefault((callee.name, port), set()).add(caller.name)
-        text = f"{caller.name} -> {callee.name}:{port}"
-        if not lets("Egress", caller.labels, Peer(callee.labels), port):
-            problems.append(f"{text}: egress refused")
-        if not lets("Ingress", callee.labels, Peer(caller.labels), port):
-            problems.append(f"{text}: ingress refused")
-    for workload in workloads(manifests):
-        labels = groups[workload.component.name].labels
-        if not lets("Egress", labels, KUBE_DNS, 53):
-            problems.append(f"{workload.component.name}: cannot reach the cluster DNS")
-        uses_database = f"{workload.component.env_prefix}DATABASE_URL" in workload.env_names
-        if uses_database and not lets("Egress", labels, OUTSIDE, POSTGRES_PORT):
-            problems.append(f"{workload.component.name}: cannot reach PostgreSQL")
-    if "nats" in groups:  # the cluster's routes between its own servers
-        callers[("nats", groups["nats"].ports["cluster"])] = {"nats"}
-    # Nothing more: every port of every pod is open to exactly its callers.
-    for group in groups.values():
-        public = group.name == "bff"
-        for port in group.ports.values():
-            expected = set(groups) if public else callers.get((group.name, port), set())
-            opened = {
-                o.name
-                for o in groups.values()
-                if lets("Ingress", group.labels, Peer(o.labels), port)
-            }
-            if opened != expected:
-                problems.append(
-                    f"{group.name}:{port} is open to {sorted(opened)}, "
-                    f"its callers are {sorted(expected)}"
-                )
-            if lets("Ingress", group.labels, OUTSIDE, port) != public:
-                reachable = "reachable" if not public else "not reachable"
-                problems.append(f"{group.name}:{port} is {reachable} from outside")
-    return problems

@@ -30,6 +30,7 @@ from tests.deploy.manifest_checks import (
 
 def container(manifests: list[Manifest], name: str) -> dict[str, Any]:
     """The container named `name` (its component), to change in a test."""
+    found: dict[str, Any]
     [found] = [
         c
         for m in manifests
@@ -41,7 +42,8 @@ def container(manifests: list[Manifest], name: str) -> dict[str, Any]:
 
 
 def env_entry(manifests: list[Manifest], component: str, variable: str) -> dict[str, Any]:
-    [entry] = [e for e in container(manifests, component)["env"] if e["name"] == variable]
+    entries: list[dict[str, Any]] = container(manifests, component)["env"]
+    [entry] = [e for e in entries if e["name"] == variable]
     return entry
 
 

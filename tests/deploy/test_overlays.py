@@ -9,12 +9,8 @@ from base64 import b64decode
 from typing import Any
 
 from scripts.kubernetes_manifests import Manifest
-from tests.deploy.manifest_checks import (
-    dev_secret_problems,
-    network_policy_problems,
-    secret_values,
-    workloads,
-)
+from tests.deploy.manifest_checks import dev_secret_problems, secret_values, workloads
+from tests.deploy.network_policies import network_policy_problems
 
 
 def objects(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
