@@ -5,6 +5,11 @@ unreachable, and from the moment a shutdown starts.
 (its outbox relay not connected, its consumer not bound) reports NOT_SERVING until they
 do, so that whoever waits for SERVING (the local stack, a Kubernetes probe) never sends
 it a user whose sign-up would then wait seconds for its consequences.
+
+Liveness is another question: the health name `liveness` reports SERVING from start-up
+until the drain, whatever the dependencies, so that a Kubernetes liveness probe restarts
+only a process that no longer answers, never one whose database is briefly away (that
+one leaves the rotation by readiness, the overall "" status, and returns by itself).
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from grpc_health.v1 import health, health_pb2
 
 from services.runtime.tasks import stop_task
 
-__all__ = ["HealthReporter"]
+__all__ = ["LIVENESS", "HealthReporter"]
 
 _log = logging.getLogger(__name__)
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+LIVENESS = "liveness"
+"""The health name a liveness probe asks: SERVING while the process runs, until it drains."""
 
 
 class HealthReporter:
@@ -51,6 +58,7 @@ class HealthReporter:
     async def start(self) -> None:
         """Report NOT_SERVING, probe once (if nothing else must be ready first), then
         keep probing in the background."""
+        await self.servicer.set(LIVENESS, _SERVING)
         await self._report(serving=False)
         if self._ready_when is None:
             await self._check()

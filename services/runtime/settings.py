@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar, get_args
@@ -19,7 +20,19 @@ from services.runtime.page_tokens import SECRET_MIN_BYTES
 
 __all__ = ["ConfigurationError", "RelayMode", "ServiceSettings", "load_settings"]
 
-DATA_DIR_VARIABLE = "SUPERAPP_DATA_DIR"
+SHARED_VARIABLES = {
+    "data_dir": "SUPERAPP_DATA_DIR",
+    "nats_stream_replicas": "SUPERAPP_NATS_STREAM_REPLICAS",
+}
+"""Settings every process of a deployment shares, read from one variable when the
+process's own `<PREFIX>_…` is unset: the local stack, a Kubernetes overlay or an
+operator's shell sets them once for all."""
+
+
+def _shared(field: str, default: str) -> Callable[[], str]:
+    return lambda: os.environ.get(SHARED_VARIABLES[field], default)
+
+
 Port = Annotated[int, Field(ge=0, le=65535)]
 RelayMode = Literal["process", "task"]
 """Where a service's outbox relay runs: a child process, or a task on its event loop."""
@@ -38,7 +51,7 @@ class ServiceSettings(BaseSettings):
     """Interface the gRPC server binds; loopback unless deliberately exposed."""
     port: Port = 0
     """gRPC port; 0 picks a free one (tests)."""
-    data_dir: Path = Field(default_factory=lambda: Path(os.environ.get(DATA_DIR_VARIABLE, ".data")))
+    data_dir: Path = Field(default_factory=_shared("data_dir", ".data"), validate_default=True)
     """Where the embedded default database lives; unset, `SUPERAPP_DATA_DIR` (what the
     local stack sets for all of its processes, so an operator command run beside it
     finds the same data), else `.data`."""
@@ -47,10 +60,15 @@ class ServiceSettings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:7222"
     """The NATS server with JetStream, or a cluster's nodes comma-separated; the service
     starts and answers without it (its health says NOT_SERVING until events flow)."""
-    nats_stream_replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    nats_stream_replicas: Annotated[
+        int,
+        Field(
+            ge=1, le=5, default_factory=_shared("nats_stream_replicas", "1"), validate_default=True
+        ),
+    ]
     """Copies JetStream keeps of each stream the service declares (3 on a 3-node
-    cluster, so a node may die without loss). Every service must say the same: each
-    declares the streams it reads too."""
+    cluster, so a node may die without loss); unset, `SUPERAPP_NATS_STREAM_REPLICAS`,
+    else 1. Every service must say the same: each declares the streams it reads too."""
     relay: RelayMode = "process"
     """Where the outbox relay publishes from: `process`, a child process of the service,
     so publishing never takes CPU from RPCs; `task`, the service's own event loop

@@ -7,7 +7,7 @@ import contextlib
 
 from grpc_health.v1 import health_pb2
 
-from services.runtime.health import HealthReporter
+from services.runtime.health import LIVENESS, HealthReporter
 
 
 async def test_a_drain_that_lands_as_a_probe_answers_still_finishes() -> None:
@@ -60,3 +60,25 @@ async def test_a_drain_reports_not_serving_at_once_even_if_the_prober_will_not_s
         # The drain's next cancellation of the prober now lands.
         done, _ = await asyncio.wait({drain}, timeout=3.0)
         assert done
+
+
+async def test_liveness_is_serving_while_the_process_runs_whatever_its_dependencies() -> None:
+    # A Kubernetes liveness probe asks `liveness`: a service whose database is away is
+    # taken out of rotation (overall NOT_SERVING) but not restarted.
+    async def unreachable_database() -> None:
+        raise ConnectionError("database is away")
+
+    reporter = HealthReporter(["superapp.test.v1.Test"], unreachable_database, 0.01)
+    await reporter.start()
+
+    async def status(name: str) -> int:
+        request = health_pb2.HealthCheckRequest(service=name)
+        reply = await reporter.servicer.Check(request, context=None)
+        return int(reply.status)
+
+    try:
+        assert await status("") == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert await status(LIVENESS) == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        await reporter.drain()
+    assert await status(LIVENESS) == health_pb2.HealthCheckResponse.NOT_SERVING

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from opentelemetry.sdk.trace import TracerProvider
 
 from scripts.nats_process import NatsProcess
+from services.runtime.health import LIVENESS
 from services.runtime.health_client import check_health, wait_serving
 from services.runtime.ports import free_port
 from tests.conftest import ROOT
@@ -170,7 +171,8 @@ async def test_not_serving_until_its_events_can_flow(
     kind: ServiceKind, database_url: str, tmp_path: Path, tracer_provider: TracerProvider
 ) -> None:
     """NATS is away at start: the service answers, but says NOT_SERVING until its relay
-    has connected with its stream declared (and the wallet's consumer is bound)."""
+    has connected with its stream declared (and the wallet's consumer is bound). It is
+    alive all along: a liveness probe must not restart it for a dependency."""
     nats = NatsProcess(tmp_path / "nats", port=free_port())
     service = await start(kind, database_url, tmp_path, tracer_provider, nats.url)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
@@ -178,6 +180,7 @@ async def test_not_serving_until_its_events_can_flow(
         await asyncio.sleep(1.0)  # several health probes (every 0.2 s here) have run
         assert await check_health(channel) == NOT_SERVING
         assert await check_health(channel, kind.grpc_name) == NOT_SERVING
+        assert await check_health(channel, LIVENESS) == SERVING
 
         nats.start()
         async with asyncio.timeout(60):
