@@ -479,9 +479,10 @@ class Liveness(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Whether every upstream reports SERVING, and what each said."""
+    """Whether every upstream reports SERVING (`ready`) or not (`degraded`), and what each
+    said; the BFF itself serves either way."""
 
-    status: Literal["ready", "not_ready"]
+    status: Literal["ready", "degraded"]
     upstreams: dict[str, str]
 
 

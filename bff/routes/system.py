@@ -21,18 +21,20 @@ async def livez() -> schemas.Liveness:
     return schemas.Liveness(status="ok")
 
 
-@router.get(
-    "/readyz",
-    response_model=schemas.Readiness,
-    responses={503: {"model": schemas.Readiness, "description": "An upstream is not serving."}},
-    summary="Readiness",
-)
+@router.get("/readyz", response_model=schemas.Readiness, summary="Readiness")
 async def readyz(upstreams: UpstreamsDep, settings: SettingsDep) -> JSONResponse:
-    """200 when identity, wallet and catalogue all report SERVING on grpc.health.v1."""
+    """200 while this process serves, with what each upstream reports on grpc.health.v1:
+    `ready` when every one is SERVING, `degraded` when one is not.
+
+    Deliberately not 503 for an upstream's outage: a load balancer would then take every
+    BFF replica out at once and the app would get connection errors for every route,
+    where the routes that need the missing service answer 503 problem+json and the
+    others keep working.
+    """
     report = await upstreams.health(settings.readiness_timeout_seconds)
     ready = all(status == "SERVING" for status in report.values())
-    body = schemas.Readiness(status="ready" if ready else "not_ready", upstreams=report)
-    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+    body = schemas.Readiness(status="ready" if ready else "degraded", upstreams=report)
+    return JSONResponse(body.model_dump())
 
 
 @router.get(

@@ -107,6 +107,13 @@ _BURST_OPTIONS = (
     ("grpc.server.max_pending_requests_hard_limit", 20_000),
     ("grpc.server_max_unrequested_time_in_server", 24 * 3600),
 )
+# Connections are recycled every few minutes (the GOAWAY lets in-flight calls finish):
+# clients then resolve their target again, so replicas added since (a scale-up, a
+# restarted pod) get their share of the calls instead of none until a client restarts.
+_REBALANCE_OPTIONS = (
+    ("grpc.max_connection_age_ms", 5 * 60 * 1000),
+    ("grpc.max_connection_age_grace_ms", 60 * 1000),
+)
 
 
 async def start_grpc_service(
@@ -123,7 +130,7 @@ async def start_grpc_service(
     server = GuardedServer(
         grpc.aio.server(
             interceptors=[server_tracing_interceptor(tracer_provider)] if tracing else [],
-            options=[("grpc.so_reuseport", 0), *_BURST_OPTIONS],
+            options=[("grpc.so_reuseport", 0), *_BURST_OPTIONS, *_REBALANCE_OPTIONS],
         ),
         [ErrorGuard(spec.domain, carry_trace_context=not tracing), *spec.guards],
     )
