@@ -179,7 +179,7 @@ class SigningKeys:
         if not await keys._reload(strict=True):
             imported = await keys._import(key_files) if key_files is not None else 0
             if not imported:
-                await keys._insert([keys._new_key(1, clock.now())])
+                await keys._create(1, clock.now())
             await keys._reload(strict=True)
         await keys.reseal()
         return keys
@@ -250,7 +250,7 @@ class SigningKeys:
         """
         await self._reload(strict=False)
         generation = self._published[-1].generation + 1 if self._published else 1
-        await self._insert([self._new_key(generation, self._clock.now() + activate_in)])
+        await self._create(generation, self._clock.now() + activate_in)
         await self._reload(strict=False)
         for key in self._signers:
             if key.generation == generation:
@@ -301,8 +301,16 @@ class SigningKeys:
         )
         return len(keys)
 
-    def _new_key(self, generation: int, activate_time: datetime) -> SigningKey:
-        return SigningKey.from_private_key(generation, Ed25519PrivateKey.generate(), activate_time)
+    async def _create(self, generation: int, activate_time: datetime) -> None:
+        """A new key of `generation`, unless another process made that generation first."""
+        key = SigningKey.from_private_key(generation, Ed25519PrivateKey.generate(), activate_time)
+        if await self._insert([key]):
+            _log.info(
+                "created token signing key %s (generation %d), signing from %s",
+                key.kid,
+                generation,
+                activate_time.isoformat(),
+            )
 
     async def _insert(self, keys: Sequence[SigningKey]) -> int:
         """Store `keys`, each unless its generation exists; how many were stored."""
@@ -323,13 +331,6 @@ class SigningKeys:
                     )
                 )
                 stored += result.rowcount  # type: ignore[attr-defined]
-                if result.rowcount:  # type: ignore[attr-defined]
-                    _log.info(
-                        "created token signing key %s (generation %d), signing from %s",
-                        key.kid,
-                        key.generation,
-                        key.activate_time.isoformat(),
-                    )
         return stored
 
     async def _reload(self, *, strict: bool) -> bool:

@@ -24,6 +24,8 @@ from services.runtime.serving import GrpcService
 
 ADMIN_EMAIL = "root@example.com"
 PASSWORD = "correct horse battery staple"
+KEY_ENCRYPTION_KEY = "i_OpHbsYtgyqDcL82073z1A6-4fUgVGJlq6XO5Fq77c"
+"""The tests' IDENTITY_KEY_ENCRYPTION_KEYS: one key, the same for every identity started."""
 
 
 @dataclass
@@ -78,6 +80,7 @@ async def running_identity(
             "database_url": database_url,
             "nats_url": nats_url,
             "bootstrap_admin_email": ADMIN_EMAIL,
+            "key_encryption_keys": KEY_ENCRYPTION_KEY,
             # Tests sign up many users; the budget is tested on its own.
             "password_hash_cores": 4,
             **overrides,
