@@ -8,13 +8,11 @@ import base64
 import json
 import secrets
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
 from services.database import Database, upgrade_to_head
@@ -28,6 +26,7 @@ from services.identity.signing_keys import (
     jwk_thumbprint,
 )
 from tests.auth.conftest import ENCRYPTION, IDENTITY_MIGRATIONS, KEK, RETIRE_AFTER, FakeClock
+from tests.identity.conftest import write_key_file
 
 OTHER_KEK = secrets.token_bytes(32)
 
@@ -78,30 +77,6 @@ async def _rows(database: Database) -> list[Any]:
     async with database.read() as session:
         result = await session.execute(text("SELECT * FROM signing_keys ORDER BY generation"))
         return list(result.mappings())
-
-
-def _write_key_file(directory: Path, generation: int, activate_time: datetime) -> SigningKey:
-    """A key file as identity wrote them before its keys moved to the database."""
-    private_key = Ed25519PrivateKey.generate()
-    key = SigningKey.from_private_key(generation, private_key, activate_time)
-    pem = private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = directory / f"key-{generation:08d}.json"
-    path.write_text(
-        json.dumps(
-            {
-                "kid": key.kid,
-                "activate_time": activate_time.isoformat(),
-                "private_key": pem.decode(),
-            }
-        )
-    )
-    path.chmod(0o600)
-    return key
 
 
 async def test_the_first_start_makes_one_key_that_survives_a_restart(
@@ -309,8 +284,8 @@ async def test_key_files_of_an_older_identity_are_imported_once(
     replica: Database, clock: FakeClock, tmp_path: Path
 ) -> None:
     directory = tmp_path / "identity-keys"
-    first = _write_key_file(directory, 4, clock.now() - timedelta(days=2))
-    second = _write_key_file(directory, 5, clock.now() - timedelta(minutes=5))
+    first = write_key_file(directory, 4, clock.now() - timedelta(days=2))
+    second = write_key_file(directory, 5, clock.now() - timedelta(minutes=5))
     files_before = {path.name: path.read_bytes() for path in directory.iterdir()}
 
     keys = await _open(replica, clock, key_files=KeyFiles(directory))
@@ -335,7 +310,7 @@ async def test_a_broken_key_file_stops_the_import(
     replica: Database, clock: FakeClock, tmp_path: Path
 ) -> None:
     directory = tmp_path / "identity-keys"
-    _write_key_file(directory, 1, clock.now())
+    write_key_file(directory, 1, clock.now())
     path = directory / "key-00000001.json"
     document = json.loads(path.read_text())
     document["kid"] = "someone-elses-kid"
