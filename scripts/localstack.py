@@ -290,16 +290,24 @@ def _child_environment(
 
 
 def service_client_environment(data_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
-    """The orders service's client secret and identity's matching entry, so a fresh clone
-    starts with no configuration: the secret is made once, kept in
-    `<data dir>/secrets/orders-client-secret` (0600), and identity is given only its
-    SHA-256. Explicit ORDERS_CLIENT_SECRET / IDENTITY_SERVICE_CLIENTS settings win."""
+    """The secrets of a fresh clone, so it starts with no configuration, each made once
+    and kept in `<data dir>/secrets/` (0600): the orders service's client secret (identity
+    is given only its SHA-256) and identity's key-encryption key. Explicit
+    ORDERS_CLIENT_SECRET / IDENTITY_SERVICE_CLIENTS / IDENTITY_KEY_ENCRYPTION_KEYS win."""
     secret = environ.get("ORDERS_CLIENT_SECRET") or _stored_secret(
         data_dir / "secrets" / "orders-client-secret"
     )
     digest = hashlib.sha256(secret.encode()).hexdigest()
     clients = environ.get("IDENTITY_SERVICE_CLIENTS") or json.dumps({"orders": digest})
-    return {"ORDERS_CLIENT_SECRET": secret, "IDENTITY_SERVICE_CLIENTS": clients}
+    # The base64url of 32 random bytes, as identity requires.
+    kek = environ.get("IDENTITY_KEY_ENCRYPTION_KEYS") or _stored_secret(
+        data_dir / "secrets" / "identity-key-encryption-key"
+    )
+    return {
+        "ORDERS_CLIENT_SECRET": secret,
+        "IDENTITY_SERVICE_CLIENTS": clients,
+        "IDENTITY_KEY_ENCRYPTION_KEYS": kek,
+    }
 
 
 def _stored_secret(path: Path) -> str:

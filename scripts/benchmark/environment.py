@@ -105,11 +105,13 @@ class Environment:
         """
         prefix = f"{name.upper()}_"
         wiring = {f"{prefix}NATS_URL": self._nats_url()}
-        # The orders service's client secret, and identity's entry for it, as the stack has.
+        # The orders service's client secret, identity's entry for it and its
+        # key-encryption key, as the stack has them.
         clients = service_client_environment(self.work_dir, {})
         if name == "identity":
             wiring["IDENTITY_BOOTSTRAP_ADMIN_EMAIL"] = BENCH_ADMIN_EMAIL
             wiring["IDENTITY_SERVICE_CLIENTS"] = clients["IDENTITY_SERVICE_CLIENTS"]
+            wiring["IDENTITY_KEY_ENCRYPTION_KEYS"] = clients["IDENTITY_KEY_ENCRYPTION_KEYS"]
         else:
             wiring[f"{prefix}IDENTITY_ADDR"] = await self.service("identity")
         if name == "orders":

@@ -1,9 +1,11 @@
 """Identity scenarios: an authenticated read beside the bare ceiling, sign-in, and argon2id.
 
 GetUser passes the whole interceptor chain (tracing, error mapping, token verification)
-and reads one row. Login is bounded by design: password hashing has a CPU budget
-(IDENTITY_PASSWORD_HASH_CORES, half a core by default), so its rate is the budget's and
-calls beyond it wait or fail with RESOURCE_EXHAUSTED, which the table counts as errors.
+and reads one row. RefreshToken rotates a refresh token and signs an access token: the
+path of a signed-in app every few minutes, without a password hash. Login is bounded by
+design: password hashing has a CPU budget (IDENTITY_PASSWORD_HASH_CORES, half a core by
+default), so its rate is the budget's and calls beyond it wait or fail with
+RESOURCE_EXHAUSTED, which the table counts as errors.
 
 A failed sign-in must not tell an unknown email from a wrong password, by its answer or
 by its time: `identity.Login unknown email` is held to the p50 of `identity.Login wrong
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -78,6 +81,42 @@ async def _login(env: Environment) -> ClosedLoop:
     for channel in await env.channels(address):
         stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
         calls.append(partial(stub.Login, request, timeout=env.call_timeout))
+    return ClosedLoop(calls)
+
+
+class _RefreshChains:
+    """RefreshToken calls, each worker on a session of its own: a refresh token is good
+    for one use, and presenting a used one again would revoke its whole session."""
+
+    def __init__(
+        self, stub: identity_service_pb2_grpc.IdentityServiceAsyncStub, email: str, timeout: float
+    ) -> None:
+        self._stub = stub
+        self._email = email
+        self._timeout = timeout
+        self._idle: deque[str] = deque()
+
+    async def __call__(self) -> None:
+        # A new worker signs in once (in the warm-up); a failed call loses its session.
+        token = self._idle.popleft() if self._idle else await self._sign_in()
+        reply = await self._stub.RefreshToken(
+            pb.RefreshTokenRequest(refresh_token=token), timeout=self._timeout
+        )
+        self._idle.append(reply.tokens.refresh_token)
+
+    async def _sign_in(self) -> str:
+        login = await self._stub.Login(
+            pb.LoginRequest(email=self._email, password=_PASSWORD), timeout=self._timeout
+        )
+        return login.tokens.refresh_token
+
+
+async def _refresh_token(env: Environment) -> ClosedLoop:
+    address, user, _ = await _signed_in(env, _UNBUDGETED)
+    calls: list[Call] = []
+    for channel in await env.channels(address):
+        stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
+        calls.append(_RefreshChains(stub, user.email, env.call_timeout))
     return ClosedLoop(calls)
 
 
@@ -155,6 +194,7 @@ def identity_scenarios() -> list[Scenario]:
     return [
         Scenario("identity.GetUser", _get_user, ceiling=GRPC_ECHO),
         Scenario("identity.Login", _login),
+        Scenario("identity.RefreshToken", _refresh_token, ceiling=GRPC_ECHO),
         Scenario("argon2id.hash (m=19MiB,t=2,p=1)", _argon2),
         Scenario(_KNOWN_EMAIL_LOGIN, _failed_logins(known_email=True, clients=clients)),
         Scenario(

@@ -12,7 +12,6 @@ import secrets
 
 from sqlalchemy import (
     Column,
-    Insert,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
@@ -20,9 +19,9 @@ from sqlalchemy import (
     Table,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from services.database.engine import Database
+from services.database.insert_if_absent import insert_if_absent
 from services.database.schema import UtcDateTime
 from services.runtime.clock import Clock
 
@@ -45,12 +44,6 @@ def service_secrets_table(metadata: MetaData) -> Table:
     )
 
 
-def _insert_if_absent(database: Database, table: Table) -> Insert:
-    if database.dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=[table.c.name])
-    return postgresql.insert(table).on_conflict_do_nothing(index_elements=[table.c.name])
-
-
 async def service_secret(database: Database, table: Table, name: str, clock: Clock) -> bytes:
     """The secret called `name`, made of random bytes by the first process that asks."""
     read = select(table.c.value).where(table.c.name == name)
@@ -59,10 +52,9 @@ async def service_secret(database: Database, table: Table, name: str, clock: Clo
     if found is not None:
         return found
     async with database.write() as session:
-        # Another process may insert first (and wins): on PostgreSQL the insert waits
-        # for its commit, on SQLite for its write lock; either way this reads its value.
+        # Another process may insert first (and wins); this reads its value.
         await session.execute(
-            _insert_if_absent(database, table).values(
+            insert_if_absent(database, table).values(
                 name=name, value=secrets.token_bytes(SECRET_BYTES), create_time=clock.now()
             )
         )

@@ -1,33 +1,22 @@
-"""`python -m services.identity` serves; `python -m services.identity rotate-keys` rotates.
+"""`python -m services.identity` serves; `rotate-keys` and `reencrypt-keys` act on its
+signing keys (see `services.identity.key_commands`)."""
 
-Rotation announces the new key at once and signs with it only after verifiers' key
-caches have surely refreshed (longer than their 10-minute maximum age), so no valid
-token is ever refused during a rotation. It reads the settings the service reads
-(`IDENTITY_*`, and `SUPERAPP_DATA_DIR` as the stack sets it) and acts only on keys a
-running identity made: pointed anywhere else, it refuses instead of making new ones.
-"""
-
+import asyncio
 import sys
-from datetime import timedelta
 
 from services.identity.config import IdentitySettings
-from services.identity.server import main, open_signing_keys
-from services.runtime.clock import SystemClock
+from services.identity.key_commands import COMMANDS
+from services.identity.server import main
 from services.runtime.serving import StartupError
 from services.runtime.settings import ConfigurationError, load_settings
 
-if sys.argv[1:] == ["rotate-keys"]:
+if len(sys.argv) == 2 and sys.argv[1] in COMMANDS:
+    command = sys.argv[1]
     try:
-        settings = load_settings(IdentitySettings)
-        keys = open_signing_keys(settings, SystemClock(), existing=True)
+        print(asyncio.run(COMMANDS[command](load_settings(IdentitySettings))))
     except (ConfigurationError, StartupError) as error:
-        sys.exit(f"rotate-keys: {error}")
-    new = keys.rotate(activate_in=timedelta(minutes=11))
-    print(
-        f"new signing key {new.kid} published in {keys.directory}; "
-        f"it signs from {new.activate_time.isoformat()}"
-    )
+        sys.exit(f"{command}: {error}")
 elif sys.argv[1:]:
-    sys.exit("usage: python -m services.identity [rotate-keys]")
+    sys.exit(f"usage: python -m services.identity [{' | '.join(COMMANDS)}]")
 else:
     main()

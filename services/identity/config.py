@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.identity.key_encryption import KeyEncryptionKeys, parse_key_encryption_keys
 from services.runtime.client_address import parse_trusted
 from services.runtime.settings import Port, ServiceSettings
 
@@ -25,8 +26,13 @@ class IdentitySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IDENTITY_", frozen=True, extra="ignore")
 
     port: Port = 7101
+    key_encryption_keys: SecretStr
+    """Required. The keys that seal the private signing keys in the database: the
+    base64url of 32 random bytes each, comma-separated; the first seals, every one
+    opens (so a key-encryption key can be replaced; see the README)."""
     keys_dir: Path | None = None
-    """Where signing keys live (0700); default `<data_dir>/identity-keys`."""
+    """Deprecated: where identity versions before the database kept their signing keys
+    (default `<data_dir>/identity-keys`). Read only to import them, once."""
     access_token_ttl_seconds: Annotated[float, Field(ge=30, le=3600)] = 900
     """Lifetime of access tokens: short, since they cannot be revoked."""
     refresh_token_ttl_seconds: Annotated[float, Field(ge=60)] = 30 * 24 * 3600
@@ -69,12 +75,23 @@ class IdentitySettings(ServiceSettings):
                 raise ValueError(f"{client_id!r}: expected the lower-case hex SHA-256 of a secret")
         return clients
 
+    @field_validator("key_encryption_keys")
+    @classmethod
+    def _key_encryption_keys(cls, value: SecretStr) -> SecretStr:
+        parse_key_encryption_keys(value.get_secret_value())
+        return value
+
     @field_validator("forwarded_allow_ips")
     @classmethod
     def _trusted_peers(cls, value: str) -> str:
         parse_trusted(value)
         return value
 
+    def key_encryption(self) -> KeyEncryptionKeys:
+        """The key-encryption keys, ready to seal and open."""
+        keys = parse_key_encryption_keys(self.key_encryption_keys.get_secret_value())
+        return KeyEncryptionKeys(keys)
+
     def resolved_keys_dir(self) -> Path:
-        """The signing-keys directory in force."""
+        """Where an older identity kept its key files (deprecated, import only)."""
         return self.keys_dir or self.data_dir / "identity-keys"

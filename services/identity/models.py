@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.database.idempotency import idempotency_table
@@ -20,6 +20,7 @@ __all__ = [
     "LoginAddressFailures",
     "LoginPairFailures",
     "RefreshToken",
+    "SigningKeyRow",
     "User",
     "UserFields",
     "UserRecord",
@@ -127,6 +128,29 @@ class LoginAddressFailures(Base):
     """Every sign-in from the address is refused until then."""
     expire_time: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     """From then on the row says nothing any more and may be pruned."""
+
+
+class SigningKeyRow(Base):
+    """One Ed25519 token-signing key; the highest generation whose time has come signs.
+
+    The private key is stored only sealed (AES-256-GCM under a key-encryption key from
+    the environment, see `services.identity.key_encryption`); the public half in clear.
+    """
+
+    __tablename__ = "signing_keys"
+
+    generation: Mapped[int] = mapped_column(Integer(), primary_key=True, autoincrement=False)
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    """The RFC 7638 thumbprint of the public key."""
+    public_jwk: Mapped[str] = mapped_column(Text())
+    """The public key as an RFC 7517 JWK, in JSON."""
+    sealed_private_key: Mapped[bytes] = mapped_column(LargeBinary())
+    """Nonce, ciphertext and tag of the raw 32-byte private key."""
+    kek_id: Mapped[str] = mapped_column(String(16))
+    """Which key-encryption key sealed it (`key_encryption.kek_id`)."""
+    activate_time: Mapped[datetime] = mapped_column(UtcDateTime())
+    """From then on it signs (until a newer key's time comes)."""
+    create_time: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 IDEMPOTENCY_KEYS = idempotency_table(Base.metadata)

@@ -7,23 +7,26 @@ from datetime import timedelta
 from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy.exc import SQLAlchemyError
 from superapp.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 
 from services.auth import DEFAULT_LEEWAY, AuthGuard, JwkDict, JwksCache, TokenVerifier
+from services.database import Database, DatabaseUnavailable
 from services.database.idempotency import IdempotentWrites
 from services.foundation import Foundation
 from services.identity.access_tokens import AccessTokenIssuer
 from services.identity.accounts import Accounts
 from services.identity.config import IdentitySettings
+from services.identity.key_files import KeyFileError, KeyFiles
 from services.identity.login_throttle import LoginThrottling, ThrottlePolicy
 from services.identity.models import EVENT_TABLES, IDEMPOTENCY_KEYS
 from services.identity.passwords import Passwords, owasp_hasher
 from services.identity.service_clients import ServiceClients
 from services.identity.servicer import POLICIES, IdentityServicer
 from services.identity.sessions import Sessions
-from services.identity.signing_keys import SigningKeyError, SigningKeys
+from services.identity.signing_keys import NoSigningKeys, SigningKeyError, SigningKeys
 from services.runtime.client_address import ClientAddresses
-from services.runtime.clock import Clock, SystemClock
+from services.runtime.clock import Clock
 from services.runtime.serving import (
     GrpcService,
     ServiceSpec,
@@ -32,7 +35,14 @@ from services.runtime.serving import (
     start_grpc_service,
 )
 
-__all__ = ["SERVICE_NAME", "create_server", "login_policy", "main", "open_signing_keys"]
+__all__ = [
+    "DATABASE_HINT",
+    "SERVICE_NAME",
+    "create_server",
+    "login_policy",
+    "main",
+    "open_signing_keys",
+]
 
 SERVICE_NAME = identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -43,9 +53,8 @@ async def create_server(
 ) -> GrpcService:
     """Start identity on `settings.port` (0 picks one); the handle carries the bound port.
 
-    `clock` (the system's by default) is the time of tokens, sessions and throttles.
+    `clock` (the system's by default) is the time of keys, tokens, sessions and throttles.
     """
-    keys = open_signing_keys(settings, SystemClock())
     foundation = await Foundation.open(
         "identity",
         settings,
@@ -55,6 +64,12 @@ async def create_server(
         clock=clock,
     )
     database, clock = foundation.database, foundation.clock
+    try:
+        keys = await open_signing_keys(settings, database, clock)
+    except BaseException:
+        await database.dispose()
+        raise
+    keys_refresher = keys.refresher()
     access_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
     access_tokens = AccessTokenIssuer(
         keys, settings.token_issuer, settings.token_audience, access_ttl, clock
@@ -79,8 +94,8 @@ async def create_server(
         return keys.jwks()
 
     verifier = TokenVerifier(
-        # Reading its own key files is cheap, so a rotation by another identity process
-        # is picked up within a second.
+        # Its own keys are in memory (read from the database every second), so a
+        # rotation made through another replica is picked up within a second or two.
         JwksCache(own_keys, clock=clock, refetch_interval=timedelta(seconds=1)),
         issuer=settings.token_issuer,
         audience=settings.token_audience,
@@ -105,9 +120,15 @@ async def create_server(
         probe=database.ping,
         ready_when=foundation.bus.wait_ready,
         guards=[AuthGuard(verifier, [POLICIES], domain="identity.superapp")],
-        closers=[*foundation.closers, retention.close, throttle_retention.close],
+        closers=[
+            *foundation.closers,
+            retention.close,
+            throttle_retention.close,
+            keys_refresher.close,
+        ],
     )
     foundation.bus.start()
+    keys_refresher.start()
     retention.start()
     throttle_retention.start()
     return await start_grpc_service(
@@ -128,24 +149,51 @@ def login_policy(settings: IdentitySettings) -> ThrottlePolicy:
     )
 
 
-def open_signing_keys(
-    settings: IdentitySettings, clock: Clock, *, existing: bool = False
+async def open_signing_keys(
+    settings: IdentitySettings, database: Database, clock: Clock, *, existing: bool = False
 ) -> SigningKeys:
-    """The signing keys, or a start-up error naming the directory setting.
+    """The signing keys in identity's `database`, or a start-up error naming the setting
+    to fix.
 
     `existing`: only keys a running identity already made (operator commands).
     """
-    access_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
-    opener = SigningKeys.existing if existing else SigningKeys
+    retire_after = timedelta(seconds=settings.access_token_ttl_seconds) + DEFAULT_LEEWAY
+    encryption = settings.key_encryption()
     try:
-        return opener(
-            settings.resolved_keys_dir(), clock=clock, retire_after=access_ttl + DEFAULT_LEEWAY
+        if existing:
+            return await SigningKeys.existing(
+                database, encryption, clock=clock, retire_after=retire_after
+            )
+        return await SigningKeys.open(
+            database,
+            encryption,
+            clock=clock,
+            retire_after=retire_after,
+            key_files=KeyFiles(settings.resolved_keys_dir()),
         )
+    except NoSigningKeys as error:
+        raise StartupError(f"IDENTITY_DATABASE_URL: {error} ({DATABASE_HINT})") from error
+    except KeyFileError as error:
+        raise StartupError(
+            f"IDENTITY_KEYS_DIR: {error} (the key files of an older identity, to import)"
+        ) from error
     except SigningKeyError as error:
         raise StartupError(
-            f"IDENTITY_KEYS_DIR: {error} (identity keeps them in IDENTITY_KEYS_DIR, "
-            "default <IDENTITY_DATA_DIR or SUPERAPP_DATA_DIR>/identity-keys)"
+            f"IDENTITY_KEY_ENCRYPTION_KEYS: {error}; identity never replaces a key it "
+            "cannot open: configure the key-encryption key that sealed it"
         ) from error
+    except (SQLAlchemyError, OSError) as error:
+        cause = getattr(error, "orig", None) or error
+        raise DatabaseUnavailable(
+            f"IDENTITY_DATABASE_URL: cannot read the signing keys: {cause} ({DATABASE_HINT})"
+        ) from error
+
+
+DATABASE_HINT = (
+    "identity's database is IDENTITY_DATABASE_URL, else the SQLite file identity.db in "
+    "IDENTITY_DATA_DIR or SUPERAPP_DATA_DIR"
+)
+"""Says which database identity uses, for errors about it."""
 
 
 def main() -> None:

@@ -1,47 +1,74 @@
-"""Identity's Ed25519 token-signing keys: made on first start, kept on disk, rotated.
+"""Identity's Ed25519 token-signing keys: rows of its database, shared by every replica.
 
-One JSON file per key, `key-<generation>.json` (mode 0600, in a 0700 directory), holds
-the private key (PKCS#8 PEM), its `kid` and when it became the signing key; the highest
-generation signs. A file is created by hard-linking a finished temporary file to its
-final name, which fails if that name exists, so processes that start or rotate at the
-same moment agree on one key. Every read lists the directory again (a few entries), so
-a rotation made by one process is used and published by the others at once.
+Each key is a row of `signing_keys` (`models.SigningKeyRow`): its generation, `kid`,
+public JWK and activation time in clear, the private key sealed under the configured
+key-encryption key (`key_encryption`). The private key is opened only in memory.
+
+Every replica holds the rows, opened, and reads the table again every second or so
+(`refresher`): a token is signed without a database read, and a rotation made through
+any replica, or by the `rotate-keys` command from anywhere, is used and published by
+every replica within seconds. The newest key whose activation time has come signs.
+
+The first start finds the table empty and makes generation 1, or imports the key files
+of an identity version that kept them on disk. Replicas starting together insert if
+absent by generation and read back, so they agree on one key; a rotation inserts the
+next generation the same way.
 
 A key that stopped signing stays published until every token it signed has expired
-(`retire_after` past its successor's start: access-token TTL plus verifier leeway);
-then its file is deleted.
+(`retire_after` past its successor's activation: access-token TTL plus verifier
+leeway); then the first replica to notice deletes its row.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
 import logging
-import os
-import re
-import stat
-import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Table, delete, select, update
 
 from services.auth.token_format import ALGORITHM
+from services.database.engine import Database
+from services.database.insert_if_absent import insert_if_absent
+from services.identity.key_encryption import KeyEncryptionError, KeyEncryptionKeys, SealedKey
+from services.identity.models import SigningKeyRow
 from services.runtime.clock import Clock
+from services.runtime.sweeper import Sweeper
 
-__all__ = ["SigningKey", "SigningKeyError", "SigningKeys", "jwk_thumbprint"]
+if TYPE_CHECKING:
+    from services.identity.key_files import KeyFiles
+
+__all__ = ["NoSigningKeys", "SigningKey", "SigningKeyError", "SigningKeys", "jwk_thumbprint"]
 
 _log = logging.getLogger(__name__)
 
-_FILE_NAME = re.compile(r"key-(\d{8})\.json")
+_TABLE: Table = SigningKeyRow.__table__  # type: ignore[assignment]
+_ROWS = select(
+    _TABLE.c.generation,
+    _TABLE.c.kid,
+    _TABLE.c.public_jwk,
+    _TABLE.c.kek_id,
+    _TABLE.c.sealed_private_key,
+    _TABLE.c.activate_time,
+).order_by(_TABLE.c.generation)
 
 
 class SigningKeyError(Exception):
-    """The key directory or a key file cannot be used; the message names the path."""
+    """The signing keys cannot be used: one does not open, or a key file is bad."""
+
+
+class NoSigningKeys(SigningKeyError):
+    """The database holds no signing keys, where an operator command expected some."""
 
 
 def _b64url(data: bytes) -> str:
@@ -63,7 +90,7 @@ class SigningKey:
     generation: int
     kid: str
     activate_time: datetime
-    private_key: Ed25519PrivateKey
+    private_key: Ed25519PrivateKey = field(repr=False)
     jwk: dict[str, str]
     """The public key as an RFC 7517 JWK (kty, crv, x, kid, alg, use)."""
 
@@ -79,173 +106,305 @@ class SigningKey:
         jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": ALGORITHM, "use": "sig"}
         return cls(generation, kid, activate_time, private_key, jwk)
 
+    def private_bytes(self) -> bytes:
+        """The raw 32-byte private key, to be sealed at once."""
+        return self.private_key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """A row of `signing_keys`, as read."""
+
+    generation: int
+    kid: str
+    public_jwk: str
+    kek_id: str
+    sealed_private_key: bytes = field(repr=False)
+    activate_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Published:
+    generation: int
+    activate_time: datetime
+    jwk: dict[str, str]
+
 
 class SigningKeys:
-    """The key store in one directory: the active key, rotation and the published set."""
+    """The keys in identity's database as this process sees them; see the module doc.
 
-    def __init__(self, directory: Path, *, clock: Clock, retire_after: timedelta) -> None:
-        """Open `directory` (created 0700 if missing) and make the first key if it has none."""
+    Open with `open` (a serving identity) or `existing` (an operator command).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        encryption: KeyEncryptionKeys,
+        *,
+        clock: Clock,
+        retire_after: timedelta,
+    ) -> None:
         if retire_after <= timedelta(0):
             raise ValueError("retire_after must be positive")
-        self._directory = directory
+        self._database = database
+        self._encryption = encryption
         self._clock = clock
         self._retire_after = retire_after
-        self._keys: dict[str, SigningKey] = {}
-        self._secure_directory()
-        self._current()
+        self._published: tuple[_Published, ...] = ()
+        self._signers: tuple[SigningKey, ...] = ()
+        self._reported: set[str] = set()
+        self._lock = asyncio.Lock()
 
     @classmethod
-    def existing(cls, directory: Path, *, clock: Clock, retire_after: timedelta) -> SigningKeys:
-        """Open keys that a running identity made; SigningKeyError if `directory` has none.
+    async def open(
+        cls,
+        database: Database,
+        encryption: KeyEncryptionKeys,
+        *,
+        clock: Clock,
+        retire_after: timedelta,
+        key_files: KeyFiles | None = None,
+    ) -> SigningKeys:
+        """The keys of a serving identity, made (or imported from `key_files`) if there
+        are none yet; keys sealed under an older key-encryption key are sealed again.
 
-        For operator commands, which must act on the service's own keys: opening an empty
-        or wrong directory would quietly make a first key nobody serves.
+        SigningKeyError if a key does not open: a new key in its place would quietly
+        refuse every token the old one signed.
         """
-        if not directory.is_dir() or not any(
-            _FILE_NAME.fullmatch(path.name) for path in directory.iterdir()
-        ):
-            raise SigningKeyError(
-                f"no signing keys in {directory}: not the directory of a running identity"
-            )
-        return cls(directory, clock=clock, retire_after=retire_after)
+        keys = cls(database, encryption, clock=clock, retire_after=retire_after)
+        if not await keys._reload(strict=True):
+            imported = await keys._import(key_files) if key_files is not None else 0
+            if not imported:
+                await keys._create(1, clock.now())
+            await keys._reload(strict=True)
+        await keys.reseal()
+        return keys
 
-    @property
-    def directory(self) -> Path:
-        """Where the key files live."""
-        return self._directory
+    @classmethod
+    async def existing(
+        cls,
+        database: Database,
+        encryption: KeyEncryptionKeys,
+        *,
+        clock: Clock,
+        retire_after: timedelta,
+    ) -> SigningKeys:
+        """Keys a running identity made; SigningKeyError if there are none, or one does
+        not open. For operator commands, which must act on the service's own keys:
+        pointed at the wrong database, making a first key nobody serves would hide it."""
+        keys = cls(database, encryption, clock=clock, retire_after=retire_after)
+        if not await keys._reload(strict=True):
+            raise NoSigningKeys("no signing keys: not the database of a running identity")
+        return keys
 
     def active(self) -> SigningKey:
-        """The key that signs new tokens: the newest one whose activation time has come."""
-        keys = self._current()
-        now = self._clock.now()
-        due = [key for key in keys if key.activate_time <= now]
-        return due[-1] if due else keys[0]
+        """The key that signs new tokens: the newest one whose activation time has come.
 
-    def rotate(self, *, activate_in: timedelta = timedelta(0)) -> SigningKey:
-        """Add a new signing key, published at once and signing after `activate_in`.
-
-        Activating it later than verifiers refresh their key sets means none of them ever
-        meets its `kid` unannounced. The previous keys stay published until retired.
+        No database read: the keys as last read (see `refresh`).
         """
-        newest = self._current()[-1]
-        self._create(newest.generation + 1, self._clock.now() + activate_in)
-        return self._current()[-1]
+        signers = self._signers
+        if not signers:
+            raise SigningKeyError("no signing key opens with the key-encryption keys here")
+        now = self._clock.now()
+        active = signers[0]
+        for key in signers:
+            if key.activate_time <= now:
+                active = key
+        return active
 
     def jwks(self) -> list[dict[str, str]]:
         """The public keys of every key whose tokens may still be valid (RFC 7517 JWKs)."""
-        return [dict(key.jwk) for key in self._current()]
-
-    def _current(self) -> list[SigningKey]:
-        keys = self._sync()
-        if not keys:
-            self._create(1, self._clock.now())
-            keys = self._sync()
-        return keys
-
-    def _secure_directory(self) -> None:
-        try:
-            self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if stat.S_IMODE(self._directory.stat().st_mode) != 0o700:
-                self._directory.chmod(0o700)
-        except OSError as error:
-            raise SigningKeyError(
-                f"{self._directory}: cannot use as key directory: {error}"
-            ) from None
-
-    def _sync(self) -> list[SigningKey]:
-        """The live keys by generation, after picking up other processes' changes."""
-        try:
-            names = {p.name for p in self._directory.iterdir() if _FILE_NAME.fullmatch(p.name)}
-        except OSError as error:
-            raise SigningKeyError(f"{self._directory}: cannot list keys: {error}") from None
-        for gone in self._keys.keys() - names:
-            del self._keys[gone]
-        for name in names - self._keys.keys():
-            key = self._load(self._directory / name)
-            if key is not None:
-                self._keys[name] = key
-        ordered = sorted(self._keys.values(), key=lambda key: key.generation)
+        published = self._published
         now = self._clock.now()
-        live: list[SigningKey] = []
-        for key, successor in itertools.pairwise(ordered):
-            if now < successor.activate_time + self._retire_after:
-                live.append(key)
-            else:
-                self._retire(key)
-        return live + ordered[-1:]
+        live = [
+            key
+            for key, successor in itertools.pairwise(published)
+            if now < successor.activate_time + self._retire_after
+        ]
+        return [dict(key.jwk) for key in (*live, *published[-1:])]
 
-    def _retire(self, key: SigningKey) -> None:
-        name = _file_name(key.generation)
-        self._keys.pop(name, None)
-        # Another process may have deleted it already.
-        (self._directory / name).unlink(missing_ok=True)
-        _log.info("retired token signing key %s", key.kid)
+    async def refresh(self) -> int:
+        """Read the table again: other replicas' rotations, retirement. Returns 0 (work
+        done, for a `Sweeper`). A key that no configured key-encryption key opens is
+        published but does not sign here, and is reported once."""
+        await self._reload(strict=False)
+        return 0
 
-    def _load(self, path: Path) -> SigningKey | None:
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-            if mode & 0o077:
-                _log.warning("%s was readable by others (mode %o); now 0600", path, mode)
-                path.chmod(0o600)
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None  # retired by another process between listing and reading
-        except (OSError, ValueError) as error:
-            raise SigningKeyError(f"{path}: cannot read key file: {error}") from None
-        try:
-            private_key = serialization.load_pem_private_key(
-                document["private_key"].encode("ascii"), password=None
+    def refresher(self, *, interval_seconds: float = 1.0) -> Sweeper:
+        """A background task that calls `refresh` every `interval_seconds`."""
+        return Sweeper(
+            "signing-keys-refresh", self.refresh, batch=1, interval_seconds=interval_seconds
+        )
+
+    async def rotate(self, *, activate_in: timedelta = timedelta(0)) -> SigningKey:
+        """Add a new signing key, published at once and signing after `activate_in`.
+
+        Activating it later than verifiers refresh their key sets means none of them ever
+        meets its `kid` unannounced. The previous keys stay published until retired. A
+        rotation made elsewhere at the same moment wins or loses whole: either way the
+        key returned is the one stored.
+        """
+        await self._reload(strict=False)
+        generation = self._published[-1].generation + 1 if self._published else 1
+        await self._create(generation, self._clock.now() + activate_in)
+        await self._reload(strict=False)
+        for key in self._signers:
+            if key.generation == generation:
+                return key
+        raise SigningKeyError(f"generation {generation} was stored but does not open here")
+
+    async def reseal(self) -> int:
+        """Seal again, under the first key-encryption key, every key an older one sealed;
+        how many were. SigningKeyError if one does not open."""
+        sealing_id = self._encryption.sealing_id
+        stale = [row for row in await self._read() if row.kek_id != sealing_id]
+        count = 0
+        for row in stale:
+            key = self._open(row)
+            sealed = self._encryption.seal(key.kid, key.private_bytes())
+            async with self._database.write() as session:
+                # Another replica may have sealed it again already; either seal is good.
+                done = await session.execute(
+                    update(_TABLE)
+                    .where(_TABLE.c.generation == row.generation, _TABLE.c.kek_id == row.kek_id)
+                    .values(sealed_private_key=sealed.ciphertext, kek_id=sealed.kek_id)
+                )
+            count += done.rowcount  # type: ignore[attr-defined]
+        if count:
+            _log.info(
+                "sealed %d token signing keys again under key-encryption key %s", count, sealing_id
             )
-            activate_time = datetime.fromisoformat(document["activate_time"])
-            if not isinstance(private_key, Ed25519PrivateKey) or activate_time.tzinfo is None:
-                raise ValueError("not an Ed25519 key with a time-zone-aware activation time")
-            generation = int(path.name.removeprefix("key-").removesuffix(".json"))
-            key = SigningKey.from_private_key(generation, private_key, activate_time)
-            if key.kid != document["kid"]:
-                raise ValueError("kid does not match the key")
-        except (KeyError, TypeError, ValueError) as error:
-            raise SigningKeyError(f"{path}: malformed key file: {error}") from None
+        return count
+
+    def sealing_report(self) -> str:
+        """Which key-encryption key seals the keys, for an operator."""
+        return (
+            f"{len(self._published)} signing keys, sealed with key-encryption key "
+            f"{self._encryption.sealing_id}"
+        )
+
+    async def _import(self, key_files: KeyFiles) -> int:
+        keys = await asyncio.to_thread(key_files.read)
+        if not keys:
+            return 0
+        stored = await self._insert(keys)
+        _log.info(
+            "imported %d token signing keys (generations %s) from %s; they are kept in "
+            "the database now and that directory is no longer read",
+            stored,
+            ", ".join(str(key.generation) for key in keys),
+            key_files.directory,
+        )
+        return len(keys)
+
+    async def _create(self, generation: int, activate_time: datetime) -> None:
+        """A new key of `generation`, unless another process made that generation first."""
+        key = SigningKey.from_private_key(generation, Ed25519PrivateKey.generate(), activate_time)
+        if await self._insert([key]):
+            _log.info(
+                "created token signing key %s (generation %d), signing from %s",
+                key.kid,
+                generation,
+                activate_time.isoformat(),
+            )
+
+    async def _insert(self, keys: Sequence[SigningKey]) -> int:
+        """Store `keys`, each unless its generation exists; how many were stored."""
+        now = self._clock.now()
+        stored = 0
+        async with self._database.write() as session:
+            for key in keys:
+                sealed = self._encryption.seal(key.kid, key.private_bytes())
+                result = await session.execute(
+                    insert_if_absent(self._database, _TABLE).values(
+                        generation=key.generation,
+                        kid=key.kid,
+                        public_jwk=json.dumps(key.jwk, separators=(",", ":"), sort_keys=True),
+                        sealed_private_key=sealed.ciphertext,
+                        kek_id=sealed.kek_id,
+                        activate_time=key.activate_time,
+                        create_time=now,
+                    )
+                )
+                stored += result.rowcount  # type: ignore[attr-defined]
+        return stored
+
+    async def _reload(self, *, strict: bool) -> bool:
+        """Read the keys into memory, retiring rows past their time; whether there are any.
+
+        `strict`: a key that does not open is an error, not a report.
+        """
+        async with self._lock:
+            rows = await self._retire(await self._read())
+            known = {key.generation: key for key in self._signers}
+            published: list[_Published] = []
+            signers: list[SigningKey] = []
+            for row in rows:
+                key = known.get(row.generation)
+                try:
+                    if key is None or key.kid != row.kid:
+                        key = self._open(row)
+                except SigningKeyError as error:
+                    if strict:
+                        raise
+                    if row.kid not in self._reported:
+                        self._reported.add(row.kid)
+                        _log.error("%s; it does not sign here", error)
+                    # Its public half is in clear: verifiers may still meet its tokens.
+                    with contextlib.suppress(SigningKeyError):
+                        published.append(_Published(row.generation, row.activate_time, _jwk(row)))
+                    continue
+                published.append(_Published(key.generation, key.activate_time, key.jwk))
+                signers.append(key)
+            self._published, self._signers = tuple(published), tuple(signers)
+            return bool(rows)
+
+    async def _read(self) -> list[_Stored]:
+        async with self._database.read() as session:
+            return [_Stored(*row) for row in await session.execute(_ROWS)]
+
+    async def _retire(self, rows: Sequence[_Stored]) -> Sequence[_Stored]:
+        now = self._clock.now()
+        due = [
+            row
+            for row, successor in itertools.pairwise(rows)
+            if now >= successor.activate_time + self._retire_after
+        ]
+        if not due:
+            return rows
+        generations = {row.generation for row in due}
+        async with self._database.write() as session:
+            result = await session.execute(
+                delete(_TABLE).where(_TABLE.c.generation.in_(generations))
+            )
+        if result.rowcount:  # type: ignore[attr-defined]
+            # Another replica may have deleted some of them first.
+            _log.info("retired token signing keys %s", ", ".join(row.kid for row in due))
+        return [row for row in rows if row.generation not in generations]
+
+    def _open(self, row: _Stored) -> SigningKey:
+        name = f"signing key {row.kid} (generation {row.generation})"
+        try:
+            raw = self._encryption.open(row.kid, SealedKey(row.kek_id, row.sealed_private_key))
+            key = SigningKey.from_private_key(
+                row.generation, Ed25519PrivateKey.from_private_bytes(raw), row.activate_time
+            )
+        except (KeyEncryptionError, ValueError) as error:
+            raise SigningKeyError(f"{name}: {error}") from None
+        if key.kid != row.kid or key.jwk != _jwk(row):
+            raise SigningKeyError(f"{name}: the private key does not match the public key")
         return key
 
-    def _create(self, generation: int, activate_time: datetime) -> None:
-        private_key = Ed25519PrivateKey.generate()
-        key = SigningKey.from_private_key(generation, private_key, activate_time)
-        pem = private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        document = {
-            "kid": key.kid,
-            "activate_time": key.activate_time.isoformat(),
-            "private_key": pem.decode("ascii"),
-        }
-        final = self._directory / _file_name(generation)
-        # mkstemp creates the file 0600 whatever the umask.
-        handle, temporary = tempfile.mkstemp(dir=self._directory, prefix=".key-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                json.dump(document, file)
-                file.flush()
-                os.fsync(file.fileno())
-            try:
-                final.hardlink_to(temporary)
-            except FileExistsError:
-                return  # another process made this generation first; theirs counts
-            self._fsync_directory()
-            _log.info("created token signing key %s (generation %d)", key.kid, generation)
-        except OSError as error:
-            raise SigningKeyError(f"{final}: cannot create key file: {error}") from None
-        finally:
-            Path(temporary).unlink(missing_ok=True)
 
-    def _fsync_directory(self) -> None:
-        descriptor = os.open(self._directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
-def _file_name(generation: int) -> str:
-    return f"key-{generation:08d}.json"
+def _jwk(row: _Stored) -> dict[str, str]:
+    try:
+        jwk = json.loads(row.public_jwk)
+    except ValueError:
+        jwk = None
+    if not isinstance(jwk, dict):
+        raise SigningKeyError(f"signing key {row.kid}: its public key is not a JWK")
+    return {str(name): str(value) for name, value in jwk.items()}

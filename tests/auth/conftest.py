@@ -1,14 +1,15 @@
-"""Real keys in a temp dir, a settable clock, an issuer and a verifier that share them.
+"""Real keys in identity's database, a settable clock, an issuer and a verifier that
+share them.
 
-Chain: tmp dir → SigningKeys → AccessTokenIssuer / JwksCache (counting fetches) →
-TokenVerifier.
+Chain: tmp dir → identity's database (SQLite) → SigningKeys → AccessTokenIssuer /
+JwksCache (counting fetches) → TokenVerifier.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,22 @@ from typing import Any
 import pytest
 
 from services.auth import DEFAULT_LEEWAY, JwkDict, JwksCache, TokenVerifier
+from services.database import Database, open_database
 from services.identity.access_tokens import AccessTokenIssuer
+from services.identity.key_encryption import KeyEncryptionKeys, parse_key_encryption_keys
 from services.identity.signing_keys import SigningKeys
+from tests.conftest import ROOT
+from tests.identity.conftest import KEY_ENCRYPTION_KEY
 
 ISSUER = "https://identity.superapp.test"
 AUDIENCE = "superapp-test"
 TTL = timedelta(minutes=15)
 RETIRE_AFTER = TTL + DEFAULT_LEEWAY
 REFETCH_INTERVAL = timedelta(seconds=30)
+IDENTITY_MIGRATIONS = ROOT / "services" / "identity" / "migrations"
+[KEK] = parse_key_encryption_keys(KEY_ENCRYPTION_KEY)
+ENCRYPTION = KeyEncryptionKeys([KEK])
+"""The tests' key-encryption key, ready to use."""
 
 
 class FakeClock:
@@ -61,9 +70,25 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def keys(tmp_path: Path, clock: FakeClock) -> SigningKeys:
+async def identity_database(tmp_path: Path) -> AsyncIterator[Database]:
+    """Identity's database, migrated, in a SQLite file."""
+    database = await open_database(
+        f"sqlite+aiosqlite:///{tmp_path / 'identity.db'}",
+        IDENTITY_MIGRATIONS,
+        setting="IDENTITY_DATABASE_URL",
+    )
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+async def keys(identity_database: Database, clock: FakeClock) -> SigningKeys:
     """A fresh key store with its first key."""
-    return SigningKeys(tmp_path / "identity-keys", clock=clock, retire_after=RETIRE_AFTER)
+    return await SigningKeys.open(
+        identity_database, ENCRYPTION, clock=clock, retire_after=RETIRE_AFTER
+    )
 
 
 @pytest.fixture

@@ -34,11 +34,11 @@ from services.auth import (
     require_caller,
 )
 from services.identity.access_tokens import AccessTokenIssuer
-from services.identity.config import IdentitySettings
 from services.identity.signing_keys import SigningKeys
 from services.runtime.health_client import check_health
 from services.runtime.ids import new_id
 from services.runtime.serving import GrpcService, ServiceSpec, start_grpc_service
+from services.runtime.settings import ServiceSettings
 from tests.auth.conftest import AUDIENCE, ISSUER, TTL, FakeClock
 from tests.services.rich_errors import rich_error
 
@@ -142,7 +142,7 @@ async def served(
         probe=_noop,
         guards=[AuthGuard(verifier, [POLICIES], domain=DOMAIN)],
     )
-    settings = IdentitySettings(host="127.0.0.1", port=0)
+    settings = ServiceSettings(host="127.0.0.1", port=0)
     service = await start_grpc_service(
         spec, settings, env_prefix="TEST_", tracer_provider=tracer_provider
     )

@@ -59,7 +59,7 @@ async def test_a_new_key_is_fetched_when_its_first_token_arrives(
     issuer: AccessTokenIssuer, keys: SigningKeys, verifier: TokenVerifier, fetch: CountingFetch
 ) -> None:
     await verifier.verify(issuer.issue(new_id(), ["user"]).token)
-    keys.rotate()
+    await keys.rotate()
     await verifier.verify(issuer.issue(new_id(), ["user"]).token)
     assert fetch.calls == 2
 
@@ -134,7 +134,7 @@ async def test_tokens_of_a_rotated_key_verify_until_the_key_retires(
 ) -> None:
     old_token = issuer.issue(new_id(), ["user"]).token
     await verifier.verify(old_token)
-    keys.rotate()
+    await keys.rotate()
     await verifier.verify(issuer.issue(new_id(), ["user"]).token)
     await verifier.verify(old_token)
     clock.advance(RETIRE_AFTER - timedelta(seconds=1))

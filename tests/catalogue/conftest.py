@@ -33,7 +33,7 @@ from services.identity.config import IdentitySettings
 from services.identity.server import create_server as create_identity
 from services.runtime.ids import new_id
 from services.runtime.serving import GrpcService
-from tests.identity.conftest import ADMIN_EMAIL, Identity
+from tests.identity.conftest import ADMIN_EMAIL, KEY_ENCRYPTION_KEY, Identity
 from tests.services.rich_errors import RichError, rich_error
 
 Metadata = tuple[tuple[str, str], ...]
@@ -194,6 +194,7 @@ async def running_shop(
             data_dir=data_dir / "identity",
             nats_url=nats_url,
             bootstrap_admin_email=ADMIN_EMAIL,
+            key_encryption_keys=KEY_ENCRYPTION_KEY,
             password_hash_cores=4,
         ),
         tracer_provider,

@@ -113,8 +113,8 @@ async def test_stack_serves_every_component_and_stops_cleanly(make_stack: StackF
         await client.close()
     assert stack.nats_url in stack.stdout
     await _app_signs_up_and_finds_its_wallet(f"http://{stack.address('BFF_PORT')}")
-    secret = stack.data_dir / "secrets" / "orders-client-secret"
-    assert secret.stat().st_mode & 0o777 == 0o600
+    for secret in ("orders-client-secret", "identity-key-encryption-key"):
+        assert (stack.data_dir / "secrets" / secret).stat().st_mode & 0o777 == 0o600
     assert f"http://{stack.address('BFF_PORT')}" in stack.stdout
     for component in COMPONENTS:
         # Every server keeps the collector off its start-up heap (services.runtime.heap).

@@ -1,15 +1,23 @@
-"""Identity started in-process on port 0, with helpers to act as its clients."""
+"""Identity started in-process on port 0, with helpers to act as its clients, run its
+operator commands and write the key files of its older versions."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.sdk.trace import TracerProvider
 from superapp.identity.v1 import identity_service_pb2 as pb
 from superapp.identity.v1 import identity_service_pb2_grpc
@@ -17,13 +25,17 @@ from superapp.identity.v1 import identity_service_pb2_grpc
 from scripts.nats_process import NatsProcess
 from services.identity.config import IdentitySettings
 from services.identity.server import create_server
+from services.identity.signing_keys import SigningKey
 from services.runtime.client_address import FORWARDED_FOR
 from services.runtime.clock import Clock
 from services.runtime.ids import new_id
 from services.runtime.serving import GrpcService
+from tests.conftest import ROOT
 
 ADMIN_EMAIL = "root@example.com"
 PASSWORD = "correct horse battery staple"
+KEY_ENCRYPTION_KEY = "i_OpHbsYtgyqDcL82073z1A6-4fUgVGJlq6XO5Fq77c"
+"""The tests' IDENTITY_KEY_ENCRYPTION_KEYS: one key, the same for every identity started."""
 
 
 @dataclass
@@ -59,6 +71,39 @@ class Identity:
         return user, (("authorization", f"Bearer {tokens.access_token}"),)
 
 
+def run_key_command(command: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m services.identity <command>` in `cwd`, with `env` as its only identity
+    and stack settings."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("IDENTITY_", "SUPERAPP_"))}
+    environ["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "services.identity", command],
+        cwd=cwd,
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def write_key_file(directory: Path, generation: int, activate_time: datetime) -> SigningKey:
+    """A new key, written as identity wrote them before its keys moved to the database."""
+    private_key = Ed25519PrivateKey.generate()
+    key = SigningKey.from_private_key(generation, private_key, activate_time)
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / f"key-{generation:08d}.json"
+    document = {"kid": key.kid, "activate_time": activate_time.isoformat()}
+    path.write_text(json.dumps(document | {"private_key": pem.decode()}))
+    path.chmod(0o600)
+    return key
+
+
 @contextlib.asynccontextmanager
 async def running_identity(
     database_url: str,
@@ -78,6 +123,7 @@ async def running_identity(
             "database_url": database_url,
             "nats_url": nats_url,
             "bootstrap_admin_email": ADMIN_EMAIL,
+            "key_encryption_keys": KEY_ENCRYPTION_KEY,
             # Tests sign up many users; the budget is tested on its own.
             "password_hash_cores": 4,
             **overrides,

@@ -26,7 +26,7 @@ from services.identity.login_throttle import LoginThrottling
 from services.identity.models import LoginAddressFailures, LoginPairFailures
 from services.identity.server import login_policy
 from tests.auth.conftest import FakeClock
-from tests.identity.conftest import PASSWORD, Identity, running_identity
+from tests.identity.conftest import KEY_ENCRYPTION_KEY, PASSWORD, Identity, running_identity
 from tests.services.rich_errors import RichError, rich_error
 
 ANN = "ann@example.com"
@@ -232,7 +232,9 @@ async def test_rows_are_digests_and_are_pruned_once_forgotten(
             text = repr(vars(row))
             assert "@" not in text
             assert STRANGER not in text
-        throttling = LoginThrottling(database, login_policy(IdentitySettings()))
+        throttling = LoginThrottling(
+            database, login_policy(IdentitySettings(key_encryption_keys=KEY_ENCRYPTION_KEY))
+        )
         assert await throttling.prune(clock.now(), limit=100) == 0
         forgotten = clock.now() + timedelta(hours=12, seconds=2)
         assert await throttling.prune(forgotten, limit=1) == 1

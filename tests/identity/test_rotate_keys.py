@@ -1,56 +1,163 @@
-"""`python -m services.identity rotate-keys` acts on the running identity's keys, or refuses."""
+"""`python -m services.identity rotate-keys` and `reencrypt-keys` act on the running
+identity's keys through its database, or refuse."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from datetime import timedelta
+import secrets
 from pathlib import Path
+from typing import Any
 
+import pytest
+from sqlalchemy import text
+
+from services.database import Database, open_database
+from services.identity.key_encryption import kek_id, parse_key_encryption_keys
 from services.identity.signing_keys import SigningKeys
-from services.runtime.clock import SystemClock
-from tests.conftest import ROOT
+from tests.auth.conftest import ENCRYPTION, IDENTITY_MIGRATIONS, RETIRE_AFTER, FakeClock
+from tests.identity.conftest import KEY_ENCRYPTION_KEY, run_key_command
+
+OTHER_KEY = secrets.token_urlsafe(32)
 
 
-def _rotate(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("IDENTITY_", "SUPERAPP_"))}
-    environ["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "services.identity", "rotate-keys"],
-        cwd=cwd,
-        env={**environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+async def _rows(url: str) -> list[Any]:
+    database = Database.connect(url)
+    try:
+        async with database.read() as session:
+            query = text("SELECT generation, kek_id FROM signing_keys ORDER BY generation")
+            return [tuple(row) for row in await session.execute(query)]
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+async def served_url(database_url: str) -> str:
+    """The database of an identity that has run: migrated, with its first key."""
+    database = await open_database(
+        database_url, IDENTITY_MIGRATIONS, setting="IDENTITY_DATABASE_URL"
     )
+    try:
+        await SigningKeys.open(database, ENCRYPTION, clock=FakeClock(), retire_after=RETIRE_AFTER)
+    finally:
+        await database.dispose()
+    return database_url
 
 
-def _key_files(directory: Path) -> list[str]:
-    return sorted(path.name for path in directory.glob("key-*.json"))
-
-
-def test_it_rotates_the_keys_of_the_stacks_data_dir(tmp_path: Path) -> None:
+async def test_it_rotates_the_keys_of_the_stacks_data_dir(tmp_path: Path) -> None:
     data = tmp_path / "stack-data"
     # What identity made when the stack started it with SUPERAPP_DATA_DIR=data.
-    SigningKeys(data / "identity-keys", clock=SystemClock(), retire_after=timedelta(minutes=16))
+    url = f"sqlite+aiosqlite:///{data / 'identity.db'}"
+    database = await open_database(url, IDENTITY_MIGRATIONS, setting="IDENTITY_DATABASE_URL")
+    try:
+        await SigningKeys.open(database, ENCRYPTION, clock=FakeClock(), retire_after=RETIRE_AFTER)
+    finally:
+        await database.dispose()
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
 
-    done = _rotate(elsewhere, SUPERAPP_DATA_DIR=str(data))
+    done = run_key_command(
+        "rotate-keys",
+        elsewhere,
+        SUPERAPP_DATA_DIR=str(data),
+        IDENTITY_KEY_ENCRYPTION_KEYS=KEY_ENCRYPTION_KEY,
+    )
 
     assert done.returncode == 0, done.stderr
-    assert str(data / "identity-keys") in done.stdout
-    assert _key_files(data / "identity-keys") == ["key-00000001.json", "key-00000002.json"]
+    assert "(generation 2) published; it signs from " in done.stdout
+    assert [generation for generation, _ in await _rows(url)] == [1, 2]
     assert list(elsewhere.iterdir()) == []  # no ./.data made on the side
+
+
+async def test_it_rotates_through_the_database_url(served_url: str, tmp_path: Path) -> None:
+    done = run_key_command(
+        "rotate-keys",
+        tmp_path,
+        IDENTITY_DATABASE_URL=served_url,
+        IDENTITY_KEY_ENCRYPTION_KEYS=KEY_ENCRYPTION_KEY,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [generation for generation, _ in await _rows(served_url)] == [1, 2]
 
 
 def test_it_refuses_where_no_identity_keeps_keys(tmp_path: Path) -> None:
     empty = tmp_path / "not-the-stack"
 
-    done = _rotate(tmp_path, SUPERAPP_DATA_DIR=str(empty))
+    done = run_key_command(
+        "rotate-keys",
+        tmp_path,
+        SUPERAPP_DATA_DIR=str(empty),
+        IDENTITY_KEY_ENCRYPTION_KEYS=KEY_ENCRYPTION_KEY,
+    )
 
     assert done.returncode == 1
-    assert done.stderr.startswith("rotate-keys: IDENTITY_KEYS_DIR: no signing keys in ")
+    assert done.stderr.startswith(
+        f"rotate-keys: IDENTITY_DATABASE_URL: no signing keys: there is no database at {empty}"
+    )
     assert not empty.exists()
+
+
+async def test_it_refuses_a_database_without_keys(database_url: str, tmp_path: Path) -> None:
+    database = await open_database(
+        database_url, IDENTITY_MIGRATIONS, setting="IDENTITY_DATABASE_URL"
+    )
+    await database.dispose()
+
+    done = run_key_command(
+        "rotate-keys",
+        tmp_path,
+        IDENTITY_DATABASE_URL=database_url,
+        IDENTITY_KEY_ENCRYPTION_KEYS=KEY_ENCRYPTION_KEY,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        "rotate-keys: IDENTITY_DATABASE_URL: no signing keys: "
+        "not the database of a running identity"
+    )
+    assert await _rows(database_url) == []
+
+
+async def test_it_refuses_keys_it_cannot_open(served_url: str, tmp_path: Path) -> None:
+    done = run_key_command(
+        "rotate-keys",
+        tmp_path,
+        IDENTITY_DATABASE_URL=served_url,
+        IDENTITY_KEY_ENCRYPTION_KEYS=OTHER_KEY,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("rotate-keys: IDENTITY_KEY_ENCRYPTION_KEYS: signing key ")
+    assert "which is not configured" in done.stderr
+    assert OTHER_KEY not in done.stderr + done.stdout
+    assert [generation for generation, _ in await _rows(served_url)] == [1]
+
+
+def test_it_needs_the_key_encryption_key(tmp_path: Path) -> None:
+    done = run_key_command("rotate-keys", tmp_path, SUPERAPP_DATA_DIR=str(tmp_path))
+    assert done.returncode == 1
+    assert done.stderr.startswith("rotate-keys: IDENTITY_KEY_ENCRYPTION_KEYS: Field required")
+
+
+async def test_reencrypt_keys_seals_every_key_under_the_first_kek(
+    served_url: str, tmp_path: Path
+) -> None:
+    [new] = parse_key_encryption_keys(OTHER_KEY)
+
+    done = run_key_command(
+        "reencrypt-keys",
+        tmp_path,
+        IDENTITY_DATABASE_URL=served_url,
+        IDENTITY_KEY_ENCRYPTION_KEYS=f"{OTHER_KEY},{KEY_ENCRYPTION_KEY}",
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"sealed 1 again; 1 signing keys, sealed with key-encryption key {kek_id(new)}"
+    )
+    assert await _rows(served_url) == [(1, kek_id(new))]
+    again = run_key_command(
+        "rotate-keys",
+        tmp_path,
+        IDENTITY_DATABASE_URL=served_url,
+        IDENTITY_KEY_ENCRYPTION_KEYS=OTHER_KEY,
+    )
+    assert again.returncode == 0, again.stderr

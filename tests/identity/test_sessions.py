@@ -17,7 +17,7 @@ from services.identity.models import EVENT_TABLES
 from services.identity.server import create_server
 from services.runtime.ids import new_id
 from services.runtime.ports import free_port
-from tests.identity.conftest import PASSWORD, Identity
+from tests.identity.conftest import KEY_ENCRYPTION_KEY, PASSWORD, Identity
 from tests.services.rich_errors import rich_error
 
 
@@ -99,6 +99,7 @@ async def test_identity_serves_while_nats_is_down_and_keeps_the_events(
         database_url=database_url,
         nats_url=dead_nats,
         relay="task",
+        key_encryption_keys=KEY_ENCRYPTION_KEY,
     )
     service = await create_server(settings, TracerProvider())
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -29,7 +29,7 @@ from services.runtime.serving import GrpcService
 from services.wallet.config import WalletSettings
 from services.wallet.server import SERVICE_NAME as WALLET
 from services.wallet.server import create_server as create_wallet
-from tests.identity.conftest import identity
+from tests.identity.conftest import KEY_ENCRYPTION_KEY, identity
 
 __all__ = ["identity"]  # re-exported fixture: services tests sign users in through it
 
@@ -45,7 +45,12 @@ class ServiceKind:
 
 
 SERVICES = [
-    ServiceKind("identity", IDENTITY, IdentitySettings, create_identity),
+    ServiceKind(
+        "identity",
+        IDENTITY,
+        functools.partial(IdentitySettings, key_encryption_keys=KEY_ENCRYPTION_KEY),
+        create_identity,
+    ),
     ServiceKind("wallet", WALLET, WalletSettings, create_wallet),
     ServiceKind("catalogue", CATALOGUE, CatalogueSettings, create_catalogue),
     ServiceKind(

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
@@ -14,17 +16,26 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.engine import make_url
 
+from services.database import open_database
+from services.identity.signing_keys import SigningKeys
+from tests.auth.conftest import ENCRYPTION, IDENTITY_MIGRATIONS, RETIRE_AFTER, FakeClock
 from tests.conftest import POSTGRES_URL, ROOT
+from tests.identity.conftest import KEY_ENCRYPTION_KEY as _KEK
 from tests.services.conftest import Running
 
+_IDENTITY_KEK = {"IDENTITY_KEY_ENCRYPTION_KEYS": _KEK}
 
-async def _run_service(name: str, env: dict[str, str]) -> tuple[int, list[str]]:
+
+async def _run_service(
+    name: str, env: dict[str, str], *, without: Sequence[str] = ()
+) -> tuple[int, list[str]]:
+    inherited = {k: v for k, v in os.environ.items() if k not in without}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         f"services.{name}",
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**inherited, **env},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -74,17 +85,81 @@ async def test_bad_identity_setting_names_the_variable(
     variable: str, value: str, tmp_path: Path
 ) -> None:
     code, lines = await _run_service(
-        "identity", {variable: value, "IDENTITY_DATA_DIR": str(tmp_path)}
+        "identity", {**_IDENTITY_KEK, variable: value, "IDENTITY_DATA_DIR": str(tmp_path)}
     )
     assert code == 2
     assert len(lines) == 1
     assert lines[0].startswith(f"identity: configuration error: {variable}:")
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (None, "Field required"),
+        ("hunter2-hunter2-hunter2", "Value error, entry 1 is not the base64url of 32 bytes"),
+        # 31 bytes: a key for AES-248, which does not exist.
+        ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "Value error, entry 1 is not"),
+        (f"{_KEK},{_KEK}", "Value error, entry 2 repeats an earlier key"),
+    ],
+)
+async def test_a_missing_or_malformed_key_encryption_key_is_one_line(
+    value: str | None, problem: str, tmp_path: Path
+) -> None:
+    env = {"IDENTITY_DATA_DIR": str(tmp_path)}
+    if value is not None:
+        env["IDENTITY_KEY_ENCRYPTION_KEYS"] = value
+    code, lines = await _run_service("identity", env, without=["IDENTITY_KEY_ENCRYPTION_KEYS"])
+    assert code == 2
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"identity: configuration error: IDENTITY_KEY_ENCRYPTION_KEYS: {problem}"
+    ), lines[0]
+    assert value is None or value.split(",")[0] not in lines[0]  # never echo a key
+
+
+async def test_keys_that_the_key_encryption_key_does_not_open_stop_the_start(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'identity.db'}"
+    database = await open_database(url, IDENTITY_MIGRATIONS, setting="IDENTITY_DATABASE_URL")
+    try:
+        kid = (
+            (
+                await SigningKeys.open(
+                    database, ENCRYPTION, clock=FakeClock(), retire_after=RETIRE_AFTER
+                )
+            )
+            .active()
+            .kid
+        )
+    finally:
+        await database.dispose()
+    other = secrets.token_urlsafe(32)
+
+    code, lines = await _run_service(
+        "identity",
+        {
+            "IDENTITY_PORT": "0",
+            "IDENTITY_DATA_DIR": str(tmp_path),
+            "IDENTITY_KEY_ENCRYPTION_KEYS": other,
+        },
+    )
+
+    assert code == 1
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"identity: cannot start: IDENTITY_KEY_ENCRYPTION_KEYS: signing key {kid} "
+        f"(generation 1): sealed with key-encryption key {ENCRYPTION.sealing_id}, which is "
+        "not configured"
+    )
+    assert other not in lines[0]
+
+
 async def test_unreachable_database_names_the_setting(tmp_path: Path) -> None:
     code, lines = await _run_service(
         "identity",
         {
+            **_IDENTITY_KEK,
             "IDENTITY_PORT": "0",
             "IDENTITY_DATABASE_URL": "postgresql+asyncpg://nobody:secret@127.0.0.1:1/none",
         },
@@ -167,6 +242,7 @@ async def test_a_service_client_without_a_sha256_is_refused(tmp_path: Path) -> N
     code, lines = await _run_service(
         "identity",
         {
+            **_IDENTITY_KEK,
             "IDENTITY_PORT": "0",
             "IDENTITY_DATA_DIR": str(tmp_path),
             "IDENTITY_SERVICE_CLIENTS": '{"orders": "the-secret-itself"}',
