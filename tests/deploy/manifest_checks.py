@@ -37,9 +37,7 @@ from services.runtime.serving import GrpcService
 from services.runtime.settings import SHARED_VARIABLES, ConfigurationError, load_settings
 from tests.conftest import ROOT
 
-AWAITED: Mapping[str, str] = {
-    "IDENTITY_KEY_ENCRYPTION_KEYS": "identity's key-encryption key (branch `keys`)",
-}
+AWAITED: Mapping[str, str] = {}
 """Variables the manifests set ahead of the code that reads them. Each leaves this list
 the moment a settings class reads it (a test says so)."""
 
