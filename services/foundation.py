@@ -88,6 +88,9 @@ class Foundation:
             tracer_provider=tracer_provider,
             clock=clock,
             relay=settings.relay,
+            stream_replicas=settings.nats_stream_replicas,
+            ack_wait_seconds=settings.event_ack_wait_seconds,
+            relay_lease_seconds=settings.relay_lease_seconds,
         )
         return cls(database, bus, clock, calls, page_tokens)
 

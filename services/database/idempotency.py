@@ -121,6 +121,8 @@ class IdempotentWrites:
             .where(table.c.create_time < bindparam("before"))
             .order_by(table.c.create_time)
             .limit(bindparam("limit"))
+            # Replicas prune side by side: each takes rows the others have not locked.
+            .with_for_update(skip_locked=True)
         )
         self._forget = table.delete().where(tuple_(table.c.scope, table.c.request_id).in_(oldest))
 

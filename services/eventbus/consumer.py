@@ -70,6 +70,7 @@ class EventConsumer:
         backoff_seconds: Sequence[float] = (0.5, 2.0, 5.0, 15.0),
         ack_wait_seconds: float = 30.0,
         batch_size: int = 64,
+        stream_replicas: int = 1,
     ) -> None:
         self.name = name
         self._database = database
@@ -81,6 +82,7 @@ class EventConsumer:
         self._backoff = tuple(backoff_seconds)
         self._ack_wait = ack_wait_seconds
         self._batch_size = batch_size
+        self._stream_replicas = stream_replicas
         self._subscriptions: dict[str, _Subscription[Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._unbound: set[str] = set()
@@ -128,10 +130,10 @@ class EventConsumer:
             generation = self._link.generation
             try:
                 jetstream = self._link.jetstream
-                await ensure_stream(jetstream, DEADLETTER_STREAM)
+                await ensure_stream(jetstream, DEADLETTER_STREAM, replicas=self._stream_replicas)
                 # Declared here too (the same spec, so idempotent): a consumer that starts
                 # before its publisher binds at once instead of waiting for the stream.
-                await ensure_stream(jetstream, stream)
+                await ensure_stream(jetstream, stream, replicas=self._stream_replicas)
                 await jetstream.add_consumer(
                     stream.name,
                     ConsumerConfig(

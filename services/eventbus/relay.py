@@ -6,6 +6,17 @@ rows written by other processes of the same service), publishes a batch pipeline
 is bookkeeping, so it is flushed every `mark_seconds` rather than per batch: a crash
 before a flush re-sends a few events, which JetStream's duplicate window (minutes, far
 longer than the flush interval) drops. Anything not acknowledged is retried with backoff.
+
+With several replicas of a service, each runs a relay over the same outbox, but only the
+holder of the service's `outbox-relay` lease publishes (see `services.database.leases`):
+publishing in commit order is one job, and split between replicas the events of one
+aggregate could overtake each other. The others stand by and take over when the holder
+stops (it gives the lease up) or dies (its lease lapses after `lease_seconds`). The holder
+starts a batch only while its lease has more than the batch's acknowledgement bound left,
+so batches of two holders do not overlap; and should a stalled holder still send a batch
+late, no order is lost: each holder sends from the oldest unpublished event on, in
+order, so every event first reaches the stream after the events before it, and JetStream
+drops the later copies by message id.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import ColumnElement, bindparam, func, select
 
 from services.database import Database
+from services.database.leases import Lease, lease_holder_name
 from services.eventbus.connection import NatsLink
 from services.eventbus.contract import StreamSpec
 from services.eventbus.envelope import Envelope
@@ -74,6 +86,8 @@ class OutboxRelay:
         retention: timedelta = timedelta(days=1),
         report_seconds: float = 30.0,
         mark_seconds: float = 0.1,
+        lease_seconds: float = 10.0,
+        stream_replicas: int = 1,
     ) -> None:
         self._database = database
         self._table = tables.outbox
@@ -91,6 +105,20 @@ class OutboxRelay:
         self._retention = retention
         self._report = report_seconds
         self._mark_every = mark_seconds
+        self._stream_replicas = stream_replicas
+        self._lease = Lease(
+            database,
+            tables.leases,
+            "outbox-relay",
+            holder=lease_holder_name(),
+            ttl=timedelta(seconds=lease_seconds),
+            clock=clock,
+        )
+        # Renewed several times per lease, so one slow renewal does not lose it; a batch
+        # starts only while more than its acknowledgement bound is left (or half the
+        # lease, for a short one).
+        self._renew_every = lease_seconds / 5
+        self._batch_margin = timedelta(seconds=min(ack_timeout_seconds, lease_seconds / 2))
         self._acknowledged: list[int] = []
         """Sequence numbers acknowledged by JetStream but not yet marked in the database."""
         self._flushing: list[int] = []
@@ -129,7 +157,7 @@ class OutboxRelay:
                 # Its loop may still be publishing and marking: leave the rest to it
                 # rather than race it; the next start re-sends whatever is unmarked.
                 return
-            if self._link.is_connected:
+            if self._link.is_connected and self._lease.held(self._batch_margin):
                 # A commit just before shutdown may not have woken us yet (see
                 # RelayProcess's throttled wake-ups). A batch cut short above is simply
                 # sent again: JetStream drops the duplicates by message id.
@@ -138,6 +166,14 @@ class OutboxRelay:
                         await self._drain()
         with contextlib.suppress(Exception):  # unmarked rows are re-sent and deduplicated
             await self._mark_published()
+        with contextlib.suppress(Exception):  # else it lapses: the next holder waits longer
+            await self._lease.release()
+
+    @property
+    def publishing(self) -> bool:
+        """Whether this relay holds its service's lease and publishes (rather than stand
+        by for another replica's)."""
+        return self._lease.held(self._batch_margin)
 
     async def _drain(self) -> None:
         while await self._publish_batch():
@@ -178,7 +214,9 @@ class OutboxRelay:
         await self._link.wait()
         while True:
             try:
-                await ensure_stream(self._link.jetstream, self._stream)
+                await ensure_stream(
+                    self._link.jetstream, self._stream, replicas=self._stream_replicas
+                )
                 self.ready.set()
                 break
             except Exception as error:  # NATS away or not ready: the outbox keeps everything
@@ -187,11 +225,21 @@ class OutboxRelay:
                 await asyncio.sleep(min(0.2 * 2**failures, 5.0))
         failures = 0
         last_mark = last_report = last_prune = loop.time()
+        last_renewal = -float("inf")
         while True:
             # Cleared before the scan: a commit after it sets the event again, so no
             # wake-up is lost between the scan and the wait below.
             self._outbox.committed.clear()
             try:
+                if loop.time() - last_renewal >= self._renew_every:
+                    last_renewal = loop.time()
+                    if not await self._lease.hold():
+                        # Another replica publishes: stand by, ready to take over.
+                        await asyncio.sleep(self._renew_every)
+                        continue
+                if not self._lease.held(self._batch_margin):
+                    last_renewal = -float("inf")  # renew before the next batch
+                    continue
                 full = await self._publish_batch()
                 now = loop.time()
                 if self._acknowledged and now - last_mark >= self._mark_every:

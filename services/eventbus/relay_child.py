@@ -27,11 +27,13 @@ from services.eventbus.outbox import Outbox
 from services.eventbus.relay import OutboxRelay
 from services.eventbus.relay_process import (
     DATABASE_URL,
+    LEASE_SECONDS,
     LOG_LEVEL,
     NATS_URL,
     READY,
     SERVICE,
     STATUS_FD,
+    STREAM_REPLICAS,
     WAKE_FD,
 )
 from services.eventbus.schema import EventTables
@@ -54,6 +56,8 @@ async def _relay_until_released(
     nats_url: str,
     pipes: tuple[int, int],
     tracer_provider: TracerProvider,
+    stream_replicas: int,
+    lease_seconds: float,
 ) -> None:
     wake_fd, status_fd = pipes
     database = Database.connect(database_url)
@@ -70,6 +74,8 @@ async def _relay_until_released(
         stream=stream_of(service),
         tracer_provider=tracer_provider,
         clock=clock,
+        stream_replicas=stream_replicas,
+        lease_seconds=lease_seconds,
     )
     loop = asyncio.get_running_loop()
     released = asyncio.Event()
@@ -118,6 +124,8 @@ def main(environment: Mapping[str, str] = os.environ) -> None:
                 environment[NATS_URL],
                 (int(environment[WAKE_FD]), int(environment[STATUS_FD])),
                 provider,
+                int(environment.get(STREAM_REPLICAS, "1")),
+                float(environment.get(LEASE_SECONDS, "10")),
             )
         )
     finally:

@@ -56,6 +56,8 @@ STATUS_FD = "SUPERAPP_RELAY_STATUS_FD"
 READY = b"R"
 """What the child writes to its status pipe once it relays."""
 LOG_LEVEL = "SUPERAPP_RELAY_LOG_LEVEL"
+STREAM_REPLICAS = "SUPERAPP_RELAY_STREAM_REPLICAS"
+LEASE_SECONDS = "SUPERAPP_RELAY_LEASE_SECONDS"
 
 
 class RelayProcess:
@@ -69,6 +71,8 @@ class RelayProcess:
         database_url: str,
         nats_url: str,
         outbox: Outbox,
+        stream_replicas: int = 1,
+        lease_seconds: float = 10.0,
         check_seconds: float = 0.2,
         restart_seconds: tuple[float, float] = (0.5, 30.0),
         stop_seconds: float = 3.0,
@@ -80,6 +84,8 @@ class RelayProcess:
             SERVICE: service,
             DATABASE_URL: database_url,
             NATS_URL: nats_url,
+            STREAM_REPLICAS: str(stream_replicas),
+            LEASE_SECONDS: str(lease_seconds),
             # The level this process was configured with, whichever setting said so.
             LOG_LEVEL: logging.getLevelName(logging.getLogger().getEffectiveLevel()),
         }

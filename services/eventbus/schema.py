@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
 )
 
+from services.database.leases import leases_table
 from services.database.schema import UtcDateTime
 
 __all__ = ["EventTables", "event_tables"]
@@ -24,7 +25,8 @@ _Sequence = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class EventTables:
-    """The outbox (events to publish, in commit order) and inbox (events handled)."""
+    """The outbox (events to publish, in commit order), the inbox (events handled) and
+    the leases that say which replica publishes (see `services.database.leases`)."""
 
     def __init__(self, metadata: MetaData) -> None:
         self.outbox = Table(
@@ -57,8 +59,9 @@ class EventTables:
             Column("handled_time", UtcDateTime(), nullable=False),
             PrimaryKeyConstraint("consumer", "event_id"),
         )
+        self.leases = leases_table(metadata)
 
 
 def event_tables(metadata: MetaData) -> EventTables:
-    """Declare the outbox and inbox tables on a service's metadata."""
+    """Declare the outbox, inbox and leases tables on a service's metadata."""
     return EventTables(metadata)

@@ -24,6 +24,8 @@ class ServiceEventBus:
     Publishing goes through `outbox.record(...)` inside a domain transaction; consuming
     is declared with `subscribe(...)` at wiring time, before `start()`. The relay runs
     as `relay` says: in a child process of its own (see `RelayProcess`) or as a task here.
+    Every stream it declares gets `stream_replicas` copies; a message its consumer took
+    and did not acknowledge within `ack_wait_seconds` (its replica died) goes to another.
     """
 
     def __init__(
@@ -36,6 +38,9 @@ class ServiceEventBus:
         tracer_provider: TracerProvider,
         clock: Clock,
         relay: RelayMode,
+        stream_replicas: int = 1,
+        ack_wait_seconds: float = 30.0,
+        relay_lease_seconds: float = 10.0,
     ) -> None:
         self.link = NatsLink(nats_url, f"superapp-{service}")
         self.outbox = Outbox(tables, f"superapp.{service}", clock)
@@ -46,6 +51,8 @@ class ServiceEventBus:
                 database_url=database.url,
                 nats_url=nats_url,
                 outbox=self.outbox,
+                stream_replicas=stream_replicas,
+                lease_seconds=relay_lease_seconds,
             )
         else:
             self.relay = OutboxRelay(
@@ -56,6 +63,8 @@ class ServiceEventBus:
                 stream=stream_of(service),
                 tracer_provider=tracer_provider,
                 clock=clock,
+                stream_replicas=stream_replicas,
+                lease_seconds=relay_lease_seconds,
             )
         self.consumer = EventConsumer(
             service,
@@ -64,6 +73,8 @@ class ServiceEventBus:
             link=self.link,
             tracer_provider=tracer_provider,
             clock=clock,
+            ack_wait_seconds=ack_wait_seconds,
+            stream_replicas=stream_replicas,
         )
 
     def subscribe(self, message_class: type[M], handler: Handler[M]) -> None:

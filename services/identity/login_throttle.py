@@ -163,6 +163,9 @@ class LoginThrottling:
                     .where(table.c.expire_time < bindparam("now"))
                     .order_by(table.c.expire_time)
                     .limit(bindparam("limit"))
+                    # Replicas prune side by side, and a row a sign-in holds is left
+                    # for next time rather than waited for.
+                    .with_for_update(skip_locked=True)
                 )
             )
             for table, key in ((_PAIRS, _PAIRS.c.pair_key), (_ADDRESSES, _ADDRESSES.c.address_key))

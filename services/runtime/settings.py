@@ -69,6 +69,15 @@ class ServiceSettings(BaseSettings):
     """Copies JetStream keeps of each stream the service declares (3 on a 3-node
     cluster, so a node may die without loss); unset, `SUPERAPP_NATS_STREAM_REPLICAS`,
     else 1. Every service must say the same: each declares the streams it reads too."""
+    event_ack_wait_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    """How long an event handed to one replica's consumer waits for its acknowledgement
+    before JetStream hands it to another replica: the delay an event sees when the
+    replica handling it dies. Longer than the slowest handler, or events run twice
+    (harmlessly: the inbox makes a second run a no-op, but it costs)."""
+    relay_lease_seconds: Annotated[float, Field(ge=2, le=300)] = 10.0
+    """Of a service's replicas, the one holding this lease publishes its outbox; when
+    that replica dies without giving it up, publishing pauses this long before another
+    takes over (a clean stop hands over at once)."""
     relay: RelayMode = "process"
     """Where the outbox relay publishes from: `process`, a child process of the service,
     so publishing never takes CPU from RPCs; `task`, the service's own event loop

@@ -137,7 +137,16 @@ class Holds:
         due = (HOLDS.c.status == HoldStatus.PENDING.value) & (
             HOLDS.c.expire_time <= bindparam("now")
         )
-        self._due = select(HOLDS).where(due).order_by(HOLDS.c.expire_time).limit(SWEEP_BATCH)
+        # Claimed: the sweeps of several replicas take disjoint holds, and a hold being
+        # captured or voided right now is left to that call (it finds it expired). Without
+        # the lock two replicas released the same hold twice.
+        self._due = (
+            select(HOLDS)
+            .where(due)
+            .order_by(HOLDS.c.expire_time)
+            .limit(SWEEP_BATCH)
+            .with_for_update(skip_locked=True)
+        )
         of_user = due & (HOLDS.c.user_id == bindparam("user_id"))
         self._due_of_user = select(HOLDS).where(of_user).with_for_update()
         # Every debit asks; almost always the answer is no, so ask cheaply first.

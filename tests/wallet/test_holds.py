@@ -214,3 +214,43 @@ async def test_hold_ttl_is_bounded(bank: Bank) -> None:
         )
         code, reason, _ = await _refused(bank.stub.CreateHold(request, metadata=buyer.auth))
         assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.postgres
+@pytest.mark.timeout(180)
+async def test_replicas_sweeping_side_by_side_release_each_expired_hold_once(
+    bank: Bank, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two wallet replicas sweep the same holds table; each expired hold is released and
+    announced exactly once, and neither sweep fails on the other's holds (without
+    claiming, both took the same holds and one's whole batch failed and rolled back)."""
+    from services.wallet.server import create_server
+
+    second = await create_server(bank.settings, bank.tracer_provider)
+    try:
+        buyer = await bank.user("buyer")
+        await bank.fund(buyer, 100_000)
+        holds = [await _hold(bank, buyer, 100) for _ in range(300)]
+        assert await bank.balance(buyer) == (70_000, 30_000)
+        # All due at once, for both replicas' sweeps (every 0.1 s) to find together.
+        await bank.rewrite("UPDATE holds SET expire_time = create_time")
+        for _ in range(300):
+            expired = await bank.scalar("SELECT count(*) FROM holds WHERE status = 'expired'")
+            if expired == len(holds):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # a second release, if any, would land by now
+        assert expired == len(holds)
+        assert (
+            await bank.scalar(
+                "SELECT count(*) FROM outbox_events"
+                " WHERE event_type = 'superapp.wallet.v1.HoldVoided'"
+            )
+            == len(holds)
+        )
+        assert await bank.balance(buyer) == (100_000, 0)
+        failed = [r.getMessage() for r in caplog.records if "hold-expiry failed" in r.getMessage()]
+        assert failed == []
+    finally:
+        await second.stop(0)
