@@ -242,13 +242,9 @@ async def test_replicas_sweeping_side_by_side_release_each_expired_hold_once(
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)  # a second release, if any, would land by now
         assert expired == len(holds)
-        assert (
-            await bank.scalar(
-                "SELECT count(*) FROM outbox_events"
-                " WHERE event_type = 'superapp.wallet.v1.HoldVoided'"
-            )
-            == len(holds)
-        )
+        assert await bank.scalar(
+            "SELECT count(*) FROM outbox_events WHERE event_type = 'superapp.wallet.v1.HoldVoided'"
+        ) == len(holds)
         assert await bank.balance(buyer) == (100_000, 0)
         failed = [r.getMessage() for r in caplog.records if "hold-expiry failed" in r.getMessage()]
         assert failed == []
