@@ -149,7 +149,10 @@ class StackConfig:
             if args.nats_port is not None
             else _port_from_env(environ, "SUPERAPP_NATS_PORT", 7222)
         )
-        if args.startup_timeout <= 0:
+        startup_timeout = (
+            args.startup_timeout if args.startup_timeout is not None else 60.0 * args.replicas
+        )
+        if startup_timeout <= 0:
             raise ConfigurationError("--startup-timeout must be positive")
         if not 1 <= args.replicas <= 9:
             raise ConfigurationError("--replicas must be from 1 to 9")
@@ -168,7 +171,7 @@ class StackConfig:
             external_nats_url=external,
             nats_ports=_replica_ports(nats_port, args.nats_cluster, "127.0.0.1"),
             nats_cluster_ports=cluster_ports,
-            startup_timeout=args.startup_timeout,
+            startup_timeout=startup_timeout,
             replicas=args.replicas,
             endpoints=[
                 endpoint
@@ -632,8 +635,9 @@ def _arguments() -> argparse.ArgumentParser:
     parser.add_argument(
         "--startup-timeout",
         type=float,
-        default=60.0,
-        help="seconds every component gets to report ready (default 60)",
+        default=None,
+        help="seconds every component gets to report ready (default 60 per replica: the "
+        "replicas start together on the same cores)",
     )
     return parser
 

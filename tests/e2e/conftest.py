@@ -105,14 +105,14 @@ class Stack:
                     found[entry.partition(b"=")[2].decode()] = int(proc.name)
         return found
 
-    async def wait_ready(self) -> None:
+    async def wait_ready(self, within: float = READY_TIMEOUT) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + READY_TIMEOUT
+        deadline = time.monotonic() + within
         while READY_LINE not in self.stdout:
             if self.process.poll() is not None:
                 pytest.fail(f"stack exited {self.process.returncode}:\n{self.stderr[-3000:]}")
             if time.monotonic() > deadline:
-                pytest.fail(f"stack not ready in {READY_TIMEOUT}s:\n{self.stderr[-3000:]}")
+                pytest.fail(f"stack not ready in {within}s:\n{self.stderr[-3000:]}")
             await asyncio.sleep(0.1)
 
     async def wait_exit(self, within: float = EXIT_TIMEOUT) -> int:
