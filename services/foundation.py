@@ -15,6 +15,7 @@ from services.database.service_secrets import service_secret
 from services.eventbus import EventTables, ServiceEventBus
 from services.runtime.calls_in_flight import CallsInFlight
 from services.runtime.clock import Clock, SystemClock
+from services.runtime.metrics import Metrics
 from services.runtime.page_tokens import PageTokens
 from services.runtime.settings import ServiceSettings
 
@@ -41,6 +42,8 @@ class Foundation:
     """For a service whose calls scan (see `Database.scan`): first in its
     `ServiceSpec.guards`, it lets the database move scans off the event loop while
     other calls are in flight. Elsewhere it would only add to every call's cost."""
+    metrics: Metrics
+    """The process's metrics, served by `start_grpc_service` (see `ServiceSpec.metrics`)."""
     _page_tokens: PageTokens | None = None
 
     @classmethod
@@ -92,7 +95,7 @@ class Foundation:
             ack_wait_seconds=settings.event_ack_wait_seconds,
             relay_lease_seconds=settings.relay_lease_seconds,
         )
-        return cls(database, bus, clock, calls, page_tokens)
+        return cls(database, bus, clock, calls, Metrics(service), page_tokens)
 
     @property
     def page_tokens(self) -> PageTokens:

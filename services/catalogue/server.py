@@ -69,6 +69,7 @@ async def create_server(
         page_tokens=foundation.page_tokens,
     )
     spec = ServiceSpec(
+        metrics=foundation.metrics,
         domain="catalogue.superapp",
         service_names=[SERVICE_NAME],
         register=lambda server: catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server(

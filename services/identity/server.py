@@ -112,6 +112,7 @@ async def create_server(
         clients=ClientAddresses(settings.forwarded_allow_ips),
     )
     spec = ServiceSpec(
+        metrics=foundation.metrics,
         domain="identity.superapp",
         service_names=[SERVICE_NAME],
         register=lambda server: identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(

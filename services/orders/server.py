@@ -110,6 +110,7 @@ async def create_server(
         await wallet_channel.close()
 
     spec = ServiceSpec(
+        metrics=foundation.metrics,
         domain="orders.superapp",
         service_names=[SERVICE_NAME],
         register=lambda server: orders_service_pb2_grpc.add_OrdersServiceServicer_to_server(
@@ -131,14 +132,9 @@ async def create_server(
     )
     foundation.bus.start()
     reconciler.start()
-    try:
-        return await start_grpc_service(
-            spec, settings, env_prefix="ORDERS_", tracer_provider=tracer_provider
-        )
-    except BaseException:
-        for close in reversed(spec.closers):
-            await close()
-        raise
+    return await start_grpc_service(
+        spec, settings, env_prefix="ORDERS_", tracer_provider=tracer_provider
+    )
 
 
 def main() -> None:

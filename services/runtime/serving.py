@@ -24,6 +24,7 @@ from services.runtime.guarded_server import GuardedServer, HandlerGuard
 from services.runtime.health import HealthReporter
 from services.runtime.heap import freeze_start_up_heap
 from services.runtime.logs import configure_logging
+from services.runtime.metrics import Metrics
 from services.runtime.ports import port_in_use
 from services.runtime.reflection import enable_reflection
 from services.runtime.rich_status import ErrorGuard
@@ -64,6 +65,9 @@ class ServiceSpec:
     """Service-specific handler guards (authentication), run inside error mapping."""
     closers: Sequence[Closer] = ()
     """Released in reverse order after the server has stopped."""
+    metrics: Metrics | None = None
+    """The process's metrics (`Foundation.metrics`), served on `<PREFIX>_METRICS_PORT`
+    if that is set; a service built without one gets its own."""
 
 
 @dataclass
@@ -73,6 +77,7 @@ class GrpcService:
     server: grpc.aio.Server
     port: int
     health: HealthReporter
+    metrics: Metrics
     closers: list[Closer] = field(default_factory=list)
     release_seconds: float = _CLOSE_TIMEOUT_SECONDS
     """The bound on each step of `stop` after the grace period."""
@@ -143,6 +148,24 @@ async def start_grpc_service(
         server,
         [*spec.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name],
     )
+    try:
+        port, metrics = await _listen(server, spec, settings, env_prefix)
+    except BaseException:
+        # What the service built for the server (database, bus, tasks) is released here,
+        # once for every service, so a start that fails leaks nothing.
+        for close in reversed(spec.closers):
+            await finish_within(close, seconds=_CLOSE_TIMEOUT_SECONDS, name="releasing")
+        raise
+    await health.start()
+    # Metrics are served to the end: released last, after the other closers.
+    return GrpcService(server, port, health, metrics, [metrics.close, *spec.closers])
+
+
+async def _listen(
+    server: grpc.aio.Server, spec: ServiceSpec, settings: ServiceSettings, env_prefix: str
+) -> tuple[int, Metrics]:
+    """Bind the gRPC and metrics ports and start serving; the gRPC port bound and the
+    process's metrics."""
     address = f"{settings.host}:{settings.port}"
     taken = StartupError(f"{env_prefix}PORT: cannot listen on {address} (in use or not permitted)")
     # Probe first: gRPC core would also log its own multi-line complaint to stderr.
@@ -152,9 +175,21 @@ async def start_grpc_service(
         port = server.add_insecure_port(address)
     except RuntimeError as error:
         raise taken from error
-    await server.start()
-    await health.start()
-    return GrpcService(server, port, health, list(spec.closers))
+    metrics = spec.metrics or Metrics(spec.domain.partition(".")[0])
+    if settings.metrics_port is not None:
+        try:
+            metrics.serve(settings.host, settings.metrics_port)
+        except OSError as error:
+            raise StartupError(
+                f"{env_prefix}METRICS_PORT: cannot listen on "
+                f"{settings.host}:{settings.metrics_port} ({error.strerror or error})"
+            ) from error
+    try:
+        await server.start()
+    except BaseException:
+        await metrics.close()
+        raise
+    return port, metrics
 
 
 async def _serve(

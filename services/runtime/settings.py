@@ -51,6 +51,9 @@ class ServiceSettings(BaseSettings):
     """Interface the gRPC server binds; loopback unless deliberately exposed."""
     port: Port = 0
     """gRPC port; 0 picks a free one (tests)."""
+    metrics_port: Port | None = None
+    """Where `/metrics` (Prometheus text and OpenMetrics) is served, on `host`; 0 picks a
+    free port; unset, nowhere (the local stack and the Kubernetes overlays set it)."""
     data_dir: Path = Field(default_factory=_shared("data_dir", ".data"), validate_default=True)
     """Where the embedded default database lives; unset, `SUPERAPP_DATA_DIR` (what the
     local stack sets for all of its processes, so an operator command run beside it

@@ -83,6 +83,7 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         page_tokens=foundation.page_tokens,
     )
     spec = ServiceSpec(
+        metrics=foundation.metrics,
         domain="wallet.superapp",
         service_names=[SERVICE_NAME],
         register=lambda server: wallet_service_pb2_grpc.add_WalletServiceServicer_to_server(
@@ -105,14 +106,9 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
     sweeper.start()
     retention.start()
     foundation.bus.start()
-    try:
-        return await start_grpc_service(
-            spec, settings, env_prefix="WALLET_", tracer_provider=tracer_provider
-        )
-    except BaseException:
-        for close in reversed(spec.closers):
-            await close()
-        raise
+    return await start_grpc_service(
+        spec, settings, env_prefix="WALLET_", tracer_provider=tracer_provider
+    )
 
 
 def main() -> None:
