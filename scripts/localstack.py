@@ -150,7 +150,7 @@ class StackConfig:
             else _port_from_env(environ, "SUPERAPP_NATS_PORT", 7222)
         )
         startup_timeout = (
-            args.startup_timeout if args.startup_timeout is not None else 60.0 * args.replicas
+            args.startup_timeout if args.startup_timeout is not None else 90.0 * args.replicas
         )
         if startup_timeout <= 0:
             raise ConfigurationError("--startup-timeout must be positive")
@@ -636,7 +636,7 @@ def _arguments() -> argparse.ArgumentParser:
         "--startup-timeout",
         type=float,
         default=None,
-        help="seconds every component gets to report ready (default 60 per replica: the "
+        help="seconds every component gets to report ready (default 90 per replica: the "
         "replicas start together on the same cores)",
     )
     return parser

@@ -21,7 +21,7 @@ from tests.conftest import process_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 # Generous: the Python services import grpc, SQLAlchemy and OpenTelemetry at once on 2 cores.
-READY_TIMEOUT = 90.0
+READY_TIMEOUT = 120.0
 EXIT_TIMEOUT = 40.0
 
 
