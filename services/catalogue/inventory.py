@@ -48,6 +48,7 @@ from services.catalogue.records import (
     ReservationRecord,
     Stock,
 )
+from services.catalogue.stock_metrics import StockMetrics
 from services.database import Database
 from services.database.schema import UtcDateTime
 from services.eventbus import Outbox
@@ -145,10 +146,13 @@ _EXPIRE_HOLDS = (
 class Inventory:
     """Business rules of stock; every change announces itself through the outbox."""
 
-    def __init__(self, database: Database, outbox: Outbox, clock: Clock) -> None:
+    def __init__(
+        self, database: Database, outbox: Outbox, clock: Clock, metrics: StockMetrics
+    ) -> None:
         self._database = database
         self._outbox = outbox
         self._clock = clock
+        self._metrics = metrics
 
     async def reserve(
         self,
@@ -173,7 +177,10 @@ class Inventory:
             await session.execute(_TAKE_UNITS, {"product": product_id, "quantity": quantity})
         ).first()
         if taken is None:
-            raise await self._refusal(session, caller, product_id, quantity)
+            refusal = await self._refusal(session, caller, product_id, quantity)
+            if isinstance(refusal, FailedPrecondition) and refusal.reason == "OUT_OF_STOCK":
+                self._metrics.out_of_stock()
+            raise refusal
         reservation = ReservationRecord(
             reservation_id=new_id(),
             product_id=product_id,
@@ -200,6 +207,7 @@ class Inventory:
             ),
             aggregate_id=product_id,
         )
+        self._metrics.reserved(session)
         if stock.available == 0:
             await self._out_of_stock(session, product_id, taken.merchant_id, stock, now)
         return reservation
@@ -454,6 +462,7 @@ class Inventory:
     async def _out_of_stock(
         self, session: AsyncSession, product_id: str, merchant_id: str, stock: Stock, now: datetime
     ) -> None:
+        self._metrics.stock_out(session)
         await self._outbox.record(
             session,
             events_pb2.ProductOutOfStock(

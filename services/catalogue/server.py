@@ -18,6 +18,7 @@ from services.catalogue.policies import POLICIES
 from services.catalogue.products import Products
 from services.catalogue.search import SearchQuery
 from services.catalogue.servicer import CatalogueServicer
+from services.catalogue.stock_metrics import StockMetrics
 from services.database.idempotency import IdempotentWrites
 from services.foundation import Foundation
 from services.runtime.clock import Clock
@@ -48,7 +49,7 @@ async def create_server(
     )
     database, outbox, clock = foundation.database, foundation.bus.outbox, foundation.clock
     identity = IdentityPeer.connect(settings, clock)
-    inventory = Inventory(database, outbox, clock)
+    inventory = Inventory(database, outbox, clock, StockMetrics(foundation.metrics))
     # Reads treat a reservation as expired the instant it is due; the sweep records it
     # and returns its units shortly after.
     sweeper = Sweeper(

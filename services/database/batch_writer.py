@@ -51,6 +51,7 @@ class _Queued:
     future: asyncio.Future[Any]
     # The submitter's context (current trace, caller): its command runs inside it.
     context: contextvars.Context
+    after_commit: Callable[[], None] | None
 
 
 @dataclass(slots=True)
@@ -81,16 +82,20 @@ class BatchWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="batch-writer")
 
-    async def submit(self, command: Command[T]) -> T:
+    async def submit(
+        self, command: Command[T], *, after_commit: Callable[[], None] | None = None
+    ) -> T:
         """Run `command` in the next batch; its result, or the error it raised.
 
         A caller that is cancelled before its batch starts is dropped from it; once
-        the batch runs, the command's effect commits whether or not anyone waits.
+        the batch runs, the command's effect commits whether or not anyone waits, and
+        so does `after_commit`, run if the command succeeded and its batch committed
+        (what it did counts even if its caller went away meanwhile).
         """
         if self._closing or self._task is None:
             raise Unavailable("SHUTTING_DOWN", "the service is shutting down; retry")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Queued(command, future, contextvars.copy_context()))
+        self._queue.put_nowait(_Queued(command, future, contextvars.copy_context(), after_commit))
         return await future
 
     async def close(self) -> None:
@@ -131,6 +136,9 @@ class BatchWriter:
         else:
             for hook in self._after_commit:
                 hook()
+            for queued, outcome in zip(batch, outcomes, strict=True):
+                if outcome.error is None and queued.after_commit is not None:
+                    queued.after_commit()
         for queued, outcome in zip(batch, outcomes, strict=True):
             if queued.future.done():
                 continue

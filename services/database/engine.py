@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from services.database.after_commit import run_after_commit
 from services.database.prepared import PreparedQuery
 from services.database.sqlite_writer import SqliteWriter
 
@@ -191,9 +192,15 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction: committed when the block ends, rolled back if it raises."""
-        async with self._turn(), self._writes() as session, session.begin():
-            yield session
+        """A write transaction: committed when the block ends, rolled back if it raises.
+
+        Once it committed, and only then, the actions its work left in
+        `after_commit(session)` run (its business metrics count).
+        """
+        async with self._turn(), self._writes() as session:
+            async with session.begin():
+                yield session
+            run_after_commit(session)
 
     @asynccontextmanager
     async def write_connection(self) -> AsyncIterator[AsyncConnection]:

@@ -16,6 +16,7 @@ from superapp.identity.v1 import events_pb2, identity_service_pb2
 from services.auth.roles import Role
 from services.database import Database
 from services.eventbus import Outbox
+from services.identity.account_metrics import AccountMetrics, LoginOutcome
 from services.identity.login_throttle import LoginThrottling
 from services.identity.models import User, UserRecord
 from services.identity.passwords import Busy, Passwords
@@ -87,6 +88,7 @@ class Accounts:
         outbox: Outbox,
         clock: Clock,
         bootstrap_admin_email: str,
+        metrics: AccountMetrics,
     ) -> None:
         self._database = database
         self._passwords = passwords
@@ -95,6 +97,7 @@ class Accounts:
         self._outbox = outbox
         self._clock = clock
         self._bootstrap_admin = normalize_email(bootstrap_admin_email) or ""
+        self._metrics = metrics
 
     async def hash_password(self, password: str) -> str:
         """The password's hash, computed before any transaction opens (it takes a while)."""
@@ -134,6 +137,7 @@ class Accounts:
         )
         event.roles.extend(_role_numbers(roles_of(user)))
         await self._outbox.record(session, event, aggregate_id=user.user_id)
+        self._metrics.registered(session)
         return user
 
     async def sign_in(self, email: str, password: str, client: str) -> SignedIn:
@@ -150,9 +154,16 @@ class Accounts:
                 encoded = found[0].password_hash if found else None
                 matched = await hashing.verify(encoded, password)
         except Busy as busy:
+            self._metrics.login(LoginOutcome.THROTTLED)
             raise _rate_limited(busy) from None
+        except ResourceExhausted:
+            self._metrics.login(LoginOutcome.THROTTLED)
+            raise
         if not matched:
             await self._throttling.failed(attempt, self._clock.now())
+            self._metrics.login(
+                LoginOutcome.WRONG_PASSWORD if found else LoginOutcome.UNKNOWN_ACCOUNT
+            )
             raise Unauthenticated("INVALID_CREDENTIALS", "email or password is wrong")
         assert encoded is not None
         new_hash = None
@@ -164,10 +175,12 @@ class Accounts:
             await self._throttling.succeeded(session, attempt)
             current = await session.get(User, found[0].user_id)
             if current is None:
+                self._metrics.login(LoginOutcome.UNKNOWN_ACCOUNT)
                 raise Unauthenticated("INVALID_CREDENTIALS", "email or password is wrong")
             if new_hash is not None:
                 current.password_hash = new_hash
             tokens = await self._sessions.start(session, current)
+        self._metrics.login(LoginOutcome.SUCCESS)  # the session is committed
         return SignedIn(tokens, current)
 
     async def get(self, user_id: str) -> UserRecord:

@@ -15,6 +15,7 @@ from services.database import Database, DatabaseUnavailable
 from services.database.idempotency import IdempotentWrites
 from services.foundation import Foundation
 from services.identity.access_tokens import AccessTokenIssuer
+from services.identity.account_metrics import AccountMetrics
 from services.identity.accounts import Accounts
 from services.identity.config import IdentitySettings
 from services.identity.key_files import KeyFileError, KeyFiles
@@ -87,6 +88,7 @@ async def create_server(
         outbox=foundation.bus.outbox,
         clock=clock,
         bootstrap_admin_email=settings.bootstrap_admin_email,
+        metrics=AccountMetrics(foundation.metrics),
     )
     await accounts.grant_bootstrap_admin()
 

@@ -46,3 +46,7 @@ class OrdersSettings(ServiceSettings):
     max_collections: Annotated[int, Field(ge=1, le=10)] = 3
     """Holds placed for one sold order before it is reversed: the first, then new ones
     while each expires before it could be captured."""
+    metrics_merchant_labels: Annotated[int, Field(ge=0, le=10_000)] = 100
+    """Merchants that keep their own `merchant` label in
+    `superapp_payment_failures_total`: the first this many distinct merchant ids a
+    process sees; the later ones are counted as `other`."""

@@ -27,7 +27,7 @@ from services.database.schema import UtcDateTime, new_metadata
 from services.database.service_secrets import service_secrets_table
 from services.eventbus.schema import EventTables, event_tables
 
-__all__ = ["EVENT_TABLES", "ORDERS", "ORDER_STEPS", "SERVICE_SECRETS", "Base"]
+__all__ = ["EVENT_TABLES", "FIRST_PURCHASES", "ORDERS", "ORDER_STEPS", "SERVICE_SECRETS", "Base"]
 
 
 class Base(DeclarativeBase):
@@ -99,4 +99,14 @@ ORDER_STEPS = Table(
     Column("reason", String(64), nullable=False),
     Column("time", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("order_id", "seq"),
+)
+
+FIRST_PURCHASES = Table(
+    "first_purchases",
+    Base.metadata,
+    # One row per buyer, inserted (if absent) by the transaction that completes an
+    # order: the insert that creates it decides the buyer's first purchase.
+    Column("buyer_id", String(36), primary_key=True),
+    Column("order_id", String(36), nullable=False),
+    Column("create_time", UtcDateTime(), nullable=False),
 )

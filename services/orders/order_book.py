@@ -22,8 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.database import Database
+from services.database.insert_if_absent import insert_if_absent
 from services.eventbus import Outbox
-from services.orders.models import ORDER_STEPS, ORDERS
+from services.orders.checkout_metrics import CheckoutMetrics
+from services.orders.models import FIRST_PURCHASES, ORDER_STEPS, ORDERS
 from services.orders.records import (
     OrderRecord,
     OrderStatus,
@@ -100,12 +102,20 @@ class OrderBook:
     """Reads and writes orders; every write after creation is fenced by the lease."""
 
     def __init__(
-        self, database: Database, outbox: Outbox, clock: Clock, *, lease: timedelta
+        self,
+        database: Database,
+        outbox: Outbox,
+        clock: Clock,
+        *,
+        lease: timedelta,
+        metrics: CheckoutMetrics,
     ) -> None:
         self._database = database
         self._outbox = outbox
         self._clock = clock
         self._lease = lease
+        self._metrics = metrics
+        self._first_purchase = insert_if_absent(database, FIRST_PURCHASES)
 
     # Reads
 
@@ -203,6 +213,7 @@ class OrderBook:
         try:
             async with self._database.write() as session:
                 await session.execute(ORDERS.insert().values(**values))
+                self._metrics.started(session)
         except IntegrityError:
             return False  # a concurrent call with the same key won
         return True
@@ -292,7 +303,24 @@ class OrderBook:
             event = announce(current) if announce is not None else None
             if event is not None:
                 await self._outbox.record(session, event, aggregate_id=order.order_id)
+            first_purchase = False
+            if current.status is OrderStatus.COMPLETED and order.status is not current.status:
+                first_purchase = await self._first_of_buyer(session, current, now)
+            self._metrics.changed(session, order, current, step, first_purchase=first_purchase)
         return current
+
+    async def _first_of_buyer(
+        self, session: AsyncSession, order: OrderRecord, now: datetime
+    ) -> bool:
+        """Whether the COMPLETED `order` is its buyer's first, decided in the transaction
+        that completes it: the insert that creates the buyer's row. On PostgreSQL the
+        insert of a concurrent first purchase waits for this one and then does nothing."""
+        created = await session.execute(
+            self._first_purchase.values(
+                buyer_id=order.buyer_id, order_id=order.order_id, create_time=now
+            )
+        )
+        return bool(created.rowcount == 1)  # type: ignore[attr-defined]
 
     async def _append(
         self,

@@ -15,6 +15,7 @@ from services.auth.identity_peer import IdentityPeer
 from services.auth.service_token import ServiceToken
 from services.foundation import Foundation
 from services.orders.checkout import Checkout
+from services.orders.checkout_metrics import CheckoutMetrics
 from services.orders.config import OrdersSettings
 from services.orders.drivers import Drivers
 from services.orders.models import EVENT_TABLES, SERVICE_SECRETS
@@ -76,7 +77,15 @@ async def create_server(
         catalogue_channel, wallet_channel, token, timeout_seconds=settings.step_timeout_seconds
     )
     lease = timedelta(seconds=settings.lease_seconds)
-    book = OrderBook(database, foundation.bus.outbox, clock, lease=lease)
+    book = OrderBook(
+        database,
+        foundation.bus.outbox,
+        clock,
+        lease=lease,
+        metrics=CheckoutMetrics(
+            foundation.metrics, merchant_labels=settings.metrics_merchant_labels
+        ),
+    )
     reservation_ttl = timedelta(seconds=settings.reservation_ttl_seconds)
     saga = OrderSaga(
         book,

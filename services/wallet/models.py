@@ -71,6 +71,8 @@ class Wallet(Base):
 
     user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     create_time: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Set by the user's first top-up, in its transaction (see `Transfers.credit`).
+    first_top_up_time: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 WALLETS: Table = Wallet.__table__  # type: ignore[assignment]

@@ -21,6 +21,7 @@ from services.wallet.history import History
 from services.wallet.holds import SWEEP_BATCH, Holds
 from services.wallet.ledger import Ledger
 from services.wallet.models import EVENT_TABLES, IDEMPOTENCY_KEYS, SERVICE_SECRETS
+from services.wallet.money_metrics import MoneyMetrics
 from services.wallet.policies import POLICIES
 from services.wallet.servicer import WalletServicer
 from services.wallet.transfers import Transfers, check_limit
@@ -42,9 +43,10 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         tracer_provider=tracer_provider,
         secrets=SERVICE_SECRETS,
     )
+    metrics = MoneyMetrics(foundation.metrics)
     foundation.bus.subscribe(
         identity_events.UserRegistered,
-        WalletOpener(foundation.bus.outbox, foundation.clock).on_user_registered,
+        WalletOpener(foundation.bus.outbox, foundation.clock, metrics).on_user_registered,
     )
     identity = IdentityPeer.connect(settings, foundation.clock)
     database, outbox, clock = foundation.database, foundation.bus.outbox, foundation.clock
@@ -81,6 +83,7 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         balances=Balances(database, clock),
         history=History(database),
         page_tokens=foundation.page_tokens,
+        metrics=metrics,
     )
     spec = ServiceSpec(
         metrics=foundation.metrics,

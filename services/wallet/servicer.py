@@ -19,9 +19,10 @@ from superapp.wallet.v1 import wallet_service_pb2 as pb
 from superapp.wallet.v1 import wallet_service_pb2_grpc
 
 from services.auth.caller import require_caller
+from services.database.after_commit import AfterCommit, restarting
 from services.database.batch_writer import BatchWriter
 from services.database.idempotency import IdempotentWrites
-from services.runtime.errors import FieldViolation, InvalidArgument
+from services.runtime.errors import FieldViolation, InvalidArgument, ServiceError
 from services.runtime.page_tokens import PageTokens
 from services.runtime.proto_time import to_timedelta, to_timestamp
 from services.runtime.validation import RequestCheck
@@ -36,6 +37,7 @@ from services.wallet.ledger import (
     is_system,
     net_for,
 )
+from services.wallet.money_metrics import MoneyMetrics
 from services.wallet.transfers import Transfers
 
 __all__ = ["WalletServicer"]
@@ -164,6 +166,7 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
         balances: Balances,
         history: History,
         page_tokens: PageTokens,
+        metrics: MoneyMetrics,
     ) -> None:
         self._writer = writer
         self._writes = writes
@@ -172,19 +175,32 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
         self._balances = balances
         self._history = history
         self._page_tokens = page_tokens
+        self._metrics = metrics
 
     async def _idempotent(
-        self, method: str, request: Any, response_type: type[R], mutate: Callable[[Connection], R]
+        self,
+        method: str,
+        request: Any,
+        response_type: type[R],
+        mutate: Callable[[Connection, AfterCommit], R],
     ) -> R:
+        """`mutate` as one idempotent command of the batch writer; what it counts in
+        its `AfterCommit` counts once its batch committed (a replay runs no `mutate`
+        and counts nothing)."""
+        counts = AfterCommit()
         command = self._writes.command(
             scope=require_caller().user_id,
             request_id=request.request_id,
             method=method,
             request=request,
             response_type=response_type,
-            mutate=mutate,
+            mutate=lambda connection: mutate(connection, counts),
         )
-        return await self._writer.submit(command)
+        try:
+            return await self._writer.submit(restarting(counts, command), after_commit=counts.run)
+        except ServiceError as error:
+            self._metrics.refused(error.reason)
+            raise
 
     async def GetWallet(
         self, request: pb.GetWalletRequest, context: Context
@@ -206,8 +222,8 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
         check.request_id(request.request_id)
         check.done()
 
-        def credit(connection: Connection) -> pb.CreditWalletResponse:
-            transaction = self._transfers.credit(
+        def credit(connection: Connection, counts: AfterCommit) -> pb.CreditWalletResponse:
+            top_up = self._transfers.credit(
                 connection,
                 user_id=request.user_id,
                 currency_code=request.amount.currency_code,
@@ -215,7 +231,10 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
                 description=request.description,
                 request_id=request.request_id,
             )
-            return pb.CreditWalletResponse(transaction=_transaction(transaction, request.user_id))
+            self._metrics.moved(counts, top_up.transaction, first=top_up.first)
+            return pb.CreditWalletResponse(
+                transaction=_transaction(top_up.transaction, request.user_id)
+            )
 
         return await self._idempotent("CreditWallet", request, pb.CreditWalletResponse, credit)
 
@@ -233,7 +252,7 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
             raise _not_self("from_user_id", "to_user_id")
         require_caller().check_may_act_for(request.from_user_id)
 
-        def transfer(connection: Connection) -> pb.CreateTransferResponse:
+        def transfer(connection: Connection, counts: AfterCommit) -> pb.CreateTransferResponse:
             transaction = self._transfers.transfer(
                 connection,
                 from_user_id=request.from_user_id,
@@ -243,6 +262,7 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
                 description=request.description,
                 request_id=request.request_id,
             )
+            self._metrics.moved(counts, transaction, first=False)
             return pb.CreateTransferResponse(
                 transaction=_transaction(transaction, request.from_user_id)
             )
@@ -263,7 +283,7 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
         check.done()
         require_caller().check_may_act_for(request.user_id, system=True)
 
-        def create(connection: Connection) -> pb.CreateHoldResponse:
+        def create(connection: Connection, _counts: AfterCommit) -> pb.CreateHoldResponse:
             hold = self._holds.create(
                 connection,
                 user_id=request.user_id,
@@ -298,7 +318,7 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
         if request.HasField("amount"):
             amount = (request.amount.currency_code, request.amount.amount_minor)
 
-        def capture(connection: Connection) -> pb.CaptureHoldResponse:
+        def capture(connection: Connection, counts: AfterCommit) -> pb.CaptureHoldResponse:
             hold, transaction = self._holds.capture(
                 connection,
                 caller=caller,
@@ -307,6 +327,7 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
                 amount=amount,
                 request_id=request.request_id,
             )
+            self._metrics.moved(counts, transaction, first=False)
             return pb.CaptureHoldResponse(
                 hold=_hold(hold), transaction=_transaction(transaction, hold.user_id)
             )
@@ -320,7 +341,7 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
         check.done()
         caller = require_caller()
 
-        def void(connection: Connection) -> pb.VoidHoldResponse:
+        def void(connection: Connection, _counts: AfterCommit) -> pb.VoidHoldResponse:
             return pb.VoidHoldResponse(
                 hold=_hold(self._holds.void(connection, caller=caller, hold_id=request.hold_id))
             )

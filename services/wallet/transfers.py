@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Connection
 from superapp.type.v1.money_pb2 import Money
 from superapp.wallet.v1 import events_pb2 as events
 
+from services.database.prepared import Prepared
 from services.eventbus import Outbox
 from services.runtime.clock import Clock
 from services.runtime.errors import FailedPrecondition
 from services.runtime.proto_time import to_timestamp
 from services.wallet.holds import Holds
 from services.wallet.ledger import Ledger, LedgerTransaction, SystemAccount, TransactionKind
+from services.wallet.models import WALLETS
 
-__all__ = ["Transfers", "check_limit"]
+__all__ = ["TopUp", "Transfers", "check_limit"]
 
 
 def check_limit(limit_for: Callable[[str], int], currency_code: str, amount_minor: int) -> None:
@@ -27,6 +31,25 @@ def check_limit(limit_for: Callable[[str], int], currency_code: str, amount_mino
             "the amount is above the per-transfer limit",
             metadata={"currency_code": currency_code, "limit_minor": str(limit)},
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TopUp:
+    """A credit posted, and whether it was the user's first."""
+
+    transaction: LedgerTransaction
+    first: bool
+    """Decided in the credit's transaction, from the wallet's row: true for exactly one
+    top-up of each user, whatever the replicas and retries."""
+
+
+# Changes only a wallet never topped up. On PostgreSQL a concurrent first top-up of
+# the same user waits on the row and then finds it set; SQLite has one writer.
+_FIRST_TOP_UP = (
+    WALLETS.update()
+    .where(WALLETS.c.user_id == bindparam("user"), WALLETS.c.first_top_up_time.is_(None))
+    .values(first_top_up_time=bindparam("now"))
+)
 
 
 class Transfers:
@@ -45,6 +68,7 @@ class Transfers:
         self._outbox = outbox
         self._clock = clock
         self._limit_for = limit_for
+        self._first_top_up = Prepared(_FIRST_TOP_UP)
 
     def credit(
         self,
@@ -55,7 +79,7 @@ class Transfers:
         amount_minor: int,
         description: str,
         request_id: str,
-    ) -> LedgerTransaction:
+    ) -> TopUp:
         """Top up `user_id` from the funding account; announces `FundsCredited`."""
         self._ledger.require_wallets(connection, user_id)
         transaction = self._ledger.post(
@@ -76,7 +100,10 @@ class Transfers:
             occur_time=to_timestamp(transaction.create_time),
         )
         self._outbox.record_sync(connection, credited, aggregate_id=transaction.transaction_id)
-        return transaction
+        marked = self._first_top_up.execute(
+            connection, {"user": user_id, "now": transaction.create_time}
+        )
+        return TopUp(transaction, first=marked.rowcount == 1)
 
     def transfer(
         self,

@@ -12,6 +12,7 @@ from services.eventbus import Envelope, Outbox
 from services.runtime.clock import Clock
 from services.runtime.proto_time import to_timestamp
 from services.wallet.models import Wallet
+from services.wallet.money_metrics import MoneyMetrics
 
 __all__ = ["WalletOpener"]
 
@@ -19,9 +20,10 @@ __all__ = ["WalletOpener"]
 class WalletOpener:
     """Opens a wallet when identity announces a user, and announces `WalletOpened`."""
 
-    def __init__(self, outbox: Outbox, clock: Clock) -> None:
+    def __init__(self, outbox: Outbox, clock: Clock, metrics: MoneyMetrics) -> None:
         self._outbox = outbox
         self._clock = clock
+        self._metrics = metrics
 
     async def on_user_registered(
         self,
@@ -39,3 +41,4 @@ class WalletOpener:
         await session.flush()
         opened = wallet_events.WalletOpened(user_id=event.user_id, occur_time=to_timestamp(now))
         await self._outbox.record(session, opened, aggregate_id=event.user_id)
+        self._metrics.opened(session)

@@ -110,6 +110,12 @@ async def test_a_payment_that_cannot_be_collected_returns_the_units(
 
         assert order.status == pb.ORDER_STATUS_REVERSED
         assert order.failure_reason == "INSUFFICIENT_FUNDS"
+        assert platform.orders.running is not None  # the orders process that settled it
+        metrics = platform.orders.running.metrics
+        assert metrics.value("superapp_checkout_funnel_total", {"stage": "unpaid"}) == 1
+        for refusal in ("HOLD_EXPIRED", "INSUFFICIENT_FUNDS"):
+            labels = {"merchant": shop.merchant.user_id, "reason": refusal}
+            assert metrics.value("superapp_payment_failures_total", labels) == 1
         assert [(s.name, s.outcome) for s in order.timeline][-3:] == [
             ("capture", pb.STEP_OUTCOME_FAILED),
             ("rehold", pb.STEP_OUTCOME_FAILED),
@@ -127,6 +133,7 @@ async def test_a_payment_that_cannot_be_collected_returns_the_units(
             shop.create_request(2, order.request_id), metadata=metadata_of(shop.buyer)
         )
         assert again.order == order  # the same order, and nothing happens twice
+        assert metrics.value("superapp_checkout_funnel_total", {"stage": "unpaid"}) == 1
         sales = await client.get("/v1/merchant/orders", headers=shop.merchant.auth)
         assert [(o["order_id"], o["status"]) for o in sales.json()["orders"]] == [
             (order.order_id, "REVERSED")
