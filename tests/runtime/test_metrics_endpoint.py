@@ -28,7 +28,8 @@ async def test_a_service_serves_prometheus_text_and_openmetrics_on_its_metrics_p
     service = await create_server(settings, tracer_provider)
     try:
         port = service.metrics.port
-        assert port is not None and port != service.port
+        assert port is not None
+        assert port != service.port
         async with httpx.AsyncClient() as http:
             text = await http.get(f"http://127.0.0.1:{port}/metrics")
             open_metrics = await http.get(
