@@ -17,7 +17,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from bff.body_limit import BodySizeLimit
 from bff.config import BffSettings
-from bff.http_metrics import HttpMetrics
+from bff.http_metrics import HttpMetrics, MeasureRequests
 from bff.openapi import OPENAPI_PATH, install_openapi
 from bff.problems import install_problem_handlers
 from bff.query_parameters import QueryParameters, refuse_unknown_query_parameters
@@ -99,7 +99,7 @@ def create_app(
     app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Added last, so outermost of ours: it counts the status the client gets.
-    app.add_middleware(HttpMetrics, metrics=metrics)
+    app.add_middleware(MeasureRequests, http_metrics=HttpMetrics(metrics))
     install_openapi(app)
     if tracing:
         FastAPIInstrumentor.instrument_app(

@@ -18,7 +18,7 @@ from services.runtime.exemplars import trace_exemplar
 from services.runtime.hot_metrics import HotCounter, HotGauge, HotHistogram
 from services.runtime.metrics import Metrics
 
-__all__ = ["UNMATCHED_ROUTE", "HttpMetrics"]
+__all__ = ["UNMATCHED_ROUTE", "HttpMetrics", "MeasureRequests"]
 
 UNMATCHED_ROUTE = "other"
 """The route label of a request no route matched (a 404 of the router itself)."""
@@ -33,25 +33,33 @@ def _route(scope: Scope) -> str:
 
 
 class HttpMetrics:
-    """Counts and times each HTTP request by route template, method and status."""
+    """The HTTP RED families in a process's metrics, made once per app (Starlette may
+    build its middleware stack more than once)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self._app = app
-        self._requests = HotCounter(
+    def __init__(self, metrics: Metrics) -> None:
+        self.requests = HotCounter(
             metrics,
             "http_server_requests_total",
             "HTTP requests answered, by route template, method and status.",
             ("route", "method", "status"),
         )
-        self._seconds = HotHistogram(
+        self.seconds = HotHistogram(
             metrics,
             "http_server_request_duration_seconds",
             "Time from a request's arrival to the end of its response.",
             ("route", "method"),
         )
-        self._in_flight = HotGauge(
+        self.in_flight = HotGauge(
             metrics, "http_server_in_flight_requests", "HTTP requests being answered.", ()
         ).labels()
+
+
+class MeasureRequests:
+    """ASGI middleware: counts and times each HTTP request into `http_metrics`."""
+
+    def __init__(self, app: ASGIApp, http_metrics: HttpMetrics) -> None:
+        self._app = app
+        self._metrics = http_metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,7 +76,8 @@ class HttpMetrics:
         # Taken now: OpenTelemetry's middleware ends the request's span as the last
         # byte of the response goes out, before this one's `finally`.
         exemplar = trace_exemplar()
-        in_flight = self._in_flight
+        families = self._metrics
+        in_flight = families.in_flight
         in_flight.value += 1
         start = time.perf_counter()
         try:
@@ -78,5 +87,5 @@ class HttpMetrics:
             in_flight.value -= 1
             route = _route(scope)
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            self._requests.labels(route, method, str(status)).value += 1
-            self._seconds.labels(route, method).observe(elapsed, exemplar)
+            families.requests.labels(route, method, str(status)).value += 1
+            families.seconds.labels(route, method).observe(elapsed, exemplar)
