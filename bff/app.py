@@ -2,7 +2,7 @@
 
 Everything the routes need is built in the lifespan, inside the event loop that serves
 (gRPC channels belong to one loop), and kept on `app.state`: the upstream stubs, the
-token verifier and the rate limits.
+token verifier and the rate limits. The process's metrics are there too (`app_metrics`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from bff.body_limit import BodySizeLimit
 from bff.config import BffSettings
+from bff.http_metrics import HttpMetrics, MeasureRequests
 from bff.openapi import OPENAPI_PATH, install_openapi
 from bff.problems import install_problem_handlers
 from bff.query_parameters import QueryParameters, refuse_unknown_query_parameters
@@ -26,9 +27,11 @@ from bff.upstreams import Upstreams
 from services.auth.jwks import JwksCache, grpc_jwks_fetcher
 from services.auth.verifier import TokenVerifier
 from services.runtime.clock import Clock, SystemClock
+from services.runtime.loop_lag import LoopLag
+from services.runtime.metrics import Metrics
 from services.runtime.tracing import exports_spans
 
-__all__ = ["create_app"]
+__all__ = ["app_metrics", "create_app"]
 
 _DESCRIPTION = """\
 The mobile app's HTTP/JSON API over the superapp gRPC services.
@@ -45,14 +48,18 @@ def create_app(
     *,
     tracer_provider: TracerProvider | None = None,
     clock: Clock | None = None,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """The BFF as an ASGI app; upstream channels open when its lifespan starts.
 
     With a `tracer_provider` that exports spans, requests and upstream calls are traced
-    and the trace context travels upstream.
+    and the trace context travels upstream. `metrics` are the serving process's (its
+    own, if not given; see `app_metrics`); `BffServer` serves them.
     """
     tracing = tracer_provider is not None and exports_spans(tracer_provider)
     clock = clock or SystemClock()
+    metrics = metrics or Metrics("bff")
+    loop_lag = LoopLag(metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,10 +73,12 @@ def create_app(
         )
         app.state.rate_limits = RateLimits(settings)
         await app.state.rate_limits.check_storage()
+        loop_lag.start()
         try:
             yield
         finally:
             await upstreams.close()
+            await loop_lag.stop()
 
     app = FastAPI(
         title="superapp BFF",
@@ -82,15 +91,24 @@ def create_app(
         dependencies=[Depends(refuse_unknown_query_parameters)],
     )
     app.state.settings = settings
+    app.state.metrics = metrics
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     app.state.query_parameters = QueryParameters()
     app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so outermost of ours: it counts the status the client gets.
+    app.add_middleware(MeasureRequests, http_metrics=HttpMetrics(metrics))
     install_openapi(app)
     if tracing:
         FastAPIInstrumentor.instrument_app(
             app, tracer_provider=tracer_provider, excluded_urls="livez,readyz"
         )
     return app
+
+
+def app_metrics(app: FastAPI) -> Metrics:
+    """The metrics of the process serving `app` (made by `create_app`)."""
+    metrics: Metrics = app.state.metrics
+    return metrics

@@ -37,6 +37,10 @@ class BffSettings(ServiceSettings):
 
     port: Port = 7100
     """HTTP port; 0 picks a free one (tests)."""
+    metrics_port: Port | None = None
+    """Where this BFF process serves `/metrics` (Prometheus text and OpenMetrics), on
+    `host`, apart from the API; 0 picks a free port; unset, nowhere. Each process counts
+    its own requests, so each has its own port (Prometheus sums them)."""
     wallet_addr: str = "127.0.0.1:7102"
     """wallet's gRPC address (host:port)."""
     catalogue_addr: str = "127.0.0.1:7103"

@@ -1,7 +1,8 @@
 """Serving the BFF with uvicorn (httptools, uvloop), in its own process or in a test.
 
 `BffServer.start()` binds (port 0 picks one) and returns once the app's lifespan has
-started; `stop()` drains. `main()` owns the process: settings, logging, signals.
+started; `stop()` drains. Each process serves its own metrics on `BFF_METRICS_PORT`.
+`main()` owns the process: settings, logging, signals.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Literal
 
 import uvicorn
+from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.types import ASGIApp
 
-from bff.app import create_app
+from bff.app import app_metrics, create_app
 from bff.config import BffSettings
 from services.runtime.heap import freeze_start_up_heap
 from services.runtime.logs import configure_logging
+from services.runtime.metrics import Metrics
 from services.runtime.ports import port_in_use
 from services.runtime.settings import ConfigurationError, load_settings
 from services.runtime.tasks import stop_task
@@ -68,11 +71,24 @@ def uvicorn_config(
 
 
 class BffServer:
-    """The app behind uvicorn on `settings.host:settings.port`."""
+    """The app behind uvicorn on `settings.host:settings.port`, and its metrics on
+    `settings.metrics_port` if that is set."""
 
     def __init__(
-        self, app: ASGIApp, settings: BffSettings, *, release_seconds: float = _RELEASE_SECONDS
+        self,
+        app: ASGIApp,
+        settings: BffSettings,
+        *,
+        release_seconds: float = _RELEASE_SECONDS,
+        metrics: Metrics | None = None,
     ) -> None:
+        """`metrics`: those of the process; by default the app's (`app_metrics`), or
+        new ones for an app that is not the BFF's (the bench's bare app)."""
+        if metrics is None:
+            metrics = app_metrics(app) if isinstance(app, FastAPI) else Metrics("bff")
+        self.metrics = metrics
+        self._host = settings.host
+        self._metrics_port = settings.metrics_port
         config = uvicorn_config(
             app,
             host=settings.host,
@@ -92,9 +108,18 @@ class BffServer:
 
     async def start(self) -> int:
         """Serve in the background; the bound port once ready. Raises if it cannot start."""
+        if self._metrics_port is not None:
+            try:
+                self.metrics.serve(self._host, self._metrics_port)
+            except OSError as error:
+                raise RuntimeError(
+                    f"BFF_METRICS_PORT: cannot listen on {self._host}:{self._metrics_port} "
+                    f"({error.strerror or error})"
+                ) from error
         self._task = asyncio.create_task(self._server.serve(), name="bff-http")
         while not self._server.started:
             if self._task.done():
+                await self.metrics.close()
                 with contextlib.suppress(SystemExit):  # uvicorn: the lifespan failed
                     self._task.result()
                 raise RuntimeError("the BFF did not start; see the log")
@@ -112,12 +137,15 @@ class BffServer:
             return
         task, self._task = self._task, None
         self._server.should_exit = True
-        done, _ = await asyncio.wait({task}, timeout=self._stop_within)
-        if not done:
-            _log.error("the BFF did not stop within %.1fs; cancelling it", self._stop_within)
-            await stop_task(task, within=1.0)
-        elif not task.cancelled():
-            task.result()  # a failure to serve is the caller's to see, as before
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self._stop_within)
+            if not done:
+                _log.error("the BFF did not stop within %.1fs; cancelling it", self._stop_within)
+                await stop_task(task, within=1.0)
+            elif not task.cancelled():
+                task.result()  # a failure to serve is the caller's to see, as before
+        finally:
+            await self.metrics.close()  # scraped to the end of the drain
 
     async def wait(self) -> None:
         """Until the server stops (by `stop()` or a fatal error)."""

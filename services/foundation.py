@@ -43,7 +43,8 @@ class Foundation:
     `ServiceSpec.guards`, it lets the database move scans off the event loop while
     other calls are in flight. Elsewhere it would only add to every call's cost."""
     metrics: Metrics
-    """The process's metrics, served by `start_grpc_service` (see `ServiceSpec.metrics`)."""
+    """The process's metrics, served by `start_grpc_service` (see `ServiceSpec.metrics`);
+    the database and the bus report to them."""
     _page_tokens: PageTokens | None = None
 
     @classmethod
@@ -66,11 +67,13 @@ class Foundation:
         """
         prefix = f"{service.upper()}_"
         calls = CallsInFlight()
+        metrics = Metrics(service)
         database = await open_database(
             settings.resolved_database_url(service),
             migrations,
             setting=f"{prefix}DATABASE_URL",
             offload_scans_when=calls.others,
+            metrics=metrics,
         )
         clock = clock or SystemClock()
         page_tokens = None
@@ -94,8 +97,9 @@ class Foundation:
             stream_replicas=settings.nats_stream_replicas,
             ack_wait_seconds=settings.event_ack_wait_seconds,
             relay_lease_seconds=settings.relay_lease_seconds,
+            metrics=metrics,
         )
-        return cls(database, bus, clock, calls, Metrics(service), page_tokens)
+        return cls(database, bus, clock, calls, metrics, page_tokens)
 
     @property
     def page_tokens(self) -> PageTokens:

@@ -74,6 +74,8 @@ class BatchWriter:
         self._max_batch = max_batch
         self._after_commit = tuple(after_commit)
         self._queue: asyncio.Queue[_Queued | None] = asyncio.Queue()
+        # Its queue is part of the database's writer queue depth (see Database.instrument).
+        database.add_writer_queue(self._queue.qsize)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 

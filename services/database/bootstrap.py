@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from services.database.engine import Database
 from services.database.migrations import upgrade_to_head
+from services.runtime.metrics import Metrics
 from services.runtime.serving import StartupError
 
 __all__ = ["DatabaseUnavailable", "open_database"]
@@ -42,12 +43,13 @@ async def open_database(
     *,
     setting: str,
     offload_scans_when: Callable[[], bool] = lambda: False,
+    metrics: Metrics | None = None,
 ) -> Database:
     """Connect to `url`, apply `migrations`, and return the ready database.
 
     `setting` is the environment variable the URL came from, so the one line an operator
-    reads says what to fix. Passwords are masked in that line. `offload_scans_when`:
-    see `Database.connect`.
+    reads says what to fix. Passwords are masked in that line. `offload_scans_when` and
+    `metrics`: see `Database.connect`.
     """
     if url.startswith("sqlite"):
         database_file = make_url(url).database
@@ -62,7 +64,7 @@ async def open_database(
                 f"{setting}: database {name} does not exist and cannot be created ({error}); "
                 f"create it with: createdb -h <host> -U <an admin> {name}"
             ) from error
-    database = Database.connect(url, offload_scans_when=offload_scans_when)
+    database = Database.connect(url, offload_scans_when=offload_scans_when, metrics=metrics)
     try:
         await database.ping()
         await upgrade_to_head(database, migrations)

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Row, Select, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -30,6 +30,9 @@ from sqlalchemy.ext.asyncio import (
 from services.database.after_commit import run_after_commit
 from services.database.prepared import PreparedQuery
 from services.database.sqlite_writer import SqliteWriter
+
+if TYPE_CHECKING:  # not imported at run time: the relay's child process has no metrics
+    from services.runtime.metrics import Metrics
 
 __all__ = ["SCAN_INLINE_BUDGET_SECONDS", "Database"]
 
@@ -130,6 +133,30 @@ def _prepare_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
+class _WriteTurn:
+    """SQLite's one writer per process: a FIFO lock that knows how many wait for it."""
+
+    __slots__ = ("_lock", "waiting")
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self.waiting = 0
+
+    async def __aenter__(self) -> None:
+        self.waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._lock.release()
+
+
+def _unmeasured(_seconds: float) -> None:
+    pass
+
+
 class Database:
     """A service's database: `write()` and `read()` transactions, `lookup()` and `scan()`
     reads outside them, `ping()`, `dispose()`."""
@@ -142,7 +169,11 @@ class Database:
         # SQLite has one writer. Writers of this process queue here, in FIFO order,
         # instead of meeting SQLite's busy handler, which polls with sleeps of up to
         # 100 ms; busy_timeout still arbitrates between processes.
-        self._write_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._write_turn = _WriteTurn() if engine.dialect.name == "sqlite" else None
+        self._writer_queues: list[Callable[[], int]] = []
+        # Where transaction durations go (see `instrument`); nowhere until then.
+        self._observe_read: Callable[[float], None] = _unmeasured
+        self._observe_write: Callable[[float], None] = _unmeasured
         self._write_engine = engine.execution_options(**{_WRITE: True})
         self._inline: Engine | None = None
         self._readers: _ThreadReaders | None = None
@@ -158,12 +189,13 @@ class Database:
         *,
         echo: bool = False,
         offload_scans_when: Callable[[], bool] = lambda: False,
+        metrics: Metrics | None = None,
     ) -> Database:
         """Create the engine for `url` (sqlite+aiosqlite or postgresql+asyncpg).
 
         `offload_scans_when` says whether other work is waiting for the event loop, so
         that a SQLite scan goes to a worker thread at once (see `scan`): a service passes
-        its `CallsInFlight.others`.
+        its `CallsInFlight.others`. With `metrics`, the database is `instrument`ed.
         """
         options: dict[str, Any] = {"echo": echo, "pool_pre_ping": False}
         if url.startswith("postgresql"):
@@ -177,7 +209,44 @@ class Database:
             database._sqlite_writer = SqliteWriter(
                 url, _SQLITE_PRAGMAS, busy_timeout_ms=_BUSY_TIMEOUT_MS
             )
+        if metrics is not None:
+            database.instrument(metrics)
         return database
+
+    def instrument(self, metrics: Metrics) -> None:
+        """Report to `metrics`: transaction durations by kind (`read()` is a read;
+        `write()`, `write_connection()` and `sync_write()` are writes, timed from BEGIN
+        to COMMIT, the wait for the write turn left out), pooled connections in use,
+        and writers waiting (for the write turn, or in a `BatchWriter`'s queue). The
+        two gauges are read when Prometheus scrapes, costing the hot path nothing."""
+        seconds = metrics.histogram(
+            "superapp_db_transaction_seconds",
+            "Duration of database transactions, BEGIN to COMMIT or ROLLBACK.",
+            ("kind",),
+        )
+        self._observe_read = seconds.labels("read").observe
+        self._observe_write = seconds.labels("write").observe
+        metrics.gauge(
+            "superapp_db_pool_connections_in_use",
+            "Connections of the service's pool checked out right now.",
+        ).set_function(self._connections_in_use)
+        metrics.gauge(
+            "superapp_db_writer_queue_depth",
+            "Writes waiting their turn: for the process's one SQLite writer, or queued "
+            "for a batch writer's next batch.",
+        ).set_function(self._writers_waiting)
+
+    def add_writer_queue(self, depth: Callable[[], int]) -> None:
+        """Count `depth()` (a batch writer's queue) among the writers waiting."""
+        self._writer_queues.append(depth)
+
+    def _connections_in_use(self) -> float:
+        checked_out = getattr(self.engine.sync_engine.pool, "checkedout", None)
+        return float(checked_out()) if checked_out is not None else 0.0
+
+    def _writers_waiting(self) -> float:
+        turn = self._write_turn.waiting if self._write_turn is not None else 0
+        return float(turn + sum(depth() for depth in self._writer_queues))
 
     @property
     def url(self) -> str:
@@ -198,15 +267,24 @@ class Database:
         `after_commit(session)` run (its business metrics count).
         """
         async with self._turn(), self._writes() as session:
-            async with session.begin():
-                yield session
+            began = time.perf_counter()
+            try:
+                async with session.begin():
+                    yield session
+            finally:
+                self._observe_write(time.perf_counter() - began)
             run_after_commit(session)
 
     @asynccontextmanager
     async def write_connection(self) -> AsyncIterator[AsyncConnection]:
         """A Core-level write transaction, for migrations and batched hot paths."""
-        async with self._turn(), self._write_engine.begin() as connection:
-            yield connection
+        async with self._turn():
+            began = time.perf_counter()
+            try:
+                async with self._write_engine.begin() as connection:
+                    yield connection
+            finally:
+                self._observe_write(time.perf_counter() - began)
 
     async def sync_write(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
         """Run `work` in one write transaction on a synchronous connection; its result.
@@ -219,10 +297,14 @@ class Database:
         `run_sync`. Committed when `work` returns, rolled back if it raises.
         """
         async with self._turn():
-            if self._sqlite_writer is not None:
-                return await self._sqlite_writer.run(work, inline=inline)
-            async with self._write_engine.begin() as connection:
-                return await connection.run_sync(work)
+            began = time.perf_counter()
+            try:
+                if self._sqlite_writer is not None:
+                    return await self._sqlite_writer.run(work, inline=inline)
+                async with self._write_engine.begin() as connection:
+                    return await connection.run_sync(work)
+            finally:
+                self._observe_write(time.perf_counter() - began)
 
     def _turn(self) -> contextlib.AbstractAsyncContextManager[object]:
         return self._write_turn if self._write_turn is not None else contextlib.nullcontext()
@@ -230,8 +312,12 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A read-only transaction with a consistent snapshot on both backends."""
-        async with self._reads() as session, session.begin():
-            yield session
+        began = time.perf_counter()
+        try:
+            async with self._reads() as session, session.begin():
+                yield session
+        finally:
+            self._observe_read(time.perf_counter() - began)
 
     async def lookup(
         self, statement: Select[Any], parameters: Mapping[str, Any] | None = None

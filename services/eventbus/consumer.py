@@ -21,6 +21,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +32,7 @@ from services.eventbus.envelope import Envelope, MalformedEnvelope
 from services.eventbus.schema import EventTables
 from services.eventbus.streams import ensure_stream
 from services.runtime.clock import Clock
+from services.runtime.metrics import Metrics
 from services.runtime.tasks import stop_task
 
 __all__ = ["EventConsumer", "Handler"]
@@ -49,6 +51,67 @@ class _Subscription(Generic[M]):
 
 class _Poison(Exception):
     """A message no retry can fix: it goes straight to the dead-letter stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class _EventMeters:
+    """The counters of one consumer and one event type."""
+
+    handled: Counter
+    redelivered: Counter
+    dead_lettered: Counter
+
+
+class _ConsumerMeters:
+    """A consumer's families. The event type label is the subscribed type of the
+    message's subject, never what its headers claim: a malformed message must not
+    add a series."""
+
+    def __init__(self, metrics: Metrics, consumer: str) -> None:
+        self._consumer = consumer
+        self._lag = metrics.gauge(
+            "superapp_consumer_lag_events",
+            "Events stored for this consumer and not yet delivered, as of its last fetch.",
+            ("consumer", "stream"),
+        )
+        by_type = ("consumer", "event_type")
+        self._handled = metrics.counter(
+            "superapp_events_handled_total",
+            "Events handled and acknowledged (a redelivered duplicate included).",
+            by_type,
+        )
+        self._redelivered = metrics.counter(
+            "superapp_events_redelivered_total",
+            "Deliveries of an event after its first (a failed handler, a lost ack).",
+            by_type,
+        )
+        self._dead_lettered = metrics.counter(
+            "superapp_events_dead_lettered_total",
+            "Events moved to the dead-letter stream: undecodable, or failing every delivery.",
+            by_type,
+        )
+        self._by_subject: dict[str, _EventMeters] = {}
+        self._unknown = self._meters("unknown")
+
+    def _meters(self, event_type: str) -> _EventMeters:
+        labels = (self._consumer, event_type)
+        return _EventMeters(
+            self._handled.labels(*labels),
+            self._redelivered.labels(*labels),
+            self._dead_lettered.labels(*labels),
+        )
+
+    def expect(self, subject: str, event_type: str) -> None:
+        """Bind the counters of a subscribed subject."""
+        self._by_subject[subject] = self._meters(event_type)
+
+    def of(self, subject: str) -> _EventMeters:
+        """The counters of a message on `subject` (`unknown` for one not subscribed)."""
+        return self._by_subject.get(subject, self._unknown)
+
+    def lag(self, stream: str) -> Gauge:
+        """The lag gauge of this consumer on `stream`."""
+        return self._lag.labels(self._consumer, stream)
 
 
 class EventConsumer:
@@ -71,7 +134,9 @@ class EventConsumer:
         ack_wait_seconds: float = 30.0,
         batch_size: int = 64,
         stream_replicas: int = 1,
+        metrics: Metrics | None = None,
     ) -> None:
+        """`metrics`: the process's (its own if not given), for the consumer's families."""
         self.name = name
         self._database = database
         self._inbox = tables.inbox
@@ -84,6 +149,7 @@ class EventConsumer:
         self._batch_size = batch_size
         self._stream_replicas = stream_replicas
         self._subscriptions: dict[str, _Subscription[Any]] = {}
+        self._meters = _ConsumerMeters(metrics or Metrics(name), name)
         self._tasks: list[asyncio.Task[None]] = []
         self._unbound: set[str] = set()
         self.ready = asyncio.Event()
@@ -94,7 +160,9 @@ class EventConsumer:
         """Run `handler` for every `message_class` event, inside the inbox transaction."""
         if self._tasks:
             raise RuntimeError("subscribe before start()")
-        self._subscriptions[event_subject(message_class)] = _Subscription(message_class, handler)
+        subject = event_subject(message_class)
+        self._subscriptions[subject] = _Subscription(message_class, handler)
+        self._meters.expect(subject, event_type(message_class))
 
     @property
     def subscribes(self) -> bool:
@@ -150,6 +218,7 @@ class EventConsumer:
                 pull = await jetstream.pull_subscribe_bind(self.name, stream=stream.name)
                 failures = 0
                 self._bound(service)
+                lag = self._meters.lag(stream.name)
                 while generation == self._link.generation:
                     # Long-poll for one message: nats.py's fetch(n) would wait out its
                     # timeout to fill a batch. Each delivery says how many more are stored
@@ -157,9 +226,10 @@ class EventConsumer:
                     try:
                         messages = await pull.fetch(1, timeout=1.0)
                         while messages:
+                            pending = messages[-1].metadata.num_pending or 0
+                            lag.set(pending)
                             for message in messages:
                                 await self._handle(message)
-                            pending = messages[-1].metadata.num_pending or 0
                             if not pending:
                                 break
                             # Short timeout: if fewer than counted are deliverable (say, some
@@ -171,6 +241,7 @@ class EventConsumer:
                                 )
                     except TimeoutError:
                         # An idle poll: nats.py raises its own subclass or the builtin.
+                        lag.set(0)
                         continue
                 with contextlib.suppress(Exception):
                     await pull.unsubscribe()
@@ -191,6 +262,9 @@ class EventConsumer:
 
     async def _handle(self, message: Msg) -> None:
         deliveries = message.metadata.num_delivered
+        meters = self._meters.of(message.subject)
+        if deliveries is not None and deliveries > 1:
+            meters.redelivered.inc()
         context = propagate.extract(dict(message.headers or {}))
         with self._tracer.start_as_current_span(
             f"{message.subject} process",
@@ -220,6 +294,7 @@ class EventConsumer:
                     await message.nak(delay=delay)
                 return
         await message.ack()
+        meters.handled.inc()
 
     def _decode(self, message: Msg) -> tuple[_Subscription[Any], Message, Envelope]:
         subscription = self._subscriptions.get(message.subject)
@@ -275,4 +350,5 @@ class EventConsumer:
             await message.nak(delay=self._backoff[-1])
             return
         _log.error("dead-lettered %s after %d deliveries: %s", event_id, deliveries, reason)
+        self._meters.of(message.subject).dead_lettered.inc()
         await message.term()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -32,7 +33,7 @@ from nats.js.api import PubAck
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import ColumnElement, bindparam, func, select
+from sqlalchemy import ColumnElement, Table, bindparam, func, select
 
 from services.database import Database
 from services.database.leases import Lease, lease_holder_name
@@ -46,7 +47,7 @@ from services.runtime.clock import Clock
 from services.runtime.tasks import stop_task
 from services.runtime.tracing import exports_spans
 
-__all__ = ["Backlog", "OutboxRelay"]
+__all__ = ["Backlog", "Counted", "OutboxRelay", "read_backlog"]
 
 _log = logging.getLogger(__name__)
 
@@ -57,6 +58,26 @@ class Backlog:
 
     count: int
     oldest_age_seconds: float
+
+
+Counted = Callable[[int, int], None]
+"""Told after each batch: events acknowledged, events whose publication failed."""
+
+
+async def read_backlog(
+    database: Database, table: Table, clock: Clock, *, acknowledged: Sequence[int] = ()
+) -> Backlog:
+    """The outbox's backlog as its table says, less the `acknowledged` sequence numbers
+    a relay has not marked yet."""
+    waiting: ColumnElement[bool] = table.c.published_time.is_(None)
+    if acknowledged:
+        waiting &= table.c.seq.not_in(acknowledged)
+    async with database.read() as session:
+        count, oldest = (
+            await session.execute(select(func.count(), func.min(table.c.occur_time)).where(waiting))
+        ).one()
+    age = (clock.now() - oldest).total_seconds() if oldest is not None else 0.0
+    return Backlog(int(count), max(0.0, age))
 
 
 def _ack_failure(ack: asyncio.Future[PubAck]) -> str | None:
@@ -88,7 +109,9 @@ class OutboxRelay:
         mark_seconds: float = 0.1,
         lease_seconds: float = 10.0,
         stream_replicas: int = 1,
+        counted: Counted | None = None,
     ) -> None:
+        """`counted` hears of every batch's outcome (the service's metrics)."""
         self._database = database
         self._table = tables.outbox
         self._outbox = outbox
@@ -142,6 +165,9 @@ class OutboxRelay:
         events reach the stream at once (until NATS goes away; the outbox keeps them)."""
         self.published = 0
         """Events acknowledged by JetStream since start (for metrics and tests)."""
+        self.failed = 0
+        """Events whose publication failed since start (each is retried)."""
+        self._counted = counted
 
     def start(self) -> None:
         """Run the relay in the background."""
@@ -196,17 +222,12 @@ class OutboxRelay:
 
     async def backlog(self) -> Backlog:
         """How many events wait for JetStream's acknowledgement, and how old the oldest is."""
-        waiting: ColumnElement[bool] = self._table.c.published_time.is_(None)
-        if known := self._acknowledged + self._flushing:
-            waiting &= self._table.c.seq.not_in(known)
-        async with self._database.read() as session:
-            count, oldest = (
-                await session.execute(
-                    select(func.count(), func.min(self._table.c.occur_time)).where(waiting)
-                )
-            ).one()
-        age = (self._clock.now() - oldest).total_seconds() if oldest is not None else 0.0
-        return Backlog(int(count), max(0.0, age))
+        return await read_backlog(
+            self._database,
+            self._table,
+            self._clock,
+            acknowledged=self._acknowledged + self._flushing,
+        )
 
     async def _run(self) -> None:
         failures = 0
@@ -285,6 +306,26 @@ class OutboxRelay:
             rows = await self._database.lookup(self._unpublished, {"limit": self._batch_size})
         if not rows:
             return False
+        try:
+            acknowledged = await self._send(rows)
+        except Exception:
+            self._count(0, len(rows))
+            raise
+        self._acknowledged.extend(row.seq for row in acknowledged)
+        self._count(len(acknowledged), len(rows) - len(acknowledged))
+        if len(acknowledged) < len(rows):
+            raise ConnectionError(f"{len(rows) - len(acknowledged)} events not acknowledged")
+        return len(rows) == self._batch_size
+
+    def _count(self, published: int, failed: int) -> None:
+        self.published += published
+        self.failed += failed
+        if self._counted is not None:
+            self._counted(published, failed)
+
+    async def _send(self, rows: Sequence[Any]) -> list[Any]:
+        """Publish `rows` pipelined; those acknowledged, in order, up to the first that
+        was not."""
         jetstream = self._link.jetstream
         pending: list[tuple[Any, trace.Span | None, asyncio.Future[PubAck]]] = []
         for row in rows:
@@ -309,12 +350,7 @@ class OutboxRelay:
                     span.end()
                 break
             pending.append((row, span, ack))
-        acknowledged = await self._await_acks(pending)
-        self._acknowledged.extend(row.seq for row in acknowledged)
-        self.published += len(acknowledged)
-        if len(acknowledged) < len(rows):
-            raise ConnectionError(f"{len(rows) - len(acknowledged)} events not acknowledged")
-        return len(rows) == self._batch_size
+        return await self._await_acks(pending)
 
     def _producer_span(self, row: Any) -> tuple[trace.Span | None, dict[str, str]]:
         """The PRODUCER span of one event, if spans are recorded, and the trace context

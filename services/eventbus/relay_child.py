@@ -6,7 +6,8 @@ only what relaying needs (database engine, NATS link, outbox, relay): not the se
 event bus with its consumer, nor Alembic or gRPC, whose imports had made the child
 take ~1.9 s to start here, and 5-7 s on a loaded machine, before it could relay.
 Once connected with its stream declared it says so on its status pipe, and the
-service then reports SERVING.
+service then reports SERVING; from then on it reports there what it published, for the
+service's metrics.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from services.eventbus.relay_process import (
     LOG_LEVEL,
     NATS_URL,
     READY,
+    REPORT_SECONDS,
     SERVICE,
     STATUS_FD,
     STREAM_REPLICAS,
     WAKE_FD,
+    RelayCounts,
 )
 from services.eventbus.schema import EventTables
 from services.runtime.clock import SystemClock
@@ -44,10 +47,33 @@ from services.runtime.tracing import tracer_provider_from_env
 __all__ = ["main"]
 
 
-async def _report_ready(relay: OutboxRelay, status_fd: int) -> None:
-    await relay.ready.wait()
-    with contextlib.suppress(OSError):  # a parent that is gone has nobody to tell
-        os.write(status_fd, READY)
+class _StatusReports:
+    """What the child tells its parent on the status pipe (see `relay_process`)."""
+
+    def __init__(self, relay: OutboxRelay, status_fd: int) -> None:
+        self._relay = relay
+        self._fd = status_fd
+        self._reported = RelayCounts()
+
+    def _write(self, message: bytes) -> None:
+        with contextlib.suppress(OSError):  # a parent that is gone has nobody to tell
+            os.write(self._fd, message)
+
+    def counts(self) -> None:
+        """Report the relay's totals, if they changed since the last report."""
+        relay = self._relay
+        counts = RelayCounts(relay.published, relay.failed, relay.publishing)
+        if counts != self._reported:
+            self._reported = counts
+            self._write(counts.line())
+
+    async def run(self, every_seconds: float) -> None:
+        """Say READY once relaying, then report the counts every `every_seconds`."""
+        await self._relay.ready.wait()
+        self._write(READY)
+        while True:
+            self.counts()
+            await asyncio.sleep(every_seconds)
 
 
 async def _relay_until_released(
@@ -58,6 +84,7 @@ async def _relay_until_released(
     tracer_provider: TracerProvider,
     stream_replicas: int,
     lease_seconds: float,
+    report_seconds: float,
 ) -> None:
     wake_fd, status_fd = pipes
     database = Database.connect(database_url)
@@ -96,12 +123,14 @@ async def _relay_until_released(
     loop.add_signal_handler(signal.SIGTERM, released.set)
     link.start()
     relay.start()
-    reporter = asyncio.create_task(_report_ready(relay, status_fd), name="relay-ready")
+    reports = _StatusReports(relay, status_fd)
+    reporter = asyncio.create_task(reports.run(report_seconds), name="relay-status")
     try:
         await released.wait()
     finally:
         reporter.cancel()
         await relay.stop()
+        reports.counts()  # what the last batches, and the drain, published
         await link.close()
         await database.dispose()
         os.close(status_fd)
@@ -126,6 +155,7 @@ def main(environment: Mapping[str, str] = os.environ) -> None:
                 provider,
                 int(environment.get(STREAM_REPLICAS, "1")),
                 float(environment.get(LEASE_SECONDS, "10")),
+                float(environment.get(REPORT_SECONDS, "1")),
             )
         )
     finally:

@@ -13,7 +13,11 @@ waiting for its poll. The pipe also ties the child's life to the parent's: when 
 parent closes it on shutdown, or dies, the child reads end-of-file, flushes what it
 owes and exits. A second pipe runs the other way: the child writes to it once it is
 connected to NATS with its stream declared, which is when `ready` is set, so the
-service reports SERVING only when a commit's events really flow. The child runs in its
+service reports SERVING only when a commit's events really flow; after that, every
+`report_seconds` that something changed, it writes its running totals of events
+published and failed and whether it holds the relay lease, which the parent turns into
+its metrics (totals, not increments: a report lost to a dying child loses no count the
+next child's reports would need). The child runs in its
 own session, so a Ctrl-C in the terminal stops the service, which then stops its relay,
 rather than both at once. If the child exits on its own, the parent starts a new one
 after a growing pause.
@@ -39,11 +43,16 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from services.eventbus.outbox import Outbox
 from services.runtime.tasks import stop_task
 
-__all__ = ["RelayProcess"]
+if TYPE_CHECKING:
+    from services.eventbus.relay import Counted
+
+__all__ = ["RelayCounts", "RelayProcess"]
 
 _log = logging.getLogger(__name__)
 
@@ -53,11 +62,34 @@ DATABASE_URL = "SUPERAPP_RELAY_DATABASE_URL"
 NATS_URL = "SUPERAPP_RELAY_NATS_URL"
 WAKE_FD = "SUPERAPP_RELAY_WAKE_FD"
 STATUS_FD = "SUPERAPP_RELAY_STATUS_FD"
-READY = b"R"
+REPORT_SECONDS = "SUPERAPP_RELAY_REPORT_SECONDS"
+READY = b"R\n"
 """What the child writes to its status pipe once it relays."""
 LOG_LEVEL = "SUPERAPP_RELAY_LOG_LEVEL"
 STREAM_REPLICAS = "SUPERAPP_RELAY_STREAM_REPLICAS"
 LEASE_SECONDS = "SUPERAPP_RELAY_LEASE_SECONDS"
+
+
+@dataclass(frozen=True, slots=True)
+class RelayCounts:
+    """What a child reports of itself: running totals since it started."""
+
+    published: int = 0
+    failed: int = 0
+    publishing: bool = False
+
+    def line(self) -> bytes:
+        """The status-pipe line for these counts."""
+        return b"C %d %d %d\n" % (self.published, self.failed, self.publishing)
+
+    @classmethod
+    def parse(cls, line: bytes) -> RelayCounts | None:
+        """The counts in a status line (without its newline), or None if it has none."""
+        fields = line.split()
+        if len(fields) != 4 or fields[0] != b"C":
+            return None
+        published, failed, publishing = (int(field) for field in fields[1:])
+        return cls(published, failed, bool(publishing))
 
 
 class RelayProcess:
@@ -77,7 +109,11 @@ class RelayProcess:
         restart_seconds: tuple[float, float] = (0.5, 30.0),
         stop_seconds: float = 3.0,
         wake_interval_seconds: float = 0.005,
+        report_seconds: float = 1.0,
+        counted: Counted | None = None,
     ) -> None:
+        """`counted` hears how many events the child published and failed to publish
+        since its last report (see the module's docstring)."""
         self._service = service
         # The URL travels in the child's environment, never on its command line (ps).
         self._environment = {
@@ -86,6 +122,7 @@ class RelayProcess:
             NATS_URL: nats_url,
             STREAM_REPLICAS: str(stream_replicas),
             LEASE_SECONDS: str(lease_seconds),
+            REPORT_SECONDS: str(report_seconds),
             # The level this process was configured with, whichever setting said so.
             LOG_LEVEL: logging.getLevelName(logging.getLogger().getEffectiveLevel()),
         }
@@ -105,6 +142,15 @@ class RelayProcess:
         It stays set when a child is replaced: the outbox keeps events meanwhile."""
         self.starts = 0
         """Children started so far (1 unless one had to be replaced)."""
+        self.published = 0
+        """Events the children reported acknowledged by JetStream, all of them together."""
+        self.failed = 0
+        """Events whose publication failed, as the children reported."""
+        self.publishing = False
+        """Whether the running child holds the relay lease, as it last reported."""
+        self._counted = counted
+        self._child = RelayCounts()
+        self._status_buffer = b""
         outbox.on_wake(self.wake)
 
     @property
@@ -205,21 +251,43 @@ class RelayProcess:
         if fd is None:
             return
         try:
-            said = os.read(fd, 64)
+            said = os.read(fd, 4096)
         except BlockingIOError:
             return
-        if READY in said:
+        if not said:  # the child closed its end: it exited
+            self._release_status()
+            return
+        *lines, self._status_buffer = (self._status_buffer + said).split(b"\n")
+        for line in lines:
+            self._heard(line)
+
+    def _heard(self, line: bytes) -> None:
+        if line + b"\n" == READY:
             if not self.ready.is_set():
                 _log.info("the %s outbox relay is connected and relaying", self._service)
             self.ready.set()
-        if not said:  # the child closed its end: it exited
-            self._release_status()
+            return
+        counts = RelayCounts.parse(line)
+        if counts is None:
+            return
+        published = counts.published - self._child.published
+        failed = counts.failed - self._child.failed
+        self._child = counts
+        self.publishing = counts.publishing
+        self.published += published
+        self.failed += failed
+        if self._counted is not None:
+            self._counted(published, failed)
 
     def _release_status(self) -> None:
         if self._status_fd is not None:
             asyncio.get_running_loop().remove_reader(self._status_fd)
             os.close(self._status_fd)
             self._status_fd = None
+        # The next child counts from zero, and holds no lease until it says so.
+        self._status_buffer = b""
+        self._child = RelayCounts()
+        self.publishing = False
 
     def _release_pipe(self) -> None:
         if self._wake_due is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.database import Database
@@ -9,10 +12,12 @@ from services.eventbus.connection import NatsLink
 from services.eventbus.consumer import EventConsumer, Handler, M
 from services.eventbus.contract import stream_of
 from services.eventbus.outbox import Outbox
-from services.eventbus.relay import OutboxRelay
+from services.eventbus.relay import Backlog, OutboxRelay, read_backlog
+from services.eventbus.relay_metrics import RelayMetrics
 from services.eventbus.relay_process import RelayProcess
 from services.eventbus.schema import EventTables
 from services.runtime.clock import Clock
+from services.runtime.metrics import Metrics
 from services.runtime.settings import RelayMode
 
 __all__ = ["ServiceEventBus"]
@@ -41,10 +46,20 @@ class ServiceEventBus:
         stream_replicas: int = 1,
         ack_wait_seconds: float = 30.0,
         relay_lease_seconds: float = 10.0,
+        metrics: Metrics | None = None,
+        backlog_seconds: float = 5.0,
     ) -> None:
+        """`metrics`: the process's (its own if not given), which get the relay's and
+        the consumer's families; the outbox backlog is sampled every `backlog_seconds`."""
+        self.metrics = metrics or Metrics(service)
         self.link = NatsLink(nats_url, f"superapp-{service}")
         self.outbox = Outbox(tables, f"superapp.{service}", clock)
+        stream = stream_of(service)
+        self._relay_metrics = RelayMetrics(
+            self.metrics, stream=stream.name, interval_seconds=backlog_seconds
+        )
         self.relay: OutboxRelay | RelayProcess
+        self._backlog: Callable[[], Awaitable[Backlog]]
         if relay == "process":
             self.relay = RelayProcess(
                 service,
@@ -53,19 +68,24 @@ class ServiceEventBus:
                 outbox=self.outbox,
                 stream_replicas=stream_replicas,
                 lease_seconds=relay_lease_seconds,
+                counted=self._relay_metrics.counted,
             )
+            # The child's relay is elsewhere; the table says the same as it would.
+            self._backlog = functools.partial(read_backlog, database, tables.outbox, clock)
         else:
             self.relay = OutboxRelay(
                 database=database,
                 tables=tables,
                 outbox=self.outbox,
                 link=self.link,
-                stream=stream_of(service),
+                stream=stream,
                 tracer_provider=tracer_provider,
                 clock=clock,
                 stream_replicas=stream_replicas,
                 lease_seconds=relay_lease_seconds,
+                counted=self._relay_metrics.counted,
             )
+            self._backlog = self.relay.backlog
         self.consumer = EventConsumer(
             service,
             database=database,
@@ -75,6 +95,7 @@ class ServiceEventBus:
             clock=clock,
             ack_wait_seconds=ack_wait_seconds,
             stream_replicas=stream_replicas,
+            metrics=self.metrics,
         )
 
     def subscribe(self, message_class: type[M], handler: Handler[M]) -> None:
@@ -95,9 +116,12 @@ class ServiceEventBus:
             self.link.start()
         self.relay.start()
         self.consumer.start()
+        relay = self.relay
+        self._relay_metrics.start(backlog=self._backlog, publishing=lambda: relay.publishing)
 
     async def stop(self) -> None:
         """Stop consuming, stop relaying (the outbox keeps the rest), close the link."""
+        await self._relay_metrics.stop()
         await self.consumer.stop()
         await self.relay.stop()
         await self.link.close()

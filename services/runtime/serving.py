@@ -24,10 +24,12 @@ from services.runtime.guarded_server import GuardedServer, HandlerGuard
 from services.runtime.health import HealthReporter
 from services.runtime.heap import freeze_start_up_heap
 from services.runtime.logs import configure_logging
+from services.runtime.loop_lag import LoopLag
 from services.runtime.metrics import Metrics
 from services.runtime.ports import port_in_use
 from services.runtime.reflection import enable_reflection
 from services.runtime.rich_status import ErrorGuard
+from services.runtime.rpc_metrics import RpcMetrics
 from services.runtime.settings import ConfigurationError, ServiceSettings, load_settings
 from services.runtime.tasks import finish_within
 from services.runtime.telemetry import server_tracing_interceptor
@@ -130,14 +132,20 @@ async def start_grpc_service(
 ) -> GrpcService:
     """Build and start the server for `spec`; the returned port is the one bound."""
     tracing = exports_spans(tracer_provider)
+    metrics = spec.metrics or Metrics(spec.domain.partition(".")[0])
     # OpenTelemetry's interceptor is the only per-call one, and only when spans are
-    # exported; our own concerns wrap each handler once, at registration.
+    # exported; our own concerns wrap each handler once, at registration. RED metrics
+    # outermost: they count the status a call ends with, after every mapping.
     server = GuardedServer(
         grpc.aio.server(
             interceptors=[server_tracing_interceptor(tracer_provider)] if tracing else [],
             options=[("grpc.so_reuseport", 0), *_BURST_OPTIONS, *_REBALANCE_OPTIONS],
         ),
-        [ErrorGuard(spec.domain, carry_trace_context=not tracing), *spec.guards],
+        [
+            RpcMetrics(metrics),
+            ErrorGuard(spec.domain, carry_trace_context=not tracing),
+            *spec.guards,
+        ],
     )
     spec.register(server)
     health = HealthReporter(
@@ -149,7 +157,7 @@ async def start_grpc_service(
         [*spec.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name],
     )
     try:
-        port, metrics = await _listen(server, spec, settings, env_prefix)
+        port = await _listen(server, metrics, settings, env_prefix)
     except BaseException:
         # What the service built for the server (database, bus, tasks) is released here,
         # once for every service, so a start that fails leaks nothing.
@@ -157,15 +165,16 @@ async def start_grpc_service(
             await finish_within(close, seconds=_CLOSE_TIMEOUT_SECONDS, name="releasing")
         raise
     await health.start()
+    loop_lag = LoopLag(metrics)
+    loop_lag.start()
     # Metrics are served to the end: released last, after the other closers.
-    return GrpcService(server, port, health, metrics, [metrics.close, *spec.closers])
+    return GrpcService(server, port, health, metrics, [metrics.close, *spec.closers, loop_lag.stop])
 
 
 async def _listen(
-    server: grpc.aio.Server, spec: ServiceSpec, settings: ServiceSettings, env_prefix: str
-) -> tuple[int, Metrics]:
-    """Bind the gRPC and metrics ports and start serving; the gRPC port bound and the
-    process's metrics."""
+    server: grpc.aio.Server, metrics: Metrics, settings: ServiceSettings, env_prefix: str
+) -> int:
+    """Bind the gRPC and metrics ports and start serving; the gRPC port bound."""
     address = f"{settings.host}:{settings.port}"
     taken = StartupError(f"{env_prefix}PORT: cannot listen on {address} (in use or not permitted)")
     # Probe first: gRPC core would also log its own multi-line complaint to stderr.
@@ -175,7 +184,6 @@ async def _listen(
         port = server.add_insecure_port(address)
     except RuntimeError as error:
         raise taken from error
-    metrics = spec.metrics or Metrics(spec.domain.partition(".")[0])
     if settings.metrics_port is not None:
         try:
             metrics.serve(settings.host, settings.metrics_port)
@@ -189,7 +197,7 @@ async def _listen(
     except BaseException:
         await metrics.close()
         raise
-    return port, metrics
+    return port
 
 
 async def _serve(
