@@ -49,6 +49,7 @@ __all__ = [
     "Component",
     "Readiness",
     "StackConfig",
+    "argument_parser",
     "http_ready_problem",
     "main",
     "service_client_environment",
@@ -717,7 +718,8 @@ async def _supervise(
         await asyncio.gather(stopped, *keepers, return_exceptions=True)
 
 
-def _arguments() -> argparse.ArgumentParser:
+def argument_parser() -> argparse.ArgumentParser:
+    """The flags of `scripts/stack`."""
     parser = argparse.ArgumentParser(
         prog="scripts/stack",
         description="Start NATS and every service locally; Ctrl-C stops them all. Each "
@@ -762,7 +764,7 @@ def _arguments() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m scripts.localstack`."""
-    args = _arguments().parse_args(argv)
+    args = argument_parser().parse_args(argv)
     try:
         config = StackConfig.resolve(args, os.environ)
     except ConfigurationError as error:

@@ -52,6 +52,11 @@ class Stack:
     def address(self, variable: str) -> str:
         return f"127.0.0.1:{self.env[variable]}"
 
+    @property
+    def prometheus_url(self) -> str:
+        """Where the stack's Prometheus listens (with --observability)."""
+        return f"http://127.0.0.1:{self.env['SUPERAPP_PROMETHEUS_PORT']}"
+
     def start(self) -> Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         run = len(list(self.data_dir.parent.glob(f"{self.data_dir.name}-*.out")))
