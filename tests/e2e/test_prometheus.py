@@ -4,7 +4,12 @@ with the rules of deploy/observability, as an operator starts it."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import math
+import operator
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -28,6 +33,33 @@ async def _query(http: httpx.AsyncClient, stack: Stack, promql: str) -> list[dic
     return result
 
 
+async def _until(
+    http: httpx.AsyncClient, stack: Stack, promql: str, wanted: Callable[[float], bool]
+) -> float:
+    """The value of `promql` (one sample), once `wanted` says yes to it."""
+    deadline = time.monotonic() + SCRAPED_WITHIN
+    while True:
+        result = await _query(http, stack, promql)
+        if result and wanted(value := float(result[0]["value"][1])):
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{promql}: {result} after {SCRAPED_WITHIN}s")
+        await asyncio.sleep(1.0)
+
+
+async def _sign_up(http: httpx.AsyncClient, stack: Stack) -> None:
+    registered = await http.post(
+        f"http://{stack.address('BFF_PORT')}/v1/auth/register",
+        json={
+            "email": f"{uuid.uuid4()}@example.com",
+            "password": "e2e password 123",
+            "display_name": "Metrics",
+        },
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert registered.status_code == 201, registered.text
+
+
 async def _targets_up(http: httpx.AsyncClient, stack: Stack) -> list[dict[str, Any]]:
     """Every target, once Prometheus has scraped each one successfully."""
     deadline = time.monotonic() + SCRAPED_WITHIN
@@ -42,7 +74,7 @@ async def _targets_up(http: httpx.AsyncClient, stack: Stack) -> list[dict[str, A
         await asyncio.sleep(1.0)
 
 
-async def test_prometheus_scrapes_every_process_and_loads_the_rules(
+async def test_prometheus_scrapes_every_process_with_the_rules_and_sees_sign_ups(
     make_stack: StackFactory,
 ) -> None:
     stack = make_stack(args=("--observability", "--startup-timeout", str(STARTUP_TIMEOUT))).start()
@@ -81,8 +113,26 @@ async def test_prometheus_scrapes_every_process_and_loads_the_rules(
         assert broken == []
         alerts = (await http.get(f"{stack.prometheus_url}/api/v1/alerts")).json()["data"]
         assert [a for a in alerts["alerts"] if a["state"] == "firing"] == []
-        # The integrator adds the business journey here once the business metrics land:
-        # a sign-up and a checkout through the BFF, then the funnel's counters and ratio.
+
+        # Users sign up through the BFF: Prometheus sees the requests, the funnel's first
+        # two stages (identity registers, the wallet opens on the event) and the BFF's
+        # availability SLI from its recording rule (a rate: it needs the counter to move
+        # between two scrapes, so a second sign-up follows the first one's scrape).
+        one, two = functools.partial(operator.le, 1.0), functools.partial(operator.le, 2.0)
+        await _sign_up(http, stack)
+        register = 'http_server_requests_total{job="bff",route="/v1/auth/register",status="201"}'
+        await _until(http, stack, f"sum({register})", one)
+        await _sign_up(http, stack)
+        assert await _until(http, stack, f"sum({register})", two) == 2.0
+        for stage in ("registered", "wallet_opened"):
+            funnel = f'sum(superapp_signup_funnel_total{{stage="{stage}"}})'
+            assert await _until(http, stack, funnel, two) == 2.0, stage
+        failed = await _until(
+            http, stack, 'job:slo_availability_errors:ratio_rate5m{job="bff"}', math.isfinite
+        )
+        assert failed == 0.0
+        # The integrator may extend this with a checkout: the checkout funnel's stages,
+        # money moved, and superapp:signup_funnel_completion:ratio_rate1h.
 
     stack.terminate()
     assert await stack.wait_exit() == 0
