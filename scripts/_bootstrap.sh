@@ -34,3 +34,44 @@ superapp_node_tools() {
     npm ci --no-audit --no-fund --loglevel=error >/dev/null
   fi
 }
+
+superapp_prometheus() {
+  # promtool (scripts/check, the rule tests) and prometheus (scripts/stack --observability,
+  # the e2e test) come from Debian's package; nothing else on the path is assumed.
+  if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
+    return 0
+  fi
+  local run=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      run=(sudo -n)
+    else
+      echo "superapp: promtool and prometheus are missing: install Debian's 'prometheus' package (apt-get install --no-install-recommends prometheus)" >&2
+      exit 1
+    fi
+  fi
+  # The package starts a Prometheus service on install where it can (systemd or its
+  # init script), which would hold port 9090 and scrape nothing of ours: a policy-rc.d
+  # that refuses every start keeps it down, and is removed again if it was ours.
+  local policy=/usr/sbin/policy-rc.d ours=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${run[@]}" tee "$policy" >/dev/null
+    "${run[@]}" chmod 755 "$policy"
+    ours=1
+  fi
+  local status=0
+  {
+    "${run[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null ||
+      { "${run[@]}" apt-get update -q >/dev/null &&
+        "${run[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+  } || status=$?
+  [ -z "$ours" ] || "${run[@]}" rm -f "$policy"
+  if [ "$status" -ne 0 ]; then
+    echo "superapp: apt-get install prometheus failed; install Debian's 'prometheus' package" >&2
+    exit 1
+  fi
+  # Where systemd runs and started it anyway (a policy-rc.d of someone else's allowing it).
+  if [ -d /run/systemd/system ] && systemctl is-active --quiet prometheus 2>/dev/null; then
+    "${run[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+}

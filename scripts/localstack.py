@@ -6,6 +6,10 @@ stops them in reverse order. A component that exits during start-up stops the st
 report naming it and quoting its last output; one that exits later is started again
 while the others keep running (`scripts.supervisor`), and only one that keeps crashing
 stops the stack.
+
+Every process serves its Prometheus metrics on its own `<PREFIX>METRICS_PORT`; with
+`--observability` a Prometheus scraping all of them, with the rules of
+deploy/observability, runs in the stack too.
 """
 
 from __future__ import annotations
@@ -28,16 +32,24 @@ from typing import NamedTuple, TextIO
 import grpc
 
 from scripts.nats_process import ClusterNode, NatsStartError, nats_server_command
+from scripts.prometheus_process import (
+    PrometheusStartError,
+    ScrapeTarget,
+    prometheus_command,
+    write_config,
+)
 from scripts.supervisor import Child, GaveUp, ReadyCheck, RestartPolicy, stop_children
 from services.runtime.health_client import wait_serving
 from services.runtime.ports import free_port, port_in_use
 
 __all__ = [
     "COMPONENTS",
+    "PROMETHEUS_DEFAULT_PORT",
     "READY_LINE",
     "Component",
     "Readiness",
     "StackConfig",
+    "argument_parser",
     "http_ready_problem",
     "main",
     "service_client_environment",
@@ -45,6 +57,8 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = "ready; Ctrl-C to stop"
+PROMETHEUS_DEFAULT_PORT = 7390
+"""Where `--observability` serves Prometheus unless SUPERAPP_PROMETHEUS_PORT says."""
 BUF_CURL = "npx buf curl --protocol grpc --http2-prior-knowledge"
 """How the banner and the README call a service by hand (buf comes from package.json)."""
 # A failed connect puts a gRPC channel into exponential backoff (1 s, 1.6 s, …); a service
@@ -72,20 +86,26 @@ class Component:
     env_prefix: str
     default_port: int
     readiness: Readiness
+    default_metrics_port: int
 
     @property
     def port_variable(self) -> str:
         """The environment variable that sets its port, e.g. `WALLET_PORT`."""
         return f"{self.env_prefix}PORT"
 
+    @property
+    def metrics_port_variable(self) -> str:
+        """The one that sets where it serves `/metrics`, e.g. `WALLET_METRICS_PORT`."""
+        return f"{self.env_prefix}METRICS_PORT"
+
 
 COMPONENTS: tuple[Component, ...] = (
-    Component("identity", "services.identity", "IDENTITY_", 7101, Readiness.GRPC_HEALTH),
-    Component("wallet", "services.wallet", "WALLET_", 7102, Readiness.GRPC_HEALTH),
-    Component("catalogue", "services.catalogue", "CATALOGUE_", 7103, Readiness.GRPC_HEALTH),
-    Component("orders", "services.orders", "ORDERS_", 7104, Readiness.GRPC_HEALTH),
+    Component("identity", "services.identity", "IDENTITY_", 7101, Readiness.GRPC_HEALTH, 7301),
+    Component("wallet", "services.wallet", "WALLET_", 7102, Readiness.GRPC_HEALTH, 7302),
+    Component("catalogue", "services.catalogue", "CATALOGUE_", 7103, Readiness.GRPC_HEALTH, 7303),
+    Component("orders", "services.orders", "ORDERS_", 7104, Readiness.GRPC_HEALTH, 7304),
     # Started last and stopped first: it is ready only once every service is.
-    Component("bff", "bff", "BFF_", 7100, Readiness.HTTP_READYZ),
+    Component("bff", "bff", "BFF_", 7100, Readiness.HTTP_READYZ, 7300),
 )
 
 
@@ -107,11 +127,19 @@ class Endpoint:
     name: str
     """The process's name in the stack's output: the component's, or `wallet-2` when it
     runs as several replicas."""
+    metrics_port: int
+    """Where it serves `/metrics`, on `host`."""
 
     @property
     def address(self) -> str:
         """host:port, as gRPC clients spell it."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def metrics_address(self) -> str:
+        """host:port of its `/metrics`, as a local scraper reaches it."""
+        host = "127.0.0.1" if self.host in {"0.0.0.0", ""} else self.host  # noqa: S104
+        return f"{host}:{self.metrics_port}"
 
 
 class ServiceChild(NamedTuple):
@@ -134,6 +162,8 @@ class StackConfig:
     startup_timeout: float
     replicas: int
     endpoints: Sequence[Endpoint]
+    prometheus_port: int | None = None
+    """Where the stack's Prometheus listens (on 127.0.0.1); None: not started."""
 
     @classmethod
     def resolve(
@@ -166,6 +196,11 @@ class StackConfig:
         cluster_ports = (
             [free_port() for _ in range(args.nats_cluster)] if args.nats_cluster > 1 else []
         )
+        prometheus_port = None
+        if args.observability:
+            prometheus_port = _port_from_env(
+                environ, "SUPERAPP_PROMETHEUS_PORT", PROMETHEUS_DEFAULT_PORT
+            ) or free_port("127.0.0.1")
         config = cls(
             data_dir=data_dir.resolve(),
             external_nats_url=external,
@@ -178,6 +213,7 @@ class StackConfig:
                 for component in components
                 for endpoint in _endpoints(component, environ, args.replicas)
             ],
+            prometheus_port=prometheus_port,
         )
         config.check_databases(environ)
         return config
@@ -227,11 +263,18 @@ def _endpoints(component: Component, environ: Mapping[str, str], replicas: int) 
     host = environ.get(f"{component.env_prefix}HOST") or "127.0.0.1"
     base = _port_from_env(environ, component.port_variable, component.default_port)
     ports = _replica_ports(base, replicas, host)
-    if replicas == 1:
-        return [Endpoint(component, host, ports[0], component.name)]
+    metrics_base = _port_from_env(
+        environ, component.metrics_port_variable, component.default_metrics_port
+    )
+    metrics_ports = _replica_ports(metrics_base, replicas, host)
+    names = (
+        [component.name]
+        if replicas == 1
+        else [f"{component.name}-{index + 1}" for index in range(replicas)]
+    )
     return [
-        Endpoint(component, host, port, f"{component.name}-{index + 1}")
-        for index, port in enumerate(ports)
+        Endpoint(component, host, port, name, metrics_port)
+        for port, name, metrics_port in zip(ports, names, metrics_ports, strict=True)
     ]
 
 
@@ -258,6 +301,11 @@ def check_ports(config: StackConfig) -> None:
         wanted += [("127.0.0.1", port, nats) for port in config.nats_ports]
         wanted += [("127.0.0.1", port, "a NATS route port") for port in config.nats_cluster_ports]
     wanted += [(e.host, e.port, e.component.port_variable) for e in config.endpoints]
+    wanted += [
+        (e.host, e.metrics_port, e.component.metrics_port_variable) for e in config.endpoints
+    ]
+    if config.prometheus_port is not None:
+        wanted.append(("127.0.0.1", config.prometheus_port, "SUPERAPP_PROMETHEUS_PORT"))
     claimed: dict[int, str] = {}
     for host, port, variable in wanted:
         if port in claimed:
@@ -280,6 +328,7 @@ def _child_environment(
         if peer.readiness is Readiness.GRPC_HEALTH and peer is not endpoint.component:
             env.setdefault(f"{prefix}{peer.name.upper()}_ADDR", config.addresses(peer))
     env[f"{prefix}PORT"] = str(endpoint.port)
+    env[f"{prefix}METRICS_PORT"] = str(endpoint.metrics_port)
     env[f"{prefix}DATA_DIR"] = str(config.data_dir)
     env[f"{prefix}NATS_URL"] = config.nats_url
     if config.nats_cluster_ports:
@@ -354,9 +403,13 @@ async def http_ready_problem(host: str, port: int, path: str) -> str | None:
 
 
 def _http_ready(host: str, port: int) -> ReadyCheck:
+    return _http_ready_at(host, port, "/readyz")
+
+
+def _http_ready_at(host: str, port: int, path: str) -> ReadyCheck:
     async def check(seen: Callable[[str], None]) -> None:
-        while (problem := await http_ready_problem(host, port, "/readyz")) is not None:
-            seen(f"GET /readyz: {problem}")
+        while (problem := await http_ready_problem(host, port, path)) is not None:
+            seen(f"GET {path}: {problem}")
             await asyncio.sleep(0.1)
 
     return check
@@ -372,7 +425,10 @@ def _port_listening(port: int) -> ReadyCheck:
 
 
 def _endpoint_table(
-    config: StackConfig, nats: Sequence[Child], services: Sequence[ServiceChild]
+    config: StackConfig,
+    nats: Sequence[Child],
+    services: Sequence[ServiceChild],
+    prometheus: Child | None = None,
 ) -> str:
     logs = config.data_dir / "logs"
     rows: list[tuple[str, ...]] = [("", "endpoint", "pid", "notes")]
@@ -395,15 +451,35 @@ def _endpoint_table(
         readiness = endpoint.component.readiness.value
         first = endpoint.component not in listed  # one example per component
         listed.add(endpoint.component)
+        metrics = f"metrics http://{endpoint.metrics_address}/metrics"
         if endpoint.component.readiness is Readiness.GRPC_HEALTH:
-            rows.append((child.name, f"grpc {address}", str(child.pid), f"ready by {readiness}"))
+            rows.append(
+                (child.name, f"grpc {address}", str(child.pid), f"ready by {readiness}; {metrics}")
+            )
             if first:
                 examples.append(f"{BUF_CURL} --list-methods http://{address}")
         else:
-            rows.append((child.name, f"http://{address}", str(child.pid), f"ready by {readiness}"))
+            rows.append(
+                (
+                    child.name,
+                    f"http://{address}",
+                    str(child.pid),
+                    f"ready by {readiness}; {metrics}",
+                )
+            )
             if first:
                 examples.append(f"curl http://{address}{readiness.removeprefix('GET ')}")
                 examples.append(f"curl http://{address}/openapi.json")
+    if prometheus is not None:
+        url = f"http://127.0.0.1:{config.prometheus_port}"
+        rows.append(
+            (
+                prometheus.name,
+                url,
+                str(prometheus.pid),
+                f"scrapes every process every 5s; config {config.data_dir / 'prometheus'}",
+            )
+        )
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     lines = ["", f"superapp local stack; data in {config.data_dir}"]
     lines += [
@@ -415,6 +491,13 @@ def _endpoint_table(
     ]
     lines += [
         "databases: SQLite <data>/<service>.db unless <PREFIX>DATABASE_URL is set",
+        "metrics: every process serves Prometheus metrics on its <PREFIX>METRICS_PORT; "
+        + (
+            f"Prometheus shows its targets at http://127.0.0.1:{config.prometheus_port}/targets "
+            "and the alerts of deploy/observability/rules at /alerts"
+            if prometheus is not None
+            else "--observability also starts Prometheus"
+        ),
         "logs: every component's output goes to stderr, each line prefixed by its name",
         "a component that crashes is started again; the others keep running",
         "list the methods of each (reflection; the BFF: readiness and OpenAPI):",
@@ -455,6 +538,30 @@ def _nats_children(config: StackConfig, sink: TextIO, width: int) -> list[Child]
             )
         )
     return children
+
+
+def _prometheus_child(config: StackConfig, sink: TextIO, width: int) -> Child:
+    """Prometheus on a configuration naming every process of this run."""
+    assert config.prometheus_port is not None
+    directory = config.data_dir / "prometheus"
+    path = write_config(
+        directory,
+        [ScrapeTarget(e.component.name, e.name, e.metrics_address) for e in config.endpoints],
+    )
+    try:
+        argv = prometheus_command(path, directory / "data", config.prometheus_port)
+    except PrometheusStartError as error:
+        raise StackError(str(error)) from None
+    return Child(
+        name="prometheus",
+        argv=argv,
+        env=dict(os.environ),
+        ready_check=_http_ready_at("127.0.0.1", config.prometheus_port, "/-/ready"),
+        sink=sink,
+        width=width,
+        cwd=ROOT,
+        note=f"on http://127.0.0.1:{config.prometheus_port}",
+    )
 
 
 def _service_child(
@@ -504,6 +611,12 @@ async def run_stack(
             for node in nats:
                 children.append(node)
                 await node.launch()
+        prometheus = None
+        if config.prometheus_port is not None:
+            # Before the services, so it is stopped after them and sees them go.
+            prometheus = _prometheus_child(config, sys.stderr, width)
+            children.append(prometheus)
+            await prometheus.launch()
         environ = {**environ, **service_client_environment(config.data_dir, environ)}
         services = [
             _service_child(
@@ -518,7 +631,7 @@ async def run_stack(
             config,
             children,
             stop,
-            lambda: _endpoint_table(config, nats, services),
+            lambda: _endpoint_table(config, nats, services, prometheus),
             policy or RestartPolicy(),
         )
     except StackError as error:
@@ -605,7 +718,8 @@ async def _supervise(
         await asyncio.gather(stopped, *keepers, return_exceptions=True)
 
 
-def _arguments() -> argparse.ArgumentParser:
+def argument_parser() -> argparse.ArgumentParser:
+    """The flags of `scripts/stack`."""
     parser = argparse.ArgumentParser(
         prog="scripts/stack",
         description="Start NATS and every service locally; Ctrl-C stops them all. Each "
@@ -633,6 +747,12 @@ def _arguments() -> argparse.ArgumentParser:
         help="NATS nodes: 1 (default), or 3 for a JetStream cluster with R3 streams",
     )
     parser.add_argument(
+        "--observability",
+        action="store_true",
+        help="also run Prometheus on 127.0.0.1:7390 (env SUPERAPP_PROMETHEUS_PORT) scraping "
+        "every process, with the alerting and recording rules of deploy/observability",
+    )
+    parser.add_argument(
         "--startup-timeout",
         type=float,
         default=None,
@@ -644,7 +764,7 @@ def _arguments() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m scripts.localstack`."""
-    args = _arguments().parse_args(argv)
+    args = argument_parser().parse_args(argv)
     try:
         config = StackConfig.resolve(args, os.environ)
     except ConfigurationError as error:

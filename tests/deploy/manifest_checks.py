@@ -42,6 +42,9 @@ AWAITED: Mapping[str, str] = {}
 the moment a settings class reads it (a test says so)."""
 
 _STANDARD_PREFIXES = ("OTEL_",)  # read by the OpenTelemetry SDK, not by our settings
+METRICS_PORT_NAME = "metrics"
+"""The container port Prometheus scrapes (deploy/observability/prometheus-kubernetes.yml
+keeps the pods' ports of this name)."""
 ADDRESS = re.compile(r"^dns:///(?P<service>[a-z0-9-]+):(?P<port>\d+)$")
 NATS_URL = re.compile(r"^nats://(?P<service>[a-z0-9-]+):(?P<port>\d+)$")
 _SUPERAPP_IMAGE = "superapp"
@@ -219,7 +222,8 @@ def port_and_probe_problems(
     manifests: Iterable[Manifest], settings: Mapping[str, type[BaseSettings]] | None = None
 ) -> list[str]:
     """The container listens where its settings say, on an address the kubelet reaches,
-    and its probes ask the right port and question."""
+    serves its metrics on the port named `metrics`, and its probes ask the right port
+    and question."""
     problems = []
     for workload in workloads(manifests):
         component, container = workload.component, workload.container
@@ -229,9 +233,19 @@ def port_and_probe_problems(
         host = str(_effective(workload, cls, "host"))
         if host.startswith("127.") or host in {"localhost", "::1"}:
             problems.append(f"{name}: listens on {host}, which probes and peers cannot reach")
-        declared = [p["containerPort"] for p in container.get("ports", [])]
+        ports = container.get("ports", [])
+        declared = [p["containerPort"] for p in ports if p.get("name") != METRICS_PORT_NAME]
         if declared != [port]:
             problems.append(f"{name}: containerPort {declared}, but the settings say {port}")
+        metrics = _effective(workload, cls, "metrics_port")
+        named = [p["containerPort"] for p in ports if p.get("name") == METRICS_PORT_NAME]
+        if metrics is None:
+            variable = f"{component.env_prefix}METRICS_PORT"
+            problems.append(f"{name}: {variable} is unset, so no metrics are served")
+        elif named != [int(metrics)]:
+            problems.append(
+                f"{name}: port {METRICS_PORT_NAME!r} is {named}, but the settings say {metrics}"
+            )
         probes = {kind: container.get(f"{kind}Probe") for kind in ("startup", "liveness")}
         probes["readiness"] = container.get("readinessProbe")
         for kind, probe in probes.items():

@@ -10,6 +10,7 @@ from typing import Any
 from scripts.kubernetes_manifests import Manifest
 from tests.deploy.manifest_checks import (
     ADDRESS,
+    METRICS_PORT_NAME,
     NATS_URL,
     has_labels,
     selects,
@@ -77,6 +78,11 @@ def allowed(
 
 
 KUBE_DNS = Peer({"k8s-app": "kube-dns"}, {"kubernetes.io/metadata.name": "kube-system"})
+PROMETHEUS = Peer(
+    {"app.kubernetes.io/name": "prometheus"}, {"kubernetes.io/metadata.name": "monitoring"}
+)
+"""A Prometheus pod as installed in namespace `monitoring` (labels vary: the policy may
+not depend on them)."""
 POSTGRES_PORT = 5432
 
 
@@ -129,7 +135,8 @@ def _connections(manifests: list[Manifest]) -> Iterator[tuple[PodGroup, PodGroup
 def network_policy_problems(manifests: Iterable[Manifest]) -> list[str]:
     """NetworkPolicies allow exactly what the wiring needs: every connection the
     settings make (peers, NATS), PostgreSQL and DNS; into each pod only from the pods
-    that call it and, for the BFF alone, from anywhere."""
+    that call it and, for the BFF alone, from anywhere; into each metrics port only
+    from Prometheus in namespace `monitoring`."""
     manifests = list(manifests)
     policies = [m for m in manifests if m["kind"] == "NetworkPolicy"]
     namespace = next(m["metadata"]["name"] for m in manifests if m["kind"] == "Namespace")
@@ -166,8 +173,11 @@ def network_policy_problems(manifests: Iterable[Manifest]) -> list[str]:
         callers[("nats", groups["nats"].ports["cluster"])] = {"nats"}
     # Nothing more: every port of every pod is open to exactly its callers.
     for group in groups.values():
-        public = group.name == "bff"
-        for port in group.ports.values():
+        for port_name, port in group.ports.items():
+            scraped = port_name == METRICS_PORT_NAME
+            public = group.name == "bff" and not scraped
+            if scraped and not lets("Ingress", group.labels, PROMETHEUS, port):
+                problems.append(f"{group.name}:{port} (metrics) is closed to Prometheus")
             expected = set(groups) if public else callers.get((group.name, port), set())
             opened = {
                 o.name

@@ -156,6 +156,19 @@ def test_a_port_changed_in_the_code_is_caught(manifests: list[Manifest]) -> None
     assert len(problems) == 4  # and its three probes
 
 
+def test_a_metrics_port_unset_or_moved_is_caught(manifests: list[Manifest]) -> None:
+    wallet = container(manifests, "wallet")
+    wallet["env"] = [e for e in wallet["env"] if e["name"] != "WALLET_METRICS_PORT"]
+    env_entry(manifests, "bff", "BFF_METRICS_PORT")["value"] = "9091"
+    orders = container(manifests, "orders")
+    orders["ports"] = [p for p in orders["ports"] if p["name"] != "metrics"]
+    assert sorted(port_and_probe_problems(manifests)) == [
+        "bff: port 'metrics' is [9090], but the settings say 9091",
+        "orders: port 'metrics' is [], but the settings say 9090",
+        "wallet: WALLET_METRICS_PORT is unset, so no metrics are served",
+    ]
+
+
 def test_a_service_left_on_loopback_is_caught(manifests: list[Manifest]) -> None:
     wallet = container(manifests, "wallet")
     wallet["env"] = [e for e in wallet["env"] if e["name"] != "WALLET_HOST"]

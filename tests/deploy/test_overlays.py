@@ -196,6 +196,25 @@ def test_a_network_policy_that_misses_or_widens_a_connection_is_caught(
     assert "catalogue:7103 is reachable from outside" in problems
 
 
+def test_a_metrics_port_closed_to_prometheus_or_open_to_others_is_caught(
+    production: list[Manifest],
+) -> None:
+    policies = objects(production, "NetworkPolicy")
+    scrapes = policies["prometheus-scrapes"]["spec"]
+    scrapes["podSelector"]["matchExpressions"][0]["values"].remove("wallet")
+    # The BFF's metrics opened to the internet, and the catalogue's to the orders pods.
+    policies["bff"]["spec"]["ingress"].append({"ports": [{"protocol": "TCP", "port": 9090}]})
+    policies["catalogue"]["spec"]["ingress"][0]["ports"].append({"protocol": "TCP", "port": 9090})
+    problems = network_policy_problems(production)
+    assert sorted(p for p in problems if ":9090" in p) == [
+        "bff:9090 is open to ['bff', 'catalogue', 'identity', 'nats', 'orders', 'wallet'], "
+        "its callers are []",
+        "bff:9090 is reachable from outside",
+        "catalogue:9090 is open to ['bff', 'orders'], its callers are []",
+        "wallet:9090 (metrics) is closed to Prometheus",
+    ]
+
+
 def test_production_exposes_the_bff_through_a_load_balancer_that_keeps_client_addresses(
     production: list[Manifest],
 ) -> None:

@@ -52,6 +52,11 @@ class Stack:
     def address(self, variable: str) -> str:
         return f"127.0.0.1:{self.env[variable]}"
 
+    @property
+    def prometheus_url(self) -> str:
+        """Where the stack's Prometheus listens (with --observability)."""
+        return f"http://127.0.0.1:{self.env['SUPERAPP_PROMETHEUS_PORT']}"
+
     def start(self) -> Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         run = len(list(self.data_dir.parent.glob(f"{self.data_dir.name}-*.out")))
@@ -167,9 +172,12 @@ def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
 
     def make(data_dir: Path | None = None, args: tuple[str, ...] = (), **extra_env: str) -> Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-        nats_port, *ports = _free_ports(len(COMPONENTS) + 1)
+        nats_port, prometheus_port, *ports = _free_ports(len(COMPONENTS) + 2)
         env["SUPERAPP_NATS_PORT"] = str(nats_port)
+        env["SUPERAPP_PROMETHEUS_PORT"] = str(prometheus_port)  # used with --observability
         env.update({c.port_variable: str(port) for c, port in zip(COMPONENTS, ports, strict=True)})
+        # Every process serves metrics; on free ports the launcher picks (and prints).
+        env.update({c.metrics_port_variable: "0" for c in COMPONENTS})
         env["SUPERAPP_DATA_DIR"] = str(data_dir or tmp_path / f"data{len(made)}")
         env.update(extra_env)
         stack = Stack(Path(env["SUPERAPP_DATA_DIR"]), env, args)
