@@ -1,5 +1,6 @@
 """What scenarios set themselves up with: servers in their own processes, client channels,
-a scratch directory; all released when the run ends, also on Ctrl-C."""
+a scratch directory; all released when the run ends, also on Ctrl-C. It also names the
+processes behind an address, whose CPU time the bench reports per call."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import TypeVar
 import grpc
 
 from scripts.benchmark.echo_server import ECHO_METHOD
+from scripts.benchmark.process_cpu import Processes
 from scripts.benchmark.server_process import ServerProcess, ServerStartError, python_module
 from scripts.localstack import http_ready_problem, service_client_environment
 from scripts.nats_process import NatsProcess
@@ -184,6 +186,18 @@ class Environment:
             )
 
         return await self._server(key, build)
+
+    def processes(self, *addresses: str, nats: bool = False) -> Processes:
+        """The processes of the servers at `addresses`, each with its children (a
+        service's outbox relay), plus the services' NATS server if `nats` (where
+        publishing is part of the path)."""
+        by_address = {server.address: server for server in self._servers.values()}
+        pids = [by_address[address].pid for address in addresses]
+        if nats:
+            pids.append(self._nats.pid if self._nats is not None else None)
+        if None in pids:
+            raise RuntimeError(f"not running: one of {addresses}" + (" or NATS" if nats else ""))
+        return Processes(trees=[pid for pid in pids if pid is not None])
 
     def _nats_url(self) -> str:
         if self._nats is None:
