@@ -26,7 +26,7 @@ from scripts.benchmark.scenario import Call, ClosedLoop, Scenario, Target
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
     from superapp.catalogue.v1.catalogue_service_pb2_grpc import CatalogueServiceAsyncStub
 
-__all__ = ["catalogue_scenarios"]
+__all__ = ["catalogue_scenarios", "product_count"]
 
 _PRODUCTS_SETTING = "SUPERAPP_BENCH_CATALOGUE_PRODUCTS"
 
@@ -36,13 +36,17 @@ async def _catalogue(
 ) -> tuple[SeededCatalogue, list[CatalogueServiceAsyncStub], Processes]:
     """The seeded data, a stub per client channel to the catalogue serving it, and the
     catalogue's processes."""
-    seeded = await seed_catalogue(
-        env.work_dir / "catalogue", int(os.environ.get(_PRODUCTS_SETTING, "100000"))
-    )
+    database = env.work_dir / "catalogue" / "catalogue.db"
+    seeded = await seed_catalogue(f"sqlite+aiosqlite:///{database}", product_count())
     address = await env.service("catalogue")
     channels = await env.channels(address)
     stubs = [catalogue_service_pb2_grpc.CatalogueServiceStub(c) for c in channels]
     return seeded, stubs, env.processes(address)
+
+
+def product_count() -> int:
+    """How many products the catalogue scenarios read from (100,000 unless set)."""
+    return int(os.environ.get(_PRODUCTS_SETTING, "100000"))
 
 
 def _rotating(method: Callable[..., Any], requests: Iterator[Any], timeout: float) -> Call:

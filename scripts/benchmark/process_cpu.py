@@ -24,7 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-__all__ = ["CpuMeter", "CpuSource", "Machine", "Processes", "process_cpu_seconds"]
+__all__ = [
+    "CpuMeter",
+    "CpuSource",
+    "Machine",
+    "Processes",
+    "ProcessesFound",
+    "children",
+    "parent",
+    "process_cpu_seconds",
+]
 
 _TICK_SECONDS = 1 / os.sysconf("SC_CLK_TCK")
 _PROC = Path("/proc")
@@ -59,13 +68,20 @@ def _read(pid: int) -> _Reading | None:
     return _Reading(own + reaped, parent)
 
 
+def parent(pid: int) -> int | None:
+    """The parent process of `pid`, or None when it is gone."""
+    reading = _read(pid)
+    return None if reading is None else reading.parent
+
+
 def process_cpu_seconds(pid: int) -> float | None:
     """CPU seconds `pid` has used (and the children it reaped), or None when it is gone."""
     reading = _read(pid)
     return None if reading is None else reading.cpu
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The live children of `pid` (none when it is gone)."""
     found: list[int] = []
     try:
         threads = list((_PROC / str(pid) / "task").iterdir())
@@ -84,7 +100,7 @@ def _with_descendants(root: int) -> list[int]:
     while pending:
         pid = pending.pop()
         found.append(pid)
-        pending += _children(pid)
+        pending += children(pid)
     return found
 
 
@@ -118,8 +134,18 @@ class Processes:
         members = [pid for root in self.trees for pid in _with_descendants(root)]
         return list(dict.fromkeys([*members, *self.alone]))
 
+    def start(self) -> Callable[[], float]:
+        return ProcessesFound(self.pids).start()
+
+
+@dataclass(frozen=True)
+class ProcessesFound:
+    """The processes `find` returns, found again at every read."""
+
+    find: Callable[[], Sequence[int]]
+
     def _snapshot(self) -> dict[int, _Reading]:
-        readings = {pid: _read(pid) for pid in self.pids()}
+        readings = {pid: _read(pid) for pid in self.find()}
         return {pid: reading for pid, reading in readings.items() if reading is not None}
 
     def start(self) -> Callable[[], float]:

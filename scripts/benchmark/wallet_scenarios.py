@@ -241,7 +241,7 @@ async def _transfer_rpc(env: Environment) -> ClosedLoop:
         calls.append(transfer)
     # The relay publishes from the wallet's child process, through NATS: both are part
     # of what a transfer costs. (The other services' relays are idle meanwhile.)
-    return ClosedLoop(calls, server=env.processes(address, nats=True))
+    return ClosedLoop(calls, server=env.processes(address, nats_url=env.nats_url()))
 
 
 def wallet_scenarios() -> list[Scenario]:
