@@ -99,4 +99,5 @@ async def postgres_processes(databases: str) -> ProcessesFound | None:
         found = [pid for pid in children(postmaster) if _ours(_title(pid), databases)]
         return [postmaster, *found]
 
-    return ProcessesFound(find)
+    # The postmaster reaps every database's backends: what those used is not ours.
+    return ProcessesFound(find, reaped_too=False)

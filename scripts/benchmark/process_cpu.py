@@ -13,6 +13,8 @@ utime+stime counts in 10 ms ticks: too coarse for a window of a few hundred call
 children a member has reaped count through that file's cutime+cstime, so a child that
 exits inside the window keeps its time; a process that appears inside the window counts
 whole, and one that vanished without a counted parent to reap it loses its last share.
+`ProcessesFound` is a set found by any rule at each read (PostgreSQL's processes that
+serve one run's databases).
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ def _clock_id(pid: int) -> int:
     return (~pid << 3) | 2
 
 
-def _read(pid: int) -> _Reading | None:
-    """`pid`'s CPU time so far, or None when it is gone."""
+def _read(pid: int, *, reaped_too: bool = True) -> _Reading | None:
+    """`pid`'s CPU time so far (with its reaped children's unless not `reaped_too`), or
+    None when it is gone."""
     try:
         stat = (_PROC / str(pid) / "stat").read_text()
     except OSError:
@@ -60,7 +63,7 @@ def _read(pid: int) -> _Reading | None:
     fields = stat.rsplit(")", 1)[1].split()
     parent = int(fields[1])
     utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
-    reaped = (cutime + cstime) * _TICK_SECONDS
+    reaped = (cutime + cstime) * _TICK_SECONDS if reaped_too else 0.0
     try:
         own = time.clock_gettime(_clock_id(pid))
     except OSError:  # ended between the two reads: its last ticks will do
@@ -140,30 +143,39 @@ class Processes:
 
 @dataclass(frozen=True)
 class ProcessesFound:
-    """The processes `find` returns, found again at every read."""
+    """The processes `find` returns, found again at every read.
+
+    Without `reaped_too`, the children the members reaped do not count: for a parent
+    that also reaps children which are not members (a shared PostgreSQL server's
+    postmaster reaps every other database's backends too).
+    """
 
     find: Callable[[], Sequence[int]]
+    reaped_too: bool = True
 
     def _snapshot(self) -> dict[int, _Reading]:
-        readings = {pid: _read(pid) for pid in self.find()}
+        readings = {pid: _read(pid, reaped_too=self.reaped_too) for pid in self.find()}
         return {pid: reading for pid, reading in readings.items() if reading is not None}
 
     def start(self) -> Callable[[], float]:
         before = self._snapshot()
 
         def stop() -> float:
-            return _used(before, self._snapshot())
+            return _used(before, self._snapshot(), reaped_too=self.reaped_too)
 
         return stop
 
 
-def _used(before: Mapping[int, _Reading], after: Mapping[int, _Reading]) -> float:
+def _used(
+    before: Mapping[int, _Reading], after: Mapping[int, _Reading], *, reaped_too: bool
+) -> float:
     used = sum(now.cpu - (before[pid].cpu if pid in before else 0.0) for pid, now in after.items())
-    # A member that ended and was reaped by another member: its whole time moved into
-    # the parent's reaped share, so what it had used before the window comes off again.
-    used -= sum(
-        then.cpu for pid, then in before.items() if pid not in after and then.parent in after
-    )
+    if reaped_too:
+        # A member that ended and was reaped by another member: its whole time moved
+        # into the parent's reaped share, so what it had used before comes off again.
+        used -= sum(
+            then.cpu for pid, then in before.items() if pid not in after and then.parent in after
+        )
     return used
 
 
