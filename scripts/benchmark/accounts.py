@@ -37,8 +37,10 @@ class Account:
         return (("authorization", f"Bearer {self.token}"),)
 
 
-async def _identity(env: Environment) -> identity_service_pb2_grpc.IdentityServiceAsyncStub:
-    [channel] = (await env.channels(await env.service("identity")))[:1]
+async def _identity(
+    env: Environment, address: str | None = None
+) -> identity_service_pb2_grpc.IdentityServiceAsyncStub:
+    [channel] = (await env.channels(address or await env.service("identity")))[:1]
     return identity_service_pb2_grpc.IdentityServiceStub(channel)
 
 
@@ -67,12 +69,20 @@ async def new_user(env: Environment) -> Account:
     return await sign_up(await _identity(env), f"bench-{new_id()}@example.com")
 
 
-async def funded_users(env: Environment, count: int, amount_minor: int = 10**12) -> list[Account]:
-    """`count` new users whose wallets are open and hold `amount_minor` EUR."""
-    identity = await _identity(env)
+async def funded_users(
+    env: Environment,
+    count: int,
+    amount_minor: int = 10**12,
+    *,
+    identity_address: str | None = None,
+    wallet_address: str | None = None,
+) -> list[Account]:
+    """`count` new users whose wallets are open and hold `amount_minor` EUR: made at the
+    bench's identity and wallet, or at the ones at the addresses given."""
+    identity = await _identity(env, identity_address)
     operator = await sign_up(identity, BENCH_ADMIN_EMAIL)
     users = [await sign_up(identity, f"bench-{new_id()}@example.com") for _ in range(count)]
-    [channel] = (await env.channels(await env.service("wallet")))[:1]
+    [channel] = (await env.channels(wallet_address or await env.service("wallet")))[:1]
     wallet = wallet_service_pb2_grpc.WalletServiceStub(channel)
     for user in users:
         for _ in range(500):  # wallets open from identity's event, asynchronously

@@ -17,6 +17,7 @@ gRPC calls made directly and a bare ASGI app served by the same uvicorn setup.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 from superapp.catalogue.v1 import catalogue_service_pb2 as catalogue_pb
@@ -47,12 +48,15 @@ class _WholeHome(Exception):
     kind = "WALLET_NOT_CUT_OFF"
 
 
-async def _http(env: Environment, address: str, path: str, token: str = "") -> ClosedLoop:
+async def _http(
+    env: Environment, address: str, path: str, token: str = "", upstreams: Sequence[str] = ()
+) -> ClosedLoop:
+    """GET `path` from the HTTP server at `address`, which serves it with `upstreams`."""
     host, port = address.rsplit(":", 1)
     pool = HttpPool(host, int(port))
     env.on_close(pool.close)
     request = pool.request(path, {"Authorization": f"Bearer {token}"} if token else None)
-    return ClosedLoop([partial(pool.send, request)])
+    return ClosedLoop([partial(pool.send, request)], env.processes(address, *upstreams))
 
 
 async def _hello(env: Environment) -> ClosedLoop:
@@ -62,18 +66,20 @@ async def _hello(env: Environment) -> ClosedLoop:
 async def _direct_get_wallet(env: Environment) -> ClosedLoop:
     [user] = await funded_users(env, 1)
     request = wallet_pb.GetWalletRequest(user_id=user.user_id)
+    address = await env.service("wallet")
     calls: list[Call] = []
-    for channel in await env.channels(await env.service("wallet")):
+    for channel in await env.channels(address):
         stub = wallet_service_pb2_grpc.WalletServiceStub(channel)
         calls.append(
             partial(stub.GetWallet, request, metadata=user.metadata, timeout=env.call_timeout)
         )
-    return ClosedLoop(calls)
+    return ClosedLoop(calls, env.processes(address))
 
 
 async def _bff_get_wallet(env: Environment) -> ClosedLoop:
     [user] = await funded_users(env, 1)
-    return await _http(env, await env.bff(), "/v1/me/wallet", user.token)
+    wallet = await env.service("wallet")
+    return await _http(env, await env.bff(), "/v1/me/wallet", user.token, [wallet])
 
 
 async def _published_product(env: Environment) -> str:
@@ -109,16 +115,18 @@ async def _published_product(env: Environment) -> str:
 
 async def _direct_get_product(env: Environment) -> ClosedLoop:
     request = catalogue_pb.GetProductRequest(product_id=await _published_product(env))
+    address = await env.service("catalogue")
     calls: list[Call] = []
-    for channel in await env.channels(await env.service("catalogue")):
+    for channel in await env.channels(address):
         stub = catalogue_service_pb2_grpc.CatalogueServiceStub(channel)
         calls.append(partial(stub.GetProduct, request, timeout=env.call_timeout))
-    return ClosedLoop(calls)
+    return ClosedLoop(calls, env.processes(address))
 
 
 async def _bff_get_product(env: Environment) -> ClosedLoop:
     product_id = await _published_product(env)
-    return await _http(env, await env.bff(), f"/v1/products/{product_id}")
+    catalogue = await env.service("catalogue")
+    return await _http(env, await env.bff(), f"/v1/products/{product_id}", upstreams=[catalogue])
 
 
 async def _home_with_a_hung_part(env: Environment) -> ClosedLoop:
@@ -139,7 +147,9 @@ async def _home_with_a_hung_part(env: Environment) -> ClosedLoop:
         if b'"DEADLINE_EXCEEDED"' not in await pool.send(request):
             raise _WholeHome
 
-    return ClosedLoop([home])
+    # The parts that answer: the profile from identity, products from the catalogue.
+    upstreams = [await env.service("identity"), await env.service("catalogue")]
+    return ClosedLoop([home], env.processes(address, *upstreams))
 
 
 def bff_scenarios() -> list[Scenario]:

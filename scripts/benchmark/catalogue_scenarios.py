@@ -19,24 +19,34 @@ from superapp.catalogue.v1 import catalogue_service_pb2_grpc
 
 from scripts.benchmark.catalogue_seed import SeededCatalogue, seed_catalogue
 from scripts.benchmark.environment import Environment
+from scripts.benchmark.process_cpu import Processes
 from scripts.benchmark.rpc_scenarios import GRPC_ECHO
-from scripts.benchmark.scenario import Call, ClosedLoop, Scenario
+from scripts.benchmark.scenario import Call, ClosedLoop, Scenario, Target
 
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
     from superapp.catalogue.v1.catalogue_service_pb2_grpc import CatalogueServiceAsyncStub
 
-__all__ = ["catalogue_scenarios"]
+__all__ = ["catalogue_scenarios", "product_count"]
 
 _PRODUCTS_SETTING = "SUPERAPP_BENCH_CATALOGUE_PRODUCTS"
 
 
-async def _catalogue(env: Environment) -> tuple[SeededCatalogue, list[CatalogueServiceAsyncStub]]:
-    """The seeded data and a stub per client channel to the catalogue serving it."""
-    seeded = await seed_catalogue(
-        env.work_dir / "catalogue", int(os.environ.get(_PRODUCTS_SETTING, "100000"))
-    )
-    channels = await env.channels(await env.service("catalogue"))
-    return seeded, [catalogue_service_pb2_grpc.CatalogueServiceStub(c) for c in channels]
+async def _catalogue(
+    env: Environment,
+) -> tuple[SeededCatalogue, list[CatalogueServiceAsyncStub], Processes]:
+    """The seeded data, a stub per client channel to the catalogue serving it, and the
+    catalogue's processes."""
+    database = env.work_dir / "catalogue" / "catalogue.db"
+    seeded = await seed_catalogue(f"sqlite+aiosqlite:///{database}", product_count())
+    address = await env.service("catalogue")
+    channels = await env.channels(address)
+    stubs = [catalogue_service_pb2_grpc.CatalogueServiceStub(c) for c in channels]
+    return seeded, stubs, env.processes(address)
+
+
+def product_count() -> int:
+    """How many products the catalogue scenarios read from (100,000 unless set)."""
+    return int(os.environ.get(_PRODUCTS_SETTING, "100000"))
 
 
 def _rotating(method: Callable[..., Any], requests: Iterator[Any], timeout: float) -> Call:
@@ -47,33 +57,42 @@ def _rotating(method: Callable[..., Any], requests: Iterator[Any], timeout: floa
 
 
 async def _get_product(env: Environment) -> ClosedLoop:
-    seeded, stubs = await _catalogue(env)
+    seeded, stubs, server = await _catalogue(env)
     requests = itertools.cycle([pb.GetProductRequest(product_id=i) for i in seeded.product_ids])
-    return ClosedLoop([_rotating(stub.GetProduct, requests, env.call_timeout) for stub in stubs])
+    return ClosedLoop(
+        [_rotating(stub.GetProduct, requests, env.call_timeout) for stub in stubs], server
+    )
 
 
 async def _list_products(env: Environment) -> ClosedLoop:
-    seeded, stubs = await _catalogue(env)
+    seeded, stubs, server = await _catalogue(env)
     requests = itertools.cycle(
         [pb.ListProductsRequest(category_id=i, page_size=20) for i in seeded.root_category_ids]
     )
-    return ClosedLoop([_rotating(stub.ListProducts, requests, env.call_timeout) for stub in stubs])
+    return ClosedLoop(
+        [_rotating(stub.ListProducts, requests, env.call_timeout) for stub in stubs], server
+    )
 
 
 async def _search_products(env: Environment) -> ClosedLoop:
-    seeded, stubs = await _catalogue(env)
+    seeded, stubs, server = await _catalogue(env)
     requests = itertools.cycle(
         [pb.SearchProductsRequest(query=word, page_size=20) for word in seeded.words[::29]]
     )
     return ClosedLoop(
-        [_rotating(stub.SearchProducts, requests, env.call_timeout) for stub in stubs]
+        [_rotating(stub.SearchProducts, requests, env.call_timeout) for stub in stubs], server
     )
 
 
 def catalogue_scenarios() -> list[Scenario]:
     """The catalogue's reads at scale, each beside the echo ceiling."""
     return [
-        Scenario("catalogue.GetProduct", _get_product, ceiling=GRPC_ECHO),
+        Scenario(
+            "catalogue.GetProduct",
+            _get_product,
+            ceiling=GRPC_ECHO,
+            target=Target("cpu vs echo", at_most=1.5, source="a point read by key"),
+        ),
         Scenario("catalogue.ListProducts (category)", _list_products, ceiling=GRPC_ECHO),
         Scenario(
             "catalogue.SearchProducts",

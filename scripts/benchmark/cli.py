@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from scripts.benchmark.registry import all_scenarios, select
+from scripts.benchmark.registry import CPU_REFERENCE, all_scenarios, select
 from scripts.benchmark.report import format_table, summarize, write_json
 from scripts.benchmark.runner import Plan, RunResult, run_benchmark
 from scripts.benchmark.scenario import Scenario, Window
@@ -98,11 +98,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--only",
+        "--scenario",
         action="append",
         default=[],
+        dest="only",
         metavar="SUBSTRING",
         help="run scenarios whose name contains it (repeatable or comma "
-        "list); their ceilings always run too",
+        "list), opt-in ones included; their ceilings and the echo (the CPU "
+        "reference) always run too",
     )
     parser.add_argument(
         "--json",
@@ -180,11 +183,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     known = all_scenarios()
     if args.list:
         for scenario in known:
-            print(scenario.name + (" (ceiling)" if scenario.is_ceiling else ""))
+            notes = [note for note, shown in [("ceiling", scenario.is_ceiling),
+                     ("opt-in", scenario.opt_in)] if shown]  # fmt: skip
+            print(scenario.name + (f" ({', '.join(notes)})" if notes else ""))
         return
     only = [part.strip() for value in args.only for part in value.split(",") if part.strip()]
     try:
-        scenarios = select(known, only)
+        scenarios = select(known, only, always=[CPU_REFERENCE])
     except ValueError as error:
         print(f"bench: {error}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -204,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except asyncio.CancelledError:
         print("bench: terminated; servers stopped", file=sys.stderr)
         raise SystemExit(143) from None
-    rows = summarize(result.measurements)
+    rows = summarize(result.measurements, cpu_reference=CPU_REFERENCE)
     print(format_table(rows, result.failures))
     path = args.json or Path("bench-results") / f"bench-{started:%Y%m%dT%H%M%SZ}.json"
     write_json(path, rows, result.failures, _context(plan, started, loop_name, load_average))

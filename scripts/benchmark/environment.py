@@ -1,10 +1,12 @@
 """What scenarios set themselves up with: servers in their own processes, client channels,
-a scratch directory; all released when the run ends, also on Ctrl-C."""
+a scratch directory; all released when the run ends, also on Ctrl-C. It also names the
+processes behind an address, whose CPU time the bench reports per call."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
@@ -13,6 +15,12 @@ from typing import TypeVar
 import grpc
 
 from scripts.benchmark.echo_server import ECHO_METHOD
+from scripts.benchmark.postgres_server import (
+    create_database,
+    drop_database,
+    postgres_processes,
+)
+from scripts.benchmark.process_cpu import Processes, ProcessesFound
 from scripts.benchmark.server_process import ServerProcess, ServerStartError, python_module
 from scripts.localstack import http_ready_problem, service_client_environment
 from scripts.nats_process import NatsProcess
@@ -79,7 +87,10 @@ class Environment:
         self._servers: dict[str, ServerProcess] = {}
         self._starting: dict[str, asyncio.Lock] = {}
         self._failed: dict[str, ServerStartError] = {}
-        self._nats: NatsProcess | None = None
+        self._nats: dict[str, NatsProcess] = {}
+        self._databases: dict[str, str] = {}
+        # Tells this run's PostgreSQL databases from another run's.
+        self._database_prefix = f"superapp_bench_{secrets.token_hex(4)}_"
 
     async def echo_server(self) -> str:
         """Address of the bare grpc.aio echo server."""
@@ -96,15 +107,23 @@ class Environment:
 
         return await self._server("echo", build)
 
-    async def service(self, name: str, settings: Mapping[str, str] | None = None) -> str:
+    async def service(
+        self, name: str, settings: Mapping[str, str] | None = None, *, replica: int = 1
+    ) -> str:
         """Address of our service `name`, run as `python -m services.<name>` on SQLite.
 
         The services share one private nats-server, and wallet and catalogue trust the
         bench's identity (started first), as in the local stack. `settings` (environment
-        variables) start another instance of the service with them, once per run.
+        variables) start another instance of the service with them, once per run; they
+        may name another NATS server, identity or database instead. `replica` 2, 3, ...
+        start more processes of an instance, each on its own port (replicas share a
+        database only on PostgreSQL).
         """
+        settings = settings or {}
         prefix = f"{name.upper()}_"
-        wiring = {f"{prefix}NATS_URL": self._nats_url()}
+        wiring = {}
+        if f"{prefix}NATS_URL" not in settings:
+            wiring[f"{prefix}NATS_URL"] = self.nats_url()
         # The orders service's client secret, identity's entry for it and its
         # key-encryption key, as the stack has them.
         clients = service_client_environment(self.work_dir, {})
@@ -112,13 +131,13 @@ class Environment:
             wiring["IDENTITY_BOOTSTRAP_ADMIN_EMAIL"] = BENCH_ADMIN_EMAIL
             wiring["IDENTITY_SERVICE_CLIENTS"] = clients["IDENTITY_SERVICE_CLIENTS"]
             wiring["IDENTITY_KEY_ENCRYPTION_KEYS"] = clients["IDENTITY_KEY_ENCRYPTION_KEYS"]
-        else:
+        elif f"{prefix}IDENTITY_ADDR" not in settings:
             wiring[f"{prefix}IDENTITY_ADDR"] = await self.service("identity")
         if name == "orders":
             wiring["ORDERS_CLIENT_SECRET"] = clients["ORDERS_CLIENT_SECRET"]
             for peer in ("wallet", "catalogue"):
                 wiring[f"ORDERS_{peer.upper()}_ADDR"] = await self.service(peer)
-        key = _instance(name, settings)
+        key = _instance(name, settings) + (f"-replica{replica}" if replica > 1 else "")
 
         def build() -> ServerProcess:
             port = free_port()
@@ -136,11 +155,27 @@ class Environment:
                     f"{prefix}DATABASE_URL": "",
                     f"{prefix}SHUTDOWN_GRACE_SECONDS": "2",
                     **wiring,
-                    **(settings or {}),
+                    **settings,
                 },
             )
 
         return await self._server(key, build)
+
+    async def postgres_database(self, name: str) -> str:
+        """The URL of a fresh PostgreSQL database for `name` (made once per run, dropped
+        when the run ends), on the server `SUPERAPP_BENCH_POSTGRES_URL` names (default
+        the local one, as the tests use). Raises when there is no server to use."""
+        async with self._starting.setdefault(f"postgresql:{name}", asyncio.Lock()):
+            if name not in self._databases:
+                url = await create_database(f"{self._database_prefix}{name}")
+                self._stack.push_async_callback(drop_database, url)
+                self._databases[name] = url
+        return self._databases[name]
+
+    async def postgres_processes(self) -> ProcessesFound | None:
+        """The PostgreSQL server's processes that serve this run's databases, for their
+        CPU time; None when the server is not on this machine."""
+        return await postgres_processes(self._database_prefix)
 
     async def asgi_hello(self) -> str:
         """host:port of the bare ASGI app, served by uvicorn as the BFF is."""
@@ -185,17 +220,30 @@ class Environment:
 
         return await self._server(key, build)
 
-    def _nats_url(self) -> str:
-        if self._nats is None:
-            self._nats = NatsProcess(self.work_dir / "nats-services").start()
-            nats = self._nats
+    def processes(self, *addresses: str, nats_url: str | None = None) -> Processes:
+        """The processes of the servers at `addresses`, each with its children (a
+        service's outbox relay), plus the nats-server at `nats_url` (where publishing
+        is part of the path)."""
+        by_address = {server.address: server for server in self._servers.values()}
+        pids = [by_address[address].pid for address in addresses]
+        if nats_url is not None:
+            pids += [nats.pid for nats in self._nats.values() if nats.url == nats_url]
+        if None in pids or len(pids) < len(addresses) + (nats_url is not None):
+            raise RuntimeError(f"not running: one of {addresses}, {nats_url}")
+        return Processes(trees=[pid for pid in pids if pid is not None])
+
+    def nats_url(self, name: str = "services") -> str:
+        """The URL of private nats-server `name`, started on first use: by default the
+        one the services share; another name, another server (another deployment)."""
+        if name not in self._nats:
+            nats = self._nats[name] = NatsProcess(self.work_dir / f"nats-{name}").start()
 
             async def stop() -> None:
                 await asyncio.to_thread(nats.stop)
 
             # Pushed before any service that uses it, so it stops after them.
             self._stack.push_async_callback(stop)
-        return self._nats.url
+        return self._nats[name].url
 
     async def channels(self, address: str) -> list[grpc.aio.Channel]:
         """Ready client channels to `address`, closed at the end of the run."""

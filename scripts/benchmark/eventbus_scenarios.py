@@ -3,6 +3,8 @@
 All three run in the bench process against a private nats-server and a SQLite file, and
 measure themselves (`SelfTimed`); they ignore the concurrency setting, because the
 relay publishes from one task and the latency target is defined at a steady rate.
+Their server side, for CPU time per event, is the bench process and the nats-server,
+and for end-to-end also the relay's and the consumer's processes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from superapp.identity.v1 import events_pb2
 
 from scripts.benchmark.consumer_process import HANDLED_QUERY
 from scripts.benchmark.environment import Environment
-from scripts.benchmark.scenario import Sample, Scenario, Window
+from scripts.benchmark.process_cpu import Processes
+from scripts.benchmark.scenario import Sample, Scenario, Window, server_meter
 from scripts.nats_process import NatsProcess
 from services.database import Database
 from services.eventbus import (
@@ -87,14 +90,19 @@ async def _bus(env: Environment, name: str) -> _Bus:
     return bus
 
 
+def _with_bench(*pids: int | None) -> Processes:
+    """The bench process, and `pids` with their children."""
+    return Processes.this_process() | Processes(trees=[pid for pid in pids if pid is not None])
+
+
 @dataclass
 class _RawPublish:
     """`await js.publish(...)` one message at a time: the synchronous publishing ceiling."""
 
-    url: str
+    nats: NatsProcess
 
     async def measure(self, concurrency: int, window: Window) -> Sample:
-        client = await nats.connect(self.url)
+        client = await nats.connect(self.nats.url)
         try:
             jetstream = client.jetstream()
             await ensure_stream(jetstream, stream_of("identity"))
@@ -104,11 +112,13 @@ class _RawPublish:
             end_warmup = time.perf_counter() + window.warmup
             while time.perf_counter() < end_warmup:
                 await jetstream.publish(subject, payload, headers={"Nats-Msg-Id": new_id()})
+            stop = server_meter(_with_bench(self.nats.pid)).start()
             start = time.perf_counter()
             while (now := time.perf_counter()) - start < window.duration:
                 await jetstream.publish(subject, payload, headers={"Nats-Msg-Id": new_id()})
                 sample.latencies.append(time.perf_counter() - now)
             sample.elapsed = time.perf_counter() - start
+            sample.cpu = stop()
             return sample
         finally:
             await client.close()
@@ -146,6 +156,7 @@ class _RelayDrain:
         )
         await self.bus.links[-1].wait()
         await ensure_stream(self.bus.links[-1].jetstream, stream_of("identity"))
+        stop = server_meter(_with_bench(self.bus.nats.pid)).start()
         start = time.perf_counter()
         relay.start()
         try:
@@ -154,7 +165,8 @@ class _RelayDrain:
         finally:
             await relay.stop()
         elapsed = time.perf_counter() - start
-        return Sample(latencies=[elapsed / count] * count, elapsed=elapsed)
+        cpu = stop()
+        return Sample(latencies=[elapsed / count] * count, elapsed=elapsed, cpu=cpu)
 
 
 @dataclass
@@ -192,16 +204,18 @@ class _EndToEnd:
             await asyncio.wait_for(consumer.stdout.readline(), timeout=30)
             await self._steady(window.warmup)
             self.committed.clear()
+            stop = server_meter(_with_bench(relay.pid, consumer.pid, self.bus.nats.pid)).start()
             start = time.perf_counter()
             await self._steady(window.duration)
             elapsed = time.perf_counter() - start
+            cpu = stop()
             handled = await self._handled(deadline=time.perf_counter() + 10)
         finally:
             if consumer.returncode is None:
                 consumer.terminate()
             await consumer.wait()
             await relay.stop()
-        sample = Sample(elapsed=elapsed)
+        sample = Sample(elapsed=elapsed, cpu=cpu)
         for user_id, at in self.committed.items():
             if user_id in handled:
                 sample.latencies.append(handled[user_id] - at)
@@ -238,7 +252,7 @@ class _EndToEnd:
 
 
 async def _raw(env: Environment) -> _RawPublish:
-    return _RawPublish((await _bus(env, "raw")).nats.url)
+    return _RawPublish((await _bus(env, "raw")).nats)
 
 
 async def _relay(env: Environment) -> _RelayDrain:

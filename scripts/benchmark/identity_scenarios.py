@@ -29,8 +29,17 @@ from superapp.identity.v1 import identity_service_pb2 as pb
 from superapp.identity.v1 import identity_service_pb2_grpc
 
 from scripts.benchmark.environment import Environment
+from scripts.benchmark.process_cpu import Processes
 from scripts.benchmark.rpc_scenarios import GRPC_ECHO
-from scripts.benchmark.scenario import Call, ClosedLoop, Sample, Scenario, Target, Window
+from scripts.benchmark.scenario import (
+    Call,
+    ClosedLoop,
+    Sample,
+    Scenario,
+    Target,
+    Window,
+    server_meter,
+)
 from services.identity.passwords import owasp_hasher
 from services.runtime.client_address import FORWARDED_FOR
 from services.runtime.ids import new_id
@@ -71,7 +80,7 @@ async def _get_user(env: Environment) -> ClosedLoop:
     for channel in await env.channels(address):
         stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
         calls.append(partial(stub.GetUser, request, metadata=metadata, timeout=env.call_timeout))
-    return ClosedLoop(calls)
+    return ClosedLoop(calls, server=env.processes(address))
 
 
 async def _login(env: Environment) -> ClosedLoop:
@@ -81,7 +90,7 @@ async def _login(env: Environment) -> ClosedLoop:
     for channel in await env.channels(address):
         stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
         calls.append(partial(stub.Login, request, timeout=env.call_timeout))
-    return ClosedLoop(calls)
+    return ClosedLoop(calls, server=env.processes(address))
 
 
 class _RefreshChains:
@@ -117,7 +126,7 @@ async def _refresh_token(env: Environment) -> ClosedLoop:
     for channel in await env.channels(address):
         stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
         calls.append(_RefreshChains(stub, user.email, env.call_timeout))
-    return ClosedLoop(calls)
+    return ClosedLoop(calls, server=env.processes(address))
 
 
 def _client_addresses() -> Iterator[str]:
@@ -159,14 +168,15 @@ def _failed_logins(
         for channel in await env.channels(address):
             stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
             calls.append(partial(_failed_login, stub, email, clients, env.call_timeout))
-        return ClosedLoop(calls)
+        return ClosedLoop(calls, server=env.processes(address))
 
     return setup
 
 
 @dataclass
 class _Argon2Hash:
-    """One OWASP argon2id hash at a time, in a worker thread as identity runs it."""
+    """One OWASP argon2id hash at a time, in a worker thread as identity runs it, in
+    the bench process (whose CPU time is the server side's)."""
 
     async def measure(self, concurrency: int, window: Window) -> Sample:
         hasher = owasp_hasher()
@@ -174,11 +184,13 @@ class _Argon2Hash:
         end_warmup = time.perf_counter() + window.warmup
         while time.perf_counter() < end_warmup:
             await asyncio.to_thread(hasher.hash, _PASSWORD)
+        stop = server_meter(Processes.this_process()).start()
         start = time.perf_counter()
         while (began := time.perf_counter()) - start < window.duration:
             await asyncio.to_thread(hasher.hash, _PASSWORD)
             sample.latencies.append(time.perf_counter() - began)
         sample.elapsed = time.perf_counter() - start
+        sample.cpu = stop()
         return sample
 
 

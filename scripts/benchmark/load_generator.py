@@ -2,7 +2,9 @@
 
 Every worker runs through the warm-up and the measured window without pause; an
 operation belongs to the window in which it completes. Failed operations are counted
-by kind and never as throughput or latency.
+by kind and never as throughput or latency. The workload's server, the load generator
+(this process) and any part beside them are read for CPU time as the window opens and
+as it closes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ import time
 
 import grpc
 
-from scripts.benchmark.scenario import Call, ClosedLoop, Sample, Window
+from scripts.benchmark.process_cpu import CpuMeter, Processes
+from scripts.benchmark.scenario import (
+    LOAD_GENERATOR,
+    Call,
+    ClosedLoop,
+    Sample,
+    Window,
+    server_meter,
+)
 
 __all__ = ["drive", "error_kind"]
 
@@ -52,6 +62,18 @@ async def drive(workload: ClosedLoop, concurrency: int, window: Window) -> Sampl
             else:
                 errors[failure] += 1
 
+    async def meter(meter: CpuMeter) -> None:
+        await asyncio.sleep(max(0.0, measure_from - clock()))
+        stop = meter.start()
+        await asyncio.sleep(max(0.0, measure_until - clock()))
+        sample.cpu = stop()
+
+    meters = []
+    if workload.server is not None:
+        load_generator = {LOAD_GENERATOR: Processes.this_process(), **workload.beside}
+        meters.append(meter(server_meter(workload.server, load_generator)))
     calls = workload.calls
-    await asyncio.gather(*(worker(calls[index % len(calls)]) for index in range(concurrency)))
+    await asyncio.gather(
+        *meters, *(worker(calls[index % len(calls)]) for index in range(concurrency))
+    )
     return sample

@@ -2,7 +2,8 @@
 
 For what a request rate does not describe: how long a stop takes, how much of the event
 loop's CPU time a scan uses. Such an operation can take longer than a short window, so
-every measured window holds at least one. The concurrency setting does not apply.
+every measured window holds at least one. The concurrency setting does not apply. The
+operations run in the bench process, so its CPU time is their server side's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from scripts.benchmark.scenario import Sample, Window
+from scripts.benchmark.process_cpu import Processes
+from scripts.benchmark.scenario import Sample, Window, server_meter
 
 if TYPE_CHECKING:
     from scripts.benchmark.environment import Environment
@@ -36,12 +38,14 @@ class Repeated:
         while time.perf_counter() < end_warmup:
             await self.operation()
         sample = Sample()
+        stop = server_meter(Processes.this_process()).start()
         start = time.perf_counter()
         while True:
             sample.latencies.append(await self.operation())
             if time.perf_counter() - start >= window.duration:
                 break
         sample.elapsed = time.perf_counter() - start
+        sample.cpu = stop()
         return sample
 
 

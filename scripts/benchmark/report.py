@@ -1,9 +1,16 @@
-"""Turn measurements into rows with ratios, a text table and a JSON document."""
+"""Turn measurements into rows with ratios, a text table and a JSON document.
+
+Beside throughput and latency, each row has the server side's CPU time per call (the
+`SERVER` part of its samples over the calls completed in the windows, failed ones
+included: the server did their work too) and that figure relative to the CPU
+reference's (the bare echo's) at the same concurrency.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -12,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.benchmark.runner import Failure, Measurement
-from scripts.benchmark.scenario import Target
+from scripts.benchmark.scenario import LOAD_GENERATOR, SERVER, Target
 
 __all__ = ["Row", "format_table", "percentile", "summarize", "write_json"]
 
@@ -47,6 +54,18 @@ class Row:
     """The scenario's target, described (see `Target.describe`); None without one."""
     target_met: bool | None = None
     """Whether the figure is within the target; None without a target or a figure."""
+    cpu_per_call_us: float | None = None
+    """Server-side CPU microseconds per completed call, all rounds pooled; None where
+    the workload names no server."""
+    cpu_vs_echo: float | None = None
+    """`cpu_per_call_us` relative to the CPU reference's (the echo's) at the same
+    concurrency: the median of the rounds' ratios, each within its round."""
+    cpu_vs_echo_min: float | None = None
+    cpu_vs_echo_max: float | None = None
+    """The lowest and highest of the rounds' CPU ratios."""
+    cores: dict[str, float] | None = None
+    """Cores each metered part kept busy on average over the windows (CPU seconds per
+    second): the server, the load generator and any part beside them."""
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -66,43 +85,83 @@ def _p50(measurement: Measurement) -> float | None:
     return percentile(latencies, 0.50) if latencies else None
 
 
-def _p50_ratio(
-    group: Sequence[Measurement], per_round_p50: Mapping[Any, float | None]
-) -> float | None:
-    # A round where either side answered nothing has no ratio (not a ratio of 0).
-    versus = group[0].scenario.latency_versus
-    ratios = [
+def _completed(measurement: Measurement) -> int:
+    return len(measurement.sample.latencies) + sum(measurement.sample.errors.values())
+
+
+def _cpu_per_call(measurement: Measurement) -> float | None:
+    """Server CPU seconds per completed call in one window, if it was metered."""
+    cpu = measurement.sample.cpu.get(SERVER)
+    completed = _completed(measurement)
+    return None if cpu is None or completed == 0 else cpu / completed
+
+
+def _round_ratios(
+    group: Sequence[Measurement],
+    versus: str | None,
+    by_round: Mapping[tuple[str, int, int], float | None],
+) -> list[float]:
+    """Each round's figure (`by_round`) over that of `versus` in the same round, sorted.
+
+    A round where either side has no figure (it answered nothing, or was not metered)
+    has no ratio, rather than a ratio of 0.
+    """
+    return sorted(
         own / other
         for m in group
         if versus
-        and (own := per_round_p50[(m.scenario.name, m.concurrency, m.round)]) is not None
-        and (other := per_round_p50.get((versus, m.concurrency, m.round))) is not None
+        and (own := by_round[(m.scenario.name, m.concurrency, m.round)]) is not None
+        and (other := by_round.get((versus, m.concurrency, m.round))) is not None
         and other > 0
-    ]
-    return statistics.median(ratios) if ratios else None
+    )
+
+
+def _pooled_cpu(group: Sequence[Measurement]) -> tuple[float | None, dict[str, float] | None]:
+    """CPU microseconds per completed call and the cores each part kept busy, pooled."""
+    metered = [m for m in group if m.sample.cpu]
+    if not metered:
+        return None, None
+    elapsed = sum(m.sample.elapsed for m in metered)
+    seconds: Counter[str] = Counter()
+    for m in metered:
+        seconds.update(m.sample.cpu)
+    served = [m for m in metered if SERVER in m.sample.cpu]
+    completed = sum(_completed(m) for m in served)
+    per_call = sum(m.sample.cpu[SERVER] for m in served) / completed * 1e6 if completed else None
+    cores = {part: used / elapsed for part, used in seconds.items()} if elapsed > 0 else None
+    return per_call, cores
 
 
 def _target_met(
-    target: Target | None, p50_ms: float | None, p99_ms: float | None, p50_ratio: float | None
+    target: Target | None,
+    p50_ms: float | None,
+    p99_ms: float | None,
+    p50_ratio: float | None,
+    cpu_vs_echo: float | None,
 ) -> bool | None:
     if target is None:
         return None
-    value = {"p50": p50_ms, "p99": p99_ms, "p50 ratio": p50_ratio}[target.figure]
+    figures = {"p50": p50_ms, "p99": p99_ms, "p50 ratio": p50_ratio, "cpu vs echo": cpu_vs_echo}
+    value = figures[target.figure]
     return None if value is None else target.met_by(value)
 
 
-def summarize(measurements: Sequence[Measurement]) -> list[Row]:
+def summarize(measurements: Sequence[Measurement], cpu_reference: str | None = None) -> list[Row]:
     """A row per scenario and concurrency, in measurement order, its rounds pooled.
 
-    Throughput and percentiles pool every round; the ratio is the median of the rounds'
-    ratios, each against the ceiling measured in that same round (and likewise the p50
-    ratio against `latency_versus`).
+    Throughput, percentiles and CPU per call pool every round; the ratio is the median
+    of the rounds' ratios, each against the ceiling measured in that same round (and
+    likewise the p50 ratio against `latency_versus`, and the CPU ratio against
+    `cpu_reference`, the scenario whose CPU per call the others are compared with).
     """
     groups: dict[tuple[str, int], list[Measurement]] = {}
     for m in measurements:
         groups.setdefault((m.scenario.name, m.concurrency), []).append(m)
     per_round = {(m.scenario.name, m.concurrency, m.round): _rps(m) for m in measurements}
     per_round_p50 = {(m.scenario.name, m.concurrency, m.round): _p50(m) for m in measurements}
+    per_round_cpu = {
+        (m.scenario.name, m.concurrency, m.round): _cpu_per_call(m) for m in measurements
+    }
     rows = []
     for (name, concurrency), group in groups.items():
         scenario = group[0].scenario
@@ -119,7 +178,11 @@ def summarize(measurements: Sequence[Measurement]) -> list[Row]:
         )
         p50_ms = percentile(latencies, 0.50) * 1000 if latencies else None
         p99_ms = percentile(latencies, 0.99) * 1000 if latencies else None
-        p50_ratio = _p50_ratio(group, per_round_p50)
+        p50_ratios = _round_ratios(group, scenario.latency_versus, per_round_p50)
+        p50_ratio = statistics.median(p50_ratios) if p50_ratios else None
+        cpu_per_call_us, cores = _pooled_cpu(group)
+        cpu_ratios = _round_ratios(group, cpu_reference, per_round_cpu)
+        cpu_vs_echo = statistics.median(cpu_ratios) if cpu_ratios else None
         target = scenario.target
         rows.append(
             Row(
@@ -139,7 +202,12 @@ def summarize(measurements: Sequence[Measurement]) -> list[Row]:
                 latency_versus=scenario.latency_versus,
                 p50_ratio=p50_ratio,
                 target=target.describe() if target else None,
-                target_met=_target_met(target, p50_ms, p99_ms, p50_ratio),
+                target_met=_target_met(target, p50_ms, p99_ms, p50_ratio, cpu_vs_echo),
+                cpu_per_call_us=cpu_per_call_us,
+                cpu_vs_echo=cpu_vs_echo,
+                cpu_vs_echo_min=cpu_ratios[0] if cpu_ratios else None,
+                cpu_vs_echo_max=cpu_ratios[-1] if cpu_ratios else None,
+                cores=cores,
             )
         )
     return rows
@@ -172,12 +240,34 @@ def _versus(row: Row) -> str:
     return versus + (f"; {_against_target(row)}" if row.target else "")
 
 
-def format_table(rows: Sequence[Row], failures: Sequence[Failure] = ()) -> str:
-    """A plain-text table, then error kinds and failed scenarios, if any.
+def _cpu(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
-    The last column compares each row with its ceiling and, where it has one, with
-    its target; a missed target is printed in capitals and does not fail the run."""
-    header = ("scenario", "conc", "req/s", "p50 ms", "p99 ms", "errors", "vs ceiling")
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _cores(row: Row) -> str | None:
+    """Where a row metered more than its server and load generator (a database server,
+    the machine): the cores each part kept busy, to show which one ran out."""
+    if not row.cores or not set(row.cores) - {SERVER, LOAD_GENERATOR}:
+        return None
+    parts = ", ".join(f"{part} {cores:.2f}" for part, cores in row.cores.items())
+    where = f"{row.scenario} at concurrency {row.concurrency}"
+    return f"cores busy in {where}: {parts} (of {os.cpu_count()})"
+
+
+def format_table(rows: Sequence[Row], failures: Sequence[Failure] = ()) -> str:
+    """A plain-text table, then cores busy, error kinds and failed scenarios, if any.
+
+    `cpu/call µs` is the server side's CPU time per call and `cpu vs echo` that over the
+    echo's. The last column compares each row with its ceiling and, where it has one,
+    with its target; a missed target is printed in capitals and does not fail the run."""
+    header = (
+        "scenario", "conc", "req/s", "p50 ms", "p99 ms", "errors", "cpu/call µs",
+        "cpu vs echo", "vs ceiling",
+    )  # fmt: skip
     cells = [
         (
             f"{row.scenario} (ceiling)" if _is_ceiling(row) else row.scenario,
@@ -186,6 +276,8 @@ def format_table(rows: Sequence[Row], failures: Sequence[Failure] = ()) -> str:
             _ms(row.p50_ms),
             _ms(row.p99_ms),
             str(row.errors),
+            _cpu(row.cpu_per_call_us),
+            _times(row.cpu_vs_echo),
             _versus(row),
         )
         for row in rows
@@ -202,6 +294,7 @@ def format_table(rows: Sequence[Row], failures: Sequence[Failure] = ()) -> str:
 
     lines = [render(header), render(["-" * width for width in widths])]
     lines += [render(line) for line in cells]
+    lines += [line for row in rows if (line := _cores(row))]
     for row in rows:
         if row.error_kinds:
             kinds = ", ".join(f"{kind} x{count}" for kind, count in row.error_kinds.items())

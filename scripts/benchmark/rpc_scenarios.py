@@ -30,7 +30,7 @@ async def _echo(env: Environment) -> ClosedLoop:
             ECHO_METHOD, _registered_method=True
         )  # type: ignore[call-arg]
         calls.append(partial(echo, _ECHO_PAYLOAD, timeout=env.call_timeout))
-    return ClosedLoop(calls)
+    return ClosedLoop(calls, server=env.processes(address))
 
 
 async def _health_check(env: Environment) -> ClosedLoop:
@@ -42,7 +42,7 @@ async def _health_check(env: Environment) -> ClosedLoop:
     for channel in await env.channels(address):
         check = health_check_method(channel)
         calls.append(partial(check, request, timeout=env.call_timeout))
-    return ClosedLoop(calls)
+    return ClosedLoop(calls, server=env.processes(address))
 
 
 async def _list_categories(env: Environment) -> ClosedLoop:
@@ -52,7 +52,7 @@ async def _list_categories(env: Environment) -> ClosedLoop:
     for channel in await env.channels(address):
         stub = catalogue_service_pb2_grpc.CatalogueServiceStub(channel)
         calls.append(partial(stub.ListCategories, request, timeout=env.call_timeout))
-    return ClosedLoop(calls)
+    return ClosedLoop(calls, server=env.processes(address))
 
 
 def rpc_scenarios() -> list[Scenario]:

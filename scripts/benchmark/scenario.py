@@ -8,19 +8,29 @@ A scenario is compared with a ceiling, or held to a `Target` (a bound the design
 how long a stop may take, how long a scan may hold the event loop), or both. Targets
 are printed beside the figure; the bench reports them and never fails on them, since a
 busy machine moves every figure.
+
+Every workload also says which processes serve it (`ClosedLoop.server`, or the parts a
+`SelfTimed` workload reads into `Sample.cpu`), so the bench reports the server side's
+CPU time per call beside the bare echo's: for the gRPC paths the service's process with
+its children (the outbox relay), plus the NATS server where publishing is part of the
+path; for what runs in the bench process itself, that process.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
+
+from scripts.benchmark.process_cpu import CpuMeter, CpuSource, Processes
 
 if TYPE_CHECKING:
     from scripts.benchmark.environment import Environment
 
 __all__ = [
+    "LOAD_GENERATOR",
+    "SERVER",
     "Call",
     "ClosedLoop",
     "Sample",
@@ -29,7 +39,13 @@ __all__ = [
     "Target",
     "Window",
     "Workload",
+    "server_meter",
 ]
+
+SERVER = "server"
+"""The part of `Sample.cpu` that the CPU per call is taken from: what serves the path."""
+LOAD_GENERATOR = "load generator"
+"""The bench process driving a `ClosedLoop`, measured beside its server."""
 
 Call = Callable[[], Awaitable[object]]
 """One operation; raising means the operation failed and it is counted as an error."""
@@ -53,6 +69,15 @@ class Sample:
     """Failed operations inside the window, by kind (gRPC status code or exception type)."""
     elapsed: float = 0.0
     """Length of the measured window in seconds."""
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds each part used in the window: `SERVER`, the processes that serve the
+    path; `LOAD_GENERATOR`, the bench process driving it; any other part the workload
+    names (a database server, the whole machine)."""
+
+
+def server_meter(server: Processes, beside: Mapping[str, CpuSource] | None = None) -> CpuMeter:
+    """A meter of `server` as the `SERVER` part, and of the parts `beside` it."""
+    return CpuMeter({SERVER: server, **(beside or {})})
 
 
 @dataclass(frozen=True)
@@ -63,10 +88,17 @@ class ClosedLoop:
     """
 
     calls: Sequence[Call]
+    server: Processes | None = None
+    """The processes serving the calls, whose CPU time per call is reported; None
+    reports none."""
+    beside: Mapping[str, CpuSource] = field(default_factory=dict)
+    """Other parts to read over the window, by name (a database server, the machine):
+    reported as the cores each kept busy."""
 
 
 class SelfTimed(Protocol):
-    """A workload that runs and times its own operations at the given concurrency."""
+    """A workload that runs and times its own operations at the given concurrency, and
+    reads the CPU time of what serves them into `Sample.cpu` over the same window."""
 
     async def measure(self, concurrency: int, window: Window) -> Sample:
         """Warm up, then measure for `window.duration` seconds."""
@@ -78,10 +110,11 @@ Workload = ClosedLoop | SelfTimed
 
 @dataclass(frozen=True)
 class Target:
-    """A bound on one figure of a scenario: its p50 or p99 in milliseconds, or its p50
-    relative to its `latency_versus` scenario's."""
+    """A bound on one figure of a scenario: its p50 or p99 in milliseconds, its p50
+    relative to its `latency_versus` scenario's, or its server-side CPU time per call
+    relative to the echo's."""
 
-    figure: Literal["p50", "p99", "p50 ratio"]
+    figure: Literal["p50", "p99", "p50 ratio", "cpu vs echo"]
     at_least: float | None = None
     at_most: float | None = None
     source: str = ""
@@ -98,7 +131,7 @@ class Target:
 
     def describe(self) -> str:
         """The bound as the table prints it, e.g. `p99 <= 10 ms (5x the 2 ms budget)`."""
-        unit = "" if self.figure == "p50 ratio" else " ms"
+        unit = {"p50 ratio": "", "cpu vs echo": "x"}.get(self.figure, " ms")
         if self.at_least is not None and self.at_most is not None:
             bound = f"{self.at_least:g}-{self.at_most:g}{unit}"
         elif self.at_most is not None:
@@ -126,6 +159,9 @@ class Scenario:
     is set that way (SearchProducts within 3x GetProduct)."""
     target: Target | None = None
     """A bound the design sets on this scenario's figure, printed beside it."""
+    opt_in: bool = False
+    """Runs only when named (`scripts/bench --only`): slow, or needs a server the
+    machine may not have (PostgreSQL)."""
 
     @property
     def is_ceiling(self) -> bool:

@@ -93,6 +93,11 @@ class ServerProcess:
         """host:port for a gRPC channel."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
     async def start(self) -> ServerProcess:
         """Start the process and wait until it is ready, or stop it and raise."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)

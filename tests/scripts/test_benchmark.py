@@ -16,14 +16,19 @@ import sys
 import time
 from pathlib import Path
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from scripts.benchmark.environment import Environment
-from scripts.benchmark.registry import all_scenarios, select
+from scripts.benchmark.postgres_server import POSTGRES_URL_SETTING
+from scripts.benchmark.process_cpu import Processes, process_cpu_seconds
+from scripts.benchmark.registry import CPU_REFERENCE, all_scenarios, select
 from scripts.benchmark.repeated import Repeated
 from scripts.benchmark.report import format_table, summarize
 from scripts.benchmark.runner import Measurement, Plan, run_benchmark
-from scripts.benchmark.scenario import ClosedLoop, Sample, Scenario, Target, Window
+from scripts.benchmark.scenario import SERVER, ClosedLoop, Sample, Scenario, Target, Window
+from tests.conftest import POSTGRES_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,19 +57,28 @@ def test_short_run_measures_every_scenario_and_writes_json(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "vs ceiling" in done.stdout
+    assert "cpu/call µs" in done.stdout
+    assert "cpu vs echo" in done.stdout
 
     document = json.loads(output.read_text())
     assert document["settings"]["concurrency"] == [4]
     assert document["settings"]["rounds"] == 2
     assert document["failures"] == []
     results = {row["scenario"]: row for row in document["results"]}
-    assert set(results) == {scenario.name for scenario in all_scenarios()}
-    for scenario in all_scenarios():
+    # The opt-in scenarios (PostgreSQL replicas) run only when named.
+    by_default = [scenario for scenario in all_scenarios() if not scenario.opt_in]
+    assert set(results) == {scenario.name for scenario in by_default}
+    assert results[CPU_REFERENCE]["cpu_vs_echo"] == 1.0
+    for scenario in by_default:
         row = results[scenario.name]
         assert row["throughput_rps"] > 0, row
         assert row["p50_ms"] is not None
         assert row["p99_ms"] >= row["p50_ms"]
         assert row["rounds"] == 2
+        # Every scenario names what serves it: its CPU time per call is measured.
+        assert row["cpu_per_call_us"] > 0, row
+        assert 0 < row["cpu_vs_echo_min"] <= row["cpu_vs_echo"] <= row["cpu_vs_echo_max"], row
+        assert row["cores"]["server"] > 0, row
         if scenario.ceiling is None:
             assert row["ratio"] is None
         else:
@@ -76,6 +90,54 @@ def test_short_run_measures_every_scenario_and_writes_json(tmp_path: Path) -> No
             # Printed beside its figure; whether it was met is not this test's business.
             assert row["target"] == scenario.target.describe()
             assert row["target_met"] in (True, False), row
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(660)
+async def test_replica_scenarios_run_on_postgresql_when_named(tmp_path: Path) -> None:
+    admin = make_url(POSTGRES_URL)
+    try:
+        probe = await asyncpg.connect(
+            host=admin.host, port=admin.port, user=admin.username, database=admin.database
+        )
+    except (OSError, asyncpg.PostgresError) as error:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {error}")
+    await probe.close()
+    output = tmp_path / "bench.json"
+    # One call at a time: what this checks is that the deployment runs, not how fast.
+    bench = await asyncio.create_subprocess_exec(
+        *_bench(
+            *("--scenario", "pg.", "--duration", "0.3", "--warmup", "0.2", "--rounds", "1"),
+            *("--concurrency", "1", "--json", str(output)),
+        ),
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "SUPERAPP_BENCH_CATALOGUE_PRODUCTS": "500",
+            POSTGRES_URL_SETTING: POSTGRES_URL,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    stdout, _ = await asyncio.wait_for(bench.communicate(), timeout=600)
+    assert bench.returncode == 0, stdout.decode()
+    assert "cores busy in pg.wallet.CreateTransfer 2 replicas" in stdout.decode()
+
+    document = json.loads(output.read_text())
+    assert document["failures"] == []
+    results = {row["scenario"]: row for row in document["results"]}
+    replicas = [scenario for scenario in all_scenarios() if scenario.opt_in]
+    assert set(results) == {CPU_REFERENCE} | {scenario.name for scenario in replicas}
+    metered = {"server", "load generator", "machine"}
+    if admin.host in {"127.0.0.1", "localhost"}:
+        metered.add("postgresql")  # its processes are readable only on this machine
+    for scenario in replicas:
+        row = results[scenario.name]
+        assert row["throughput_rps"] > 0, row
+        assert row["ratio"] > 0, row
+        assert row["cpu_per_call_us"] > 0, row
+        assert metered <= set(row["cores"]), row
 
 
 async def unused(_env: Environment) -> ClosedLoop:
@@ -108,6 +170,76 @@ def test_a_ratio_is_the_median_of_rounds_each_against_its_own_ceiling() -> None:
     assert pooled.ratio == pytest.approx(0.55)  # median of 0.50, 0.60 and 0.55
     assert (pooled.ratio_min, pooled.ratio_max) == (pytest.approx(0.5), pytest.approx(0.6))
     assert "0.55x ceiling (rounds 0.50-0.60)" in format_table(rows)
+
+
+def test_cpu_per_call_pools_the_rounds_and_compares_with_the_echo_round_by_round() -> None:
+    echo = Scenario("echo", unused)
+    point = Scenario(
+        "point", unused, ceiling="echo", target=Target("cpu vs echo", at_most=1.5, source="x")
+    )
+
+    def measured(
+        scenario: Scenario, calls: int, failed: int, cpu: float, round_: int
+    ) -> Measurement:
+        sample = Sample(latencies=[0.001] * calls, elapsed=2.0, cpu={SERVER: cpu})
+        sample.errors["UNAVAILABLE"] = failed
+        return Measurement(scenario, 4, sample, round_)
+
+    # The server did the failed calls' work too: they count as calls.
+    rows = summarize(
+        [
+            measured(echo, 1000, 0, 0.5, 0),
+            measured(point, 900, 100, 0.8, 0),
+            measured(echo, 500, 0, 0.5, 1),
+            measured(point, 500, 0, 0.7, 1),
+        ],
+        cpu_reference="echo",
+    )
+
+    reference, pointed = rows
+    assert reference.cpu_per_call_us == pytest.approx(1e6 * 1.0 / 1500)
+    assert reference.cpu_vs_echo == 1.0
+    assert pointed.cpu_per_call_us == pytest.approx(1e6 * 1.5 / 1500)
+    # Round 0: 800 µs against 500; round 1: 1,400 against 1,000.
+    assert (pointed.cpu_vs_echo_min, pointed.cpu_vs_echo_max) == (
+        pytest.approx(1.4),
+        pytest.approx(1.6),
+    )
+    assert pointed.cpu_vs_echo == pytest.approx(1.5)
+    assert pointed.cores == {SERVER: pytest.approx(1.5 / 4)}
+    assert pointed.target_met is True
+    table = format_table(rows)
+    assert "cpu/call µs" in table
+    assert "1.50x" in table
+    assert "target cpu vs echo <= 1.5x (x): met" in table
+    # Without the reference in the run, no ratio; without a server named, no figure.
+    alone = summarize([measured(point, 10, 0, 0.1, 0)])
+    assert alone[0].cpu_vs_echo is None
+    unmetered = Measurement(point, 1, Sample(latencies=[0.001], elapsed=1.0))
+    assert summarize([unmetered])[0].cpu_per_call_us is None
+
+
+def test_a_process_tree_counts_children_born_and_reaped_inside_the_window() -> None:
+    work = "sum(range(3 * 10**6))"
+    tree = Processes(trees=[os.getpid()]).start()
+    alone = Processes.this_process().start()
+    subprocess.run([sys.executable, "-c", work], check=True)  # born, ran and reaped
+    stays = f"{work}; print('done', flush=True); import time; time.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", stays], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "done\n"
+        live_child = process_cpu_seconds(child.pid)
+        in_tree, by_itself = tree(), alone()
+    finally:
+        child.kill()
+        child.communicate()
+    assert live_child is not None
+    assert live_child > 0
+    # The reaped child counts in both (as its parent's reaped share), the live one only
+    # in the tree; the reaped share is read in clock ticks.
+    assert by_itself > 0
+    assert in_tree >= by_itself + live_child - 0.02
 
 
 def test_a_latency_target_compares_p50s_round_by_round() -> None:
@@ -293,6 +425,23 @@ def test_only_brings_the_ceiling_along() -> None:
         "grpc.echo",
         "catalogue.ListCategories",
         "catalogue.ListProducts (category)",
+    ]
+
+
+def test_opt_in_scenarios_run_only_when_named_and_the_echo_always_runs() -> None:
+    known = all_scenarios()
+    everything = [scenario.name for scenario in select(known, [])]
+    assert "pg.wallet.CreateTransfer 2 replicas" not in everything
+    assert len(everything) == sum(not scenario.opt_in for scenario in known)
+    chosen = select(known, ["pg.wallet"], always=[CPU_REFERENCE])
+    assert [scenario.name for scenario in chosen] == [
+        "grpc.echo",
+        "pg.wallet.CreateTransfer 1 replica",
+        "pg.wallet.CreateTransfer 2 replicas",
+    ]
+    assert [s.name for s in select(known, ["health"], always=[CPU_REFERENCE])] == [
+        "grpc.echo",
+        "health.check",
     ]
 
 
