@@ -12,8 +12,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 import httpx
 import pytest
+from superapp.identity.v1 import identity_service_pb2 as identity_pb
+from superapp.identity.v1 import identity_service_pb2_grpc
 
 from scripts.localstack import COMPONENTS
 from tests.e2e.conftest import Stack, StackFactory
@@ -60,6 +63,85 @@ async def _sign_up(http: httpx.AsyncClient, stack: Stack) -> None:
     assert registered.status_code == 201, registered.text
 
 
+ADMIN = "ops@example.com"
+PASSWORD = "e2e password 123"
+PRICE = 700
+
+
+async def _account(http: httpx.AsyncClient, bff: str, email: str) -> tuple[str, str]:
+    """(user id, access token) of a new account, once its wallet is open."""
+    registered = await http.post(
+        f"{bff}/v1/auth/register",
+        json={"email": email, "password": PASSWORD, "display_name": email.split("@")[0]},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert registered.status_code == 201, registered.text
+    login = await http.post(f"{bff}/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    body = login.json()
+    token = body["tokens"]["access_token"]
+    deadline = time.monotonic() + SCRAPED_WITHIN
+    while (await http.get(f"{bff}/v1/me/wallet", headers=_bearer(token))).status_code != 200:
+        assert time.monotonic() < deadline, f"no wallet for {email}"
+        await asyncio.sleep(0.2)
+    return body["user"]["user_id"], token
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())}
+
+
+async def _buy_once_then_run_short(http: httpx.AsyncClient, stack: Stack) -> str:
+    """A merchant sells a product; a buyer topped up for exactly one buys it twice: the
+    first checkout completes, the second is refused for funds and compensated. Returns
+    the merchant's id."""
+    bff = f"http://{stack.address('BFF_PORT')}"
+    _, admin = await _account(http, bff, ADMIN)
+    merchant_email = f"shop-{uuid.uuid4().hex[:8]}@example.com"
+    merchant_id, _ = await _account(http, bff, merchant_email)
+    buyer_id, buyer = await _account(http, bff, f"buyer-{uuid.uuid4().hex[:8]}@example.com")
+    async with grpc.aio.insecure_channel(stack.address("IDENTITY_PORT")) as channel:
+        await identity_service_pb2_grpc.IdentityServiceStub(channel).SetUserRoles(
+            identity_pb.SetUserRolesRequest(
+                user_id=merchant_id,
+                roles=[identity_pb.ROLE_USER, identity_pb.ROLE_MERCHANT],
+                request_id=str(uuid.uuid4()),
+            ),
+            metadata=(("authorization", f"Bearer {admin}"),),
+            timeout=30,
+        )
+    login = await http.post(
+        f"{bff}/v1/auth/login", json={"email": merchant_email, "password": PASSWORD}
+    )
+    merchant = login.json()["tokens"]["access_token"]
+    eur = {"currency_code": "EUR", "amount_minor": PRICE}
+    created = await http.post(
+        f"{bff}/v1/merchant/products",
+        json={"title": "Mug", "description": "A mug.", "price": eur},
+        headers=_bearer(merchant),
+    )
+    assert created.status_code == 201, created.text
+    product_id = created.json()["product_id"]
+    for path, body in (
+        ("stock-adjustments", {"delta": 5, "reason": "delivery"}),
+        ("publish", None),
+    ):
+        changed = await http.post(
+            f"{bff}/v1/merchant/products/{product_id}/{path}", json=body, headers=_bearer(merchant)
+        )
+        assert changed.status_code == 200, changed.text
+    topped = await http.post(
+        f"{bff}/v1/admin/wallets/{buyer_id}/top-ups", json={"amount": eur}, headers=_bearer(admin)
+    )
+    assert topped.status_code == 201, topped.text
+    order = {"product_id": product_id, "quantity": 1, "unit_price": eur}
+    paid = await http.post(f"{bff}/v1/checkout", json=order, headers=_bearer(buyer))
+    assert paid.status_code == 201, paid.text
+    short = await http.post(f"{bff}/v1/checkout", json=order, headers=_bearer(buyer))
+    assert (short.status_code, short.json()["reason"]) == (400, "INSUFFICIENT_FUNDS")
+    return merchant_id
+
+
 async def _targets_up(http: httpx.AsyncClient, stack: Stack) -> list[dict[str, Any]]:
     """Every target, once Prometheus has scraped each one successfully."""
     deadline = time.monotonic() + SCRAPED_WITHIN
@@ -77,7 +159,10 @@ async def _targets_up(http: httpx.AsyncClient, stack: Stack) -> list[dict[str, A
 async def test_prometheus_scrapes_every_process_with_the_rules_and_sees_sign_ups(
     make_stack: StackFactory,
 ) -> None:
-    stack = make_stack(args=("--observability", "--startup-timeout", str(STARTUP_TIMEOUT))).start()
+    stack = make_stack(
+        args=("--observability", "--startup-timeout", str(STARTUP_TIMEOUT)),
+        IDENTITY_BOOTSTRAP_ADMIN_EMAIL=ADMIN,
+    ).start()
     await stack.wait_ready(within=STARTUP_TIMEOUT + 30)
     assert f"{stack.prometheus_url}/targets" in stack.stdout
     assert "prometheus" in stack.pids()
@@ -131,8 +216,23 @@ async def test_prometheus_scrapes_every_process_with_the_rules_and_sees_sign_ups
             http, stack, 'job:slo_availability_errors:ratio_rate5m{job="bff"}', math.isfinite
         )
         assert failed == 0.0
-        # The integrator may extend this with a checkout: the checkout funnel's stages,
-        # money moved, and superapp:signup_funnel_completion:ratio_rate1h.
+
+        # A purchase and a payment that fails: the checkout funnel, the payment failure
+        # under its merchant and reason, money moved, and the sign-up funnel's last stages.
+        merchant = await _buy_once_then_run_short(http, stack)
+        expected = {
+            'sum(superapp_checkout_funnel_total{stage="started"})': 2.0,
+            'sum(superapp_checkout_funnel_total{stage="completed"})': 1.0,
+            'sum(superapp_checkout_funnel_total{stage="compensated"})': 1.0,
+            f'sum(superapp_payment_failures_total{{merchant="{merchant}",'
+            'reason="INSUFFICIENT_FUNDS"})': 1.0,
+            'sum(superapp_signup_funnel_total{stage="first_top_up"})': 1.0,
+            'sum(superapp_signup_funnel_total{stage="first_purchase"})': 1.0,
+            'sum(superapp_money_moved_minor_total{kind="top_up",currency="EUR"})': PRICE,
+        }
+        for promql, value in expected.items():
+            seen = await _until(http, stack, promql, functools.partial(operator.le, value))
+            assert seen == value, promql
 
     stack.terminate()
     assert await stack.wait_exit() == 0
