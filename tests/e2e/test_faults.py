@@ -45,7 +45,15 @@ from services.runtime.status_details import StatusDetails
 from tests.conftest import POSTGRES_URL, process_alive
 from tests.e2e.conftest import ROOT, Stack, StackFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
+# Serial: alone on the machine's two cores. Beside other tests' stacks, the 18
+# processes of this one starved until checkouts ran out of attempts while their callers
+# retried (the platform's answer to a slow machine, not a loss; seen at load 12).
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.serial,
+    pytest.mark.timeout(900),
+]
 
 GRPC_COMPONENTS = [c for c in COMPONENTS if c.readiness is Readiness.GRPC_HEALTH]
 ADMIN = "ops@example.com"
