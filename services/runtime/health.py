@@ -54,6 +54,8 @@ class HealthReporter:
         self._ready_when = ready_when
         self._task: asyncio.Task[None] | None = None
         self._serving: bool | None = None
+        self._slow = 0
+        """Probes in a row that ran past their bound."""
 
     async def start(self) -> None:
         """Report NOT_SERVING, probe once (if nothing else must be ready first), then
@@ -87,11 +89,27 @@ class HealthReporter:
             # of a drain that lands as the probe answers (see services.runtime.tasks).
             async with asyncio.timeout(max(1.0, self._interval)):
                 await self._probe()
-        except Exception as error:  # any failure means not ready, whatever its type
+        except TimeoutError:
+            # Slow is not down: on a loaded machine one probe of a healthy database took
+            # over its bound, and NOT_SERVING took the replica out of every client's
+            # rotation. A second slow probe in a row counts; an error counts at once.
+            self._slow += 1
+            if self._serving and self._slow < 2:
+                _log.info("health probe slow; still SERVING until the next one")
+                return
             if self._serving is not False:
-                _log.warning("health probe failed, reporting NOT_SERVING: %s", error)
+                _log.warning("health probe timed out twice, reporting NOT_SERVING")
+            await self._report(serving=False)
+        except Exception as error:  # any other failure means not ready, whatever its type
+            if self._serving is not False:
+                _log.warning(
+                    "health probe failed, reporting NOT_SERVING: %s: %s",
+                    type(error).__name__,
+                    error,
+                )
             await self._report(serving=False)
         else:
+            self._slow = 0
             if self._serving is False:
                 _log.info("health probe passed, reporting SERVING")
             await self._report(serving=True)
