@@ -28,6 +28,7 @@ import httpx
 import nats
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.engine import make_url
 from superapp.catalogue.v1 import catalogue_service_pb2 as catalogue_pb
 from superapp.catalogue.v1 import catalogue_service_pb2_grpc
@@ -480,6 +481,23 @@ async def _all_restarted(stack: Stack, killed: dict[str, int]) -> bool:
     return all(pids[name] != pid and process_alive(pids[name]) for name, pid in killed.items())
 
 
+async def _every_replica_serving(deployment: Deployment) -> bool:
+    """A restarted process is back when its health service says SERVING, not when its pid
+    exists: until then it is still importing, calibrating or declaring its stream."""
+    for component in GRPC_COMPONENTS:
+        for address in deployment.addresses[component.name]:
+            async with grpc.aio.insecure_channel(address) as channel:
+                try:
+                    reply = await health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=5
+                    )
+                except grpc.aio.AioRpcError:
+                    return False
+            if reply.status != health_pb2.HealthCheckResponse.SERVING:
+                return False
+    return True
+
+
 async def _stream_event_ids(nats_url: str, stream: str) -> list[str]:
     client = await nats.connect(nats_url.split(","))
     try:
@@ -591,6 +609,7 @@ async def test_two_replicas_of_everything_lose_nothing_when_one_of_each_dies(
     assert sum(client.outcomes.ended.values()) > 300
     # The supervisor brought every killed process back.
     await _until(lambda: _all_restarted(stack, killed), "the killed processes to be running again")
+    await _until(lambda: _every_replica_serving(deployment), "every replica to be SERVING again")
 
     # Settled: every order terminal, every outbox row published, every wallet open.
     users = [shop.admin, shop.merchant, *shop.users]
