@@ -58,7 +58,7 @@ def create_app(
     """
     tracing = tracer_provider is not None and exports_spans(tracer_provider)
     clock = clock or SystemClock()
-    metrics = metrics or Metrics("bff")
+    metrics = metrics or Metrics("bff", enabled=settings.metrics_enabled)
     loop_lag = LoopLag(metrics)
 
     @asynccontextmanager
@@ -98,8 +98,9 @@ def create_app(
     app.state.query_parameters = QueryParameters()
     app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    # Added last, so outermost of ours: it counts the status the client gets.
-    app.add_middleware(MeasureRequests, http_metrics=HttpMetrics(metrics))
+    if metrics.enabled:
+        # Added last, so outermost of ours: it counts the status the client gets.
+        app.add_middleware(MeasureRequests, http_metrics=HttpMetrics(metrics))
     install_openapi(app)
     if tracing:
         FastAPIInstrumentor.instrument_app(

@@ -67,7 +67,7 @@ class Foundation:
         """
         prefix = f"{service.upper()}_"
         calls = CallsInFlight()
-        metrics = Metrics(service)
+        metrics = Metrics(service, enabled=settings.metrics_enabled)
         database = await open_database(
             settings.resolved_database_url(service),
             migrations,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
@@ -19,6 +19,7 @@ from superapp.catalogue.v1 import catalogue_service_pb2_grpc
 
 from scripts.benchmark.catalogue_seed import SeededCatalogue, seed_catalogue
 from scripts.benchmark.environment import Environment
+from scripts.benchmark.metrics_off import METRICS_COST, metrics_off_settings
 from scripts.benchmark.process_cpu import Processes
 from scripts.benchmark.rpc_scenarios import GRPC_ECHO
 from scripts.benchmark.scenario import Call, ClosedLoop, Scenario, Target
@@ -29,16 +30,24 @@ if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
 __all__ = ["catalogue_scenarios", "product_count"]
 
 _PRODUCTS_SETTING = "SUPERAPP_BENCH_CATALOGUE_PRODUCTS"
+GET_PRODUCT = "catalogue.GetProduct"
 
 
 async def _catalogue(
-    env: Environment,
+    env: Environment, *, metrics: bool = True
 ) -> tuple[SeededCatalogue, list[CatalogueServiceAsyncStub], Processes]:
     """The seeded data, a stub per client channel to the catalogue serving it, and the
-    catalogue's processes."""
-    database = env.work_dir / "catalogue" / "catalogue.db"
-    seeded = await seed_catalogue(f"sqlite+aiosqlite:///{database}", product_count())
-    address = await env.service("catalogue")
+    catalogue's processes; without `metrics`, a catalogue that records none, on a
+    database seeded alike."""
+    if metrics:
+        database = env.work_dir / "catalogue" / "catalogue.db"
+        seeded = await seed_catalogue(f"sqlite+aiosqlite:///{database}", product_count())
+        address = await env.service("catalogue")
+    else:
+        url = f"sqlite+aiosqlite:///{env.work_dir / 'catalogue-metrics-off.db'}"
+        seeded = await seed_catalogue(url, product_count())
+        settings = await metrics_off_settings(env, "catalogue")
+        address = await env.service("catalogue", {**settings, "CATALOGUE_DATABASE_URL": url})
     channels = await env.channels(address)
     stubs = [catalogue_service_pb2_grpc.CatalogueServiceStub(c) for c in channels]
     return seeded, stubs, env.processes(address)
@@ -56,12 +65,15 @@ def _rotating(method: Callable[..., Any], requests: Iterator[Any], timeout: floa
     return call
 
 
-async def _get_product(env: Environment) -> ClosedLoop:
-    seeded, stubs, server = await _catalogue(env)
-    requests = itertools.cycle([pb.GetProductRequest(product_id=i) for i in seeded.product_ids])
-    return ClosedLoop(
-        [_rotating(stub.GetProduct, requests, env.call_timeout) for stub in stubs], server
-    )
+def _get_product(*, metrics: bool) -> Callable[[Environment], Awaitable[ClosedLoop]]:
+    async def setup(env: Environment) -> ClosedLoop:
+        seeded, stubs, server = await _catalogue(env, metrics=metrics)
+        requests = itertools.cycle([pb.GetProductRequest(product_id=i) for i in seeded.product_ids])
+        return ClosedLoop(
+            [_rotating(stub.GetProduct, requests, env.call_timeout) for stub in stubs], server
+        )
+
+    return setup
 
 
 async def _list_products(env: Environment) -> ClosedLoop:
@@ -88,10 +100,16 @@ def catalogue_scenarios() -> list[Scenario]:
     """The catalogue's reads at scale, each beside the echo ceiling."""
     return [
         Scenario(
-            "catalogue.GetProduct",
-            _get_product,
+            GET_PRODUCT,
+            _get_product(metrics=True),
             ceiling=GRPC_ECHO,
             target=Target("cpu vs echo", at_most=1.5, source="a point read by key"),
+        ),
+        Scenario(
+            f"{GET_PRODUCT} (metrics off)",
+            _get_product(metrics=False),
+            ceiling=GET_PRODUCT,
+            target=METRICS_COST,
         ),
         Scenario("catalogue.ListProducts (category)", _list_products, ceiling=GRPC_ECHO),
         Scenario(

@@ -138,10 +138,17 @@ def _target_met(
     p99_ms: float | None,
     p50_ratio: float | None,
     cpu_vs_echo: float | None,
+    ratio: float | None,
 ) -> bool | None:
     if target is None:
         return None
-    figures = {"p50": p50_ms, "p99": p99_ms, "p50 ratio": p50_ratio, "cpu vs echo": cpu_vs_echo}
+    figures = {
+        "p50": p50_ms,
+        "p99": p99_ms,
+        "p50 ratio": p50_ratio,
+        "cpu vs echo": cpu_vs_echo,
+        "ratio": ratio,
+    }
     value = figures[target.figure]
     return None if value is None else target.met_by(value)
 
@@ -202,7 +209,14 @@ def summarize(measurements: Sequence[Measurement], cpu_reference: str | None = N
                 latency_versus=scenario.latency_versus,
                 p50_ratio=p50_ratio,
                 target=target.describe() if target else None,
-                target_met=_target_met(target, p50_ms, p99_ms, p50_ratio, cpu_vs_echo),
+                target_met=_target_met(
+                    target,
+                    p50_ms,
+                    p99_ms,
+                    p50_ratio,
+                    cpu_vs_echo,
+                    statistics.median(ratios) if ratios else None,
+                ),
                 cpu_per_call_us=cpu_per_call_us,
                 cpu_vs_echo=cpu_vs_echo,
                 cpu_vs_echo_min=cpu_ratios[0] if cpu_ratios else None,

@@ -111,10 +111,10 @@ Workload = ClosedLoop | SelfTimed
 @dataclass(frozen=True)
 class Target:
     """A bound on one figure of a scenario: its p50 or p99 in milliseconds, its p50
-    relative to its `latency_versus` scenario's, or its server-side CPU time per call
-    relative to the echo's."""
+    relative to its `latency_versus` scenario's, its server-side CPU time per call
+    relative to the echo's, or its throughput relative to its ceiling's (`ratio`)."""
 
-    figure: Literal["p50", "p99", "p50 ratio", "cpu vs echo"]
+    figure: Literal["p50", "p99", "p50 ratio", "cpu vs echo", "ratio"]
     at_least: float | None = None
     at_most: float | None = None
     source: str = ""
@@ -131,7 +131,7 @@ class Target:
 
     def describe(self) -> str:
         """The bound as the table prints it, e.g. `p99 <= 10 ms (5x the 2 ms budget)`."""
-        unit = {"p50 ratio": "", "cpu vs echo": "x"}.get(self.figure, " ms")
+        unit = {"p50 ratio": "", "cpu vs echo": "x", "ratio": "x"}.get(self.figure, " ms")
         if self.at_least is not None and self.at_most is not None:
             bound = f"{self.at_least:g}-{self.at_most:g}{unit}"
         elif self.at_most is not None:

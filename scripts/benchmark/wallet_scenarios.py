@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from superapp.wallet.v1 import wallet_service_pb2_grpc
 
 from scripts.benchmark.accounts import funded_users
 from scripts.benchmark.environment import Environment
+from scripts.benchmark.metrics_off import METRICS_COST, metrics_off_settings
 from scripts.benchmark.process_cpu import Processes
 from scripts.benchmark.rpc_scenarios import GRPC_ECHO
 from scripts.benchmark.scenario import ClosedLoop, Sample, Scenario, Target, Window, server_meter
@@ -48,6 +50,7 @@ __all__ = ["wallet_scenarios"]
 
 RAW = "ledger.write raw sqlite3"
 NAIVE = "ledger.write naive SQLAlchemy async"
+CREATE_TRANSFER = "wallet.CreateTransfer"
 _MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "wallet" / "migrations"
 _ACCOUNTS = 16
 
@@ -217,31 +220,48 @@ async def _batched(env: Environment) -> ClosedLoop:
     return ClosedLoop([transfer], server=Processes.this_process())
 
 
-async def _transfer_rpc(env: Environment) -> ClosedLoop:
-    users = await funded_users(env, 8)
-    address = await env.service("wallet")
-    pairs = itertools.cycle(itertools.permutations(users, 2))
-    calls = []
-    for channel in await env.channels(address):
-        stub = wallet_service_pb2_grpc.WalletServiceStub(channel)
-
-        async def transfer(stub: wallet_service_pb2_grpc.WalletServiceAsyncStub = stub) -> None:
-            source, target = next(pairs)
-            await stub.CreateTransfer(
-                pb.CreateTransferRequest(
-                    from_user_id=source.user_id,
-                    to_user_id=target.user_id,
-                    amount=Money(currency_code="EUR", amount_minor=1),
-                    request_id=new_id(),
-                ),
-                metadata=source.metadata,
-                timeout=env.call_timeout,
+def _transfer_rpc(*, metrics: bool) -> Callable[[Environment], Awaitable[ClosedLoop]]:
+    async def setup(env: Environment) -> ClosedLoop:
+        if metrics:
+            nats_url = env.nats_url()
+            address = await env.service("wallet")
+            users = await funded_users(env, 8)
+        else:
+            settings = await metrics_off_settings(env, "wallet")
+            nats_url = settings["WALLET_NATS_URL"]
+            address = await env.service("wallet", settings)
+            users = await funded_users(
+                env,
+                8,
+                identity_address=settings["WALLET_IDENTITY_ADDR"],
+                wallet_address=address,
             )
+        pairs = itertools.cycle(itertools.permutations(users, 2))
+        calls = []
+        for channel in await env.channels(address):
+            stub = wallet_service_pb2_grpc.WalletServiceStub(channel)
 
-        calls.append(transfer)
-    # The relay publishes from the wallet's child process, through NATS: both are part
-    # of what a transfer costs. (The other services' relays are idle meanwhile.)
-    return ClosedLoop(calls, server=env.processes(address, nats_url=env.nats_url()))
+            async def transfer(
+                stub: wallet_service_pb2_grpc.WalletServiceAsyncStub = stub,
+            ) -> None:
+                source, target = next(pairs)
+                await stub.CreateTransfer(
+                    pb.CreateTransferRequest(
+                        from_user_id=source.user_id,
+                        to_user_id=target.user_id,
+                        amount=Money(currency_code="EUR", amount_minor=1),
+                        request_id=new_id(),
+                    ),
+                    metadata=source.metadata,
+                    timeout=env.call_timeout,
+                )
+
+            calls.append(transfer)
+        # The relay publishes from the wallet's child process, through NATS: both are
+        # part of what a transfer costs. (The other services' relays are idle meanwhile.)
+        return ClosedLoop(calls, server=env.processes(address, nats_url=nats_url))
+
+    return setup
 
 
 def wallet_scenarios() -> list[Scenario]:
@@ -251,9 +271,15 @@ def wallet_scenarios() -> list[Scenario]:
         Scenario(NAIVE, _naive, ceiling=RAW),
         Scenario("ledger.write batched (wallet command)", _batched, ceiling=NAIVE),
         Scenario(
-            "wallet.CreateTransfer",
-            _transfer_rpc,
+            CREATE_TRANSFER,
+            _transfer_rpc(metrics=True),
             ceiling=GRPC_ECHO,
             target=Target("cpu vs echo", at_most=3, source="with its relay child and NATS's share"),
+        ),
+        Scenario(
+            f"{CREATE_TRANSFER} (metrics off)",
+            _transfer_rpc(metrics=False),
+            ceiling=CREATE_TRANSFER,
+            target=METRICS_COST,
         ),
     ]

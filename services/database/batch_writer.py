@@ -11,6 +11,14 @@ so no invariant depends on commands being independent.
 Why: on SQLite every commit and every aiosqlite statement costs a thread hop; a batch
 pays one hop and one commit for many commands, and a batch of one, the usual case
 under light load, pays none (see `Database.sync_write`).
+
+On PostgreSQL, replicas' batches run side by side and each holds the row locks of all
+its commands until it commits, so two batches can deadlock. The victim's command cannot
+simply run again inside its batch: its batch's earlier locks are still held and the same
+cycle forms again. So a conflict in a batch of several aborts the whole batch (releasing
+its locks, letting the other batch commit) and its commands run again one transaction
+each; a lone command that keeps losing answers UNAVAILABLE `WRITE_CONFLICT`, which its
+caller may retry.
 """
 
 from __future__ import annotations
@@ -38,6 +46,10 @@ _log = logging.getLogger(__name__)
 # chosen as the victim and may simply be run again.
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 _ATTEMPTS = 3
+
+
+class _BatchConflict(Exception):
+    """A command of a batch of several lost a deadlock or serialization race."""
 
 
 class RunAgain(Exception):
@@ -129,6 +141,13 @@ class BatchWriter:
             outcomes = await self._database.sync_write(
                 lambda c: _execute(c, batch), inline=len(batch) == 1
             )
+        except _BatchConflict:
+            # Rolled back whole: run each command again in a transaction of its own.
+            _log.info("a write batch lost a race; its commands run one by one",
+                      extra={"commands": len(batch)})  # fmt: skip
+            for queued in batch:
+                await self._commit([queued])
+            return
         except Exception as error:
             # BEGIN or COMMIT failed: nothing of this batch was written.
             _log.exception("a write batch failed to commit", extra={"commands": len(batch)})
@@ -151,10 +170,11 @@ class BatchWriter:
 
 
 def _execute(connection: Connection, batch: list[_Queued]) -> list[_Outcome]:
-    return [queued.context.run(_attempt, connection, queued.command) for queued in batch]
+    alone = len(batch) == 1
+    return [queued.context.run(_attempt, connection, queued.command, alone) for queued in batch]
 
 
-def _attempt(connection: Connection, command: Command[Any]) -> _Outcome:
+def _attempt(connection: Connection, command: Command[Any], alone: bool) -> _Outcome:
     # Savepoints by hand on the driver's cursor: two statements per command, where
     # `begin_nested()` costs as much again in SQLAlchemy bookkeeping.
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -165,8 +185,17 @@ def _attempt(connection: Connection, command: Command[Any]) -> _Outcome:
         except BaseException as error:
             cursor.execute("ROLLBACK TO SAVEPOINT command")
             cursor.execute("RELEASE SAVEPOINT command")
-            if (isinstance(error, RunAgain) or _retryable(error)) and attempt < _ATTEMPTS:
+            conflict = _retryable(error)
+            if conflict and not alone:
+                raise _BatchConflict from error
+            if (isinstance(error, RunAgain) or conflict) and attempt < _ATTEMPTS:
                 continue
+            if conflict:
+                failure = Unavailable(
+                    "WRITE_CONFLICT", "the write kept losing a race with concurrent ones; retry"
+                )
+                failure.__cause__ = error
+                return _Outcome(error=failure)
             if isinstance(error, ServiceError):
                 return _Outcome(error=error)
             if not isinstance(error, Exception):

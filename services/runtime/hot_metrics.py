@@ -88,7 +88,8 @@ class _Family(Collector, Generic[_Cell]):
         self.documentation = documentation
         self.labelnames = tuple(labels)
         self._cells: dict[tuple[str, ...], _Cell] = {}
-        metrics.registry.register(self)
+        if metrics.enabled:  # else counted by nobody and shown nowhere
+            metrics.registry.register(self)
 
     def labels(self, *values: str) -> _Cell:
         """The child for these label values, made on first use; bind it once and keep it."""

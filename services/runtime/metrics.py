@@ -9,14 +9,20 @@ family here may carry a per-process label beyond what the scrape adds (`instance
 
 The endpoint speaks the Prometheus text format and OpenMetrics (chosen by the scraper's
 Accept header); exemplars, which carry trace ids, appear in OpenMetrics only.
+
+`<PREFIX>_METRICS_ENABLED=false` turns recording off: every family handed out then
+records nothing (the endpoint, if served, shows build and process metrics only). It is
+what the bench compares against to price the metrics, and an operator's way out should
+they ever cost too much.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
+from typing import Any, Self
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -47,11 +53,52 @@ def _version() -> str:
         return "unknown"
 
 
-class Metrics:
-    """The metrics of one process of `component` (`identity`, `bff`, …)."""
+class _SilentCounter(Counter):
+    """A counter that records nothing, registered nowhere."""
 
-    def __init__(self, component: str, *, commit: str | None = None) -> None:
+    def labels(self, *values: Any, **labels: Any) -> Self:
+        return self
+
+    def inc(self, amount: float = 1, exemplar: dict[str, str] | None = None) -> None:
+        return None
+
+
+class _SilentGauge(Gauge):
+    """A gauge that records nothing, registered nowhere."""
+
+    def labels(self, *values: Any, **labels: Any) -> Self:
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        return None
+
+    def dec(self, amount: float = 1) -> None:
+        return None
+
+    def set(self, value: float) -> None:
+        return None
+
+    def set_function(self, f: Callable[[], float]) -> None:
+        return None
+
+
+class _SilentHistogram(Histogram):
+    """A histogram that records nothing, registered nowhere."""
+
+    def labels(self, *values: Any, **labels: Any) -> Self:
+        return self
+
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        return None
+
+
+class Metrics:
+    """The metrics of one process of `component` (`identity`, `bff`, …); with `enabled`
+    false, families that record nothing."""
+
+    def __init__(self, component: str, *, commit: str | None = None, enabled: bool = True) -> None:
         self.component = component
+        self.enabled = enabled
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -67,10 +114,14 @@ class Metrics:
 
     def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
         """A counter family in this process's registry."""
+        if not self.enabled:
+            return _SilentCounter(name, documentation, labels, registry=None)
         return Counter(name, documentation, labels, registry=self.registry)
 
     def gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
         """A gauge family in this process's registry."""
+        if not self.enabled:
+            return _SilentGauge(name, documentation, labels, registry=None)
         return Gauge(name, documentation, labels, registry=self.registry)
 
     def histogram(
@@ -82,6 +133,8 @@ class Metrics:
         buckets: Sequence[float] = LATENCY_BUCKETS,
     ) -> Histogram:
         """A histogram family in this process's registry."""
+        if not self.enabled:
+            return _SilentHistogram(name, documentation, labels, registry=None, buckets=buckets)
         return Histogram(name, documentation, labels, registry=self.registry, buckets=buckets)
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:

@@ -69,6 +69,7 @@ class RpcMetrics:
     """Counts and times each unary call by service, method and final status code."""
 
     def __init__(self, metrics: Metrics) -> None:
+        self._enabled = metrics.enabled
         labels = ("grpc_service", "grpc_method")
         self._started = HotCounter(
             metrics, "grpc_server_started_total", "RPCs whose handler started.", labels
@@ -92,7 +93,7 @@ class RpcMetrics:
     def guard(self, method: str, handler: _Handler) -> _Handler:
         """`handler`, measured; streaming handlers are left as they are."""
         inner: _Behavior | None = handler.unary_unary
-        if inner is None:
+        if inner is None or not self._enabled:
             return handler
         service, name = _split(method)
         started = self._started.labels(service, name)

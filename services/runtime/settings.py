@@ -54,6 +54,9 @@ class ServiceSettings(BaseSettings):
     metrics_port: Port | None = None
     """Where `/metrics` (Prometheus text and OpenMetrics) is served, on `host`; 0 picks a
     free port; unset, nowhere (the local stack and the Kubernetes overlays set it)."""
+    metrics_enabled: bool = True
+    """false: record no metrics at all (build and process metrics still show where they
+    are served); for pricing the metrics in the bench, or an operator's way out."""
     data_dir: Path = Field(default_factory=_shared("data_dir", ".data"), validate_default=True)
     """Where the embedded default database lives; unset, `SUPERAPP_DATA_DIR` (what the
     local stack sets for all of its processes, so an operator command run beside it

@@ -175,11 +175,16 @@ class Ledger:
         `INSUFFICIENT_FUNDS` otherwise); system accounts may go negative. The credited
         account is opened if this is its first money.
         """
-        if debit in _SYSTEM_OWNERS:
-            self._add(connection, debit, currency_code, -amount_minor, now)
-        else:
-            self._take_available(connection, debit, currency_code, amount_minor)
-        self._add(connection, credit, currency_code, amount_minor, now)
+        # The two accounts are locked in one global order (by owner), so that two
+        # transfers in opposite directions between the same users, run side by side
+        # by two replicas on PostgreSQL, cannot wait on each other in a cycle. A
+        # debit that then fails rolls the credit back with the rest of the command.
+        legs = [(debit, -amount_minor), (credit, amount_minor)]
+        for owner, delta in sorted(legs, key=lambda leg: leg[0]):
+            if delta < 0 and debit not in _SYSTEM_OWNERS:
+                self._take_available(connection, owner, currency_code, amount_minor)
+            else:
+                self._add(connection, owner, currency_code, delta, now)
         transaction = LedgerTransaction(
             transaction_id=new_id(),
             kind=kind,

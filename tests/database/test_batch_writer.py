@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy import text as text_clause
 from sqlalchemy.engine import Connection
 
 from services.database import Database
 from services.database.batch_writer import BatchWriter
 from services.runtime.errors import FailedPrecondition, Unavailable
-from tests.conftest import database_with
+from tests.conftest import database_with, empty_database
 
 _METADATA = MetaData()
 _NOTES = Table("notes", _METADATA, Column("id", Integer, primary_key=True), Column("text", String))
@@ -81,3 +83,60 @@ async def test_commands_see_the_effects_of_earlier_ones_in_their_batch(
     assert results[3] == 1
     with pytest.raises(Unavailable):
         await writer.submit(count)
+
+
+@pytest.fixture
+async def two_replicas(tmp_path: Path) -> AsyncIterator[tuple[Database, Database]]:
+    """Two processes' worth of writers on one PostgreSQL database: the case where two
+    batches can deadlock (SQLite has one writer, so it never does)."""
+    async with (
+        empty_database("postgresql", tmp_path) as url,
+        database_with(url, _METADATA) as first,
+        database_with(url, _METADATA) as second,
+    ):
+        async with first.write_connection() as connection:
+            await connection.execute(
+                _NOTES.insert(), [{"id": 1, "text": ""}, {"id": 2, "text": ""}]
+            )
+        yield first, second
+
+
+def _append(number: int, text: str) -> Callable[[Connection], str]:
+    """Append to a note, then dwell: the other replica's batch takes its first lock meanwhile."""
+
+    def command(connection: Connection) -> str:
+        connection.execute(
+            _NOTES.update().where(_NOTES.c.id == number).values(text=_NOTES.c.text + text)
+        )
+        connection.execute(text_clause("SELECT pg_sleep(0.3)"))
+        return text
+
+    return command
+
+
+@pytest.mark.postgres
+async def test_two_replicas_batches_that_deadlock_both_commit(
+    two_replicas: tuple[Database, Database],
+) -> None:
+    # Replica A's batch locks note 1 then note 2, replica B's note 2 then note 1: a cycle
+    # that PostgreSQL breaks by failing one of them. Retried inside its batch, the victim
+    # meets the same cycle again (its batch still holds its first lock); every command
+    # must still commit, once.
+    writers = [BatchWriter(database) for database in two_replicas]
+    for writer in writers:
+        writer.start()
+    try:
+        results = await asyncio.gather(
+            writers[0].submit(_append(1, "a")),
+            writers[0].submit(_append(2, "a")),
+            writers[1].submit(_append(2, "b")),
+            writers[1].submit(_append(1, "b")),
+            return_exceptions=True,
+        )
+    finally:
+        for writer in writers:
+            await writer.close()
+    assert results == ["a", "a", "b", "b"]
+    async with two_replicas[0].read() as session:
+        notes = (await session.execute(select(_NOTES.c.text).order_by(_NOTES.c.id))).all()
+    assert sorted(notes[0][0]) == sorted(notes[1][0]) == ["a", "b"]

@@ -5,9 +5,12 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from superapp.catalogue.v1 import catalogue_service_pb2 as catalogue_pb
+from superapp.catalogue.v1 import catalogue_service_pb2_grpc
 
 from scripts.nats_process import NatsProcess
 from services.catalogue.config import CatalogueSettings
@@ -64,3 +67,31 @@ async def test_a_metrics_port_in_use_stops_the_start_with_the_setting_named(
         )
         with pytest.raises(StartupError, match="CATALOGUE_METRICS_PORT: cannot listen on"):
             await create_server(settings, tracer_provider)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_metrics_enabled_false_records_nothing_but_the_build_and_the_process(
+    tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess, enabled: bool
+) -> None:
+    settings = CatalogueSettings(
+        port=0,
+        metrics_port=0,
+        metrics_enabled=enabled,
+        relay="task",
+        data_dir=tmp_path,
+        nats_url=nats_server.url,
+    )
+    service = await create_server(settings, tracer_provider)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+            stub = catalogue_service_pb2_grpc.CatalogueServiceStub(channel)
+            await stub.ListCategories(catalogue_pb.ListCategoriesRequest())
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{service.metrics.port}/metrics")).text
+    finally:
+        await service.stop(0)
+    assert 'component="catalogue"' in text
+    assert "process_cpu_seconds_total" in text
+    handled = 'grpc_server_handled_total{grpc_code="OK",grpc_method="ListCategories"'
+    assert (handled in text) is enabled
+    assert ("superapp_db_" in text) is enabled

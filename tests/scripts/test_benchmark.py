@@ -298,6 +298,25 @@ def test_a_target_is_printed_beside_its_figure_and_never_fails_the_run() -> None
         Target("p50")
 
 
+def test_a_throughput_target_reads_the_ratio_to_the_ceiling() -> None:
+    # A metrics-off row against its metrics-on ceiling: off 4% faster is within the 5%.
+    cost = Target("ratio", at_most=1 / 0.95, source="metrics cost at most 5%")
+    on = Scenario("on", unused)
+    off = Scenario("off", unused, ceiling="on", target=cost)
+
+    def measured(scenario: Scenario, calls: int) -> Measurement:
+        return Measurement(scenario, 1, Sample(latencies=[0.001] * calls, elapsed=1.0))
+
+    within, beyond = (
+        summarize([measured(on, 100), measured(off, faster)])[1] for faster in (104, 110)
+    )
+    assert (within.target, within.target_met) == (
+        "ratio <= 1.05263x (metrics cost at most 5%)",
+        True,
+    )
+    assert beyond.target_met is False
+
+
 async def test_a_repeated_operation_is_measured_at_least_once() -> None:
     figures = iter([0.5, 0.25, 0.125])
 
