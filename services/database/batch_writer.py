@@ -13,23 +13,32 @@ pays one hop and one commit for many commands, and a batch of one, the usual cas
 under light load, pays none (see `Database.sync_write`).
 
 On PostgreSQL, replicas' batches run side by side and each holds the row locks of all
-its commands until it commits, so two batches can deadlock. The victim's command cannot
-simply run again inside its batch: its batch's earlier locks are still held and the same
-cycle forms again. So a conflict in a batch of several aborts the whole batch (releasing
-its locks, letting the other batch commit) and its commands run again one transaction
-each; a lone command that keeps losing answers UNAVAILABLE `WRITE_CONFLICT`, which its
-caller may retry.
+its commands until it commits, so two batches that touch the same rows in different
+orders deadlock, and PostgreSQL only notices after `deadlock_timeout` (1 s). Two
+defences:
+- A command names what it will lock (`submit(locks=...)`, e.g. the ledger accounts of a
+  transfer). A batch takes transaction-scoped advisory locks on all its commands' names
+  first, in one global order, so batches that share a name queue instead of forming a
+  cycle.
+- A conflict PostgreSQL reports anyway (a command that named nothing) cannot be retried
+  inside its batch: the batch's earlier locks are still held and the same cycle forms
+  again. So it aborts the whole batch (releasing its locks, letting the other commit)
+  and its commands run again one transaction each; a lone command that keeps losing
+  answers UNAVAILABLE `WRITE_CONFLICT`, which its caller may retry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -46,6 +55,10 @@ _log = logging.getLogger(__name__)
 # chosen as the victim and may simply be run again.
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 _ATTEMPTS = 3
+# Advisory locks in the order given (array order is scan order for `unnest`).
+_LOCK_IN_ORDER = text("SELECT pg_advisory_xact_lock(key) FROM unnest(:keys) AS key").bindparams(
+    bindparam("keys", type_=ARRAY(BIGINT))
+)
 
 
 class _BatchConflict(Exception):
@@ -64,6 +77,7 @@ class _Queued:
     # The submitter's context (current trace, caller): its command runs inside it.
     context: contextvars.Context
     after_commit: Callable[[], None] | None
+    locks: Collection[str]
 
 
 @dataclass(slots=True)
@@ -97,9 +111,17 @@ class BatchWriter:
             self._task = asyncio.create_task(self._run(), name="batch-writer")
 
     async def submit(
-        self, command: Command[T], *, after_commit: Callable[[], None] | None = None
+        self,
+        command: Command[T],
+        *,
+        after_commit: Callable[[], None] | None = None,
+        locks: Collection[str] = (),
     ) -> T:
         """Run `command` in the next batch; its result, or the error it raised.
+
+        `locks` names what the command will change that another replica's batch may
+        change too (say `account:<owner>:<currency>`); on PostgreSQL its batch holds
+        them before any command runs. Names unknown beforehand may be left out.
 
         A caller that is cancelled before its batch starts is dropped from it; once
         the batch runs, the command's effect commits whether or not anyone waits, and
@@ -109,7 +131,8 @@ class BatchWriter:
         if self._closing or self._task is None:
             raise Unavailable("SHUTTING_DOWN", "the service is shutting down; retry")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Queued(command, future, contextvars.copy_context(), after_commit))
+        queued = _Queued(command, future, contextvars.copy_context(), after_commit, locks)
+        self._queue.put_nowait(queued)
         return await future
 
     async def close(self) -> None:
@@ -170,6 +193,10 @@ class BatchWriter:
 
 
 def _execute(connection: Connection, batch: list[_Queued]) -> list[_Outcome]:
+    if connection.dialect.name == "postgresql":
+        keys = sorted({_lock_key(name) for queued in batch for name in queued.locks})
+        if keys:
+            connection.execute(_LOCK_IN_ORDER, {"keys": keys})
     alone = len(batch) == 1
     return [queued.context.run(_attempt, connection, queued.command, alone) for queued in batch]
 
@@ -205,6 +232,13 @@ def _attempt(connection: Connection, command: Command[Any], alone: bool) -> _Out
         cursor.execute("RELEASE SAVEPOINT command")
         return _Outcome(result=result)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _lock_key(name: str) -> int:
+    """The advisory lock (a signed 64-bit key) for `name`. Batches take theirs in the
+    order of the keys, not of the names, so two names on one key cannot form a cycle."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _retryable(error: BaseException) -> bool:

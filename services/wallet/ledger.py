@@ -299,6 +299,12 @@ def net_for(postings: Sequence[Posting], viewer: str) -> int:
     return sum(posting.amount_minor for posting in postings if posting.owner == viewer)
 
 
+def account_lock(owner: str, currency_code: str) -> str:
+    """The name a command gives the batch writer for an account it will change (see
+    `BatchWriter.submit`): replicas' batches that share it queue instead of deadlocking."""
+    return f"wallet.account:{owner}:{currency_code}"
+
+
 def is_system(owner: str) -> bool:
     """Whether `owner` is a system account rather than a user."""
     return owner in _SYSTEM_OWNERS

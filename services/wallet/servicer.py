@@ -7,7 +7,7 @@ the stored response all commit together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ from services.wallet.ledger import (
     LedgerTransaction,
     SystemAccount,
     TransactionKind,
+    account_lock,
     counterparty,
     is_system,
     net_for,
@@ -183,10 +184,13 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
         request: Any,
         response_type: type[R],
         mutate: Callable[[Connection, AfterCommit], R],
+        *,
+        accounts: Sequence[tuple[str, str]] = (),
     ) -> R:
         """`mutate` as one idempotent command of the batch writer; what it counts in
         its `AfterCommit` counts once its batch committed (a replay runs no `mutate`
-        and counts nothing)."""
+        and counts nothing). `accounts`: the (owner, currency) accounts it changes, as
+        far as the request says, locked before its batch runs."""
         counts = AfterCommit()
         command = self._writes.command(
             scope=require_caller().user_id,
@@ -197,7 +201,11 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
             mutate=lambda connection: mutate(connection, counts),
         )
         try:
-            return await self._writer.submit(restarting(counts, command), after_commit=counts.run)
+            return await self._writer.submit(
+                restarting(counts, command),
+                after_commit=counts.run,
+                locks=[account_lock(owner, currency) for owner, currency in accounts],
+            )
         except ServiceError as error:
             self._metrics.refused(error.reason)
             raise
@@ -236,7 +244,16 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
                 transaction=_transaction(top_up.transaction, request.user_id)
             )
 
-        return await self._idempotent("CreditWallet", request, pb.CreditWalletResponse, credit)
+        return await self._idempotent(
+            "CreditWallet",
+            request,
+            pb.CreditWalletResponse,
+            credit,
+            accounts=[
+                (request.user_id, request.amount.currency_code),
+                (SystemAccount.FUNDING, request.amount.currency_code),
+            ],
+        )
 
     async def CreateTransfer(
         self, request: pb.CreateTransferRequest, context: Context
@@ -268,7 +285,14 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
             )
 
         return await self._idempotent(
-            "CreateTransfer", request, pb.CreateTransferResponse, transfer
+            "CreateTransfer",
+            request,
+            pb.CreateTransferResponse,
+            transfer,
+            accounts=[
+                (request.from_user_id, request.amount.currency_code),
+                (request.to_user_id, request.amount.currency_code),
+            ],
         )
 
     async def CreateHold(
@@ -294,7 +318,13 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
             )
             return pb.CreateHoldResponse(hold=_hold(hold))
 
-        return await self._idempotent("CreateHold", request, pb.CreateHoldResponse, create)
+        return await self._idempotent(
+            "CreateHold",
+            request,
+            pb.CreateHoldResponse,
+            create,
+            accounts=[(request.user_id, request.amount.currency_code)],
+        )
 
     async def GetHold(self, request: pb.GetHoldRequest, context: Context) -> pb.GetHoldResponse:
         check = RequestCheck()

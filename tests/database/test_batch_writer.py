@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -140,3 +141,31 @@ async def test_two_replicas_batches_that_deadlock_both_commit(
     async with two_replicas[0].read() as session:
         notes = (await session.execute(select(_NOTES.c.text).order_by(_NOTES.c.id))).all()
     assert sorted(notes[0][0]) == sorted(notes[1][0]) == ["a", "b"]
+
+
+@pytest.mark.postgres
+async def test_batches_that_name_their_locks_queue_instead_of_deadlocking(
+    two_replicas: tuple[Database, Database], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The same opposite orders, but each command names the note it changes: the
+    # batches take those locks first, in one order, so the second waits for the first
+    # and PostgreSQL never has to break a cycle (nothing is run again).
+    writers = [BatchWriter(database) for database in two_replicas]
+    for writer in writers:
+        writer.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="services.database.batch_writer"):
+            results = await asyncio.gather(
+                writers[0].submit(_append(1, "a"), locks=["note:1"]),
+                writers[0].submit(_append(2, "a"), locks=["note:2"]),
+                writers[1].submit(_append(2, "b"), locks=["note:2"]),
+                writers[1].submit(_append(1, "b"), locks=["note:1"]),
+            )
+    finally:
+        for writer in writers:
+            await writer.close()
+    assert results == ["a", "a", "b", "b"]
+    assert [r.message for r in caplog.records if "lost a race" in r.message] == []
+    async with two_replicas[0].read() as session:
+        notes = (await session.execute(select(_NOTES.c.text).order_by(_NOTES.c.id))).all()
+    assert notes[0][0] == notes[1][0]  # both in the order the batches committed
