@@ -33,7 +33,7 @@ from bff.server import BffServer
 from scripts.kubernetes_manifests import Manifest
 from scripts.localstack import COMPONENTS, Component, Readiness
 from services.runtime.health import LIVENESS
-from services.runtime.serving import GrpcService
+from services.runtime.serving import HANDOVER_SECONDS, GrpcService
 from services.runtime.settings import SHARED_VARIABLES, ConfigurationError, load_settings
 from tests.conftest import ROOT
 
@@ -425,17 +425,20 @@ def shutdown_problems(manifests: Iterable[Manifest]) -> list[str]:
         grace = float(_effective(workload, cls, "shutdown_grace_seconds"))
         # gRPC: the health drain, the server's stop and the releases are each bounded;
         # allow the two stop steps and one release in full. The BFF: one release.
+        handover = 0.0
         if component.readiness is Readiness.GRPC_HEALTH:
             release = 3 * grpc_release
+            handover = min(HANDOVER_SECONDS, grace / 2)  # NOT_SERVING, then the stop
         else:
             release = bff_release
             grace = max(1, round(grace))  # uvicorn's graceful timeout is whole seconds
-        needed = pause + grace + release
+        needed = pause + handover + grace + release
         allowed = workload.pod.get("terminationGracePeriodSeconds", 30)
         if allowed < needed:
+            steps = f"preStop {pause} + " + (f"handover {handover:g} + " if handover else "")
             problems.append(
                 f"{component.name}: terminationGracePeriodSeconds {allowed} < {needed:g} "
-                f"(preStop {pause} + grace {grace:g} + release {release:g})"
+                f"({steps}grace {grace:g} + release {release:g})"
             )
     return problems
 

@@ -233,7 +233,8 @@ def test_the_grace_period_covers_the_pause_the_drain_and_the_release(
         {"name": "WALLET_SHUTDOWN_GRACE_SECONDS", "value": "30"}
     )
     assert shutdown_problems(manifests) == [
-        "wallet: terminationGracePeriodSeconds 40 < 50 (preStop 5 + grace 30 + release 15)"
+        "wallet: terminationGracePeriodSeconds 40 < 51 "
+        "(preStop 5 + handover 1 + grace 30 + release 15)"
     ]
 
 
