@@ -10,9 +10,10 @@ connection per replica, whatever `--channels` says); with one replica its target
 one address. The two-replica scenario is compared with the one-replica one (its ratio
 is the speed-up), which is compared with the echo.
 
-The catalogue is seeded as for the SQLite scenarios. Transfers run between 64 users in
-a shuffled order of pairs, so that two replicas' batches seldom lock the same accounts
-(the SQLite scenario's 8 users would make them queue on each other's row locks).
+The catalogue is seeded as for the SQLite scenarios. Transfers run between 64 users
+(`SUPERAPP_BENCH_PG_USERS`) in a shuffled order of pairs. Two replicas' batches of
+transfers still share accounts, and queue on them (see `BatchWriter`): at concurrency
+32 each batch holds some 16 transfers, 32 of the 64 accounts.
 
 Beside the servers, each window reads the load generator (this process), PostgreSQL's
 processes that serve this run and the machine's cores as a whole, so the table says
@@ -22,6 +23,7 @@ what ran out when the second replica adds less than the first.
 from __future__ import annotations
 
 import itertools
+import os
 import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -51,9 +53,14 @@ if TYPE_CHECKING:  # the async stub types exist only in the generated .pyi
 __all__ = ["replica_scenarios"]
 
 _DEPLOYMENT = "postgresql"
-_USERS = 64
+_USERS_SETTING = "SUPERAPP_BENCH_PG_USERS"
 _CATALOGUE = catalogue_pb.DESCRIPTOR.services_by_name["CatalogueService"]
 _WALLET = wallet_pb.DESCRIPTOR.services_by_name["WalletService"]
+
+
+def _users() -> int:
+    """How many users the transfers run between (64 unless set: fewer for quick runs)."""
+    return int(os.environ.get(_USERS_SETTING, "64"))
 
 
 def _name(method: str, replicas: int) -> str:
@@ -127,7 +134,7 @@ def _create_transfer(replicas: int) -> Callable[[Environment], Awaitable[ClosedL
         addresses = await _replicas(env, "wallet", replicas)
         identity = (await _settings(env, "wallet"))["WALLET_IDENTITY_ADDR"]
         users = await funded_users(
-            env, _USERS, identity_address=identity, wallet_address=addresses[0]
+            env, _users(), identity_address=identity, wallet_address=addresses[0]
         )
         pairs = list(itertools.permutations(users, 2))
         random.Random(replicas).shuffle(pairs)  # noqa: S311 - an order, not a secret

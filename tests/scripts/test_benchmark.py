@@ -115,6 +115,7 @@ async def test_replica_scenarios_run_on_postgresql_when_named(tmp_path: Path) ->
         env={
             **os.environ,
             "SUPERAPP_BENCH_CATALOGUE_PRODUCTS": "500",
+            "SUPERAPP_BENCH_PG_USERS": "4",
             POSTGRES_URL_SETTING: POSTGRES_URL,
         },
         stdout=asyncio.subprocess.PIPE,
