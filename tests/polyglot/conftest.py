@@ -1,0 +1,136 @@
+"""The live stack that generated clients in other languages drive, and the journey
+every one of them must report.
+
+Each language's client (under `clients/<language>/`) is generated from `protos/` at
+test time, started with the addresses below in its environment, and prints one JSON
+report on its last line of stdout. `check_journey` holds every language to the same
+journey and compares what the client saw with what the stack knows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from superapp.identity.v1 import identity_service_pb2 as identity_pb
+from superapp.identity.v1 import identity_service_pb2_grpc
+from superapp.wallet.v1 import wallet_service_pb2 as wallet_pb
+from superapp.wallet.v1 import wallet_service_pb2_grpc
+
+from tests.e2e.conftest import Stack, StackFactory, make_stack  # noqa: F401 - a fixture
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_EMAIL = "polyglot-admin@example.com"
+ADMIN_PASSWORD = "polyglot admin password"
+TOP_UP_MINOR = 10_000
+TRANSFER_MINOR = 2_500
+JOURNEY_TIMEOUT_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class LiveStack:
+    """The stack as a client in another language is given it: environment variables."""
+
+    stack: Stack
+
+    @property
+    def client_environment(self) -> dict[str, str]:
+        """What every journey client reads (and nothing else of ours)."""
+        return {
+            "SUPERAPP_IDENTITY_ADDR": self.stack.address("IDENTITY_PORT"),
+            "SUPERAPP_WALLET_ADDR": self.stack.address("WALLET_PORT"),
+            "SUPERAPP_CATALOGUE_ADDR": self.stack.address("CATALOGUE_PORT"),
+            "SUPERAPP_NATS_URL": self.stack.nats_url,
+            "SUPERAPP_ADMIN_EMAIL": ADMIN_EMAIL,
+            "SUPERAPP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "SUPERAPP_TOP_UP_MINOR": str(TOP_UP_MINOR),
+            "SUPERAPP_TRANSFER_MINOR": str(TRANSFER_MINOR),
+        }
+
+
+@pytest.fixture
+async def live_stack(make_stack: StackFactory) -> AsyncIterator[LiveStack]:  # noqa: F811
+    """The whole stack, started the README's way, with an admin to bootstrap."""
+    stack = make_stack(IDENTITY_BOOTSTRAP_ADMIN_EMAIL=ADMIN_EMAIL).start()
+    await stack.wait_ready()
+    yield LiveStack(stack)
+    stack.terminate()
+    await stack.wait_exit()
+
+
+async def run_journey(command: Sequence[str], live: LiveStack, *, cwd: Path) -> dict[str, Any]:
+    """Run a journey client; its JSON report (the last line it printed)."""
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=cwd,
+        env={**os.environ, **live.client_environment},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=JOURNEY_TIMEOUT_SECONDS)
+    assert process.returncode == 0, f"{command[0]} failed:\n{out.decode()}\n{err.decode()}"
+    lines = out.decode().strip().splitlines()
+    assert lines, f"{command[0]} printed no report:\n{err.decode()}"
+    report: dict[str, Any] = json.loads(lines[-1])
+    return report
+
+
+async def check_journey(report: dict[str, Any], live: LiveStack) -> None:
+    """The journey every language must have done, against what the stack knows.
+
+    The client signs up the admin (`SUPERAPP_ADMIN_EMAIL`, `SUPERAPP_ADMIN_PASSWORD`:
+    the stack's bootstrap admin), a payer and a payee, logs the payer in, reads the
+    payer with its token, tops the payer up by `SUPERAPP_TOP_UP_MINOR` EUR as the admin
+    (retrying NOT_FOUND until the wallet has opened from identity's event), transfers
+    `SUPERAPP_TRANSFER_MINOR` EUR to the payee as the payer, searches products, sends a
+    malformed RegisterUser and consumes the payer's `UserRegistered` from the stream
+    `SUPERAPP_IDENTITY`. The report's keys:
+    - `user_id`, `email`: the user the client registered; `login_user_id` the id its
+      login returned; `read_email` what an authenticated GetUser answered;
+    - `payee_id`: a second user it registered and paid;
+    - `balance_after_top_up_minor`, `balance_after_transfer_minor`: the payer's EUR
+      balance after the admin's top-up and after the transfer (GetWallet);
+    - `search_results`: how many products SearchProducts answered (a number);
+    - `error`: a RegisterUser with a malformed email, decoded from
+      `grpc-status-details-bin`: `code` (the name), `reason` (ErrorInfo),
+      `domain` (ErrorInfo), `fields` (the BadRequest field violations' fields);
+    - `event`: the `UserRegistered` of `user_id`, read from JetStream and decoded:
+      `subject` (as taken from the `superapp.events.v1.subject` option), `user_id`,
+      `email`.
+    """
+    assert report["login_user_id"] == report["user_id"]
+    assert report["read_email"] == report["email"]
+    assert report["balance_after_top_up_minor"] == TOP_UP_MINOR
+    assert report["balance_after_transfer_minor"] == TOP_UP_MINOR - TRANSFER_MINOR
+    assert isinstance(report["search_results"], int)
+    error = report["error"]
+    assert error["code"] == "INVALID_ARGUMENT"
+    assert error["reason"] == "INVALID_ARGUMENT"
+    assert error["domain"] == "identity.superapp"
+    assert "email" in error["fields"]
+    event = report["event"]
+    assert event["subject"] == "superapp.identity.user.registered"
+    assert event["user_id"] == report["user_id"]
+    assert event["email"] == report["email"]
+
+    # What the stack itself says: the users exist and the money moved.
+    async with grpc.aio.insecure_channel(live.stack.address("IDENTITY_PORT")) as channel:
+        identity = identity_service_pb2_grpc.IdentityServiceStub(channel)
+        admin = await identity.Login(
+            identity_pb.LoginRequest(email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+        )
+    auth = (("authorization", f"Bearer {admin.tokens.access_token}"),)
+    async with grpc.aio.insecure_channel(live.stack.address("WALLET_PORT")) as channel:
+        wallet = wallet_service_pb2_grpc.WalletServiceStub(channel)
+        payee = await wallet.GetWallet(
+            wallet_pb.GetWalletRequest(user_id=report["payee_id"]), metadata=auth
+        )
+    balances = {b.currency_code: b.available_minor for b in payee.wallet.balances}
+    assert balances.get("EUR") == TRANSFER_MINOR
