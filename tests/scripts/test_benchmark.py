@@ -83,7 +83,8 @@ def test_short_run_measures_every_scenario_and_writes_json(tmp_path: Path) -> No
             assert row["ratio"] is None
         else:
             assert row["ceiling"] == scenario.ceiling
-            assert 0 < row["ratio_min"] <= row["ratio"] <= row["ratio_max"], row
+            # A round may complete no call (a throttled Login on a loaded machine): 0.
+            assert 0 <= row["ratio_min"] <= row["ratio"] <= row["ratio_max"], row
         if scenario.target is None:
             assert row["target"] is None
         else:
