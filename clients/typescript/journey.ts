@@ -1,6 +1,9 @@
 // The polyglot journey in TypeScript: every step of tests/polyglot/conftest.py's
 // check_journey, against the services' gRPC ports, with stubs generated from protos/ by
 // clients/typescript/buf.gen.yaml. Prints the JSON report as its last line of stdout.
+// Reads SUPERAPP_{IDENTITY,WALLET,CATALOGUE}_ADDR (host:port), SUPERAPP_NATS_URL,
+// SUPERAPP_ADMIN_EMAIL/_PASSWORD and SUPERAPP_TOP_UP_MINOR/_TRANSFER_MINOR; from the
+// repository root (README, "Generating a client in another language"):
 //
 //   node_modules/.bin/buf generate --template clients/typescript/buf.gen.yaml
 //   node_modules/.bin/tsx clients/typescript/journey.ts
@@ -10,12 +13,18 @@ import { setTimeout as sleep } from "node:timers/promises";
 
 import { type CallOptions, Code, ConnectError, createClient } from "@connectrpc/connect";
 
-import { CatalogueService } from "../../.cache/clients/typescript/gen/superapp/catalogue/v1/catalogue_service_pb.js";
-import { IdentityService } from "../../.cache/clients/typescript/gen/superapp/identity/v1/identity_service_pb.js";
-import { WalletService } from "../../.cache/clients/typescript/gen/superapp/wallet/v1/wallet_service_pb.js";
+import {
+  CatalogueService,
+} from "../../.cache/clients/typescript/gen/superapp/catalogue/v1/catalogue_service_pb.js";
+import {
+  IdentityService,
+} from "../../.cache/clients/typescript/gen/superapp/identity/v1/identity_service_pb.js";
+import {
+  WalletService,
+} from "../../.cache/clients/typescript/gen/superapp/wallet/v1/wallet_service_pb.js";
 import { connectGrpc, type GrpcConnection } from "./grpc_connection.js";
 import { USER_REGISTERED_SUBJECT, findUserRegistered } from "./identity_events.js";
-import { codeName, describeRpcError, expectRpcError } from "./rpc_error.js";
+import { type RpcError, codeName, describeRpcError, expectRpcError } from "./rpc_error.js";
 import { settingsFromEnvironment } from "./settings.js";
 import { type ValidationCount, validateRequests } from "./validation.js";
 
@@ -25,6 +34,23 @@ const WALLET_OPEN_TIMEOUT_MS = 30_000;
 const EVENT_TIMEOUT_MS = 30_000;
 const CURRENCY = "EUR";
 const PASSWORD = "polyglot journey password";
+
+// The keys check_journey in tests/polyglot/conftest.py reads (its docstring says what each
+// one means), plus whether protovalidate checked the requests before they were sent.
+interface JourneyReport {
+  user_id: string;
+  email: string;
+  login_user_id: string;
+  read_email: string | null;
+  payee_id: string;
+  balance_after_top_up_minor: number;
+  balance_after_transfer_minor: number;
+  search_results: number;
+  error: RpcError;
+  event: { subject: string; user_id: string; email: string };
+  validated: boolean;
+  validated_requests: number;
+}
 
 function authorized(accessToken: string): CallOptions {
   return { timeoutMs: CALL_TIMEOUT_MS, headers: { authorization: `Bearer ${accessToken}` } };
@@ -52,7 +78,10 @@ async function untilWalletsOpen<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
-async function journey(connections: GrpcConnection[], validation: ValidationCount) {
+async function journey(
+  connections: GrpcConnection[],
+  validation: ValidationCount,
+): Promise<JourneyReport> {
   const settings = settingsFromEnvironment();
   const checked = [validateRequests(validation)];
   const identityConnection = connectGrpc(settings.identityUrl, checked);
@@ -67,7 +96,11 @@ async function journey(connections: GrpcConnection[], validation: ValidationCoun
   const wallet = createClient(WalletService, walletConnection.transport);
   const catalogue = createClient(CatalogueService, catalogueConnection.transport);
 
-  const register = async (email: string, password: string, displayName: string) => {
+  const register = async (
+    email: string,
+    password: string,
+    displayName: string,
+  ): Promise<string> => {
     const request = { email, password, displayName, requestId: randomUUID() };
     const { user } = await identity.registerUser(request, PUBLIC);
     if (user === undefined) {
@@ -75,17 +108,25 @@ async function journey(connections: GrpcConnection[], validation: ValidationCoun
     }
     return user.userId;
   };
-  const login = async (email: string, password: string) => {
+  const login = async (
+    email: string,
+    password: string,
+  ): Promise<{ userId: string; accessToken: string }> => {
     const { user, tokens } = await identity.login({ email, password }, PUBLIC);
     if (user === undefined || tokens === undefined) {
       throw new Error(`Login of ${email} answered no user or tokens`);
     }
     return { userId: user.userId, accessToken: tokens.accessToken };
   };
-  const balance = async (userId: string, accessToken: string) => {
+  // Available EUR in minor units: an int64 (bigint here), a JSON number in the report.
+  const balance = async (userId: string, accessToken: string): Promise<number> => {
     const response = await wallet.getWallet({ userId }, authorized(accessToken));
-    const available = response.wallet?.balances.find((b) => b.currencyCode === CURRENCY);
-    return Number(available?.availableMinor ?? 0n);
+    const eur = response.wallet?.balances.find((b) => b.currencyCode === CURRENCY);
+    const minor = eur?.availableMinor ?? 0n;
+    if (minor > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new Error(`balance ${minor} of ${userId} is beyond a JSON number's exact range`);
+    }
+    return Number(minor);
   };
 
   // The bootstrap admin gets role admin when it signs up; a second run against the same
