@@ -1,0 +1,55 @@
+"""A TypeScript client generated from protos/ does the polyglot journey against the live stack.
+
+`clients/typescript/buf.gen.yaml` generates protobuf-es v2 messages and services (from
+protos/ and google/rpc/*.proto of the pinned google-proto-files) into a git-ignored cache;
+`tsc` type-checks the journey against them and `tsx` runs it with Connect-ES's gRPC
+transport, protovalidate and the nats package, all pinned in package.json. Node.js and
+`npm ci` are prerequisites of this repository: without them this test fails, not skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.polyglot.conftest import LiveStack, check_journey, run_journey
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT = ROOT / "clients" / "typescript"
+BIN = ROOT / "node_modules" / ".bin"
+TOOL_TIMEOUT_SECONDS = 120.0
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `npm ci` in {ROOT} (node and npm are prerequisites)")
+    return str(path)
+
+
+async def _run(*command: str) -> None:
+    """Run a build step in the repository root; fail with its output if it fails."""
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=TOOL_TIMEOUT_SECONDS)
+    assert process.returncode == 0, f"{' '.join(command)} failed:\n{out.decode()}"
+
+
+async def test_typescript_client_does_the_journey(live_stack: LiveStack) -> None:
+    if shutil.which("node") is None:
+        pytest.fail("node (Node.js >= 20) is not on PATH; it is a prerequisite of this repository")
+    buf, tsc, tsx = _tool("buf"), _tool("tsc"), _tool("tsx")
+
+    await _run(buf, "generate", "--template", str(CLIENT / "buf.gen.yaml"))
+    await _run(tsc, "--project", str(CLIENT / "tsconfig.json"))
+    report = await run_journey([tsx, str(CLIENT / "journey.ts")], live_stack, cwd=ROOT)
+
+    await check_journey(report, live_stack)
+    assert report["validated"] is True
