@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
@@ -49,7 +50,13 @@ func decodeError(err error) (*errorReport, error) {
 	return decoded, nil
 }
 
+// codeOf is the status code of a call's error, also once wrapped with %w: grpc 1.33's
+// status.Code does not look through wrapping.
 func codeOf(err error) codes.Code {
+	var rpcError interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &rpcError) {
+		return rpcError.GRPCStatus().Code()
+	}
 	return status.Code(err)
 }
 
