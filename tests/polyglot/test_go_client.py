@@ -1,0 +1,56 @@
+"""A Go client generated from protos/ alone does the polyglot journey against the live stack.
+
+`clients/go/install` brings Go and its gRPC, protobuf and NATS libraries from Debian's
+packages; `clients/go/build` generates the stubs with buf into the git-ignored cache and
+builds the journey binary there. A missing toolchain fails this test with the script's
+own line naming what is missing; it never skips.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.polyglot.conftest import ROOT, LiveStack, check_journey, run_journey
+
+CLIENT = ROOT / "clients" / "go"
+BINARY = ROOT / ".cache" / "clients" / "go" / "bin" / "journey"
+# A cold build of grpc-go and its dependencies takes about a minute on a busy 2-core machine,
+# a first install of the packages about as long again.
+SCRIPT_TIMEOUT_SECONDS = 600.0
+
+
+def run_script(script: Path) -> None:
+    """Run an install/build script; fail the test with its output if it fails."""
+    name = script.relative_to(ROOT)
+    try:
+        done = subprocess.run(
+            ["bash", str(script)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=SCRIPT_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{name} did not finish in {SCRIPT_TIMEOUT_SECONDS:.0f} s")
+    if done.returncode != 0:
+        pytest.fail(f"{name} failed:\n{done.stdout.decode()}")
+
+
+@pytest.fixture(scope="module")
+def journey_binary() -> Path:
+    """The Go journey client, installed and built by its own scripts (once per module).
+
+    Synchronous: nothing of the stack runs in this process while it builds.
+    """
+    run_script(CLIENT / "install")
+    run_script(CLIENT / "build")
+    return BINARY
+
+
+async def test_go_client_does_the_journey(journey_binary: Path, live_stack: LiveStack) -> None:
+    report = await run_journey([str(journey_binary)], live_stack, cwd=ROOT)
+    await check_journey(report, live_stack)
