@@ -76,7 +76,8 @@ void Retry(const std::string& what, std::initializer_list<grpc::StatusCode> retr
   for (int tries = 1;; ++tries) {
     const grpc::Status status = attempt();
     if (status.ok()) return;
-    if (std::find(retryable.begin(), retryable.end(), status.error_code()) == retryable.end()) {
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        std::find(retryable.begin(), retryable.end(), status.error_code()) == retryable.end()) {
       throw RpcError(what, status);
     }
     std::chrono::milliseconds delay = RetryDelay(status);

@@ -41,8 +41,10 @@ ErrorReport DecodeError(const grpc::Status& status);
 using Deadline = std::chrono::system_clock::time_point;
 
 // Calls attempt until it succeeds, fails with a code not in retryable (an RpcError), or the
-// deadline passes. The attempt must resend the same request (and so the same request_id):
-// the services make a retried mutation take effect once. A RetryInfo detail sets the wait.
+// deadline passes. UNAVAILABLE is always retried: a service still starting or briefly away
+// (wallet answers it until it has identity's token signing keys). The attempt must resend
+// the same request (and so the same request_id): the services make a retried mutation take
+// effect once. A RetryInfo detail sets the wait.
 void Retry(const std::string& what, std::initializer_list<grpc::StatusCode> retryable,
            Deadline deadline, const std::function<grpc::Status()>& attempt);
 
