@@ -47,10 +47,10 @@ _WRITE = "superapp_write"
 # How long a writer waits for another process's write lock before it fails.
 _BUSY_TIMEOUT_MS = 10_000
 _SQLITE_PRAGMAS = (
+    f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}",
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
-    f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}",
     # Statement journals (a savepoint per batched command) and sorts stay in memory: on
     # the default, file, every write transaction created and unlinked a file in
     # /var/tmp, six system calls and a directory update each.
@@ -117,8 +117,19 @@ def _prepare_sqlite(engine: Engine) -> None:
         # Take over transaction control from the driver so BEGIN is ours to issue.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
         for pragma in _SQLITE_PRAGMAS:
-            cursor.execute(pragma)
+            while True:
+                try:
+                    cursor.execute(pragma)
+                    break
+                except Exception as error:
+                    # Two processes opening a new file at once both switch it to WAL,
+                    # and SQLite answers one "database is locked" at once, without
+                    # waiting out busy_timeout (seen with two replicas starting together).
+                    if "locked" not in str(error) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
         cursor.close()
 
     @event.listens_for(engine, "begin")
