@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,28 @@ async def live_stack(make_stack: StackFactory) -> AsyncIterator[LiveStack]:  # n
     yield LiveStack(stack)
     stack.terminate()
     await stack.wait_exit()
+
+
+def built_client(language: str, *, timeout_seconds: float) -> Path:
+    """`clients/<language>/install` then `clients/<language>/build`; the journey binary they
+    leave in the cache. A failing script fails the test with its own output (naming what is
+    missing), never a skip. Synchronous: nothing of the stack runs in this process yet."""
+    for step in ("install", "build"):
+        script = Path("clients") / language / step
+        try:
+            done = subprocess.run(
+                ["bash", str(script)],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_seconds,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{script} did not finish in {timeout_seconds:.0f} s")
+        if done.returncode != 0:
+            pytest.fail(f"{script} failed:\n{done.stdout.decode()}")
+    return ROOT / ".cache" / "clients" / language / "bin" / "journey"
 
 
 async def run_journey(command: Sequence[str], live: LiveStack, *, cwd: Path) -> dict[str, Any]:

@@ -9,47 +9,21 @@ test with the script's own line naming what is missing; it never skips.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.polyglot.conftest import ROOT, LiveStack, check_journey, run_journey
+from tests.polyglot.conftest import ROOT, LiveStack, built_client, check_journey, run_journey
 
-CLIENT = ROOT / "clients" / "cpp"
-BINARY = ROOT / ".cache" / "clients" / "cpp" / "bin" / "journey"
 # A cold build compiles the generated grpc++ code: about 2 minutes on a busy 2-core
 # machine; a first install of the packages well under one.
 SCRIPT_TIMEOUT_SECONDS = 900.0
 
 
-def run_script(script: Path) -> None:
-    """Run an install/build script; fail the test with its output if it fails."""
-    name = script.relative_to(ROOT)
-    try:
-        done = subprocess.run(
-            ["bash", str(script)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=SCRIPT_TIMEOUT_SECONDS,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{name} did not finish in {SCRIPT_TIMEOUT_SECONDS:.0f} s")
-    if done.returncode != 0:
-        pytest.fail(f"{name} failed:\n{done.stdout.decode()}")
-
-
 @pytest.fixture(scope="module")
 def journey_binary() -> Path:
-    """The C++ journey client, installed and built by its own scripts (once per module).
-
-    Synchronous: nothing of the stack runs in this process while it builds.
-    """
-    run_script(CLIENT / "install")
-    run_script(CLIENT / "build")
-    return BINARY
+    """The C++ journey client, installed and built by its own scripts (once per module)."""
+    return built_client("cpp", timeout_seconds=SCRIPT_TIMEOUT_SECONDS)
 
 
 async def test_cpp_client_does_the_journey(journey_binary: Path, live_stack: LiveStack) -> None:

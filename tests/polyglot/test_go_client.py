@@ -8,47 +8,21 @@ own line naming what is missing; it never skips.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.polyglot.conftest import ROOT, LiveStack, check_journey, run_journey
+from tests.polyglot.conftest import ROOT, LiveStack, built_client, check_journey, run_journey
 
-CLIENT = ROOT / "clients" / "go"
-BINARY = ROOT / ".cache" / "clients" / "go" / "bin" / "journey"
 # A cold build of grpc-go and its dependencies takes about a minute on a busy 2-core machine,
 # a first install of the packages about as long again.
 SCRIPT_TIMEOUT_SECONDS = 600.0
 
 
-def run_script(script: Path) -> None:
-    """Run an install/build script; fail the test with its output if it fails."""
-    name = script.relative_to(ROOT)
-    try:
-        done = subprocess.run(
-            ["bash", str(script)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=SCRIPT_TIMEOUT_SECONDS,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{name} did not finish in {SCRIPT_TIMEOUT_SECONDS:.0f} s")
-    if done.returncode != 0:
-        pytest.fail(f"{name} failed:\n{done.stdout.decode()}")
-
-
 @pytest.fixture(scope="module")
 def journey_binary() -> Path:
-    """The Go journey client, installed and built by its own scripts (once per module).
-
-    Synchronous: nothing of the stack runs in this process while it builds.
-    """
-    run_script(CLIENT / "install")
-    run_script(CLIENT / "build")
-    return BINARY
+    """The Go journey client, installed and built by its own scripts (once per module)."""
+    return built_client("go", timeout_seconds=SCRIPT_TIMEOUT_SECONDS)
 
 
 async def test_go_client_does_the_journey(journey_binary: Path, live_stack: LiveStack) -> None:
