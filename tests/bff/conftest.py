@@ -35,6 +35,7 @@ from services.runtime.ids import new_id
 from services.runtime.serving import GrpcService
 from services.wallet.config import WalletSettings
 from services.wallet.server import create_server as create_wallet
+from tests.conftest import http_client
 from tests.identity.conftest import ADMIN_EMAIL, PASSWORD, Identity, running_identity
 
 # Generous: many tests share one client address; the limits have their own tests.
@@ -112,7 +113,7 @@ class Platform:
     base_url: str = ""
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, timeout=30.0)
+        return http_client(self.base_url)
 
     def bff(self, **overrides: Any) -> BffSettings:
         """BFF settings pointing at this platform's services."""
