@@ -306,7 +306,7 @@ class MiniAppsServiceServicer:
     def ListMyMiniApps(self, request, context):
         """Lists the caller's own mini-apps, newest first, in any status.
 
-        Caller: role `developer` (or `admin`, who lists their own too).
+        Caller: role `developer` or `admin` (each lists their own).
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: negative `page_size`.
@@ -333,8 +333,8 @@ class MiniAppsServiceServicer:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
         `mini_app_id`, or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-        `developer`.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+        `developer` nor `admin`.
         - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app of the caller's.
         - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
         with different parameters.
@@ -363,8 +363,8 @@ class MiniAppsServiceServicer:
         receive limit (8 MiB plus 64 KiB for the other fields) fails with
         RESOURCE_EXHAUSTED before it reaches the service, with no details.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-        `developer`.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+        `developer` nor `admin`.
         - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app of the caller's.
         - FAILED_PRECONDITION `MINI_APP_SUSPENDED`: the mini-app is suspended.
         - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
@@ -442,8 +442,8 @@ class MiniAppsServiceServicer:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `version_id`,
         or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-        `developer`.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+        `developer` nor `admin`.
         - NOT_FOUND `VERSION_NOT_FOUND`: no such version of the caller's.
         - FAILED_PRECONDITION `INVALID_VERSION_STATE`: the version is not
         DRAFT.
@@ -546,8 +546,8 @@ class MiniAppsServiceServicer:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `version_id`,
         or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-        `developer`.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+        `developer` nor `admin`.
         - NOT_FOUND `VERSION_NOT_FOUND`: no such version of the caller's.
         - FAILED_PRECONDITION `INVALID_VERSION_STATE`: the version is not
         APPROVED.

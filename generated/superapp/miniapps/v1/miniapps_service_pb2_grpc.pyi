@@ -145,7 +145,7 @@ class MiniAppsServiceStub:
     ListMyMiniApps: _grpc.UnaryUnaryMultiCallable[_miniapps_service_pb2.ListMyMiniAppsRequest, _miniapps_service_pb2.ListMyMiniAppsResponse]
     """Lists the caller's own mini-apps, newest first, in any status.
 
-    Caller: role `developer` (or `admin`, who lists their own too).
+    Caller: role `developer` or `admin` (each lists their own).
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: negative `page_size`.
@@ -168,8 +168,8 @@ class MiniAppsServiceStub:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
       `mini_app_id`, or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-      `developer`.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+      `developer` nor `admin`.
     - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app of the caller's.
     - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
       with different parameters.
@@ -194,8 +194,8 @@ class MiniAppsServiceStub:
       receive limit (8 MiB plus 64 KiB for the other fields) fails with
       RESOURCE_EXHAUSTED before it reaches the service, with no details.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-      `developer`.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+      `developer` nor `admin`.
     - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app of the caller's.
     - FAILED_PRECONDITION `MINI_APP_SUSPENDED`: the mini-app is suspended.
     - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
@@ -257,8 +257,8 @@ class MiniAppsServiceStub:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `version_id`,
       or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-      `developer`.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+      `developer` nor `admin`.
     - NOT_FOUND `VERSION_NOT_FOUND`: no such version of the caller's.
     - FAILED_PRECONDITION `INVALID_VERSION_STATE`: the version is not
       DRAFT.
@@ -341,8 +341,8 @@ class MiniAppsServiceStub:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `version_id`,
       or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-      `developer`.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+      `developer` nor `admin`.
     - NOT_FOUND `VERSION_NOT_FOUND`: no such version of the caller's.
     - FAILED_PRECONDITION `INVALID_VERSION_STATE`: the version is not
       APPROVED.
@@ -497,7 +497,7 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     ListMyMiniApps: _aio.UnaryUnaryMultiCallable[_miniapps_service_pb2.ListMyMiniAppsRequest, _miniapps_service_pb2.ListMyMiniAppsResponse]  # type: ignore[assignment]
     """Lists the caller's own mini-apps, newest first, in any status.
 
-    Caller: role `developer` (or `admin`, who lists their own too).
+    Caller: role `developer` or `admin` (each lists their own).
 
     Errors:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: negative `page_size`.
@@ -520,8 +520,8 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
       `mini_app_id`, or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-      `developer`.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+      `developer` nor `admin`.
     - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app of the caller's.
     - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
       with different parameters.
@@ -546,8 +546,8 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
       receive limit (8 MiB plus 64 KiB for the other fields) fails with
       RESOURCE_EXHAUSTED before it reaches the service, with no details.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-      `developer`.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+      `developer` nor `admin`.
     - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app of the caller's.
     - FAILED_PRECONDITION `MINI_APP_SUSPENDED`: the mini-app is suspended.
     - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
@@ -609,8 +609,8 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `version_id`,
       or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-      `developer`.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+      `developer` nor `admin`.
     - NOT_FOUND `VERSION_NOT_FOUND`: no such version of the caller's.
     - FAILED_PRECONDITION `INVALID_VERSION_STATE`: the version is not
       DRAFT.
@@ -693,8 +693,8 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `version_id`,
       or an empty or over-long `request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-      `developer`.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+      `developer` nor `admin`.
     - NOT_FOUND `VERSION_NOT_FOUND`: no such version of the caller's.
     - FAILED_PRECONDITION `INVALID_VERSION_STATE`: the version is not
       APPROVED.
@@ -864,7 +864,7 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_miniapps_service_pb2.ListMyMiniAppsResponse, _abc.Awaitable[_miniapps_service_pb2.ListMyMiniAppsResponse]]:
         """Lists the caller's own mini-apps, newest first, in any status.
 
-        Caller: role `developer` (or `admin`, who lists their own too).
+        Caller: role `developer` or `admin` (each lists their own).
 
         Errors:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: negative `page_size`.
@@ -893,8 +893,8 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
           `mini_app_id`, or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-          `developer`.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+          `developer` nor `admin`.
         - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app of the caller's.
         - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
           with different parameters.
@@ -925,8 +925,8 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
           receive limit (8 MiB plus 64 KiB for the other fields) fails with
           RESOURCE_EXHAUSTED before it reaches the service, with no details.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-          `developer`.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+          `developer` nor `admin`.
         - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app of the caller's.
         - FAILED_PRECONDITION `MINI_APP_SUSPENDED`: the mini-app is suspended.
         - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
@@ -1012,8 +1012,8 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `version_id`,
           or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-          `developer`.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+          `developer` nor `admin`.
         - NOT_FOUND `VERSION_NOT_FOUND`: no such version of the caller's.
         - FAILED_PRECONDITION `INVALID_VERSION_STATE`: the version is not
           DRAFT.
@@ -1126,8 +1126,8 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `version_id`,
           or an empty or over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role
-          `developer`.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+          `developer` nor `admin`.
         - NOT_FOUND `VERSION_NOT_FOUND`: no such version of the caller's.
         - FAILED_PRECONDITION `INVALID_VERSION_STATE`: the version is not
           APPROVED.
