@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.runtime.settings import Port, ServiceSettings
@@ -19,3 +22,9 @@ class MiniAppsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MINIAPPS_", frozen=True, extra="ignore")
 
     port: Port = 7105
+    check_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """How often the checker looks for versions to check beside being woken by the
+    submissions this process consumes (it picks up lapsed claims this way)."""
+    check_lease_seconds: Annotated[float, Field(ge=5, le=3600)] = 120.0
+    """How long a checker holds a version it checks before another replica may take
+    it over (longer than the slowest review of an 8 MiB bundle)."""

@@ -104,6 +104,10 @@ VERSIONS = Table(
     Column("create_time", UtcDateTime(), nullable=False),
     Column("submit_time", UtcDateTime(), nullable=True),
     Column("update_time", UtcDateTime(), nullable=False),
+    # Which checker process holds a CHECKING version, until when: a checker that died
+    # mid-check loses it when the time passes, and another takes it over.
+    Column("check_holder", String(36), nullable=True),
+    Column("check_expire_time", UtcDateTime(), nullable=True),
     # An app's versions, newest first.
     Index("ix_versions_mini_app_id_version_id", "mini_app_id", "version_id"),
     # The review queue (IN_REVIEW, oldest submission first) and the checker's claims.

@@ -222,7 +222,7 @@ class Versions:
         if app.status is AppStatus.SUSPENDED:
             return app
         if app.published_version_id is not None:
-            published = await self._locked(session, app.published_version_id)
+            published = await self.locked(session, app.published_version_id)
             if published is not None and published.state is VersionState.PUBLISHED:
                 await self.move(session, published, VersionState.SUSPENDED, actor_id=caller.user_id)
         now = self._clock.now()
@@ -243,14 +243,15 @@ class Versions:
         assert updated is not None  # locked above, in this transaction
         return updated
 
-    async def _locked(self, session: AsyncSession, version_id: str) -> VersionRecord | None:
+    async def locked(self, session: AsyncSession, version_id: str) -> VersionRecord | None:
+        """The version, its row locked for the rest of the transaction (PostgreSQL)."""
         row = (await session.execute(_LOCKED_BY_ID, {"version_id": version_id})).first()
         return None if row is None else version_record(row)
 
     async def _owned(
         self, session: AsyncSession, caller: Caller, version_id: str
     ) -> tuple[VersionRecord, MiniAppRecord]:
-        version = await self._locked(session, version_id)
+        version = await self.locked(session, version_id)
         app = None if version is None else await locked_app(session, version.mini_app_id)
         if version is None or app is None or not may_manage(caller, app):
             raise version_not_found(version_id)
@@ -259,7 +260,7 @@ class Versions:
     async def _reviewed(
         self, session: AsyncSession, caller: Caller, version_id: str
     ) -> tuple[VersionRecord, MiniAppRecord]:
-        version = await self._locked(session, version_id)
+        version = await self.locked(session, version_id)
         app = None if version is None else await locked_app(session, version.mini_app_id)
         if version is None or app is None or not may_see_app(caller, app):
             raise version_not_found(version_id)
@@ -351,7 +352,7 @@ class Versions:
         if version.state is not VersionState.APPROVED:
             raise invalid_state(version, [VersionState.APPROVED])
         if app.published_version_id is not None:
-            previous = await self._locked(session, app.published_version_id)
+            previous = await self.locked(session, app.published_version_id)
             if previous is not None:
                 await self.move(session, previous, VersionState.SUPERSEDED, actor_id=caller.user_id)
         published = await self.move(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -39,13 +40,26 @@ from tests.services.rich_errors import RichError, rich_error
 Metadata = tuple[tuple[str, str], ...]
 
 
+def good_bundle_files(version: str = "1.0.0", script: str = "") -> dict[str, str]:
+    """A small mini-app that passes the automated checks (or not, by its `script`)."""
+    manifest = {
+        "name": "Pay a bill",
+        "version": version,
+        "entry": "index.html",
+        "permissions": [{"name": "wallet.pay", "justification": "To pay the bill you pick."}],
+        "network_domains": ["api.bills.example.com"],
+    }
+    return {
+        "manifest.json": json.dumps(manifest),
+        "index.html": '<!doctype html><title>Bills</title><script src="app.js"></script>',
+        "app.js": script
+        or "fetch('https://api.bills.example.com/v1/bills').then((r) => r.json());\n",
+    }
+
+
 def zip_bundle(files: dict[str, str] | None = None) -> bytes:
     """A small zip archive (not necessarily a valid mini-app: upload does not check that)."""
-    files = files or {
-        "manifest.json": '{"name": "Pay a bill", "version": "1.0.0", "entry": "index.html"}',
-        "index.html": "<!doctype html><script src='app.js'></script>",
-        "app.js": "console.log('hello');",
-    }
+    files = files or good_bundle_files()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, text in files.items():

@@ -82,6 +82,8 @@ def upgrade() -> None:
         sa.Column("create_time", UtcDateTime(), nullable=False),
         sa.Column("submit_time", UtcDateTime(), nullable=True),
         sa.Column("update_time", UtcDateTime(), nullable=False),
+        sa.Column("check_holder", sa.String(36), nullable=True),
+        sa.Column("check_expire_time", UtcDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["mini_app_id"],
             ["mini_apps.mini_app_id"],
