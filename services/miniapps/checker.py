@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -37,6 +38,7 @@ from services.miniapps.models import BUNDLES, VERSIONS
 from services.miniapps.records import VersionState
 from services.miniapps.reports import FindingRecord, ReportRecord, Reports
 from services.miniapps.review import ReviewReport
+from services.miniapps.review_metrics import ReviewMetrics
 from services.miniapps.versions import Versions
 from services.runtime.clock import Clock
 from services.runtime.ids import new_id
@@ -61,6 +63,7 @@ class Checker:
         versions: Versions,
         clock: Clock,
         review: Review,
+        metrics: ReviewMetrics,
         *,
         lease: timedelta,
         interval_seconds: float,
@@ -69,6 +72,7 @@ class Checker:
         self._versions = versions
         self._clock = clock
         self._review = review
+        self._metrics = metrics
         self._lease = lease
         self._interval = interval_seconds
         self._holder = new_id()
@@ -116,7 +120,9 @@ class Checker:
             return False
         version_id, sha256 = claimed
         rows = await self._database.lookup(_CONTENT, {"sha256": sha256})
+        started = time.perf_counter()
         report = await asyncio.to_thread(self._review, bytes(rows[0].content))
+        self._metrics.reviewed(time.perf_counter() - started)
         await self._conclude(version_id, report)
         return True
 
@@ -159,6 +165,7 @@ class Checker:
             )
             await Reports.store(session, ReportRecord(version_id, report.passed, findings, now))
             manifest = report.manifest
+            self._metrics.concluded(session, passed=report.passed)
             await self._versions.move(
                 session,
                 version,

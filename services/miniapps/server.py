@@ -22,6 +22,7 @@ from services.miniapps.policies import POLICIES
 from services.miniapps.registry import Registry
 from services.miniapps.reports import Reports
 from services.miniapps.review import BundleLimits, review_bundle
+from services.miniapps.review_metrics import ReviewMetrics
 from services.miniapps.servicer import MiniAppsServicer
 from services.miniapps.versions import Versions
 from services.runtime.clock import Clock
@@ -69,6 +70,7 @@ async def create_server(
         versions,
         clock,
         review or default_review(),
+        ReviewMetrics(foundation.metrics),
         lease=timedelta(seconds=settings.check_lease_seconds),
         interval_seconds=settings.check_interval_seconds,
     )

@@ -157,6 +157,9 @@ async def test_the_checks_reject_a_hostile_version_with_findings(platform: Platf
     version = await platform.uploaded(developer, app.mini_app_id, hostile)
     checked = await _submitted(platform, developer, version.version_id)
     assert checked.state == pb.VERSION_STATE_REJECTED
+    registry = platform.service.metrics.registry
+    assert registry.get_sample_value("superapp_miniapp_checks_total", {"outcome": "rejected"}) == 1
+    assert registry.get_sample_value("superapp_miniapp_check_seconds_count") == 1
     report = (
         await platform.stub.GetReviewReport(
             pb.GetReviewReportRequest(version_id=version.version_id), metadata=developer
