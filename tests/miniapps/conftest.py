@@ -13,6 +13,7 @@ import json
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,11 @@ class Platform:
     settings: MiniAppsSettings
     admin: Metadata = ()
     _emails: int = field(default=0)
+
+    @staticmethod
+    def clock_now() -> datetime:
+        """The service's time (the system's: these tests fix no clock)."""
+        return datetime.now(UTC)
 
     @property
     def stub(self) -> miniapps_service_pb2_grpc.MiniAppsServiceStub:

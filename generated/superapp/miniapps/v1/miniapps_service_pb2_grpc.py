@@ -411,7 +411,9 @@ class MiniAppsServiceServicer:
     def GetBundle(self, request, context):
         """Returns a bundle's bytes by their SHA-256, with its Subresource
         Integrity value. A bundle never changes (its address is its content),
-        so clients and caches may keep it forever.
+        so clients and caches may keep it forever. A response carries up to
+        8 MiB of bundle: clients raise their maximum receive message size
+        (gRPC's default is 4 MiB) to at least 8 MiB plus 64 KiB.
 
         Caller: any signed-in user for a bundle of a published version of an
         ACTIVE mini-app; otherwise the developer of a mini-app with a version of

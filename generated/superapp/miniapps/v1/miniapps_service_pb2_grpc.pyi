@@ -230,7 +230,9 @@ class MiniAppsServiceStub:
     GetBundle: _grpc.UnaryUnaryMultiCallable[_miniapps_service_pb2.GetBundleRequest, _miniapps_service_pb2.GetBundleResponse]
     """Returns a bundle's bytes by their SHA-256, with its Subresource
     Integrity value. A bundle never changes (its address is its content),
-    so clients and caches may keep it forever.
+    so clients and caches may keep it forever. A response carries up to
+    8 MiB of bundle: clients raise their maximum receive message size
+    (gRPC's default is 4 MiB) to at least 8 MiB plus 64 KiB.
 
     Caller: any signed-in user for a bundle of a published version of an
     ACTIVE mini-app; otherwise the developer of a mini-app with a version of
@@ -582,7 +584,9 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     GetBundle: _aio.UnaryUnaryMultiCallable[_miniapps_service_pb2.GetBundleRequest, _miniapps_service_pb2.GetBundleResponse]  # type: ignore[assignment]
     """Returns a bundle's bytes by their SHA-256, with its Subresource
     Integrity value. A bundle never changes (its address is its content),
-    so clients and caches may keep it forever.
+    so clients and caches may keep it forever. A response carries up to
+    8 MiB of bundle: clients raise their maximum receive message size
+    (gRPC's default is 4 MiB) to at least 8 MiB plus 64 KiB.
 
     Caller: any signed-in user for a bundle of a published version of an
     ACTIVE mini-app; otherwise the developer of a mini-app with a version of
@@ -979,7 +983,9 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_miniapps_service_pb2.GetBundleResponse, _abc.Awaitable[_miniapps_service_pb2.GetBundleResponse]]:
         """Returns a bundle's bytes by their SHA-256, with its Subresource
         Integrity value. A bundle never changes (its address is its content),
-        so clients and caches may keep it forever.
+        so clients and caches may keep it forever. A response carries up to
+        8 MiB of bundle: clients raise their maximum receive message size
+        (gRPC's default is 4 MiB) to at least 8 MiB plus 64 KiB.
 
         Caller: any signed-in user for a bundle of a published version of an
         ACTIVE mini-app; otherwise the developer of a mini-app with a version of
