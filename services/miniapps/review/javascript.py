@@ -28,7 +28,8 @@ string (`"\\x65val"`), a `const` alias (`const w = window; w.eval`) or destructu
   latter is refused rather than let through: the review promises that the declared hosts
   are the only ones the code names, and a developer can keep that promise cheaply (a
   literal URL, a `const`, or a template whose host part is literal, as in
-  `` `https://api.example.com/items/${id}` ``). Relative URLs stay in the bundle's origin
+  `` `https://api.example.com/items/${id}` `` or `` `${API}/items` `` with `API` a
+  `const`). Relative URLs stay in the bundle's origin
   and pass;
 - `code/private-api`: see above; `code/computed-global`: a global object (`window`,
   `globalThis`, `self`, `superapp`, ...) indexed by a computed key (`window[name]`), which
@@ -103,13 +104,14 @@ class Script:
 
 
 class CodeChecker:
-    """Checks scripts against the rules above, with the hosts a manifest declared."""
+    """Checks scripts against the rules above, with the hosts a manifest declared (None
+    when they are unknown: the network rules are then left out)."""
 
-    def __init__(self, network_domains: Collection[str]) -> None:
+    def __init__(self, network_domains: Collection[str] | None) -> None:
         language = Language(tree_sitter_javascript.language())
         self._parser = Parser(language)
         self._query = Query(language, _QUERY)
-        self._domains = frozenset(network_domains)
+        self._domains = None if network_domains is None else frozenset(network_domains)
 
     def check(self, script: Script, sink: FindingSink) -> None:
         """Adds the script's findings to `sink`, in order of position."""
@@ -178,21 +180,10 @@ def _unescape(escape: str) -> str:
     return _SIMPLE_ESCAPES.get(body, body)
 
 
-def _string_parts(node: Node) -> Iterator[tuple[str, str]]:
-    """A string or template's pieces: ("text", value) or ("substitution", "")."""
-    for child in node.named_children:
-        if child.type == "string_fragment":
-            yield "text", _text(child)
-        elif child.type == "escape_sequence":
-            yield "text", _unescape(_text(child))
-        elif child.type == "template_substitution":
-            yield "substitution", ""
-
-
 class _ScriptCheck:
     """The checks of one script; findings are (line, column, rule, message)."""
 
-    def __init__(self, script: Script, domains: frozenset[str]) -> None:
+    def __init__(self, script: Script, domains: frozenset[str] | None) -> None:
         self.script = script
         self.domains = domains
         self.consts: dict[str, Node] = {}
@@ -215,8 +206,8 @@ class _ScriptCheck:
         kind = node.type
         if kind in {"string", "template_string"}:
             text = ""
-            for part, value in _string_parts(node):
-                if part == "substitution":
+            for value in self.string_parts(node, depth):
+                if value is None:
                     return text, False
                 text += value
             return text, True
@@ -235,6 +226,19 @@ class _ScriptCheck:
                 return left[0], False
             return left[0] + right[0], right[1]
         return None
+
+    def string_parts(self, node: Node, depth: int) -> Iterator[str | None]:
+        """A string or template's pieces and their text; None for a substitution whose
+        value is not a known constant (`${API}` with `const API = "..."` is known)."""
+        for child in node.named_children:
+            if child.type == "string_fragment":
+                yield _text(child)
+            elif child.type == "escape_sequence":
+                yield _unescape(_text(child))
+            elif child.type == "template_substitution":
+                inner = _arguments(child)
+                known = self.static_text(inner[0], depth + 1) if len(inner) == 1 else None
+                yield known[0] if known is not None and known[1] else None
 
     def constant(self, node: Node | None) -> str | None:
         """The string an expression always evaluates to, if it is known."""
@@ -465,6 +469,8 @@ class _ScriptCheck:
 
     def network(self, node: Node, api: str, url: Node) -> None:
         """A network call to `url`: its host must be one the manifest declares."""
+        if self.domains is None:
+            return
         known = self.static_text(url)
         if known is None:
             self.unverifiable(node, api)
@@ -506,9 +512,10 @@ class _ScriptCheck:
     def declared(self, host: str) -> bool:
         """Whether `host` is a declared name or a subdomain of a declared `*.` one."""
         host = host.lower().rstrip(".")
-        if host in self.domains:
+        domains = self.domains or frozenset()
+        if host in domains:
             return True
-        return any(domain.startswith("*.") and host.endswith(domain[1:]) for domain in self.domains)
+        return any(domain.startswith("*.") and host.endswith(domain[1:]) for domain in domains)
 
     def parse_error(self, root: Node) -> None:
         """Reports the first place tree-sitter could not parse."""

@@ -78,9 +78,10 @@ class ManifestCheck:
 
     manifest: Manifest | None
     findings: list[Finding]
-    network_domains: tuple[str, ...]
+    network_domains: tuple[str, ...] | None
     """The declared hosts that are well-formed, even when the manifest as a whole is not:
-    the code checks compare against them either way."""
+    the code checks compare against them either way. None when the manifest is missing
+    or not JSON: the hosts are unknown, so the code's network calls are not judged."""
 
 
 def manifest_schema() -> dict[str, Any]:
@@ -182,7 +183,7 @@ def check_manifest(raw: bytes | None, bundle_files: Collection[str]) -> Manifest
     file = MANIFEST_FILE
 
     def refused(line: int, rule: str, message: str) -> ManifestCheck:
-        return ManifestCheck(None, [Finding(file, line, rule, message)], ())
+        return ManifestCheck(None, [Finding(file, line, rule, message)], None)
 
     if raw is None:
         return refused(

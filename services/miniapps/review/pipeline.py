@@ -32,7 +32,7 @@ def review_bundle(bundle: bytes, *, limits: BundleLimits = _DEFAULT_LIMITS) -> R
 
     raw_manifest = archive.files.get(MANIFEST_FILE)
     manifest = None
-    domains: tuple[str, ...] = ()
+    domains: tuple[str, ...] | None = None
     # A manifest the archive rules refused is reported there already.
     if raw_manifest is not None or MANIFEST_FILE not in archive.listed:
         checked = check_manifest(raw_manifest, archive.listed)
