@@ -75,6 +75,11 @@ class ArchiveContents:
         self.findings.append(Finding(file, 0, rule, message))
 
 
+def _is_dir(info: zipfile.ZipInfo) -> bool:
+    # ZipInfo.is_dir() raises IndexError on an empty name, which a hostile archive has.
+    return info.filename.endswith("/")
+
+
 def _name_problem(name: str) -> tuple[str, str] | None:
     """The rule a member's name breaks and a message, or None."""
     if name.startswith(("/", "\\")) or _DRIVE.match(name):
@@ -211,7 +216,7 @@ def _read_members(
     archive: zipfile.ZipFile, limits: BundleLimits, contents: ArchiveContents
 ) -> None:
     infos = archive.infolist()
-    contents.file_count = sum(not info.is_dir() for info in infos)
+    contents.file_count = sum(not _is_dir(info) for info in infos)
     if len(infos) > limits.max_files:
         contents.refuse(
             "",
@@ -229,7 +234,7 @@ def _read_members(
         )
         return
     contents.examined = True
-    contents.listed = {info.filename for info in infos if not info.is_dir()}
+    contents.listed = {info.filename for info in infos if not _is_dir(info)}
     seen: set[str] = set()
     for info in infos:
         name = info.filename
@@ -243,7 +248,7 @@ def _read_members(
         if problem is not None:
             contents.refuse(name, *problem)
             continue
-        if info.is_dir():
+        if _is_dir(info):
             continue
         if info.file_size > limits.max_file_bytes:
             # A header is trusted to refuse early, never to bound a read.

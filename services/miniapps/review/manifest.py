@@ -166,12 +166,13 @@ class _DuplicateKeyError(ValueError):
         self.key = key
 
 
-def _declared_domains(document: object) -> tuple[str, ...]:
+def _declared_domains(document: object) -> tuple[str, ...] | None:
+    """The well-formed hosts a document declares; None when it does not say."""
     if not isinstance(document, dict):
-        return ()
-    domains = document.get("network_domains")
+        return None
+    domains = document.get("network_domains", [])
     if not isinstance(domains, list):
-        return ()
+        return None
     pattern = manifest_schema()["properties"]["network_domains"]["items"]["pattern"]
     validator = Draft202012Validator({"type": "string", "pattern": pattern})
     return tuple(domain for domain in domains if validator.is_valid(domain))
@@ -231,9 +232,13 @@ def check_manifest(raw: bytes | None, bundle_files: Collection[str]) -> Manifest
     lines = value_lines(text)
     findings: list[Finding] = []
     validator = Draft202012Validator(manifest_schema())
+    reported: set[tuple[JsonPath, str]] = set()
     for violation in validator.iter_errors(document):
         path, keyword = _described(violation)
         rule = _rule(path, keyword)
+        if (path, rule) in reported:
+            continue  # one value failing two keywords (minLength, pattern) is one finding
+        reported.add((path, rule))
         findings.append(
             Finding(file, _line(lines, path), rule, _message(rule, path, keyword, violation))
         )
