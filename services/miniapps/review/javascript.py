@@ -75,21 +75,49 @@ _MAX_DEPTH = 12
 are treated as unknown (and a hostile file cannot exhaust the stack)."""
 _SNIPPET = 60
 
-_QUERY = """
-(lexical_declaration kind: "const"
-  (variable_declarator name: (identifier) @const.name value: (_) @const.value))
-((identifier) @name (#match? @name "^(eval|Function|__superapp.*)$"))
-((shorthand_property_identifier) @name (#match? @name "^(eval|Function|__superapp.*)$"))
-(member_expression
+# Each pattern of the query, with byte strings of which the source must hold one for the
+# pattern to be able to match (none: always needed). Leaving out the patterns that cannot
+# match saves most of the query's cost: it is paid per candidate node, in Python.
+_PATTERNS: tuple[tuple[str, tuple[bytes, ...]], ...] = (
+    (
+        """(lexical_declaration kind: "const"
+  (variable_declarator name: (identifier) @const.name value: (_) @const.value))""",
+        (b"const",),
+    ),
+    (
+        r"""((identifier) @name (#match? @name "^(eval|Function|__superapp.*)$|\\\\"))""",
+        (b"eval", b"Function", b"__superapp", b"\\"),
+    ),
+    (
+        r"""((shorthand_property_identifier) @name
+  (#match? @name "^(eval|Function|__superapp.*)$|\\\\"))""",
+        (b"eval", b"Function", b"__superapp", b"\\"),
+    ),
+    (
+        r"""(member_expression
   property: (property_identifier) @property
-  (#match? @property "^(eval|Function|cookie|internal|constructor|_.*)$")) @member
-(subscript_expression object: (_) @subscript.object index: (_) @subscript.index) @subscript
-(call_expression function: (_) @call.function arguments: (arguments) @call.arguments) @call
-(new_expression constructor: (_) @new.constructor arguments: (arguments) @new.arguments) @new
-(variable_declarator name: (object_pattern) @pattern value: (_) @pattern.value)
-(import_statement source: (string) @static_import)
-(export_statement source: (string) @static_import)
-"""
+  (#match? @property "^(eval|Function|cookie|internal|constructor|_.*)$|\\\\")) @member""",
+        (b"eval", b"Function", b"cookie", b"internal", b"constructor", b"_", b"\\"),
+    ),
+    (
+        """(subscript_expression object: (_) @subscript.object index: (_) @subscript.index)
+  @subscript""",
+        (),
+    ),
+    (
+        """(call_expression function: (_) @call.function arguments: (arguments) @call.arguments)
+  @call""",
+        (),
+    ),
+    (
+        """(new_expression constructor: (_) @new.constructor arguments: (arguments) @new.arguments)
+  @new""",
+        (b"new",),
+    ),
+    ("""(variable_declarator name: (object_pattern) @pattern value: (_) @pattern.value)""", ()),
+    ("""(import_statement source: (string) @static_import)""", (b"import",)),
+    ("""(export_statement source: (string) @static_import)""", (b"export",)),
+)
 
 
 @dataclass(frozen=True)
@@ -109,8 +137,9 @@ class CodeChecker:
 
     def __init__(self, network_domains: Collection[str] | None) -> None:
         language = Language(tree_sitter_javascript.language())
+        self._language = language
         self._parser = Parser(language)
-        self._query = Query(language, _QUERY)
+        self._queries: dict[tuple[bool, ...], Query] = {}
         self._domains = None if network_domains is None else frozenset(network_domains)
 
     def check(self, script: Script, sink: FindingSink) -> None:
@@ -119,12 +148,25 @@ class CodeChecker:
         found = _ScriptCheck(script, self._domains)
         if tree.root_node.has_error:
             found.parse_error(tree.root_node)
-        matches = QueryCursor(self._query).matches(tree.root_node)
+        matches = QueryCursor(self._query_for(script.code)).matches(tree.root_node)
         found.consts = _consts(matches)
         for _, captures in matches:
             found.match(captures)
         for line, _, rule, message in sorted(found.findings):
             sink.add(script.file, line, rule, message)
+
+    def _query_for(self, code: bytes) -> Query:
+        """The query of the patterns that can match in `code`."""
+        needed = tuple(
+            not triggers or any(trigger in code for trigger in triggers)
+            for _, triggers in _PATTERNS
+        )
+        if needed not in self._queries:
+            source = "\n".join(
+                pattern for (pattern, _), wanted in zip(_PATTERNS, needed, strict=True) if wanted
+            )
+            self._queries[needed] = Query(self._language, source)
+        return self._queries[needed]
 
 
 def _consts(matches: list[tuple[int, dict[str, list[Node]]]]) -> dict[str, Node]:
@@ -133,7 +175,7 @@ def _consts(matches: list[tuple[int, dict[str, list[Node]]]]) -> dict[str, Node]
     repeated: set[str] = set()
     for _, captures in matches:
         if "const.name" in captures:
-            name = _text(captures["const.name"][0])
+            name = _name(captures["const.name"][0])
             if name in values:
                 repeated.add(name)
             values[name] = captures["const.value"][0]
@@ -142,6 +184,17 @@ def _consts(matches: list[tuple[int, dict[str, list[Node]]]]) -> dict[str, Node]
 
 def _text(node: Node) -> str:
     return (node.text or b"").decode("utf-8", "replace")
+
+
+_UNICODE_ESCAPE = re.compile(r"\\u\{([0-9a-fA-F]{1,6})\}|\\u([0-9a-fA-F]{4})")
+
+
+def _name(node: Node) -> str:
+    """An identifier's name, with its unicode escapes decoded (`\\u0065val` is `eval`)."""
+    text = _text(node)
+    if "\\" not in text:
+        return text
+    return _UNICODE_ESCAPE.sub(lambda escape: _unescape(escape.group(0)), text)
 
 
 def _operator(node: Node) -> str:
@@ -213,7 +266,7 @@ class _ScriptCheck:
             return text, True
         if kind == "parenthesized_expression" and node.named_child_count == 1:
             return self.static_text(node.named_children[0], depth + 1)
-        if kind == "identifier" and (bound := self.consts.get(_text(node))) is not None:
+        if kind == "identifier" and (bound := self.consts.get(_name(node))) is not None:
             return self.static_text(bound, depth + 1)
         if kind == "binary_expression":
             if _operator(node) != "+":
@@ -252,7 +305,7 @@ class _ScriptCheck:
             return None
         kind = node.type
         if kind == "identifier":
-            name = _text(node)
+            name = _name(node)
             value = self.consts.get(name)
             if value is not None and value.type in {
                 "identifier",
@@ -271,7 +324,7 @@ class _ScriptCheck:
             key = node.child_by_field_name("property" if kind == "member_expression" else "index")
             if key is None:
                 return None
-            return _text(key) if key.type == "property_identifier" else self.constant(key)
+            return _name(key) if key.type == "property_identifier" else self.constant(key)
         return None
 
     # -- the rules -----------------------------------------------------------------------
@@ -279,11 +332,11 @@ class _ScriptCheck:
     def match(self, captures: dict[str, list[Node]]) -> None:
         """Applies the rules to one query match."""
         if "name" in captures:
-            self.global_reference(captures["name"][0], _text(captures["name"][0]))
+            self.global_reference(captures["name"][0], _name(captures["name"][0]))
         elif "member" in captures:
             member = captures["member"][0]
             self.property_access(
-                member, member.child_by_field_name("object"), _text(captures["property"][0])
+                member, member.child_by_field_name("object"), _name(captures["property"][0])
             )
         elif "subscript" in captures:
             self.subscript(
@@ -389,11 +442,11 @@ class _ScriptCheck:
         for child in pattern.named_children:
             key: str | None = None
             if child.type == "shorthand_property_identifier_pattern":
-                key = _text(child)
+                key = _name(child)
             elif child.type == "pair_pattern":
                 name = child.child_by_field_name("key")
                 if name is not None:
-                    key = _text(name) if name.type == "property_identifier" else self.constant(name)
+                    key = _name(name) if name.type == "property_identifier" else self.constant(name)
             if key is not None:
                 self.property_access(child, value, key)
 
@@ -405,7 +458,7 @@ class _ScriptCheck:
             (key := function.child_by_field_name("property")) is not None
             and key.type == "property_identifier"
         ):
-            method = _text(key)
+            method = _name(key)
             if method == "constructor":
                 return  # the member rule reports it
             owner_name = self.global_name(function.child_by_field_name("object"))
