@@ -178,3 +178,23 @@ def test_an_inline_script_on_the_tag_line_keeps_its_column() -> None:
     [finding] = report.findings
     assert (finding.line, finding.rule) == (2, "code/undeclared-domain")
     assert f"column {html.split(chr(10))[1].index('fetch') + 1}" in finding.message
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "a" + ".b" * 3000 + ".eval(1)",
+        "x = " + " + ".join(["'a'"] * 3000),
+        "f(" * 2500 + ")" * 2500,
+        "p" + ".then(f)" * 1500,
+    ],
+    ids=["member chain", "concatenation", "nested calls", "promise chain"],
+)
+def test_code_nested_too_deep_to_review_is_refused(code: str) -> None:
+    assert rules_in(code) == ["code/too-complex"]
+
+
+def test_long_but_reasonable_chains_are_reviewed() -> None:
+    code = "p" + ".then(f)" * 400 + ";\nx = " + " + ".join(["'a'"] * 500) + ";\neval(x);"
+
+    assert rules_in(code) == ["code/eval"]

@@ -74,49 +74,41 @@ _MAX_DEPTH = 12
 """How far constant folding and alias resolution follow nested expressions; deeper ones
 are treated as unknown (and a hostile file cannot exhaust the stack)."""
 _SNIPPET = 60
+_MAX_NESTING = 2000
+"""Deeper syntax trees are refused (`code/too-complex`) before they are queried: real
+code nests a few dozen levels (a few hundred in long method chains), while tree-sitter's
+query cursor slows down sharply on trees tens of thousands of levels deep, and finding a
+node's parent costs a walk from the root."""
 
+_NAME_TRIGGERS = (b"eval", b"Function", b"__superapp", b"\\")
 # Each pattern of the query, with byte strings of which the source must hold one for the
-# pattern to be able to match (none: always needed). Leaving out the patterns that cannot
-# match saves most of the query's cost: it is paid per candidate node, in Python.
+# pattern to be able to match (none: always needed); leaving out the patterns that cannot
+# match saves their cost, paid per candidate node. Every pattern is a single node and the
+# checks read its fields in Python: a pattern that also matches fields (a member and its
+# property) keeps a match in progress per enclosing node while the cursor walks, which a
+# chain like `a.b.b.b...` (20,000 deep) turns into minutes.
 _PATTERNS: tuple[tuple[str, tuple[bytes, ...]], ...] = (
-    (
-        """(lexical_declaration kind: "const"
-  (variable_declarator name: (identifier) @const.name value: (_) @const.value))""",
-        (b"const",),
-    ),
+    ("(variable_declarator) @declarator", (b"const",)),
     (
         r"""((identifier) @name (#match? @name "^(eval|Function|__superapp.*)$|\\\\"))""",
-        (b"eval", b"Function", b"__superapp", b"\\"),
+        _NAME_TRIGGERS,
     ),
     (
         r"""((shorthand_property_identifier) @name
   (#match? @name "^(eval|Function|__superapp.*)$|\\\\"))""",
-        (b"eval", b"Function", b"__superapp", b"\\"),
+        _NAME_TRIGGERS,
     ),
     (
-        r"""(member_expression
-  property: (property_identifier) @property
-  (#match? @property "^(eval|Function|cookie|internal|constructor|_.*)$|\\\\")) @member""",
+        r"""((property_identifier) @property
+  (#match? @property "^(eval|Function|cookie|internal|constructor|_.*)$|\\\\"))""",
         (b"eval", b"Function", b"cookie", b"internal", b"constructor", b"_", b"\\"),
     ),
-    (
-        """(subscript_expression object: (_) @subscript.object index: (_) @subscript.index)
-  @subscript""",
-        (),
-    ),
-    (
-        """(call_expression function: (_) @call.function arguments: (arguments) @call.arguments)
-  @call""",
-        (),
-    ),
-    (
-        """(new_expression constructor: (_) @new.constructor arguments: (arguments) @new.arguments)
-  @new""",
-        (b"new",),
-    ),
-    ("""(variable_declarator name: (object_pattern) @pattern value: (_) @pattern.value)""", ()),
-    ("""(import_statement source: (string) @static_import)""", (b"import",)),
-    ("""(export_statement source: (string) @static_import)""", (b"export",)),
+    ("(subscript_expression) @subscript", ()),
+    ("(call_expression) @call", ()),
+    ("(new_expression) @new", (b"new",)),
+    ("(object_pattern) @pattern", (b"{",)),
+    ("(import_statement) @static_import", (b"import",)),
+    ("(export_statement) @static_import", (b"export",)),
 )
 
 
@@ -148,10 +140,20 @@ class CodeChecker:
         found = _ScriptCheck(script, self._domains)
         if tree.root_node.has_error:
             found.parse_error(tree.root_node)
-        matches = QueryCursor(self._query_for(script.code)).matches(tree.root_node)
-        found.consts = _consts(matches)
-        for _, captures in matches:
-            found.match(captures)
+        if (deep := _deeper_than(tree.root_node, _MAX_NESTING)) is not None:
+            found.too_complex(deep)
+            self._report(script, found, sink)
+            return
+        cursor = QueryCursor(self._query_for(script.code))
+        captures = cursor.captures(tree.root_node)
+        if cursor.did_exceed_match_limit:
+            found.too_complex(tree.root_node)
+        found.consts = _consts(captures.get("declarator", []))
+        found.apply(captures)
+        self._report(script, found, sink)
+
+    @staticmethod
+    def _report(script: Script, found: _ScriptCheck, sink: FindingSink) -> None:
         for line, _, rule, message in sorted(found.findings):
             sink.add(script.file, line, rule, message)
 
@@ -169,16 +171,34 @@ class CodeChecker:
         return self._queries[needed]
 
 
-def _consts(matches: list[tuple[int, dict[str, list[Node]]]]) -> dict[str, Node]:
+def _deeper_than(root: Node, limit: int) -> Node | None:
+    """A node nested more than `limit` levels below `root`, or None. Only subtrees with
+    more nodes than the depth left are entered, so real code costs a few hundred steps."""
+    pending = [(root, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > limit:
+            return node
+        if depth + node.descendant_count > limit:
+            pending.extend((child, depth + 1) for child in node.children)
+    return None
+
+
+def _consts(declarators: list[Node]) -> dict[str, Node]:
     """`const` names declared once in the file, and their values."""
     values: dict[str, Node] = {}
     repeated: set[str] = set()
-    for _, captures in matches:
-        if "const.name" in captures:
-            name = _name(captures["const.name"][0])
-            if name in values:
-                repeated.add(name)
-            values[name] = captures["const.value"][0]
+    for declarator in declarators:
+        declaration = declarator.parent
+        kind = None if declaration is None else declaration.child_by_field_name("kind")
+        name = declarator.child_by_field_name("name")
+        value = declarator.child_by_field_name("value")
+        if kind is None or kind.type != "const" or name is None or value is None:
+            continue
+        if name.type == "identifier":
+            if _name(name) in values:
+                repeated.add(_name(name))
+            values[_name(name)] = value
     return {name: value for name, value in values.items() if name not in repeated}
 
 
@@ -329,37 +349,35 @@ class _ScriptCheck:
 
     # -- the rules -----------------------------------------------------------------------
 
-    def match(self, captures: dict[str, list[Node]]) -> None:
-        """Applies the rules to one query match."""
-        if "name" in captures:
-            self.global_reference(captures["name"][0], _name(captures["name"][0]))
-        elif "member" in captures:
-            member = captures["member"][0]
-            self.property_access(
-                member, member.child_by_field_name("object"), _name(captures["property"][0])
-            )
-        elif "subscript" in captures:
+    def apply(self, captures: dict[str, list[Node]]) -> None:
+        """Applies the rules to the query's captures."""
+        for node in captures.get("name", []):
+            self.global_reference(node, _name(node))
+        for node in captures.get("property", []):
+            member = node.parent
+            if member is not None and member.type == "member_expression":
+                self.property_access(member, member.child_by_field_name("object"), _name(node))
+        for node in captures.get("subscript", []):
             self.subscript(
-                captures["subscript"][0],
-                captures["subscript.object"][0],
-                captures["subscript.index"][0],
+                node, node.child_by_field_name("object"), node.child_by_field_name("index")
             )
-        elif "call" in captures:
-            self.call(
-                captures["call"][0],
-                captures["call.function"][0],
-                _arguments(captures["call.arguments"][0]),
-            )
-        elif "new" in captures:
-            self.construction(
-                captures["new"][0],
-                captures["new.constructor"][0],
-                _arguments(captures["new.arguments"][0]),
-            )
-        elif "pattern" in captures:
-            self.destructuring(captures["pattern"][0], captures["pattern.value"][0])
-        elif "static_import" in captures:
-            self.code_source(captures["static_import"][0], "import")
+        for node in captures.get("call", []):
+            if (function := node.child_by_field_name("function")) is not None:
+                self.call(node, function, _arguments(node.child_by_field_name("arguments")))
+        for node in captures.get("new", []):
+            if (constructor := node.child_by_field_name("constructor")) is not None:
+                self.construction(
+                    node, constructor, _arguments(node.child_by_field_name("arguments"))
+                )
+        for node in captures.get("pattern", []):
+            declarator = node.parent
+            if declarator is not None and declarator.type == "variable_declarator":
+                value = declarator.child_by_field_name("value")
+                if value is not None and declarator.child_by_field_name("name") == node:
+                    self.destructuring(node, value)
+        for node in captures.get("static_import", []):
+            if (source := node.child_by_field_name("source")) is not None:
+                self.code_source(source, "import")
 
     def global_reference(self, node: Node, name: str) -> None:
         """A global named directly (or through a global object, as `where`)."""
@@ -423,7 +441,9 @@ class _ScriptCheck:
                     f"({_snippet(call)}): write the function in the source instead",
                 )
 
-    def subscript(self, node: Node, owner: Node, index: Node) -> None:
+    def subscript(self, node: Node, owner: Node | None, index: Node | None) -> None:
+        if owner is None or index is None:
+            return
         key = self.constant(index)
         if key is not None:
             self.property_access(node, owner, key)
@@ -569,6 +589,14 @@ class _ScriptCheck:
         if host in domains:
             return True
         return any(domain.startswith("*.") and host.endswith(domain[1:]) for domain in domains)
+
+    def too_complex(self, root: Node) -> None:
+        self.add(
+            root,
+            "code/too-complex",
+            f"the code nests more than {_MAX_NESTING} levels deep here, too deep to review: "
+            "break long chains of calls, concatenations or nested functions apart",
+        )
 
     def parse_error(self, root: Node) -> None:
         """Reports the first place tree-sitter could not parse."""
