@@ -198,3 +198,9 @@ def test_long_but_reasonable_chains_are_reviewed() -> None:
     code = "p" + ".then(f)" * 400 + ";\nx = " + " + ".join(["'a'"] * 500) + ";\neval(x);"
 
     assert rules_in(code) == ["code/eval"]
+
+
+def test_a_script_left_open_at_the_end_of_a_page_is_reviewed() -> None:
+    report = review_bundle(valid_bundle(**{"index.html": "<html>\n<script>\neval(1)"}))
+
+    assert [(finding.line, finding.rule) for finding in report.findings] == [(3, "code/eval")]

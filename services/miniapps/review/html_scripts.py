@@ -100,5 +100,8 @@ def scripts_in_html(file: str, html: bytes) -> HtmlScripts:
         collector.close()
     except (AssertionError, ValueError, IndexError):
         collector.found.unparsable_line = collector.getpos()[0]
+    # A script left open at the end is not run by browsers; it is reviewed all the same
+    # (the parser keeps its text unread).
+    collector.handle_data(collector.rawdata)
     collector.flush()
     return collector.found
