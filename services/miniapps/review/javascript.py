@@ -171,6 +171,21 @@ class CodeChecker:
         return self._queries[needed]
 
 
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
+
+
+def _as_browsers_read(text: str, complete: bool) -> tuple[str, bool]:
+    """A URL (or its known prefix) as a browser's URL parser sees it: without leading (and
+    trailing) control characters and spaces, tabs and newlines, and with '\\' as '/' (so
+    `"https://evil.test\\@api.example.com"` is read as a URL to evil.test, as browsers
+    do, where Python's urlsplit would find api.example.com)."""
+    text = text.lstrip(_C0_OR_SPACE)
+    if complete:
+        text = text.rstrip(_C0_OR_SPACE)
+    text = re.sub(r"[\t\n\r]", "", text).replace("\\", "/")
+    return text, complete
+
+
 def _deeper_than(root: Node, limit: int) -> Node | None:
     """A node nested more than `limit` levels below `root`, or None. Only subtrees with
     more nodes than the depth left are entered, so real code costs a few hundred steps."""
@@ -525,6 +540,8 @@ class _ScriptCheck:
         if at is None:
             return
         known = self.static_text(specifier)
+        if known is not None:
+            known = _as_browsers_read(*known)
         if known is not None and (known[0].startswith("//") or _SCHEME.match(known[0])):
             self.add(
                 at,
@@ -548,7 +565,7 @@ class _ScriptCheck:
         if known is None:
             self.unverifiable(node, api)
             return
-        text, complete = known
+        text, complete = _as_browsers_read(*known)
         scheme = _SCHEME.match(text)
         if not (text.startswith("//") or scheme):
             if not (complete or _RELATIVE_PREFIX.match(text)):
@@ -557,7 +574,7 @@ class _ScriptCheck:
         if scheme and scheme.group(1).lower() not in _NETWORK_SCHEMES:
             return  # data:, blob: and the like never leave the device
         authority = text.split("//", 1)[1] if "//" in text else ""
-        if not complete and not re.search(r"[/?#\\]", authority):
+        if not complete and not re.search(r"[/?#]", authority):
             self.unverifiable(node, api)
             return
         try:
