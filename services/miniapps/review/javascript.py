@@ -237,11 +237,6 @@ def _operator(node: Node) -> str:
     return "" if operator is None else operator.type
 
 
-def _snippet(node: Node) -> str:
-    text = " ".join(_text(node).split())
-    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 3] + "..."
-
-
 def _arguments(node: Node | None) -> list[Node]:
     if node is None:
         return []
@@ -276,6 +271,13 @@ class _ScriptCheck:
         self.domains = domains
         self.consts: dict[str, Node] = {}
         self.findings: list[tuple[int, int, str, str]] = []
+
+    def snippet(self, node: Node) -> str:
+        """The start of a node's source, for a message (never the whole of a huge node)."""
+        start = node.start_byte
+        raw = self.script.code[start : min(node.end_byte, start + 4 * _SNIPPET)]
+        text = " ".join(raw.decode("utf-8", "replace").split())
+        return text if len(text) <= _SNIPPET else text[: _SNIPPET - 3] + "..."
 
     def add(self, node: Node, rule: str, message: str) -> None:
         row, column = node.start_point
@@ -401,7 +403,7 @@ class _ScriptCheck:
             self.add(
                 node,
                 "code/eval",
-                f"eval runs a string as code ({_snippet(parent or node)}): parse data with "
+                f"eval runs a string as code ({self.snippet(parent or node)}): parse data with "
                 "JSON.parse and call functions directly instead",
             )
         elif name == "Function":
@@ -416,8 +418,8 @@ class _ScriptCheck:
             self.add(
                 node,
                 "code/new-function",
-                f"the Function constructor turns a string into code ({_snippet(parent or node)}):"
-                " write the function in the source instead",
+                "the Function constructor turns a string into code "
+                f"({self.snippet(parent or node)}): write the function in the source instead",
             )
         elif name.startswith("__superapp"):
             self.private_api(node, name)
@@ -441,7 +443,7 @@ class _ScriptCheck:
             self.add(
                 node,
                 "code/document-cookie",
-                f"document.cookie is off limits to mini-apps ({_snippet(node)}): keep state "
+                f"document.cookie is off limits to mini-apps ({self.snippet(node)}): keep state "
                 "with superapp.storage and let the shell handle sessions",
             )
         elif owner_name == _PLATFORM and (key == "internal" or key.startswith("_")):
@@ -453,7 +455,7 @@ class _ScriptCheck:
                     call,
                     "code/new-function",
                     f"calling .constructor(...) reaches the Function constructor "
-                    f"({_snippet(call)}): write the function in the source instead",
+                    f"({self.snippet(call)}): write the function in the source instead",
                 )
 
     def subscript(self, node: Node, owner: Node | None, index: Node | None) -> None:
@@ -468,7 +470,7 @@ class _ScriptCheck:
             self.add(
                 node,
                 "code/computed-global",
-                f"{owner_name}[...] with a computed key ({_snippet(node)}) can reach eval or "
+                f"{owner_name}[...] with a computed key ({self.snippet(node)}) can reach eval or "
                 "private APIs unseen: name the property directly",
             )
 
@@ -513,7 +515,7 @@ class _ScriptCheck:
                 self.add(
                     node,
                     "code/string-timer",
-                    f"{name} with a string runs it as code ({_snippet(node)}): pass a "
+                    f"{name} with a string runs it as code ({self.snippet(node)}): pass a "
                     "function instead",
                 )
         elif name == "importScripts":
@@ -546,14 +548,14 @@ class _ScriptCheck:
             self.add(
                 at,
                 "code/remote-import",
-                f"{how} loads code from outside the bundle ({_snippet(at)}), which escapes "
+                f"{how} loads code from outside the bundle ({self.snippet(at)}), which escapes "
                 "review: put the module in the bundle and import it by a relative path",
             )
         elif known is None or not (known[1] or _RELATIVE_PREFIX.match(known[0])):
             self.add(
                 at,
                 "code/dynamic-import",
-                f"{how} of a computed specifier ({_snippet(at)}) cannot be reviewed: import "
+                f"{how} of a computed specifier ({self.snippet(at)}) cannot be reviewed: import "
                 "a relative path written as a literal",
             )
 
@@ -586,7 +588,7 @@ class _ScriptCheck:
                 node,
                 "code/undeclared-domain",
                 f"{api} reaches {host or text!r}, which the manifest's network_domains does "
-                f"not declare ({_snippet(node)}): add the host to network_domains or remove "
+                f"not declare ({self.snippet(node)}): add the host to network_domains or remove "
                 "the call",
             )
 
@@ -594,7 +596,7 @@ class _ScriptCheck:
         self.add(
             node,
             "code/unverifiable-url",
-            f"{api} gets a URL computed at run time ({_snippet(node)}), so the review cannot "
+            f"{api} gets a URL computed at run time ({self.snippet(node)}), so the review cannot "
             "check its host against network_domains: use a literal URL, a const, or a "
             "template whose scheme and host are literal",
         )
@@ -626,7 +628,7 @@ class _ScriptCheck:
         self.add(
             node,
             "code/parse-error",
-            f"this is not valid JavaScript ({_snippet(node) or 'something missing'}), so the "
+            f"this is not valid JavaScript ({self.snippet(node) or 'something missing'}), so the "
             "review cannot vouch for the file: fix the syntax (or ship the unminified source "
             "that produced it)",
         )
