@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,16 @@ def test_a_manifest_with_a_byte_order_mark_is_read() -> None:
     text = "\ufeff" + manifest_json(valid_manifest())
 
     assert review_bundle(valid_bundle(**{"manifest.json": text.encode("utf-8")})).passed
+
+
+def test_every_rule_the_review_reports_is_listed_and_described() -> None:
+    sources = (Path(review.__file__).parent).glob("*.py")
+    reported = {
+        rule
+        for source in sources
+        if source.name != "rules.py"
+        for rule in re.findall(r'"((?:archive|manifest|code)/[a-z-]+)"', source.read_text())
+    }
+
+    assert reported == set(review.RULES)
+    assert all(description.endswith(".") for description in review.RULES.values())
