@@ -157,6 +157,7 @@ HTML = """<!doctype html>
   import { x } from "./x.js";
   eval(x);
 </script>
+<base href="https://evil.test/">
 </head>
 <body onload="init()">
 <a href="javascript:eval(location.hash)">go</a>
@@ -172,6 +173,7 @@ def test_html_scripts_are_checked_on_the_lines_of_the_page() -> None:
     assert [(finding.file, finding.line, finding.rule) for finding in report.findings] == [
         ("index.html", line_of(HTML, "cdn.evil.test"), "code/remote-script"),
         ("index.html", line_of(HTML, "eval(x)"), "code/eval"),
+        ("index.html", line_of(HTML, "<base"), "code/remote-base"),
         ("index.html", line_of(HTML, "javascript:"), "code/eval"),
         ("index.html", line_of(HTML, "onclick"), "code/document-cookie"),
     ]

@@ -41,8 +41,9 @@ Content-Security-Policy built from `network_domains` without `unsafe-eval`, the 
 `superapp` bridge): values computed at run time (a key decoded from base64, a URL read
 from a server), aliases through mutable variables, function parameters or object fields,
 a local variable that shadows a global name (a local `fetch` is checked as if global),
-network access through APIs not listed above (`<img src>`, CSS `url()`, `window.open`,
-`location =`, `Worker`), and WebAssembly.
+network access through APIs not listed above (`<img src>`, `<iframe src>`, CSS `url()`,
+`window.open`, `location =`, `Worker`), code written into the page at run time
+(`document.write`, a script element whose `src` is set from code), and WebAssembly.
 """
 
 from __future__ import annotations
@@ -136,26 +137,25 @@ class CodeChecker:
 
     def check(self, script: Script, sink: FindingSink) -> None:
         """Adds the script's findings to `sink`, in order of position."""
+        for line, _, rule, message in sorted(self.findings(script)):
+            sink.add(script.file, line, rule, message)
+
+    def findings(self, script: Script) -> list[tuple[int, int, str, str]]:
+        """The script's findings as (line, column, rule, message), in no order."""
         tree = self._parser.parse(script.code)
         found = _ScriptCheck(script, self._domains)
         if tree.root_node.has_error:
             found.parse_error(tree.root_node)
         if (deep := _deeper_than(tree.root_node, _MAX_NESTING)) is not None:
             found.too_complex(deep)
-            self._report(script, found, sink)
-            return
+            return found.findings
         cursor = QueryCursor(self._query_for(script.code))
         captures = cursor.captures(tree.root_node)
         if cursor.did_exceed_match_limit:
             found.too_complex(tree.root_node)
         found.consts = _consts(captures.get("declarator", []))
         found.apply(captures)
-        self._report(script, found, sink)
-
-    @staticmethod
-    def _report(script: Script, found: _ScriptCheck, sink: FindingSink) -> None:
-        for line, _, rule, message in sorted(found.findings):
-            sink.add(script.file, line, rule, message)
+        return found.findings
 
     def _query_for(self, code: bytes) -> Query:
         """The query of the patterns that can match in `code`."""

@@ -51,6 +51,7 @@ RULES: Mapping[str, str] = MappingProxyType(
         "code/string-timer": "setTimeout or setInterval is given a string to run.",
         "code/remote-import": "Code is imported from a URL outside the bundle.",
         "code/remote-script": "A <script src> loads code from outside the bundle.",
+        "code/remote-base": "A <base href> points the page's relative URLs outside the bundle.",
         "code/dynamic-import": "import() gets a computed specifier.",
         "code/document-cookie": "document.cookie is read or written.",
         "code/undeclared-domain": "A network call reaches a host network_domains does not list.",
