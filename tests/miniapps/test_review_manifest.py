@@ -165,3 +165,15 @@ def test_every_rule_the_review_reports_is_listed_and_described() -> None:
 
     assert reported == set(review.RULES)
     assert all(description.endswith(".") for description in review.RULES.values())
+
+
+def test_a_huge_bad_value_is_quoted_short() -> None:
+    text = manifest_json(valid_manifest(version="9" * 5000, name=["x" * 5000]))
+
+    report = review_bundle(valid_bundle(**{"manifest.json": text}))
+
+    assert [finding.rule for finding in report.findings] == [
+        "manifest/invalid-name",
+        "manifest/invalid-version",
+    ]
+    assert all(len(finding.message) < 400 for finding in report.findings)

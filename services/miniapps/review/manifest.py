@@ -107,11 +107,17 @@ def _rule(path: JsonPath, keyword: str) -> str:
     return _RULES.get((shape, keyword)) or _RULES.get((shape, ""), "manifest/schema")
 
 
+def _shown(value: object) -> str:
+    """A value as a message quotes it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _message(rule: str, path: JsonPath, keyword: str, error: ValidationError) -> str:
     where = ".".join(str(part) for part in path) or "the manifest"
     if rule == "manifest/unknown-permission":
         return (
-            f"permission {error.instance!r} is not in the platform's catalogue; request one "
+            f"permission {_shown(error.instance)} is not in the platform's catalogue; request one "
             f"of {', '.join(PERMISSIONS)} or remove it"
         )
     if rule == "manifest/missing-justification":
@@ -121,24 +127,25 @@ def _message(rule: str, path: JsonPath, keyword: str, error: ValidationError) ->
         )
     if rule == "manifest/invalid-version":
         return (
-            f"version {error.instance!r} is not a Semantic Versioning 2.0.0 string; use "
+            f"version {_shown(error.instance)} is not a Semantic Versioning 2.0.0 string; use "
             'MAJOR.MINOR.PATCH such as "1.0.0" or "1.0.0-beta.1"'
             if keyword != "required"
             else 'version is missing: add a Semantic Versioning 2.0.0 string such as "1.0.0"'
         )
     if rule == "manifest/invalid-entry":
         return (
-            f"entry {error.instance!r} is not a relative path to an .html file inside the "
+            f"entry {_shown(error.instance)} is not a relative path to an .html file inside the "
             'bundle; use e.g. "index.html" (no leading "/", no "." or ".." segments)'
             if keyword != "required"
             else 'entry is missing: name the HTML page the shell opens, e.g. "index.html"'
         )
     if rule == "manifest/invalid-domain":
         return (
-            f"network domain {error.instance!r} is not a lowercase host name; write "
+            f"network domain {_shown(error.instance)} is not a lowercase host name; write "
             '"api.example.com" or "*.example.com", without scheme, port or path'
         )
-    return f"{where}: {error.message}; see the published manifest schema"
+    detail = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+    return f"{where}: {detail}; see the published manifest schema"
 
 
 def _line(lines: Mapping[JsonPath, int], path: JsonPath) -> int:
