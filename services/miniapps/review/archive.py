@@ -211,7 +211,7 @@ def read_archive(bundle: bytes, limits: BundleLimits) -> ArchiveContents:
         contents.refuse(
             "",
             "archive/not-a-zip",
-            f"the bundle is not a readable zip archive ({error}): "
+            f"the bundle is not a readable zip archive ({str(error)[:120]}): "
             "upload a zip file with manifest.json at its root",
         )
         return contents
@@ -273,7 +273,7 @@ def _read_members(
             contents.refuse(
                 name,
                 "archive/corrupt",
-                f"{_quoted(name)} cannot be read ({error}): rebuild the archive",
+                f"{_quoted(name)} cannot be read ({str(error)[:120]}): rebuild the archive",
             )
             continue
         if contents.uncompressed_bytes > limits.max_uncompressed_bytes:
