@@ -75,29 +75,41 @@ class ArchiveContents:
         self.findings.append(Finding(file, 0, rule, message))
 
 
+def _quoted(name: str) -> str:
+    """An entry's name as a message quotes it: its repr, cut short (the finding's `file`
+    holds all of it)."""
+    text = repr(name)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_dir(info: zipfile.ZipInfo) -> bool:
+    # ZipInfo.is_dir() raises IndexError on an empty name, which a hostile archive has.
+    return info.filename.endswith("/")
+
+
 def _name_problem(name: str) -> tuple[str, str] | None:
     """The rule a member's name breaks and a message, or None."""
     if name.startswith(("/", "\\")) or _DRIVE.match(name):
         return (
             "archive/absolute-path",
-            f"{name!r} is an absolute path: store it relative to the bundle's root",
+            f"{_quoted(name)} is an absolute path: store it relative to the bundle's root",
         )
     parts = re.split(r"[/\\]", name.removesuffix("/"))
     if ".." in parts:
         return (
             "archive/path-traversal",
-            f"{name!r} climbs out of the bundle with '..': store it under the bundle's root",
+            f"{_quoted(name)} climbs out of the bundle with '..': store it under the bundle's root",
         )
     if "\\" in name or _CONTROL.search(name) or any(part in {"", "."} for part in parts):
         return (
             "archive/invalid-name",
-            f"{name!r} has a backslash, a control character or an empty or '.' segment: "
+            f"{_quoted(name)} has a backslash, a control character or an empty or '.' segment: "
             "use plain '/'-separated names",
         )
     if len(name) > _MAX_NAME_LENGTH:
         return (
             "archive/invalid-name",
-            f"{name[:40]!r}... is longer than {_MAX_NAME_LENGTH} characters: shorten it",
+            f"{_quoted(name)} is longer than {_MAX_NAME_LENGTH} characters: shorten it",
         )
     return None
 
@@ -109,24 +121,24 @@ def _entry_problem(info: zipfile.ZipInfo) -> tuple[str, str] | None:
     if kind == stat.S_IFLNK:
         return (
             "archive/symlink",
-            f"{name!r} is a symbolic link: put the file itself in the bundle",
+            f"{_quoted(name)} is a symbolic link: put the file itself in the bundle",
         )
     if kind in _SPECIAL_TYPES:
         return (
             "archive/device-file",
-            f"{name!r} is {_SPECIAL_TYPES[kind]}, not a file: remove it from the bundle",
+            f"{_quoted(name)} is {_SPECIAL_TYPES[kind]}, not a file: remove it from the bundle",
         )
     if kind not in {0, stat.S_IFREG, stat.S_IFDIR}:
         return (
             "archive/device-file",
-            f"{name!r} has an unknown file type ({kind:#o}): store regular files only",
+            f"{_quoted(name)} has an unknown file type ({kind:#o}): store regular files only",
         )
     if info.flag_bits & 0x1:
-        return ("archive/encrypted", f"{name!r} is encrypted: store it unencrypted")
+        return ("archive/encrypted", f"{_quoted(name)} is encrypted: store it unencrypted")
     if info.compress_type not in _ALLOWED_METHODS:
         return (
             "archive/unsupported-compression",
-            f"{name!r} uses compression method {info.compress_type}: use deflate or none",
+            f"{_quoted(name)} uses compression method {info.compress_type}: use deflate or none",
         )
     return None
 
@@ -164,16 +176,17 @@ def _inflate(
                 contents.refuse(
                     name,
                     "archive/compression-ratio",
-                    f"{name!r} inflates more than {limits.max_compression_ratio:g} times its "
-                    f"compressed size of {info.compress_size} bytes (a zip bomb): remove it",
+                    f"{_quoted(name)} inflates more than {limits.max_compression_ratio:g} "
+                    f"times its compressed size of {info.compress_size} bytes (a zip bomb): "
+                    "remove it",
                 )
                 return None
             elif size > limits.max_file_bytes:
                 contents.refuse(
                     name,
                     "archive/file-too-large",
-                    f"{name!r} inflates to more than {limits.max_file_bytes} bytes: split or "
-                    "shrink it",
+                    f"{_quoted(name)} inflates to more than {limits.max_file_bytes} bytes: "
+                    "split or shrink it",
                 )
                 return None
             else:
@@ -198,7 +211,7 @@ def read_archive(bundle: bytes, limits: BundleLimits) -> ArchiveContents:
         contents.refuse(
             "",
             "archive/not-a-zip",
-            f"the bundle is not a readable zip archive ({error}): "
+            f"the bundle is not a readable zip archive ({str(error)[:120]}): "
             "upload a zip file with manifest.json at its root",
         )
         return contents
@@ -211,7 +224,7 @@ def _read_members(
     archive: zipfile.ZipFile, limits: BundleLimits, contents: ArchiveContents
 ) -> None:
     infos = archive.infolist()
-    contents.file_count = sum(not info.is_dir() for info in infos)
+    contents.file_count = sum(not _is_dir(info) for info in infos)
     if len(infos) > limits.max_files:
         contents.refuse(
             "",
@@ -224,12 +237,12 @@ def _read_members(
         contents.refuse(
             overlapping.filename,
             "archive/overlapping-entries",
-            f"{overlapping.filename!r} shares its data with another entry (a zip bomb "
+            f"{_quoted(overlapping.filename)} shares its data with another entry (a zip bomb "
             "construction): build the archive with a standard zip tool",
         )
         return
     contents.examined = True
-    contents.listed = {info.filename for info in infos if not info.is_dir()}
+    contents.listed = {info.filename for info in infos if not _is_dir(info)}
     seen: set[str] = set()
     for info in infos:
         name = info.filename
@@ -237,20 +250,20 @@ def _read_members(
         if problem is None and name in seen:
             problem = (
                 "archive/duplicate-entry",
-                f"{name!r} is in the archive more than once: keep one copy",
+                f"{_quoted(name)} is in the archive more than once: keep one copy",
             )
         seen.add(name)
         if problem is not None:
             contents.refuse(name, *problem)
             continue
-        if info.is_dir():
+        if _is_dir(info):
             continue
         if info.file_size > limits.max_file_bytes:
             # A header is trusted to refuse early, never to bound a read.
             contents.refuse(
                 name,
                 "archive/file-too-large",
-                f"{name!r} declares {info.file_size} bytes, over the {limits.max_file_bytes}"
+                f"{_quoted(name)} declares {info.file_size} bytes, over the {limits.max_file_bytes}"
                 "-byte limit per file: split or shrink it",
             )
             continue
@@ -258,7 +271,9 @@ def _read_members(
             data = _inflate(archive, info, limits, contents)
         except _UNREADABLE as error:
             contents.refuse(
-                name, "archive/corrupt", f"{name!r} cannot be read ({error}): rebuild the archive"
+                name,
+                "archive/corrupt",
+                f"{_quoted(name)} cannot be read ({str(error)[:120]}): rebuild the archive",
             )
             continue
         if contents.uncompressed_bytes > limits.max_uncompressed_bytes:
@@ -266,7 +281,7 @@ def _read_members(
                 "",
                 "archive/total-too-large",
                 f"the files inflate to more than {limits.max_uncompressed_bytes} bytes in all "
-                f"(stopped at {name!r}): drop what the mini-app does not use",
+                f"(stopped at {_quoted(name)}): drop what the mini-app does not use",
             )
             return
         if data is not None:

@@ -1,6 +1,7 @@
 """The JavaScript inside an HTML file: inline `<script>` elements, event-handler
 attributes (`onclick="..."`) and `javascript:` URLs, each with its line in the file; and
-`<script src>` that loads code from outside the bundle."""
+what points the page outside the bundle: `<script src>` with an absolute URL, and
+`<base href>` with one (which moves every relative URL of the page, scripts included)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ class HtmlScripts:
 
     scripts: list[Script] = field(default_factory=list)
     remote_sources: list[tuple[int, str]] = field(default_factory=list)
+    remote_bases: list[tuple[int, str]] = field(default_factory=list)
+    """`<base href>` with an absolute URL: (line, URL)."""
     unparsable_line: int | None = None
     """Where the HTML parser gave up, when it did."""
 
@@ -62,6 +65,8 @@ class _Collector(HTMLParser):
                 self._add(value, line, 0)
             elif name in _URL_ATTRIBUTES and value.strip().lower().startswith("javascript:"):
                 self._add(value.strip()[len("javascript:") :], line, 0)
+        if tag == "base" and _REMOTE.match(values.get("href", "")):
+            self.found.remote_bases.append((line, values["href"]))
         if tag != "script":
             return
         source = values.get("src", "")
@@ -100,5 +105,8 @@ def scripts_in_html(file: str, html: bytes) -> HtmlScripts:
         collector.close()
     except (AssertionError, ValueError, IndexError):
         collector.found.unparsable_line = collector.getpos()[0]
+    # A script left open at the end is not run by browsers; it is reviewed all the same
+    # (the parser keeps its text unread).
+    collector.handle_data(collector.rawdata)
     collector.flush()
     return collector.found

@@ -28,7 +28,8 @@ string (`"\\x65val"`), a `const` alias (`const w = window; w.eval`) or destructu
   latter is refused rather than let through: the review promises that the declared hosts
   are the only ones the code names, and a developer can keep that promise cheaply (a
   literal URL, a `const`, or a template whose host part is literal, as in
-  `` `https://api.example.com/items/${id}` ``). Relative URLs stay in the bundle's origin
+  `` `https://api.example.com/items/${id}` `` or `` `${API}/items` `` with `API` a
+  `const`). Relative URLs stay in the bundle's origin
   and pass;
 - `code/private-api`: see above; `code/computed-global`: a global object (`window`,
   `globalThis`, `self`, `superapp`, ...) indexed by a computed key (`window[name]`), which
@@ -40,8 +41,9 @@ Content-Security-Policy built from `network_domains` without `unsafe-eval`, the 
 `superapp` bridge): values computed at run time (a key decoded from base64, a URL read
 from a server), aliases through mutable variables, function parameters or object fields,
 a local variable that shadows a global name (a local `fetch` is checked as if global),
-network access through APIs not listed above (`<img src>`, CSS `url()`, `window.open`,
-`location =`, `Worker`), and WebAssembly.
+network access through APIs not listed above (`<img src>`, `<iframe src>`, CSS `url()`,
+`window.open`, `location =`, `Worker`), code written into the page at run time
+(`document.write`, a script element whose `src` is set from code), and WebAssembly.
 """
 
 from __future__ import annotations
@@ -73,22 +75,42 @@ _MAX_DEPTH = 12
 """How far constant folding and alias resolution follow nested expressions; deeper ones
 are treated as unknown (and a hostile file cannot exhaust the stack)."""
 _SNIPPET = 60
+_MAX_NESTING = 2000
+"""Deeper syntax trees are refused (`code/too-complex`) before they are queried: real
+code nests a few dozen levels (a few hundred in long method chains), while tree-sitter's
+query cursor slows down sharply on trees tens of thousands of levels deep, and finding a
+node's parent costs a walk from the root."""
 
-_QUERY = """
-(lexical_declaration kind: "const"
-  (variable_declarator name: (identifier) @const.name value: (_) @const.value))
-((identifier) @name (#match? @name "^(eval|Function|__superapp.*)$"))
-((shorthand_property_identifier) @name (#match? @name "^(eval|Function|__superapp.*)$"))
-(member_expression
-  property: (property_identifier) @property
-  (#match? @property "^(eval|Function|cookie|internal|constructor|_.*)$")) @member
-(subscript_expression object: (_) @subscript.object index: (_) @subscript.index) @subscript
-(call_expression function: (_) @call.function arguments: (arguments) @call.arguments) @call
-(new_expression constructor: (_) @new.constructor arguments: (arguments) @new.arguments) @new
-(variable_declarator name: (object_pattern) @pattern value: (_) @pattern.value)
-(import_statement source: (string) @static_import)
-(export_statement source: (string) @static_import)
-"""
+_NAME_TRIGGERS = (b"eval", b"Function", b"__superapp", b"\\")
+# Each pattern of the query, with byte strings of which the source must hold one for the
+# pattern to be able to match (none: always needed); leaving out the patterns that cannot
+# match saves their cost, paid per candidate node. Every pattern is a single node and the
+# checks read its fields in Python: a pattern that also matches fields (a member and its
+# property) keeps a match in progress per enclosing node while the cursor walks, which a
+# chain like `a.b.b.b...` (20,000 deep) turns into minutes.
+_PATTERNS: tuple[tuple[str, tuple[bytes, ...]], ...] = (
+    ("(variable_declarator) @declarator", (b"const",)),
+    (
+        r"""((identifier) @name (#match? @name "^(eval|Function|__superapp.*)$|\\\\"))""",
+        _NAME_TRIGGERS,
+    ),
+    (
+        r"""((shorthand_property_identifier) @name
+  (#match? @name "^(eval|Function|__superapp.*)$|\\\\"))""",
+        _NAME_TRIGGERS,
+    ),
+    (
+        r"""((property_identifier) @property
+  (#match? @property "^(eval|Function|cookie|internal|constructor|_.*)$|\\\\"))""",
+        (b"eval", b"Function", b"cookie", b"internal", b"constructor", b"_", b"\\"),
+    ),
+    ("(subscript_expression) @subscript", ()),
+    ("(call_expression) @call", ()),
+    ("(new_expression) @new", (b"new",)),
+    ("(object_pattern) @pattern", (b"{",)),
+    ("(import_statement) @static_import", (b"import",)),
+    ("(export_statement) @static_import", (b"export",)),
+)
 
 
 @dataclass(frozen=True)
@@ -103,38 +125,95 @@ class Script:
 
 
 class CodeChecker:
-    """Checks scripts against the rules above, with the hosts a manifest declared."""
+    """Checks scripts against the rules above, with the hosts a manifest declared (None
+    when they are unknown: the network rules are then left out)."""
 
-    def __init__(self, network_domains: Collection[str]) -> None:
+    def __init__(self, network_domains: Collection[str] | None) -> None:
         language = Language(tree_sitter_javascript.language())
+        self._language = language
         self._parser = Parser(language)
-        self._query = Query(language, _QUERY)
-        self._domains = frozenset(network_domains)
+        self._queries: dict[tuple[bool, ...], Query] = {}
+        self._domains = None if network_domains is None else frozenset(network_domains)
 
     def check(self, script: Script, sink: FindingSink) -> None:
         """Adds the script's findings to `sink`, in order of position."""
+        for line, _, rule, message in sorted(self.findings(script)):
+            sink.add(script.file, line, rule, message)
+
+    def findings(self, script: Script) -> list[tuple[int, int, str, str]]:
+        """The script's findings as (line, column, rule, message), in no order."""
         tree = self._parser.parse(script.code)
         found = _ScriptCheck(script, self._domains)
         if tree.root_node.has_error:
             found.parse_error(tree.root_node)
-        matches = QueryCursor(self._query).matches(tree.root_node)
-        found.consts = _consts(matches)
-        for _, captures in matches:
-            found.match(captures)
-        for line, _, rule, message in sorted(found.findings):
-            sink.add(script.file, line, rule, message)
+        if (deep := _deeper_than(tree.root_node, _MAX_NESTING)) is not None:
+            found.too_complex(deep)
+            return found.findings
+        cursor = QueryCursor(self._query_for(script.code))
+        captures = cursor.captures(tree.root_node)
+        if cursor.did_exceed_match_limit:
+            found.too_complex(tree.root_node)
+        found.consts = _consts(captures.get("declarator", []))
+        found.apply(captures)
+        return found.findings
+
+    def _query_for(self, code: bytes) -> Query:
+        """The query of the patterns that can match in `code`."""
+        needed = tuple(
+            not triggers or any(trigger in code for trigger in triggers)
+            for _, triggers in _PATTERNS
+        )
+        if needed not in self._queries:
+            source = "\n".join(
+                pattern for (pattern, _), wanted in zip(_PATTERNS, needed, strict=True) if wanted
+            )
+            self._queries[needed] = Query(self._language, source)
+        return self._queries[needed]
 
 
-def _consts(matches: list[tuple[int, dict[str, list[Node]]]]) -> dict[str, Node]:
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
+
+
+def _as_browsers_read(text: str, complete: bool) -> tuple[str, bool]:
+    """A URL (or its known prefix) as a browser's URL parser sees it: without leading (and
+    trailing) control characters and spaces, tabs and newlines, and with '\\' as '/' (so
+    `"https://evil.test\\@api.example.com"` is read as a URL to evil.test, as browsers
+    do, where Python's urlsplit would find api.example.com)."""
+    text = text.lstrip(_C0_OR_SPACE)
+    if complete:
+        text = text.rstrip(_C0_OR_SPACE)
+    text = re.sub(r"[\t\n\r]", "", text).replace("\\", "/")
+    return text, complete
+
+
+def _deeper_than(root: Node, limit: int) -> Node | None:
+    """A node nested more than `limit` levels below `root`, or None. Only subtrees with
+    more nodes than the depth left are entered, so real code costs a few hundred steps."""
+    pending = [(root, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > limit:
+            return node
+        if depth + node.descendant_count > limit:
+            pending.extend((child, depth + 1) for child in node.children)
+    return None
+
+
+def _consts(declarators: list[Node]) -> dict[str, Node]:
     """`const` names declared once in the file, and their values."""
     values: dict[str, Node] = {}
     repeated: set[str] = set()
-    for _, captures in matches:
-        if "const.name" in captures:
-            name = _text(captures["const.name"][0])
-            if name in values:
-                repeated.add(name)
-            values[name] = captures["const.value"][0]
+    for declarator in declarators:
+        declaration = declarator.parent
+        kind = None if declaration is None else declaration.child_by_field_name("kind")
+        name = declarator.child_by_field_name("name")
+        value = declarator.child_by_field_name("value")
+        if kind is None or kind.type != "const" or name is None or value is None:
+            continue
+        if name.type == "identifier":
+            if _name(name) in values:
+                repeated.add(_name(name))
+            values[_name(name)] = value
     return {name: value for name, value in values.items() if name not in repeated}
 
 
@@ -142,14 +221,20 @@ def _text(node: Node) -> str:
     return (node.text or b"").decode("utf-8", "replace")
 
 
+_UNICODE_ESCAPE = re.compile(r"\\u\{([0-9a-fA-F]{1,6})\}|\\u([0-9a-fA-F]{4})")
+
+
+def _name(node: Node) -> str:
+    """An identifier's name, with its unicode escapes decoded (`\\u0065val` is `eval`)."""
+    text = _text(node)
+    if "\\" not in text:
+        return text
+    return _UNICODE_ESCAPE.sub(lambda escape: _unescape(escape.group(0)), text)
+
+
 def _operator(node: Node) -> str:
     operator = node.child_by_field_name("operator")
     return "" if operator is None else operator.type
-
-
-def _snippet(node: Node) -> str:
-    text = " ".join(_text(node).split())
-    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 3] + "..."
 
 
 def _arguments(node: Node | None) -> list[Node]:
@@ -178,25 +263,21 @@ def _unescape(escape: str) -> str:
     return _SIMPLE_ESCAPES.get(body, body)
 
 
-def _string_parts(node: Node) -> Iterator[tuple[str, str]]:
-    """A string or template's pieces: ("text", value) or ("substitution", "")."""
-    for child in node.named_children:
-        if child.type == "string_fragment":
-            yield "text", _text(child)
-        elif child.type == "escape_sequence":
-            yield "text", _unescape(_text(child))
-        elif child.type == "template_substitution":
-            yield "substitution", ""
-
-
 class _ScriptCheck:
     """The checks of one script; findings are (line, column, rule, message)."""
 
-    def __init__(self, script: Script, domains: frozenset[str]) -> None:
+    def __init__(self, script: Script, domains: frozenset[str] | None) -> None:
         self.script = script
         self.domains = domains
         self.consts: dict[str, Node] = {}
         self.findings: list[tuple[int, int, str, str]] = []
+
+    def snippet(self, node: Node) -> str:
+        """The start of a node's source, for a message (never the whole of a huge node)."""
+        start = node.start_byte
+        raw = self.script.code[start : min(node.end_byte, start + 4 * _SNIPPET)]
+        text = " ".join(raw.decode("utf-8", "replace").split())
+        return text if len(text) <= _SNIPPET else text[: _SNIPPET - 3] + "..."
 
     def add(self, node: Node, rule: str, message: str) -> None:
         row, column = node.start_point
@@ -215,14 +296,14 @@ class _ScriptCheck:
         kind = node.type
         if kind in {"string", "template_string"}:
             text = ""
-            for part, value in _string_parts(node):
-                if part == "substitution":
+            for value in self.string_parts(node, depth):
+                if value is None:
                     return text, False
                 text += value
             return text, True
         if kind == "parenthesized_expression" and node.named_child_count == 1:
             return self.static_text(node.named_children[0], depth + 1)
-        if kind == "identifier" and (bound := self.consts.get(_text(node))) is not None:
+        if kind == "identifier" and (bound := self.consts.get(_name(node))) is not None:
             return self.static_text(bound, depth + 1)
         if kind == "binary_expression":
             if _operator(node) != "+":
@@ -236,6 +317,19 @@ class _ScriptCheck:
             return left[0] + right[0], right[1]
         return None
 
+    def string_parts(self, node: Node, depth: int) -> Iterator[str | None]:
+        """A string or template's pieces and their text; None for a substitution whose
+        value is not a known constant (`${API}` with `const API = "..."` is known)."""
+        for child in node.named_children:
+            if child.type == "string_fragment":
+                yield _text(child)
+            elif child.type == "escape_sequence":
+                yield _unescape(_text(child))
+            elif child.type == "template_substitution":
+                inner = _arguments(child)
+                known = self.static_text(inner[0], depth + 1) if len(inner) == 1 else None
+                yield known[0] if known is not None and known[1] else None
+
     def constant(self, node: Node | None) -> str | None:
         """The string an expression always evaluates to, if it is known."""
         known = self.static_text(node)
@@ -248,7 +342,7 @@ class _ScriptCheck:
             return None
         kind = node.type
         if kind == "identifier":
-            name = _text(node)
+            name = _name(node)
             value = self.consts.get(name)
             if value is not None and value.type in {
                 "identifier",
@@ -267,42 +361,40 @@ class _ScriptCheck:
             key = node.child_by_field_name("property" if kind == "member_expression" else "index")
             if key is None:
                 return None
-            return _text(key) if key.type == "property_identifier" else self.constant(key)
+            return _name(key) if key.type == "property_identifier" else self.constant(key)
         return None
 
     # -- the rules -----------------------------------------------------------------------
 
-    def match(self, captures: dict[str, list[Node]]) -> None:
-        """Applies the rules to one query match."""
-        if "name" in captures:
-            self.global_reference(captures["name"][0], _text(captures["name"][0]))
-        elif "member" in captures:
-            member = captures["member"][0]
-            self.property_access(
-                member, member.child_by_field_name("object"), _text(captures["property"][0])
-            )
-        elif "subscript" in captures:
+    def apply(self, captures: dict[str, list[Node]]) -> None:
+        """Applies the rules to the query's captures."""
+        for node in captures.get("name", []):
+            self.global_reference(node, _name(node))
+        for node in captures.get("property", []):
+            member = node.parent
+            if member is not None and member.type == "member_expression":
+                self.property_access(member, member.child_by_field_name("object"), _name(node))
+        for node in captures.get("subscript", []):
             self.subscript(
-                captures["subscript"][0],
-                captures["subscript.object"][0],
-                captures["subscript.index"][0],
+                node, node.child_by_field_name("object"), node.child_by_field_name("index")
             )
-        elif "call" in captures:
-            self.call(
-                captures["call"][0],
-                captures["call.function"][0],
-                _arguments(captures["call.arguments"][0]),
-            )
-        elif "new" in captures:
-            self.construction(
-                captures["new"][0],
-                captures["new.constructor"][0],
-                _arguments(captures["new.arguments"][0]),
-            )
-        elif "pattern" in captures:
-            self.destructuring(captures["pattern"][0], captures["pattern.value"][0])
-        elif "static_import" in captures:
-            self.code_source(captures["static_import"][0], "import")
+        for node in captures.get("call", []):
+            if (function := node.child_by_field_name("function")) is not None:
+                self.call(node, function, _arguments(node.child_by_field_name("arguments")))
+        for node in captures.get("new", []):
+            if (constructor := node.child_by_field_name("constructor")) is not None:
+                self.construction(
+                    node, constructor, _arguments(node.child_by_field_name("arguments"))
+                )
+        for node in captures.get("pattern", []):
+            declarator = node.parent
+            if declarator is not None and declarator.type == "variable_declarator":
+                value = declarator.child_by_field_name("value")
+                if value is not None and declarator.child_by_field_name("name") == node:
+                    self.destructuring(node, value)
+        for node in captures.get("static_import", []):
+            if (source := node.child_by_field_name("source")) is not None:
+                self.code_source(source, "import")
 
     def global_reference(self, node: Node, name: str) -> None:
         """A global named directly (or through a global object, as `where`)."""
@@ -311,7 +403,7 @@ class _ScriptCheck:
             self.add(
                 node,
                 "code/eval",
-                f"eval runs a string as code ({_snippet(parent or node)}): parse data with "
+                f"eval runs a string as code ({self.snippet(parent or node)}): parse data with "
                 "JSON.parse and call functions directly instead",
             )
         elif name == "Function":
@@ -326,8 +418,8 @@ class _ScriptCheck:
             self.add(
                 node,
                 "code/new-function",
-                f"the Function constructor turns a string into code ({_snippet(parent or node)}):"
-                " write the function in the source instead",
+                "the Function constructor turns a string into code "
+                f"({self.snippet(parent or node)}): write the function in the source instead",
             )
         elif name.startswith("__superapp"):
             self.private_api(node, name)
@@ -351,7 +443,7 @@ class _ScriptCheck:
             self.add(
                 node,
                 "code/document-cookie",
-                f"document.cookie is off limits to mini-apps ({_snippet(node)}): keep state "
+                f"document.cookie is off limits to mini-apps ({self.snippet(node)}): keep state "
                 "with superapp.storage and let the shell handle sessions",
             )
         elif owner_name == _PLATFORM and (key == "internal" or key.startswith("_")):
@@ -363,10 +455,12 @@ class _ScriptCheck:
                     call,
                     "code/new-function",
                     f"calling .constructor(...) reaches the Function constructor "
-                    f"({_snippet(call)}): write the function in the source instead",
+                    f"({self.snippet(call)}): write the function in the source instead",
                 )
 
-    def subscript(self, node: Node, owner: Node, index: Node) -> None:
+    def subscript(self, node: Node, owner: Node | None, index: Node | None) -> None:
+        if owner is None or index is None:
+            return
         key = self.constant(index)
         if key is not None:
             self.property_access(node, owner, key)
@@ -376,7 +470,7 @@ class _ScriptCheck:
             self.add(
                 node,
                 "code/computed-global",
-                f"{owner_name}[...] with a computed key ({_snippet(node)}) can reach eval or "
+                f"{owner_name}[...] with a computed key ({self.snippet(node)}) can reach eval or "
                 "private APIs unseen: name the property directly",
             )
 
@@ -385,11 +479,11 @@ class _ScriptCheck:
         for child in pattern.named_children:
             key: str | None = None
             if child.type == "shorthand_property_identifier_pattern":
-                key = _text(child)
+                key = _name(child)
             elif child.type == "pair_pattern":
                 name = child.child_by_field_name("key")
                 if name is not None:
-                    key = _text(name) if name.type == "property_identifier" else self.constant(name)
+                    key = _name(name) if name.type == "property_identifier" else self.constant(name)
             if key is not None:
                 self.property_access(child, value, key)
 
@@ -401,7 +495,7 @@ class _ScriptCheck:
             (key := function.child_by_field_name("property")) is not None
             and key.type == "property_identifier"
         ):
-            method = _text(key)
+            method = _name(key)
             if method == "constructor":
                 return  # the member rule reports it
             owner_name = self.global_name(function.child_by_field_name("object"))
@@ -421,7 +515,7 @@ class _ScriptCheck:
                 self.add(
                     node,
                     "code/string-timer",
-                    f"{name} with a string runs it as code ({_snippet(node)}): pass a "
+                    f"{name} with a string runs it as code ({self.snippet(node)}): pass a "
                     "function instead",
                 )
         elif name == "importScripts":
@@ -448,28 +542,32 @@ class _ScriptCheck:
         if at is None:
             return
         known = self.static_text(specifier)
+        if known is not None:
+            known = _as_browsers_read(*known)
         if known is not None and (known[0].startswith("//") or _SCHEME.match(known[0])):
             self.add(
                 at,
                 "code/remote-import",
-                f"{how} loads code from outside the bundle ({_snippet(at)}), which escapes "
+                f"{how} loads code from outside the bundle ({self.snippet(at)}), which escapes "
                 "review: put the module in the bundle and import it by a relative path",
             )
         elif known is None or not (known[1] or _RELATIVE_PREFIX.match(known[0])):
             self.add(
                 at,
                 "code/dynamic-import",
-                f"{how} of a computed specifier ({_snippet(at)}) cannot be reviewed: import "
+                f"{how} of a computed specifier ({self.snippet(at)}) cannot be reviewed: import "
                 "a relative path written as a literal",
             )
 
     def network(self, node: Node, api: str, url: Node) -> None:
         """A network call to `url`: its host must be one the manifest declares."""
+        if self.domains is None:
+            return
         known = self.static_text(url)
         if known is None:
             self.unverifiable(node, api)
             return
-        text, complete = known
+        text, complete = _as_browsers_read(*known)
         scheme = _SCHEME.match(text)
         if not (text.startswith("//") or scheme):
             if not (complete or _RELATIVE_PREFIX.match(text)):
@@ -478,7 +576,7 @@ class _ScriptCheck:
         if scheme and scheme.group(1).lower() not in _NETWORK_SCHEMES:
             return  # data:, blob: and the like never leave the device
         authority = text.split("//", 1)[1] if "//" in text else ""
-        if not complete and not re.search(r"[/?#\\]", authority):
+        if not complete and not re.search(r"[/?#]", authority):
             self.unverifiable(node, api)
             return
         try:
@@ -490,7 +588,7 @@ class _ScriptCheck:
                 node,
                 "code/undeclared-domain",
                 f"{api} reaches {host or text!r}, which the manifest's network_domains does "
-                f"not declare ({_snippet(node)}): add the host to network_domains or remove "
+                f"not declare ({self.snippet(node)}): add the host to network_domains or remove "
                 "the call",
             )
 
@@ -498,7 +596,7 @@ class _ScriptCheck:
         self.add(
             node,
             "code/unverifiable-url",
-            f"{api} gets a URL computed at run time ({_snippet(node)}), so the review cannot "
+            f"{api} gets a URL computed at run time ({self.snippet(node)}), so the review cannot "
             "check its host against network_domains: use a literal URL, a const, or a "
             "template whose scheme and host are literal",
         )
@@ -506,9 +604,18 @@ class _ScriptCheck:
     def declared(self, host: str) -> bool:
         """Whether `host` is a declared name or a subdomain of a declared `*.` one."""
         host = host.lower().rstrip(".")
-        if host in self.domains:
+        domains = self.domains or frozenset()
+        if host in domains:
             return True
-        return any(domain.startswith("*.") and host.endswith(domain[1:]) for domain in self.domains)
+        return any(domain.startswith("*.") and host.endswith(domain[1:]) for domain in domains)
+
+    def too_complex(self, root: Node) -> None:
+        self.add(
+            root,
+            "code/too-complex",
+            f"the code nests more than {_MAX_NESTING} levels deep here, too deep to review: "
+            "break long chains of calls, concatenations or nested functions apart",
+        )
 
     def parse_error(self, root: Node) -> None:
         """Reports the first place tree-sitter could not parse."""
@@ -521,7 +628,7 @@ class _ScriptCheck:
         self.add(
             node,
             "code/parse-error",
-            f"this is not valid JavaScript ({_snippet(node) or 'something missing'}), so the "
+            f"this is not valid JavaScript ({self.snippet(node) or 'something missing'}), so the "
             "review cannot vouch for the file: fix the syntax (or ship the unminified source "
             "that produced it)",
         )

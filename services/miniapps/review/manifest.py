@@ -78,9 +78,10 @@ class ManifestCheck:
 
     manifest: Manifest | None
     findings: list[Finding]
-    network_domains: tuple[str, ...]
+    network_domains: tuple[str, ...] | None
     """The declared hosts that are well-formed, even when the manifest as a whole is not:
-    the code checks compare against them either way."""
+    the code checks compare against them either way. None when the manifest is missing
+    or not JSON: the hosts are unknown, so the code's network calls are not judged."""
 
 
 def manifest_schema() -> dict[str, Any]:
@@ -106,11 +107,17 @@ def _rule(path: JsonPath, keyword: str) -> str:
     return _RULES.get((shape, keyword)) or _RULES.get((shape, ""), "manifest/schema")
 
 
+def _shown(value: object) -> str:
+    """A value as a message quotes it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _message(rule: str, path: JsonPath, keyword: str, error: ValidationError) -> str:
     where = ".".join(str(part) for part in path) or "the manifest"
     if rule == "manifest/unknown-permission":
         return (
-            f"permission {error.instance!r} is not in the platform's catalogue; request one "
+            f"permission {_shown(error.instance)} is not in the platform's catalogue; request one "
             f"of {', '.join(PERMISSIONS)} or remove it"
         )
     if rule == "manifest/missing-justification":
@@ -120,24 +127,25 @@ def _message(rule: str, path: JsonPath, keyword: str, error: ValidationError) ->
         )
     if rule == "manifest/invalid-version":
         return (
-            f"version {error.instance!r} is not a Semantic Versioning 2.0.0 string; use "
+            f"version {_shown(error.instance)} is not a Semantic Versioning 2.0.0 string; use "
             'MAJOR.MINOR.PATCH such as "1.0.0" or "1.0.0-beta.1"'
             if keyword != "required"
             else 'version is missing: add a Semantic Versioning 2.0.0 string such as "1.0.0"'
         )
     if rule == "manifest/invalid-entry":
         return (
-            f"entry {error.instance!r} is not a relative path to an .html file inside the "
+            f"entry {_shown(error.instance)} is not a relative path to an .html file inside the "
             'bundle; use e.g. "index.html" (no leading "/", no "." or ".." segments)'
             if keyword != "required"
             else 'entry is missing: name the HTML page the shell opens, e.g. "index.html"'
         )
     if rule == "manifest/invalid-domain":
         return (
-            f"network domain {error.instance!r} is not a lowercase host name; write "
+            f"network domain {_shown(error.instance)} is not a lowercase host name; write "
             '"api.example.com" or "*.example.com", without scheme, port or path'
         )
-    return f"{where}: {error.message}; see the published manifest schema"
+    detail = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+    return f"{where}: {detail}; see the published manifest schema"
 
 
 def _line(lines: Mapping[JsonPath, int], path: JsonPath) -> int:
@@ -165,12 +173,13 @@ class _DuplicateKeyError(ValueError):
         self.key = key
 
 
-def _declared_domains(document: object) -> tuple[str, ...]:
+def _declared_domains(document: object) -> tuple[str, ...] | None:
+    """The well-formed hosts a document declares; None when it does not say."""
     if not isinstance(document, dict):
-        return ()
-    domains = document.get("network_domains")
+        return None
+    domains = document.get("network_domains", [])
     if not isinstance(domains, list):
-        return ()
+        return None
     pattern = manifest_schema()["properties"]["network_domains"]["items"]["pattern"]
     validator = Draft202012Validator({"type": "string", "pattern": pattern})
     return tuple(domain for domain in domains if validator.is_valid(domain))
@@ -182,7 +191,7 @@ def check_manifest(raw: bytes | None, bundle_files: Collection[str]) -> Manifest
     file = MANIFEST_FILE
 
     def refused(line: int, rule: str, message: str) -> ManifestCheck:
-        return ManifestCheck(None, [Finding(file, line, rule, message)], ())
+        return ManifestCheck(None, [Finding(file, line, rule, message)], None)
 
     if raw is None:
         return refused(
@@ -230,9 +239,13 @@ def check_manifest(raw: bytes | None, bundle_files: Collection[str]) -> Manifest
     lines = value_lines(text)
     findings: list[Finding] = []
     validator = Draft202012Validator(manifest_schema())
+    reported: set[tuple[JsonPath, str]] = set()
     for violation in validator.iter_errors(document):
         path, keyword = _described(violation)
         rule = _rule(path, keyword)
+        if (path, rule) in reported:
+            continue  # one value failing two keywords (minLength, pattern) is one finding
+        reported.add((path, rule))
         findings.append(
             Finding(file, _line(lines, path), rule, _message(rule, path, keyword, violation))
         )

@@ -32,7 +32,7 @@ def review_bundle(bundle: bytes, *, limits: BundleLimits = _DEFAULT_LIMITS) -> R
 
     raw_manifest = archive.files.get(MANIFEST_FILE)
     manifest = None
-    domains: tuple[str, ...] = ()
+    domains: tuple[str, ...] | None = None
     # A manifest the archive rules refused is reported there already.
     if raw_manifest is not None or MANIFEST_FILE not in archive.listed:
         checked = check_manifest(raw_manifest, archive.listed)
@@ -45,24 +45,47 @@ def review_bundle(bundle: bytes, *, limits: BundleLimits = _DEFAULT_LIMITS) -> R
         if suffix in _JAVASCRIPT:
             checker.check(Script(name, archive.files[name]), sink)
         elif suffix in _HTML:
-            html = scripts_in_html(name, archive.files[name])
-            for line, source in html.remote_sources:
-                sink.add(
-                    name,
-                    line,
-                    "code/remote-script",
-                    f"<script src={source!r}> loads code from outside the bundle, which "
-                    "escapes review: put the script in the bundle and load it by a relative "
-                    "path",
-                )
-            if html.unparsable_line is not None:
-                sink.add(
-                    name,
-                    html.unparsable_line,
-                    "code/parse-error",
-                    "the HTML parser gave up here, so the review cannot vouch for the page's "
-                    "scripts: fix the markup",
-                )
-            for script in html.scripts:
-                checker.check(script, sink)
+            for line, _, rule, message in sorted(
+                _html_findings(name, archive.files[name], checker)
+            ):
+                sink.add(name, line, rule, message)
     return ReviewReport(sink.collect(), manifest, archive.file_count, archive.uncompressed_bytes)
+
+
+def _html_findings(name: str, html: bytes, checker: CodeChecker) -> list[tuple[int, int, str, str]]:
+    """An HTML file's findings as (line, column, rule, message): what points outside the
+    bundle, and what its scripts do."""
+    page = scripts_in_html(name, html)
+    found = [
+        (
+            line,
+            0,
+            "code/remote-script",
+            f"<script src={source!r}> loads code from outside the bundle, which escapes "
+            "review: put the script in the bundle and load it by a relative path",
+        )
+        for line, source in page.remote_sources
+    ]
+    found += [
+        (
+            line,
+            0,
+            "code/remote-base",
+            f"<base href={base!r}> moves every relative URL of the page (its scripts "
+            "included) outside the bundle: remove it",
+        )
+        for line, base in page.remote_bases
+    ]
+    if page.unparsable_line is not None:
+        found.append(
+            (
+                page.unparsable_line,
+                0,
+                "code/parse-error",
+                "the HTML parser gave up here, so the review cannot vouch for the page's "
+                "scripts: fix the markup",
+            )
+        )
+    for script in page.scripts:
+        found += checker.findings(script)
+    return found
