@@ -22,8 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
 
 from sqlalchemy import bindparam, or_, select
@@ -67,7 +70,11 @@ class Checker:
         *,
         lease: timedelta,
         interval_seconds: float,
+        workers: int = 1,
     ) -> None:
+        """`workers`: processes the review runs in (0: a thread of this process). A
+        review is CPU-bound Python over a syntax tree (~0.8 s for 1.7 MB of JavaScript
+        here), which in a thread would hold the GIL against this process's RPCs."""
         self._database = database
         self._versions = versions
         self._clock = clock
@@ -75,6 +82,8 @@ class Checker:
         self._metrics = metrics
         self._lease = lease
         self._interval = interval_seconds
+        self._workers = workers
+        self._pool: ProcessPoolExecutor | None = None
         self._holder = new_id()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -101,6 +110,20 @@ class Checker:
         task, self._task = self._task, None
         if task is not None:
             await stop_task(task, within=2.0)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _executor(self) -> Executor | None:
+        if self._workers == 0:
+            return None  # the event loop's default thread pool
+        if self._pool is None:
+            # spawn, not fork: a forked child would inherit gRPC's and NATS's threads'
+            # locks in whatever state they were.
+            self._pool = ProcessPoolExecutor(
+                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._pool
 
     async def _run(self) -> None:
         while True:
@@ -121,7 +144,16 @@ class Checker:
         version_id, sha256 = claimed
         rows = await self._database.lookup(_CONTENT, {"sha256": sha256})
         started = time.perf_counter()
-        report = await asyncio.to_thread(self._review, bytes(rows[0].content))
+        loop = asyncio.get_running_loop()
+        try:
+            report = await loop.run_in_executor(
+                self._executor(), self._review, bytes(rows[0].content)
+            )
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): a new pool for the next try; this
+            # version's claim lapses and it is checked again.
+            self._pool = None
+            raise
         self._metrics.reviewed(time.perf_counter() - started)
         await self._conclude(version_id, report)
         return True

@@ -73,6 +73,7 @@ async def create_server(
         ReviewMetrics(foundation.metrics),
         lease=timedelta(seconds=settings.check_lease_seconds),
         interval_seconds=settings.check_interval_seconds,
+        workers=settings.check_workers,
     )
     foundation.bus.subscribe(events_pb2.VersionStateChanged, checker.on_version_state_changed)
     writes = IdempotentWrites(database, IDEMPOTENCY_KEYS, clock)
