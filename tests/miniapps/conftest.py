@@ -90,6 +90,7 @@ class Platform:
     channel: grpc.aio.Channel
     identity: Identity
     settings: MiniAppsSettings
+    tracer_provider: TracerProvider
     admin: Metadata = ()
     _emails: int = field(default=0)
 
@@ -143,6 +144,18 @@ class Platform:
             metadata=developer,
         )
         return reply.version
+
+    @contextlib.asynccontextmanager
+    async def replica(self) -> AsyncIterator[miniapps_service_pb2_grpc.MiniAppsServiceStub]:
+        """A second miniapps process on the same database, as a scaled-out deployment
+        runs; its stub."""
+        replica = await create_miniapps(self.settings, self.tracer_provider)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{replica.port}")
+        try:
+            yield miniapps_service_pb2_grpc.MiniAppsServiceStub(channel)
+        finally:
+            await channel.close()
+            await replica.stop(0)
 
     async def events(self, subject: str) -> list[bytes]:
         """Payloads recorded in miniapps' outbox under `subject`, in commit order."""
@@ -208,7 +221,7 @@ async def running_platform(
                 ("grpc.max_send_message_length", 16 * 1024 * 1024),
             ],
         )
-        platform = Platform(miniapps, channel, people, settings)
+        platform = Platform(miniapps, channel, people, settings, tracer_provider)
         try:
             _, platform.admin = await people.signed_up(ADMIN_EMAIL)
             yield platform

@@ -189,3 +189,25 @@ async def test_invalid_transitions_and_roles(platform: Platform) -> None:
         )
     )
     assert rejected.violations == {"reasons[0]": "REQUIRED", "request_id": "REQUIRED"}
+
+
+async def test_a_retried_upload_makes_one_version(platform: Platform) -> None:
+    _, developer = await platform.developer()
+    app = (await platform.registered(developer)).mini_app
+    request = pb.UploadVersionRequest(
+        mini_app_id=app.mini_app_id, bundle=zip_bundle(), request_id=new_id()
+    )
+    first = await platform.stub.UploadVersion(request, metadata=developer)
+    again = await platform.stub.UploadVersion(request, metadata=developer)
+    assert again == first
+    listed = await platform.stub.ListVersions(
+        pb.ListVersionsRequest(mini_app_id=app.mini_app_id), metadata=developer
+    )
+    assert [v.version_id for v in listed.versions] == [first.version.version_id]
+    other = pb.UploadVersionRequest(
+        mini_app_id=app.mini_app_id,
+        bundle=zip_bundle({"manifest.json": "{}"}),
+        request_id=request.request_id,
+    )
+    reused = await failure(platform.stub.UploadVersion(other, metadata=developer))
+    assert reused.info.reason == "IDEMPOTENCY_KEY_REUSED"
