@@ -84,10 +84,12 @@ def check_bundle(content: bytes, field: str = "bundle") -> None:
     if not content:
         raise InvalidArgument([FieldViolation(field, "is required", "REQUIRED")])
     if len(content) > BUNDLE_MAX_BYTES:
-        raise InvalidArgument(
+        error = InvalidArgument(
             [FieldViolation(field, f"must be at most {BUNDLE_MAX_BYTES} bytes", "TOO_LARGE")],
             reason="BUNDLE_TOO_LARGE",
         )
+        error.metadata["limit_bytes"] = str(BUNDLE_MAX_BYTES)
+        raise error
     if not zipfile.is_zipfile(io.BytesIO(content)):
         raise InvalidArgument([FieldViolation(field, "is not a zip archive", "NOT_A_ZIP")])
 

@@ -104,6 +104,7 @@ async def test_bad_uploads_are_refused_with_their_reason(platform: Platform) -> 
         "BUNDLE_TOO_LARGE",
         {"bundle": "TOO_LARGE"},
     )
+    assert oversize.info.metadata["limit_bytes"] == str(BUNDLE_MAX_BYTES)
     not_zip = await failure(upload(b"<html>not a zip</html>"))
     assert not_zip.violations == {"bundle": "NOT_A_ZIP"}
     empty = await failure(upload(b""))
@@ -165,6 +166,15 @@ async def test_invalid_transitions_and_roles(platform: Platform) -> None:
         ),
     ):
         assert (await failure(call)).code == grpc.StatusCode.PERMISSION_DENIED
+    early = await failure(
+        platform.stub.GetReviewReport(
+            pb.GetReviewReportRequest(version_id=version.version_id), metadata=developer
+        )
+    )
+    assert (early.code, early.info.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "REPORT_NOT_READY",
+    )
     submit = pb.SubmitVersionRequest(version_id=version.version_id, request_id=new_id())
     submitted = await platform.stub.SubmitVersion(submit, metadata=developer)
     assert submitted.version.state in (
