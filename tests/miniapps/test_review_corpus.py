@@ -76,6 +76,7 @@ def _blank_justification_manifest() -> str:
     return _manifest_with(permissions=[{"name": "camera", "justification": "   "}])
 
 
+_NEW_FUNCTION = APP_JS + '\nconst double = new Function("a", "return 2 * a");\n'
 _FETCH_EVIL = APP_JS + '\nnavigator.onLine && fetch("https://tracker.evil.test/pixel");\n'
 _NOT_JSON = '{\n  "name": "Coffee Corner",\n  "version": 1.0.0,\n  "entry": "index.html"\n}\n'
 
@@ -131,8 +132,8 @@ CASES = {
         ("vendor.min.js", lambda: 1, "code/eval"),
     ),
     "new Function": Case(
-        lambda: valid_bundle(**{"app.js": APP_JS + '\nconst f = new Function("a", "return a");\n'}),
-        ("app.js", lambda: line_of(APP_JS, "\n", APP_JS.count("\n")) + 2, "code/new-function"),
+        lambda: valid_bundle(**{"app.js": _NEW_FUNCTION}),
+        ("app.js", lambda: line_of(_NEW_FUNCTION, "new Function"), "code/new-function"),
     ),
     "fetch to an undeclared domain": Case(
         lambda: valid_bundle(**{"app.js": _FETCH_EVIL}),

@@ -29,12 +29,17 @@ string (`"\\x65val"`), a `const` alias (`const w = window; w.eval`) or destructu
   are the only ones the code names, and a developer can keep that promise cheaply (a
   literal URL, a `const`, or a template whose host part is literal, as in
   `` `https://api.example.com/items/${id}` `` or `` `${API}/items` `` with `API` a
-  `const`). Relative URLs stay in the bundle's origin
-  and pass;
+  `const`). Relative URLs stay in the bundle's origin and pass; URLs are read as
+  browsers read them (see `services.miniapps.review.urls`);
 - `code/private-api`: see above; `code/computed-global`: a global object (`window`,
   `globalThis`, `self`, `superapp`, ...) indexed by a computed key (`window[name]`), which
   can reach any of the above unseen;
-- `code/parse-error`: code tree-sitter cannot parse, which the review cannot vouch for.
+- `code/parse-error`: code tree-sitter cannot parse, which the review cannot vouch for;
+  `code/too-complex`: code nested deeper than the review follows.
+
+In HTML files the same checks run on inline `<script>` elements, event-handler attributes
+and `javascript:` URLs; `<script src>` and `<base href>` with an absolute URL are refused
+(`code/remote-script`, `code/remote-base`).
 
 Out of reach of these static checks, and left to the shell's run-time defences (a
 Content-Security-Policy built from `network_domains` without `unsafe-eval`, the sandboxed
@@ -51,12 +56,12 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import tree_sitter_javascript
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 from services.miniapps.review.findings import FindingSink
+from services.miniapps.review.urls import UrlTarget, code_origin, host_declared, url_target
 
 __all__ = ["CodeChecker", "Script"]
 
@@ -65,12 +70,6 @@ _PLATFORM = "superapp"
 _HTTP_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
 )
-_NETWORK_SCHEMES = frozenset({"http", "https", "ws", "wss"})
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
-# A prefix that already fixes a URL as relative to the bundle's origin: "./x", "../x",
-# "/x" (not "//host" nor "/\host", which browsers read as "//host"), or a first segment
-# ended without a ':' ("api/", "data.json?").
-_RELATIVE_PREFIX = re.compile(r"^(\.{1,2}/|/[^/\\]|[^/\\:?#]+[/?#])")
 _MAX_DEPTH = 12
 """How far constant folding and alias resolution follow nested expressions; deeper ones
 are treated as unknown (and a hostile file cannot exhaust the stack)."""
@@ -169,21 +168,6 @@ class CodeChecker:
             )
             self._queries[needed] = Query(self._language, source)
         return self._queries[needed]
-
-
-_C0_OR_SPACE = "".join(map(chr, range(0x21)))
-
-
-def _as_browsers_read(text: str, complete: bool) -> tuple[str, bool]:
-    """A URL (or its known prefix) as a browser's URL parser sees it: without leading (and
-    trailing) control characters and spaces, tabs and newlines, and with '\\' as '/' (so
-    `"https://evil.test\\@api.example.com"` is read as a URL to evil.test, as browsers
-    do, where Python's urlsplit would find api.example.com)."""
-    text = text.lstrip(_C0_OR_SPACE)
-    if complete:
-        text = text.rstrip(_C0_OR_SPACE)
-    text = re.sub(r"[\t\n\r]", "", text).replace("\\", "/")
-    return text, complete
 
 
 def _deeper_than(root: Node, limit: int) -> Node | None:
@@ -542,16 +526,15 @@ class _ScriptCheck:
         if at is None:
             return
         known = self.static_text(specifier)
-        if known is not None:
-            known = _as_browsers_read(*known)
-        if known is not None and (known[0].startswith("//") or _SCHEME.match(known[0])):
+        origin = "unknown" if known is None else code_origin(*known)
+        if origin == "outside":
             self.add(
                 at,
                 "code/remote-import",
                 f"{how} loads code from outside the bundle ({self.snippet(at)}), which escapes "
                 "review: put the module in the bundle and import it by a relative path",
             )
-        elif known is None or not (known[1] or _RELATIVE_PREFIX.match(known[0])):
+        elif origin == "unknown":
             self.add(
                 at,
                 "code/dynamic-import",
@@ -564,50 +547,23 @@ class _ScriptCheck:
         if self.domains is None:
             return
         known = self.static_text(url)
-        if known is None:
-            self.unverifiable(node, api)
-            return
-        text, complete = _as_browsers_read(*known)
-        scheme = _SCHEME.match(text)
-        if not (text.startswith("//") or scheme):
-            if not (complete or _RELATIVE_PREFIX.match(text)):
-                self.unverifiable(node, api)
-            return  # relative: the bundle's own origin
-        if scheme and scheme.group(1).lower() not in _NETWORK_SCHEMES:
-            return  # data:, blob: and the like never leave the device
-        authority = text.split("//", 1)[1] if "//" in text else ""
-        if not complete and not re.search(r"[/?#]", authority):
-            self.unverifiable(node, api)
-            return
-        try:
-            host = urlsplit(text).hostname or ""
-        except ValueError:
-            host = ""
-        if not self.declared(host):
+        target = UrlTarget("unknown", "") if known is None else url_target(*known)
+        if target.kind == "unknown":
+            self.add(
+                node,
+                "code/unverifiable-url",
+                f"{api} gets a URL computed at run time ({self.snippet(node)}), so the review "
+                "cannot check its host against network_domains: use a literal URL, a const, "
+                "or a template whose scheme and host are literal",
+            )
+        elif target.kind == "host" and not host_declared(target.host, self.domains):
             self.add(
                 node,
                 "code/undeclared-domain",
-                f"{api} reaches {host or text!r}, which the manifest's network_domains does "
-                f"not declare ({self.snippet(node)}): add the host to network_domains or remove "
-                "the call",
+                f"{api} reaches {target.host or target.url!r}, which the manifest's "
+                f"network_domains does not declare ({self.snippet(node)}): add the host to "
+                "network_domains or remove the call",
             )
-
-    def unverifiable(self, node: Node, api: str) -> None:
-        self.add(
-            node,
-            "code/unverifiable-url",
-            f"{api} gets a URL computed at run time ({self.snippet(node)}), so the review cannot "
-            "check its host against network_domains: use a literal URL, a const, or a "
-            "template whose scheme and host are literal",
-        )
-
-    def declared(self, host: str) -> bool:
-        """Whether `host` is a declared name or a subdomain of a declared `*.` one."""
-        host = host.lower().rstrip(".")
-        domains = self.domains or frozenset()
-        if host in domains:
-            return True
-        return any(domain.startswith("*.") and host.endswith(domain[1:]) for domain in domains)
 
     def too_complex(self, root: Node) -> None:
         self.add(
