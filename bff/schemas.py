@@ -178,7 +178,9 @@ class UserProfile(BaseModel):
     user_id: str
     email: str
     display_name: str
-    roles: list[str] = Field(description="Lower-case role names: user, merchant, admin, system.")
+    roles: list[str] = Field(
+        description="Lower-case role names: user, merchant, admin, system, developer, reviewer."
+    )
     create_time: datetime
     update_time: datetime
 

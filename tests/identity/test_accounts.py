@@ -308,3 +308,20 @@ async def test_only_admins_set_roles_and_new_tokens_carry_them(identity: Identit
         )
     )
     assert bad.violations == {"roles[0]": "REQUIRED", "roles[1]": "UNKNOWN_ENUM_VALUE"}
+
+
+async def test_admins_grant_the_mini_app_roles_and_tokens_carry_them(identity: Identity) -> None:
+    dev, _ = await identity.signed_up("dev@example.com")
+    _, as_admin = await identity.signed_up(ADMIN_EMAIL)
+    reply = await identity.stub.SetUserRoles(
+        pb.SetUserRolesRequest(
+            user_id=dev.user_id,
+            roles=[pb.ROLE_REVIEWER, pb.ROLE_USER, pb.ROLE_DEVELOPER],
+            request_id=new_id(),
+        ),
+        metadata=as_admin,
+    )
+    assert list(reply.user.roles) == [pb.ROLE_USER, pb.ROLE_DEVELOPER, pb.ROLE_REVIEWER]
+    token = (await identity.login("dev@example.com")).tokens.access_token
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["roles"] == ["user", "developer", "reviewer"]

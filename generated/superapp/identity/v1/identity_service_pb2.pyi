@@ -50,6 +50,16 @@ class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType],
     for example the account that performs wallet top-ups. Never given at
     registration; only an admin assigns it. Token name "system".
     """
+    ROLE_DEVELOPER: _Role.ValueType  # 5
+    """A developer who registers mini-apps and manages their versions
+    (superapp.miniapps.v1.MiniAppsService). Never given at registration; an
+    admin assigns it with SetUserRoles. Token name "developer".
+    """
+    ROLE_REVIEWER: _Role.ValueType  # 6
+    """A reviewer who reviews submitted mini-app versions (approves or
+    rejects them) and may suspend mini-apps. Never given at registration;
+    an admin assigns it with SetUserRoles. Token name "reviewer".
+    """
 
 class Role(_Role, metaclass=_RoleEnumTypeWrapper):
     """A role grants a set of permissions across superapp services. A user holds
@@ -77,6 +87,16 @@ ROLE_SYSTEM: Role.ValueType  # 4
 """A service account used by back-office processes rather than a person,
 for example the account that performs wallet top-ups. Never given at
 registration; only an admin assigns it. Token name "system".
+"""
+ROLE_DEVELOPER: Role.ValueType  # 5
+"""A developer who registers mini-apps and manages their versions
+(superapp.miniapps.v1.MiniAppsService). Never given at registration; an
+admin assigns it with SetUserRoles. Token name "developer".
+"""
+ROLE_REVIEWER: Role.ValueType  # 6
+"""A reviewer who reviews submitted mini-app versions (approves or
+rejects them) and may suspend mini-apps. Never given at registration;
+an admin assigns it with SetUserRoles. Token name "reviewer".
 """
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
