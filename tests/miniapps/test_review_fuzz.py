@@ -42,8 +42,11 @@ def test_a_damaged_valid_bundle_never_raises(data: st.DataObject) -> None:
     assert_well_formed(review_bundle(bytes(damaged[:cut] if data.draw(st.booleans()) else damaged)))
 
 
+# Lone surrogates cannot be written into a zip's UTF-8 names: no bundle has them.
 _NAMES = st.text(
-    st.sampled_from("ab/\\.:~\x00\n é") | st.characters(), min_size=0, max_size=24
+    st.sampled_from("ab/\\.:~\x00\n é") | st.characters(exclude_categories=["Cs"]),
+    min_size=0,
+    max_size=24,
 ) | st.sampled_from(["manifest.json", "index.html", "../x", "/x", "a/../../b", "C:\\x", ""])
 
 
