@@ -19,7 +19,12 @@ in protobuf binary form.
 
 Events are written to an outbox in the same transaction as the change and
 relayed in commit order. Delivery is at-least-once: consumers deduplicate
-by `ce-id`. Events never carry secrets or bundle bytes.
+by `ce-id`. Events never carry secrets or bundle bytes. They do carry the
+SHA-256 digest of a client secret (`client_secret_sha256`), so identity,
+the OAuth authorization server, can authenticate mini-apps' backends from
+its own copy: a secret is 256 random bits, so its digest cannot be
+reversed or guessed from, and the internal bus is trusted like each
+service's database, which stores the same digest.
 """
 
 from google.protobuf import descriptor as _descriptor
@@ -49,8 +54,13 @@ class MiniAppRegistered(_message.Message):
     MINI_APP_ID_FIELD_NUMBER: _builtins.int
     MINI_APP_FIELD_NUMBER: _builtins.int
     OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    CLIENT_SECRET_SHA256_FIELD_NUMBER: _builtins.int
     mini_app_id: _builtins.str
     """The id of the new mini-app."""
+    client_secret_sha256: _builtins.str
+    """The SHA-256 of the new client secret, 64 lower-case hex digits (see the
+    file comment).
+    """
     @_builtins.property
     def mini_app(self) -> _miniapps_service_pb2.MiniApp:
         """The mini-app as registered (never its secret)."""
@@ -65,10 +75,11 @@ class MiniAppRegistered(_message.Message):
         mini_app_id: _builtins.str = ...,
         mini_app: _miniapps_service_pb2.MiniApp | None = ...,
         occur_time: _timestamp_pb2.Timestamp | None = ...,
+        client_secret_sha256: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["mini_app", b"mini_app", "occur_time", b"occur_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["mini_app", b"mini_app", "mini_app_id", b"mini_app_id", "occur_time", b"occur_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_secret_sha256", b"client_secret_sha256", "mini_app", b"mini_app", "mini_app_id", b"mini_app_id", "occur_time", b"occur_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -87,10 +98,15 @@ class ClientSecretRotated(_message.Message):
     MINI_APP_ID_FIELD_NUMBER: _builtins.int
     CLIENT_ID_FIELD_NUMBER: _builtins.int
     OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    CLIENT_SECRET_SHA256_FIELD_NUMBER: _builtins.int
     mini_app_id: _builtins.str
     """The id of the mini-app."""
     client_id: _builtins.str
     """Its OAuth client id."""
+    client_secret_sha256: _builtins.str
+    """The SHA-256 of the new client secret, 64 lower-case hex digits (see the
+    file comment).
+    """
     @_builtins.property
     def occur_time(self) -> _timestamp_pb2.Timestamp:
         """When the change committed."""
@@ -101,10 +117,11 @@ class ClientSecretRotated(_message.Message):
         mini_app_id: _builtins.str = ...,
         client_id: _builtins.str = ...,
         occur_time: _timestamp_pb2.Timestamp | None = ...,
+        client_secret_sha256: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occur_time", b"occur_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "mini_app_id", b"mini_app_id", "occur_time", b"occur_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "client_secret_sha256", b"client_secret_sha256", "mini_app_id", b"mini_app_id", "occur_time", b"occur_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -19,7 +19,12 @@ in protobuf binary form.
 
 Events are written to an outbox in the same transaction as the change and
 relayed in commit order. Delivery is at-least-once: consumers deduplicate
-by `ce-id`. Events never carry secrets or bundle bytes.
+by `ce-id`. Events never carry secrets or bundle bytes. They do carry the
+SHA-256 digest of a client secret (`client_secret_sha256`), so identity,
+the OAuth authorization server, can authenticate mini-apps' backends from
+its own copy: a secret is 256 random bits, so its digest cannot be
+reversed or guessed from, and the internal bus is trusted like each
+service's database, which stores the same digest.
 """
 
 from collections import abc as _abc

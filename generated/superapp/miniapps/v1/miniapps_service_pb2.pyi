@@ -284,6 +284,7 @@ class Version(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     SUBMIT_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    PERMISSIONS_FIELD_NUMBER: _builtins.int
     version_id: _builtins.str
     """Output only. The version's id, a UUID assigned at upload."""
     mini_app_id: _builtins.str
@@ -324,6 +325,15 @@ class Version(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When its state last changed."""
 
+    @_builtins.property
+    def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Output only. The permissions its manifest requests (names from the
+        platform's catalogue, such as "wallet.pay"), in the manifest's order;
+        set by the automated checks when the manifest is valid, empty before.
+        Once the version is PUBLISHED these are the OAuth scopes a user may
+        grant the mini-app.
+        """
+
     def __init__(
         self,
         *,
@@ -340,10 +350,11 @@ class Version(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         submit_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        permissions: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_note", b"approval_note", "bundle_integrity", b"bundle_integrity", "bundle_sha256", b"bundle_sha256", "bundle_size_bytes", b"bundle_size_bytes", "create_time", b"create_time", "manifest_version", b"manifest_version", "mini_app_id", b"mini_app_id", "rejection_reasons", b"rejection_reasons", "reviewer_id", b"reviewer_id", "state", b"state", "submit_time", b"submit_time", "update_time", b"update_time", "version_id", b"version_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_note", b"approval_note", "bundle_integrity", b"bundle_integrity", "bundle_sha256", b"bundle_sha256", "bundle_size_bytes", b"bundle_size_bytes", "create_time", b"create_time", "manifest_version", b"manifest_version", "mini_app_id", b"mini_app_id", "permissions", b"permissions", "rejection_reasons", b"rejection_reasons", "reviewer_id", b"reviewer_id", "state", b"state", "submit_time", b"submit_time", "update_time", b"update_time", "version_id", b"version_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
