@@ -204,6 +204,7 @@ class Checker:
                 VersionState.IN_REVIEW if report.passed else VersionState.REJECTED,
                 actor_id="",
                 manifest_version=(manifest.version if manifest else "")[:_MANIFEST_VERSION_MAX],
+                permissions=[p.name for p in manifest.permissions] if manifest else [],
                 check_holder=None,
                 check_expire_time=None,
             )

@@ -46,6 +46,7 @@ def version_message(version: VersionRecord) -> pb.Version:
         bundle_integrity=version.bundle_integrity,
         bundle_size_bytes=version.bundle_size_bytes,
         manifest_version=version.manifest_version,
+        permissions=version.permissions,
         rejection_reasons=version.rejection_reasons,
         approval_note=version.approval_note,
         reviewer_id=version.reviewer_id,

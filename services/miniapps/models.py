@@ -98,6 +98,8 @@ VERSIONS = Table(
     Column("state", String(16), nullable=False),
     Column("bundle_sha256", ForeignKey("bundles.sha256"), nullable=False, index=True),
     Column("manifest_version", String(64), nullable=False),
+    # Permission names the manifest requests, set by the checks (migration 0002).
+    Column("permissions", JSON(), nullable=False, server_default="[]"),
     Column("rejection_reasons", JSON(), nullable=False),
     Column("approval_note", Text(), nullable=False),
     Column("reviewer_id", String(36), nullable=False),

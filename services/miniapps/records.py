@@ -71,6 +71,8 @@ class VersionRecord:
     bundle_integrity: str
     bundle_size_bytes: int
     manifest_version: str
+    permissions: tuple[str, ...]
+    """Permission names the manifest requests; empty until the checks read it."""
     rejection_reasons: tuple[str, ...]
     approval_note: str
     reviewer_id: str

@@ -100,6 +100,7 @@ class Registry:
         """A new ACTIVE mini-app of `caller` with fresh client credentials."""
         now = self._clock.now()
         credentials = new_credentials()
+        digest = secret_digest(credentials.client_secret)
         app = MiniAppRecord(
             mini_app_id=new_id(),
             client_id=credentials.client_id,
@@ -127,7 +128,7 @@ class Registry:
                 published_version_id=None,
                 publish_time=None,
                 suspend_reason="",
-                secret_sha256=secret_digest(credentials.client_secret),
+                secret_sha256=digest,
                 create_time=now,
                 update_time=now,
             )
@@ -136,6 +137,7 @@ class Registry:
             mini_app_id=app.mini_app_id,
             mini_app=mini_app_message(app),
             occur_time=to_timestamp(now),
+            client_secret_sha256=digest,
         )
         await self._outbox.record(session, event, app.mini_app_id)
         return Registration(app, credentials.client_secret)
@@ -146,13 +148,17 @@ class Registry:
         """Replace the secret of the caller's mini-app; the old one stops matching at once."""
         app = await managed_app(session, caller, mini_app_id)
         secret, now = new_secret(), self._clock.now()
+        digest = secret_digest(secret)
         await session.execute(
             MINI_APPS.update()
             .where(_A.mini_app_id == mini_app_id)
-            .values(secret_sha256=secret_digest(secret), update_time=now)
+            .values(secret_sha256=digest, update_time=now)
         )
         event = events_pb2.ClientSecretRotated(
-            mini_app_id=mini_app_id, client_id=app.client_id, occur_time=to_timestamp(now)
+            mini_app_id=mini_app_id,
+            client_id=app.client_id,
+            occur_time=to_timestamp(now),
+            client_secret_sha256=digest,
         )
         await self._outbox.record(session, event, mini_app_id)
         return Registration(app, secret)
