@@ -348,7 +348,9 @@ class MiniAppConsent:
                 code_row, grant = outcome
         if refusal is not None:
             raise refusal
-        scopes = tuple(sorted(set(asked.scopes))) if asked.scopes else tuple(code_row.scopes)
+        wanted = asked.scopes or code_row.scopes
+        # Never more than the grant holds now: the user may have narrowed it since.
+        scopes = tuple(sorted(set(wanted) & set(grant.scopes)))
         subject = self._subjects.subject(client.client_id, grant.user_id)
         issued = self._issuer.issue(
             client_id=client.client_id, subject=subject, scopes=scopes, grant_id=grant.grant_id

@@ -545,7 +545,9 @@ class IdentityServiceServicer:
         and revokes the grant the code belongs to, so the token the first
         exchange issued stops working too (RFC 6749 section 4.1.2). The exchange
         cannot widen the scopes: `scopes`, if given, must be a subset of the
-        code's.
+        code's; and the token never holds a scope the grant no longer has (the
+        user may have narrowed it by consenting again since the code was
+        issued). A token whose scopes its grant no longer covers is inactive.
 
         Caller: any; client authentication is by `client_id` and
         `client_secret`; a bearer token, if one is sent, is ignored.
@@ -556,12 +558,13 @@ class IdentityServiceServicer:
         RFC 7636 alphabet.
         UNAUTHENTICATED `INVALID_CLIENT`: unknown client id or wrong secret (not
         told apart).
-        FAILED_PRECONDITION `INVALID_GRANT`: the code is unknown, expired,
-        already used, issued to another client or for another `redirect_uri`,
-        its grant was revoked, or `code_verifier` does not match the challenge
-        (metadata `cause`: `unknown_code`, `expired`, `code_reused`,
-        `client_mismatch`, `redirect_uri_mismatch`, `grant_revoked` or
-        `pkce_mismatch`).
+        FAILED_PRECONDITION `INVALID_GRANT` (metadata `oauth_error`
+        "invalid_grant" and `cause`): the code is unknown or was issued to
+        another client (`unknown_code`), expired (`expired`), was used before
+        (`code_reused`; its grant is now revoked), was issued for another
+        `redirect_uri` (`redirect_uri_mismatch`), its grant was revoked
+        (`grant_revoked`), or `code_verifier` does not match the challenge
+        (`pkce_mismatch`).
         INVALID_ARGUMENT `INVALID_SCOPE`: `scopes` asks for a scope the code does
         not carry.
         FAILED_PRECONDITION `CLIENT_SUSPENDED`: the mini-app is suspended.
