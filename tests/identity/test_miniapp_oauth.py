@@ -474,7 +474,9 @@ async def test_suspended_mini_app_is_refused_everywhere(stack: Stack) -> None:
     )
 
     async def inactive() -> None:
-        while (await stack.introspect(token)).active:
+        while True:
+            if not (await stack.introspect(token)).active:
+                return
             await asyncio.sleep(0.05)
 
     # The suspension travels on the bus; it holds within seconds.
