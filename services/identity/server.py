@@ -20,6 +20,7 @@ from services.foundation import Foundation
 from services.identity.access_tokens import AccessTokenIssuer
 from services.identity.account_metrics import AccountMetrics
 from services.identity.accounts import Accounts
+from services.identity.code_retention import CodeRetention
 from services.identity.config import IdentitySettings
 from services.identity.key_files import KeyFileError, KeyFiles
 from services.identity.login_throttle import LoginThrottling, ThrottlePolicy
@@ -129,6 +130,7 @@ async def create_server(
         subjects=PairwiseSubjects(pairwise_secret),
         clock=clock,
     )
+    code_retention = CodeRetention(database, clock).sweeper()
     writes = IdempotentWrites(database, IDEMPOTENCY_KEYS, clock)
     retention = writes.retention(settings.idempotency_retention)
     servicer = IdentityServicer(
@@ -155,6 +157,7 @@ async def create_server(
             *foundation.closers,
             retention.close,
             throttle_retention.close,
+            code_retention.close,
             keys_refresher.close,
         ],
     )
@@ -162,6 +165,7 @@ async def create_server(
     keys_refresher.start()
     retention.start()
     throttle_retention.start()
+    code_retention.start()
     return await start_grpc_service(
         spec, settings, env_prefix="IDENTITY_", tracer_provider=tracer_provider
     )
