@@ -41,6 +41,7 @@ from services.runtime.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     ServiceError,
     Unauthenticated,
 )
@@ -239,9 +240,11 @@ class MiniAppConsent:
         async with self._database.write() as session:
             # One consent of a user at a time, so two prompts answered at once cannot
             # make two live grants for one mini-app (PostgreSQL; SQLite has one writer).
-            await session.execute(
+            found = await session.scalar(
                 select(User.user_id).where(User.user_id == user_id).with_for_update()
             )
+            if found is None:  # a service's token: its subject is no user
+                raise PermissionDenied("PERMISSION_DENIED", "only a user can consent")
             client = await self._clients.get(session, asked.client_id)
             if client is None or not client.published:
                 raise _client_not_found(asked.client_id)

@@ -44,6 +44,7 @@ from services.runtime.errors import Unauthenticated
 from services.runtime.ids import new_id
 from tests.identity.conftest import ADMIN_EMAIL, running_identity
 from tests.miniapps.conftest import Metadata, Platform, failure, good_bundle_files, zip_bundle
+from tests.services.rich_errors import rich_error
 
 ISSUER = "superapp-identity"
 SERVICE_CLIENT, SERVICE_SECRET = "bff", "a-service-client-secret-for-introspection"
@@ -227,10 +228,12 @@ async def running_stack(
         nats_url,
         service_clients={SERVICE_CLIENT: secret_digest(SERVICE_SECRET)},
     ) as identity:
+        (data_dir / "miniapps").mkdir(parents=True, exist_ok=True)
         settings = MiniAppsSettings(
             port=0,
             relay="task",
             data_dir=data_dir / "miniapps",
+            database_url=f"sqlite+aiosqlite:///{data_dir / 'miniapps' / 'miniapps.db'}",
             nats_url=nats_url,
             identity_addr=f"127.0.0.1:{identity.service.port}",
         )
@@ -313,11 +316,24 @@ async def test_consent_exchange_and_a_token_the_jwks_verifies(stack: Stack) -> N
         reply.subject,
         frozenset(SCOPES),
     )
-    grants = await stack.identity.ListMyGrants(id_pb.ListMyGrantsRequest(), metadata=user)
-    assert {(g.client_id, tuple(g.scopes)) for g in grants.grants} == {
-        (bills.client_id, tuple(SCOPES)),
-        (other.client_id, tuple(SCOPES)),
-    }
+    first = await stack.identity.ListMyGrants(id_pb.ListMyGrantsRequest(page_size=1), metadata=user)
+    rest = await stack.identity.ListMyGrants(
+        id_pb.ListMyGrantsRequest(page_size=1, page_token=first.next_page_token), metadata=user
+    )
+    assert rest.next_page_token == ""
+    # Newest first; bills' grant was widened to both scopes by the later consent.
+    assert [(g.client_id, list(g.scopes)) for g in [*first.grants, *rest.grants]] == [
+        (other.client_id, SCOPES),
+        (bills.client_id, SCOPES),
+    ]
+    # Another user's page token is not this user's.
+    _, stranger = await stack.platform.person()
+    foreign = await failure(
+        stack.identity.ListMyGrants(
+            id_pb.ListMyGrantsRequest(page_token=first.next_page_token), metadata=stranger
+        )
+    )
+    assert foreign.info.reason == "INVALID_PAGE_TOKEN"
 
 
 async def test_a_mini_app_token_is_never_a_user_token(stack: Stack) -> None:
@@ -367,6 +383,31 @@ async def test_a_code_is_single_use_and_reuse_revokes_what_it_bought(stack: Stac
         await stack.verifier.verify(first.access_token, audience=app.client_id)
     grants = await stack.identity.ListMyGrants(id_pb.ListMyGrantsRequest(), metadata=user)
     assert list(grants.grants) == []
+
+
+async def test_two_redemptions_at_once_buy_one_token_and_revoke_it(stack: Stack) -> None:
+    app = await stack.published()
+    _, user = await stack.platform.person()
+    authorized, verifier = await stack.authorize(user, app)
+    outcomes = await asyncio.gather(
+        stack.exchange(app, authorized.code, verifier),
+        stack.exchange(app, authorized.code, verifier),
+        return_exceptions=True,
+    )
+    tokens = [o for o in outcomes if isinstance(o, id_pb.ExchangeAuthorizationCodeResponse)]
+    errors = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert (len(tokens), len(errors)) == (1, 1)
+    assert rich_error(errors[0]).info.metadata["cause"] == "code_reused"
+    assert not (await stack.introspect(tokens[0].access_token)).active
+
+
+async def test_a_service_cannot_consent_for_nobody(stack: Stack) -> None:
+    app = await stack.published()
+    refused = await failure(stack.authorize(await stack.service_token.metadata(), app))
+    assert (refused.code, refused.info.reason) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "PERMISSION_DENIED",
+    )
 
 
 async def test_oauth_attacks_are_refused(stack: Stack) -> None:

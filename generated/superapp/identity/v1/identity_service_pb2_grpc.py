@@ -502,7 +502,8 @@ class IdentityServiceServicer:
         a lost response makes a new code, and the unused one expires on its own.
 
         Caller: any signed-in user, for themselves; a mini-app token is not a
-        user token and is refused with UNAUTHENTICATED.
+        user token and is refused with UNAUTHENTICATED; a service token (whose
+        subject is no user) with PERMISSION_DENIED `PERMISSION_DENIED`.
 
         Errors:
         INVALID_ARGUMENT `INVALID_ARGUMENT` with field violations: empty or

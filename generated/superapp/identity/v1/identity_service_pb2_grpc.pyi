@@ -347,7 +347,8 @@ class IdentityServiceStub:
     a lost response makes a new code, and the unused one expires on its own.
 
     Caller: any signed-in user, for themselves; a mini-app token is not a
-    user token and is refused with UNAUTHENTICATED.
+    user token and is refused with UNAUTHENTICATED; a service token (whose
+    subject is no user) with PERMISSION_DENIED `PERMISSION_DENIED`.
 
     Errors:
     INVALID_ARGUMENT `INVALID_ARGUMENT` with field violations: empty or
@@ -772,7 +773,8 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     a lost response makes a new code, and the unused one expires on its own.
 
     Caller: any signed-in user, for themselves; a mini-app token is not a
-    user token and is refused with UNAUTHENTICATED.
+    user token and is refused with UNAUTHENTICATED; a service token (whose
+    subject is no user) with PERMISSION_DENIED `PERMISSION_DENIED`.
 
     Errors:
     INVALID_ARGUMENT `INVALID_ARGUMENT` with field violations: empty or
@@ -1254,7 +1256,8 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         a lost response makes a new code, and the unused one expires on its own.
 
         Caller: any signed-in user, for themselves; a mini-app token is not a
-        user token and is refused with UNAUTHENTICATED.
+        user token and is refused with UNAUTHENTICATED; a service token (whose
+        subject is no user) with PERMISSION_DENIED `PERMISSION_DENIED`.
 
         Errors:
         INVALID_ARGUMENT `INVALID_ARGUMENT` with field violations: empty or
