@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 import grpc
 from superapp.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 
+from services.auth.jwks import JwksCache, grpc_jwks_fetcher
 from services.auth.miniapp_tokens import MiniAppTokenReader
 from services.auth.service_token import ServiceToken
 from services.runtime.clock import Clock
@@ -34,6 +35,7 @@ __all__ = [
     "MiniAppCaller",
     "MiniAppTokenVerifier",
     "grpc_introspector",
+    "miniapp_verifier",
 ]
 
 DEFAULT_CACHE = timedelta(seconds=2)
@@ -161,3 +163,22 @@ def grpc_introspector(
         )
 
     return introspect
+
+
+def miniapp_verifier(
+    channel: grpc.aio.Channel,
+    service_token: ServiceToken,
+    *,
+    issuer: str,
+    clock: Clock,
+    cache_for: timedelta = DEFAULT_CACHE,
+) -> MiniAppTokenVerifier:
+    """A verifier for a service that takes mini-app tokens: identity's keys and its
+    introspection over `channel` (an `IdentityPeer`'s), as the service client whose
+    token `service_token` renews."""
+    reader = MiniAppTokenReader(
+        JwksCache(grpc_jwks_fetcher(channel), clock=clock), issuer=issuer, clock=clock
+    )
+    return MiniAppTokenVerifier(
+        reader, grpc_introspector(channel, service_token), clock, cache_for=cache_for
+    )

@@ -33,8 +33,7 @@ from superapp.miniapps.v1 import miniapps_service_pb2 as pb
 
 from scripts.nats_process import NatsProcess
 from services.auth import JwksCache, TokenVerifier, grpc_jwks_fetcher
-from services.auth.miniapp_tokens import MiniAppTokenReader
-from services.auth.miniapp_verifier import MiniAppTokenVerifier, grpc_introspector
+from services.auth.miniapp_verifier import MiniAppTokenVerifier, miniapp_verifier
 from services.auth.service_token import ServiceToken
 from services.identity.service_clients import secret_digest
 from services.miniapps.config import MiniAppsSettings
@@ -244,14 +243,7 @@ async def running_stack(
             platform = Platform(miniapps, channel, identity, settings, tracer_provider)
             _, platform.admin = await identity.signed_up(ADMIN_EMAIL)
             service_token = ServiceToken(identity_channel, SERVICE_CLIENT, SERVICE_SECRET, clock)
-            reader = MiniAppTokenReader(
-                JwksCache(grpc_jwks_fetcher(identity_channel), clock=clock),
-                issuer=ISSUER,
-                clock=clock,
-            )
-            verifier = MiniAppTokenVerifier(
-                reader, grpc_introspector(identity_channel, service_token), clock
-            )
+            verifier = miniapp_verifier(identity_channel, service_token, issuer=ISSUER, clock=clock)
             yield Stack(platform, verifier, service_token, identity_channel)
         finally:
             await identity_channel.close()
