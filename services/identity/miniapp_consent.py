@@ -352,8 +352,9 @@ class MiniAppConsent:
         if refusal is not None:
             raise refusal
         wanted = asked.scopes or code_row.scopes
-        # Never more than the grant holds now: the user may have narrowed it since.
-        scopes = tuple(sorted(set(wanted) & set(grant.scopes)))
+        # Never more than the grant holds now (the user may have narrowed it since), nor
+        # than the published manifest requests now (a new version may ask for less).
+        scopes = tuple(sorted(set(wanted) & set(grant.scopes) & set(client.scopes)))
         subject = self._subjects.subject(client.client_id, grant.user_id)
         issued = self._issuer.issue(
             client_id=client.client_id, subject=subject, scopes=scopes, grant_id=grant.grant_id
@@ -457,6 +458,7 @@ class MiniAppConsent:
             or not claims.scopes <= set(grant.scopes)
             or client is None
             or client.status is not ClientStatus.ACTIVE
+            or not claims.scopes <= set(client.scopes)
         ):
             return IntrospectionRecord(None)
         return IntrospectionRecord(

@@ -548,7 +548,9 @@ class IdentityServiceServicer:
         cannot widen the scopes: `scopes`, if given, must be a subset of the
         code's; and the token never holds a scope the grant no longer has (the
         user may have narrowed it by consenting again since the code was
-        issued). A token whose scopes its grant no longer covers is inactive.
+        issued), nor one the mini-app's published manifest no longer requests.
+        A token whose scopes its grant or the published manifest no longer
+        covers is inactive.
 
         Caller: any; client authentication is by `client_id` and
         `client_secret`; a bearer token, if one is sent, is ignored.
