@@ -40,6 +40,9 @@ NOT_IN_ANY_SCHEMA = {
     "IDEMPOTENCY_KEY_REUSED",  # the generator reuses keys with other bodies
     "INSUFFICIENT_FUNDS",
     "INVALID_STATUS_TRANSITION",  # e.g. publishing a product twice
+    "INVALID_VERSION_STATE",  # e.g. approving a mini-app version twice
+    "MINI_APP_NOT_PUBLISHED",
+    "MINI_APP_SUSPENDED",
     "OUT_OF_STOCK",
     "PRICE_CHANGED",
     "SELF_PURCHASE",  # the admin is also the merchant of what it buys
@@ -47,6 +50,8 @@ NOT_IN_ANY_SCHEMA = {
     "STOCK_BELOW_RESERVED",
     # minted by the server
     "INVALID_PAGE_TOKEN",
+    # content no schema describes: a bundle's bytes must be a zip archive
+    "NOT_A_ZIP",
     # configured in the wallet (per-currency transfer limits)
     "LIMIT_EXCEEDED",
 }
