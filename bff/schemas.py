@@ -558,17 +558,23 @@ _NetworkDomain = Annotated[
         r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$",
     ),
 ]
+# Not only whitespace (as Python's str.strip() counts it: Unicode's White_Space and the
+# four ASCII separators \x1c-\x1f); miniapps answers REQUIRED to a blank one.
+_NOT_BLANK = r"[^\s\x1c-\x1f]"
 _AppName = Annotated[
     str,
     Field(
         min_length=1,
         max_length=60,
-        # REQUIRED when only spaces; printable like every name users read.
-        json_schema_extra=_checked_upstream(pattern=r"\S", format=PRINTABLE_FORMAT),
+        # Printable like every name users read.
+        json_schema_extra=_checked_upstream(pattern=_NOT_BLANK, format=PRINTABLE_FORMAT),
         examples=["Pay a bill"],
     ),
 ]
-_Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+_Reason = Annotated[
+    str,
+    Field(min_length=1, max_length=2000, json_schema_extra=_checked_upstream(pattern=_NOT_BLANK)),
+]
 
 
 class MiniAppRegistration(_Input):

@@ -51,7 +51,12 @@ _BUNDLE_BODY: dict[str, Any] = {
         f"{BUNDLE_MAX_BYTES} bytes (8 MiB).",
         "content": {
             BUNDLE_MEDIA_TYPE: {
-                "schema": {"type": "string", "format": "binary", "maxLength": BUNDLE_MAX_BYTES}
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "minLength": 1,
+                    "maxLength": BUNDLE_MAX_BYTES,
+                }
             }
         },
     }
