@@ -8,6 +8,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import random
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from services.miniapps.bundles import BUNDLE_MAX_BYTES
 from services.miniapps.review import RULES, manifest_schema
 from services.runtime.ids import new_id
 from tests.bff.conftest import Platform, Session, assert_problem, role_session, sign_up
-from tests.miniapps.bundles import valid_bundle, valid_manifest
+from tests.miniapps.bundles import valid_bundle, valid_files, valid_manifest, zip_bundle
 from tests.miniapps.test_review_corpus import CASES
 
 ZIP = "application/zip"
@@ -252,6 +253,23 @@ async def test_roles_are_enforced(client: httpx.AsyncClient, platform: Platform)
         "MINI_APP_NOT_FOUND",
     )
     assert_problem(await client.get("/v1/mini-apps"), 401, "UNAUTHENTICATED")
+
+
+async def test_a_bundle_above_grpcs_default_message_size_travels_both_ways(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    # Incompressible, so the zip stays above gRPC's 4 MiB default both ways.
+    noise = random.Random(24).randbytes(5 * 1024 * 1024)
+    bundle = zip_bundle({**valid_files(), "assets/noise.bin": noise})
+    assert 4 * 1024 * 1024 < len(bundle) <= BUNDLE_MAX_BYTES
+    dev = await developer(client, platform)
+    app = (await registered(client, dev))["mini_app"]
+    version = await uploaded(client, dev, app["mini_app_id"], bundle)
+    assert version["bundle_size_bytes"] == len(bundle)
+    # Its developer may read an unpublished version's bundle.
+    fetched = await client.get(f"/v1/miniapp-bundles/{version['bundle_sha256']}", headers=dev.auth)
+    assert fetched.status_code == 200, fetched.text
+    assert fetched.content == bundle
 
 
 async def test_an_oversize_upload_is_refused_before_it_is_read(
