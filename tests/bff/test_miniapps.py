@@ -129,7 +129,18 @@ async def test_developer_reviewer_shell_journey(
     assert rotated.json()["client_secret"] not in (None, first.json()["client_secret"])
 
     bundle = valid_bundle()
-    version = await uploaded(client, dev, app["mini_app_id"], bundle)
+    upload_key = new_id()
+    uploads = [
+        await client.post(
+            f"/v1/developer/mini-apps/{app['mini_app_id']}/versions",
+            content=bundle,
+            headers={**dev.writing(upload_key), "Content-Type": ZIP},
+        )
+        for _ in range(2)
+    ]
+    assert [u.status_code for u in uploads] == [201, 201], uploads[0].text
+    version = uploads[0].json()
+    assert uploads[1].json()["version_id"] == version["version_id"]  # a retry, one version
     assert version["state"] == "DRAFT"
     assert version["bundle_sha256"] == hashlib.sha256(bundle).hexdigest()
     assert version["bundle_integrity"] == sri(bundle)
