@@ -7,16 +7,14 @@ response only when its own run made it (see the contract's Idempotency section).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
-from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 from superapp.miniapps.v1 import miniapps_service_pb2 as pb
 from superapp.miniapps.v1 import miniapps_service_pb2_grpc
 
-from services.auth.caller import Caller, require_caller
+from services.auth.caller import require_caller
 from services.database.idempotency import IdempotentWrites
 from services.miniapps.access import is_staff
 from services.miniapps.bundles import BundleStore, check_bundle
@@ -34,7 +32,6 @@ from services.runtime.validation import RequestCheck
 __all__ = ["MiniAppsServicer"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
-_Response = TypeVar("_Response", bound=Message)
 
 NOTE_MAX = 2000
 REASONS_MAX = 20
@@ -63,23 +60,6 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
         self._writes = writes
         self._page_tokens = page_tokens
 
-    async def _once(
-        self,
-        method: str,
-        caller: Caller,
-        request: Any,
-        response_type: type[_Response],
-        mutate: Callable[[AsyncSession], Awaitable[_Response]],
-    ) -> _Response:
-        return await self._writes.run(
-            scope=f"{caller.user_id}/{method}",
-            request_id=request.request_id,
-            method=method,
-            request=request,
-            response_type=response_type,
-            mutate=mutate,
-        )
-
     # Registry
 
     async def RegisterMiniApp(
@@ -99,8 +79,8 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
             secrets.append(registration.client_secret)
             return pb.RegisterMiniAppResponse(mini_app=mini_app_message(registration.app))
 
-        response = await self._once(
-            "RegisterMiniApp", caller, request, pb.RegisterMiniAppResponse, register
+        response = await self._writes.run_for(
+            "RegisterMiniApp", caller.user_id, request, pb.RegisterMiniAppResponse, register
         )
         response.client_secret = secrets[0] if secrets else ""
         return response
@@ -148,8 +128,8 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
             secrets.append(rotated.client_secret)
             return pb.RotateClientSecretResponse(mini_app=mini_app_message(rotated.app))
 
-        response = await self._once(
-            "RotateClientSecret", caller, request, pb.RotateClientSecretResponse, rotate
+        response = await self._writes.run_for(
+            "RotateClientSecret", caller.user_id, request, pb.RotateClientSecretResponse, rotate
         )
         response.client_secret = secrets[0] if secrets else ""
         return response
@@ -174,7 +154,9 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
             )
             return pb.UploadVersionResponse(version=version_message(version))
 
-        return await self._once("UploadVersion", caller, request, pb.UploadVersionResponse, upload)
+        return await self._writes.run_for(
+            "UploadVersion", caller.user_id, request, pb.UploadVersionResponse, upload
+        )
 
     async def GetVersion(
         self, request: pb.GetVersionRequest, context: Context
@@ -231,7 +213,9 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
             version = await self._versions.submit(session, caller, request.version_id)
             return pb.SubmitVersionResponse(version=version_message(version))
 
-        return await self._once("SubmitVersion", caller, request, pb.SubmitVersionResponse, submit)
+        return await self._writes.run_for(
+            "SubmitVersion", caller.user_id, request, pb.SubmitVersionResponse, submit
+        )
 
     async def GetReviewReport(
         self, request: pb.GetReviewReportRequest, context: Context
@@ -292,8 +276,8 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
             )
             return pb.ApproveVersionResponse(version=version_message(version))
 
-        return await self._once(
-            "ApproveVersion", caller, request, pb.ApproveVersionResponse, approve
+        return await self._writes.run_for(
+            "ApproveVersion", caller.user_id, request, pb.ApproveVersionResponse, approve
         )
 
     async def RejectVersion(
@@ -319,7 +303,9 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
             version = await self._versions.reject(session, caller, request.version_id, reasons)
             return pb.RejectVersionResponse(version=version_message(version))
 
-        return await self._once("RejectVersion", caller, request, pb.RejectVersionResponse, reject)
+        return await self._writes.run_for(
+            "RejectVersion", caller.user_id, request, pb.RejectVersionResponse, reject
+        )
 
     async def PublishVersion(
         self, request: pb.PublishVersionRequest, context: Context
@@ -336,8 +322,8 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
                 version=version_message(version), mini_app=mini_app_message(app)
             )
 
-        return await self._once(
-            "PublishVersion", caller, request, pb.PublishVersionResponse, publish
+        return await self._writes.run_for(
+            "PublishVersion", caller.user_id, request, pb.PublishVersionResponse, publish
         )
 
     async def SuspendMiniApp(
@@ -357,8 +343,8 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
             app = await self._versions.suspend(session, caller, request.mini_app_id, request.reason)
             return pb.SuspendMiniAppResponse(mini_app=mini_app_message(app))
 
-        return await self._once(
-            "SuspendMiniApp", caller, request, pb.SuspendMiniAppResponse, suspend
+        return await self._writes.run_for(
+            "SuspendMiniApp", caller.user_id, request, pb.SuspendMiniAppResponse, suspend
         )
 
     # Discovery

@@ -12,8 +12,9 @@ from superapp.miniapps.v1 import miniapps_service_pb2 as pb
 from services.database import Database
 from services.miniapps.models import REVIEW_REPORTS, VERSIONS
 from services.runtime.ids import new_id
-from tests.miniapps.conftest import Metadata, Platform, failure, good_bundle_files, zip_bundle
+from tests.miniapps.conftest import Metadata, Platform, good_bundle_files, zip_bundle
 from tests.miniapps.test_lifecycle import _published, _settled, _submitted
+from tests.services.rich_errors import failure
 
 
 async def test_discovery_pages_newest_publication_first(platform: Platform) -> None:

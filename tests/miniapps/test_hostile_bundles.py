@@ -10,9 +10,10 @@ from superapp.miniapps.v1 import miniapps_service_pb2 as pb
 
 from services.runtime.ids import new_id
 from tests.miniapps.bundles import valid_bundle
-from tests.miniapps.conftest import Platform, failure
+from tests.miniapps.conftest import Platform
 from tests.miniapps.test_lifecycle import _submitted
 from tests.miniapps.test_review_corpus import CASES
+from tests.services.rich_errors import failure
 
 THROUGH_THE_SERVICE = [
     "zip-slip",

@@ -11,7 +11,8 @@ from superapp.miniapps.v1 import events_pb2
 from superapp.miniapps.v1 import miniapps_service_pb2 as pb
 
 from services.runtime.ids import new_id
-from tests.miniapps.conftest import Metadata, Platform, failure, good_bundle_files, zip_bundle
+from tests.miniapps.conftest import Metadata, Platform, good_bundle_files, zip_bundle
+from tests.services.rich_errors import failure
 
 
 async def _settled(platform: Platform, version_id: str, metadata: Metadata) -> pb.Version:

@@ -14,7 +14,8 @@ from services.database import Database
 from services.miniapps.client_credentials import secret_matches
 from services.miniapps.models import IDEMPOTENCY_KEYS, MINI_APPS
 from services.runtime.ids import new_id
-from tests.miniapps.conftest import Platform, app_fields, failure
+from tests.miniapps.conftest import Platform, app_fields
+from tests.services.rich_errors import failure
 
 
 async def _stored(platform: Platform, mini_app_id: str) -> tuple[str, list[bytes]]:

@@ -13,7 +13,8 @@ from services.database import Database
 from services.miniapps.bundles import BUNDLE_MAX_BYTES
 from services.miniapps.models import BUNDLES
 from services.runtime.ids import new_id
-from tests.miniapps.conftest import Platform, failure, zip_bundle
+from tests.miniapps.conftest import Platform, zip_bundle
+from tests.services.rich_errors import failure
 
 
 async def _bundle_rows(platform: Platform) -> int:
