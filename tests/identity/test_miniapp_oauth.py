@@ -42,8 +42,8 @@ from services.runtime.clock import SystemClock
 from services.runtime.errors import Unauthenticated
 from services.runtime.ids import new_id
 from tests.identity.conftest import ADMIN_EMAIL, running_identity
-from tests.miniapps.conftest import Metadata, Platform, failure, good_bundle_files, zip_bundle
-from tests.services.rich_errors import rich_error
+from tests.miniapps.conftest import Metadata, Platform, good_bundle_files, zip_bundle
+from tests.services.rich_errors import failure, rich_error
 
 ISSUER = "superapp-identity"
 SERVICE_CLIENT, SERVICE_SECRET = "bff", "a-service-client-secret-for-introspection"
