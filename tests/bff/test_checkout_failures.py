@@ -217,11 +217,12 @@ async def _order_when(
 async def _retry_until_served(
     http: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str]
 ) -> httpx.Response:
-    """Retry while a restarted upstream is still being reconnected to (503) or the
-    orders service is still settling the order (409)."""
+    """Retry, as a client does with the same Idempotency-Key, while a restarted upstream
+    is still being reconnected to (503), answers too late for the BFF's deadline on a
+    loaded machine (504), or the orders service is still settling the order (409)."""
     for _ in range(100):
         reply = await http.post("/v1/checkout", json=body, headers=headers)
-        if reply.status_code not in (503, 409):
+        if reply.status_code not in (503, 504, 409):
             return reply
         await asyncio.sleep(0.1)
     return reply
