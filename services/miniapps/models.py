@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase
 
@@ -28,6 +29,7 @@ __all__ = [
     "EVENT_TABLES",
     "IDEMPOTENCY_KEYS",
     "MINI_APPS",
+    "PAYMENT_REQUESTS",
     "REVIEW_REPORTS",
     "SERVICE_SECRETS",
     "VERSIONS",
@@ -165,4 +167,32 @@ WEBHOOK_DELIVERIES = Table(
     Index("ix_webhook_deliveries_state_next_attempt_time", "state", "next_attempt_time"),
     # A mini-app's deliveries, for querying.
     Index("ix_webhook_deliveries_mini_app_id_event_id", "mini_app_id", "event_id"),
+)
+
+PAYMENT_REQUESTS = Table(
+    "payment_requests",
+    Base.metadata,
+    Column("payment_request_id", String(36), primary_key=True),
+    Column("mini_app_id", ForeignKey("mini_apps.mini_app_id"), nullable=False),
+    # The user who must confirm, resolved from the mini-app token by identity; never
+    # shown to the mini-app, which knows the user only by `subject`.
+    Column("user_id", String(36), nullable=False),
+    Column("subject", String(128), nullable=False),
+    # Who is paid: the mini-app's developer-declared merchant account.
+    Column("merchant_id", String(36), nullable=False),
+    Column("currency_code", String(3), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),
+    Column("description", String(200), nullable=False),
+    # The mini-app's own idempotency key, and a digest of what it asked under it.
+    Column("idempotency_key", String(128), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    # AWAITING_CONFIRMATION, CONFIRMED, SUCCEEDED, FAILED or EXPIRED.
+    Column("state", String(24), nullable=False),
+    Column("order_id", String(36), nullable=True),
+    Column("failure_reason", String(64), nullable=False),
+    Column("expire_time", UtcDateTime(), nullable=False),
+    Column("confirm_time", UtcDateTime(), nullable=True),
+    Column("create_time", UtcDateTime(), nullable=False),
+    Column("update_time", UtcDateTime(), nullable=False),
+    UniqueConstraint("mini_app_id", "idempotency_key"),
 )
