@@ -66,7 +66,7 @@ class WebhookDeliverer:
         self._lease = lease
         self._max_attempts = max_attempts
         self._wait = wait_exponential_jitter(
-            initial=backoff_initial_seconds,
+            multiplier=backoff_initial_seconds,
             max=backoff_max_seconds,
             jitter=backoff_initial_seconds,
         )
