@@ -147,3 +147,21 @@ def test_a_webhook_url_must_be_https_or_local_http(url: str) -> None:
 def test_https_and_local_http_are_accepted() -> None:
     assert checked_webhook_url("https://bills.example.com/hook")
     assert checked_webhook_url("http://127.0.0.1:8080/hook")
+
+
+async def test_a_running_deliverer_sends_what_it_is_woken_for(
+    outbox: Outbox, receiver: Receiver
+) -> None:
+    deliverer = outbox.deliverer(receiver.clock)
+    deliverer.start()
+    try:
+        event_id = await outbox.enqueue()
+        deliverer.wake()
+        await asyncio.wait_for(receiver.received.wait(), 30)
+        # The POST is answered before the attempt is recorded: wait for the row too.
+        async with asyncio.timeout(30):
+            while (await outbox.state(event_id))[0] != DeliveryState.DELIVERED:  # noqa: ASYNC110 - the state is in the database, there is no event to await
+                await asyncio.sleep(0.05)
+    finally:
+        await deliverer.close()
+    assert await outbox.state(event_id) == (DeliveryState.DELIVERED, 1, "")

@@ -50,6 +50,8 @@ class Receiver:
     refused_signatures: int = 0
     effects: dict[str, dict[str, object]] = field(default_factory=dict)
     url: str = ""
+    received: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when an event first takes effect."""
 
     async def hook(self, request: Request) -> Response:
         body = await request.body()
@@ -70,6 +72,7 @@ class Receiver:
         assert event["event_id"] == request.headers[EVENT_ID_HEADER]
         # Idempotent on the event id, as the documentation asks of receivers.
         self.effects.setdefault(event["event_id"], event)
+        self.received.set()
         return Response(status_code=204)
 
 
