@@ -165,3 +165,19 @@ async def test_a_running_deliverer_sends_what_it_is_woken_for(
     finally:
         await deliverer.close()
     assert await outbox.state(event_id) == (DeliveryState.DELIVERED, 1, "")
+
+
+async def test_a_claim_of_a_deliverer_that_died_lapses_and_its_late_record_is_ignored(
+    outbox: Outbox, receiver: Receiver
+) -> None:
+    event_id = await outbox.enqueue()
+    dead, alive = outbox.deliverer(receiver.clock), outbox.deliverer(receiver.clock)
+    # The first deliverer claims the delivery, then stops before sending it.
+    assert await dead._claim() is not None  # the half of a round a crash leaves
+    assert not await alive.deliver_one()  # the claim holds for its lease
+    receiver.clock.time += timedelta(seconds=31)
+    assert await alive.deliver_one()
+    # Whatever the first one records afterwards changes nothing: the claim is no longer its.
+    await dead._record(event_id, 1, "HTTP 500")
+    assert await outbox.state(event_id) == (DeliveryState.DELIVERED, 1, "")
+    assert receiver.posts == 1
