@@ -31,3 +31,17 @@ class MiniAppsSettings(ServiceSettings):
     check_lease_seconds: Annotated[float, Field(ge=5, le=3600)] = 120.0
     """How long a checker holds a version it checks before another replica may take
     it over (longer than the slowest review of an 8 MiB bundle)."""
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=50)] = 12
+    """Deliveries of one webhook event before it is FAILED (with the defaults below,
+    about a day of retries)."""
+    webhook_backoff_initial_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """The first retry's delay; each later one doubles, plus jitter of as much again."""
+    webhook_backoff_max_seconds: Annotated[float, Field(gt=0, le=86400)] = 6 * 3600.0
+    """The longest delay between two deliveries of one event."""
+    webhook_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+    """How long one POST to a mini-app's backend may take."""
+    webhook_lease_seconds: Annotated[float, Field(ge=5, le=3600)] = 60.0
+    """How long a deliverer holds a delivery it sends (well above the POST timeout)
+    before another replica may take it over."""
+    webhook_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """How often the deliverer looks for due deliveries (retries become due by time)."""

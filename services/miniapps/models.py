@@ -10,10 +10,12 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase
 
@@ -27,9 +29,12 @@ __all__ = [
     "EVENT_TABLES",
     "IDEMPOTENCY_KEYS",
     "MINI_APPS",
+    "PAYMENT_REQUESTS",
     "REVIEW_REPORTS",
     "SERVICE_SECRETS",
     "VERSIONS",
+    "WEBHOOK_DELIVERIES",
+    "WEBHOOK_ENDPOINTS",
     "Base",
 ]
 
@@ -124,4 +129,70 @@ REVIEW_REPORTS = Table(
     # [{"file", "line", "rule", "message"}, ...] in the checks' order.
     Column("findings", JSON(), nullable=False),
     Column("create_time", UtcDateTime(), nullable=False),
+)
+
+WEBHOOK_ENDPOINTS = Table(
+    "webhook_endpoints",
+    Base.metadata,
+    # One endpoint per mini-app: its backend's URL for payment outcomes (migration 0003).
+    Column("mini_app_id", ForeignKey("mini_apps.mini_app_id"), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    # The signing secret itself, not a digest: every delivery is signed with it.
+    Column("secret", String(80), nullable=False),
+    Column("create_time", UtcDateTime(), nullable=False),
+    Column("update_time", UtcDateTime(), nullable=False),
+)
+
+WEBHOOK_DELIVERIES = Table(
+    "webhook_deliveries",
+    Base.metadata,
+    # The event id, in the body and the Superapp-Event-Id header: the receiver's key
+    # for de-duplicating retries.
+    Column("event_id", String(36), primary_key=True),
+    Column("mini_app_id", ForeignKey("mini_apps.mini_app_id"), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    # The exact JSON body, signed and sent byte for byte the same on every attempt.
+    Column("body", Text(), nullable=False),
+    # PENDING, DELIVERED or FAILED (attempts exhausted).
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("next_attempt_time", UtcDateTime(), nullable=False),
+    # Which deliverer holds a PENDING delivery, until when (like the checker's claims).
+    Column("holder", String(36), nullable=True),
+    Column("lease_expire_time", UtcDateTime(), nullable=True),
+    Column("last_error", Text(), nullable=False),
+    Column("create_time", UtcDateTime(), nullable=False),
+    Column("update_time", UtcDateTime(), nullable=False),
+    # The deliverer's claims: due PENDING deliveries, oldest due first.
+    Index("ix_webhook_deliveries_state_next_attempt_time", "state", "next_attempt_time"),
+    # A mini-app's deliveries, for querying.
+    Index("ix_webhook_deliveries_mini_app_id_event_id", "mini_app_id", "event_id"),
+)
+
+PAYMENT_REQUESTS = Table(
+    "payment_requests",
+    Base.metadata,
+    Column("payment_request_id", String(36), primary_key=True),
+    Column("mini_app_id", ForeignKey("mini_apps.mini_app_id"), nullable=False),
+    # The user who must confirm, resolved from the mini-app token by identity; never
+    # shown to the mini-app, which knows the user only by `subject`.
+    Column("user_id", String(36), nullable=False),
+    Column("subject", String(128), nullable=False),
+    # Who is paid: the mini-app's developer-declared merchant account.
+    Column("merchant_id", String(36), nullable=False),
+    Column("currency_code", String(3), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),
+    Column("description", String(200), nullable=False),
+    # The mini-app's own idempotency key, and a digest of what it asked under it.
+    Column("idempotency_key", String(128), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    # AWAITING_CONFIRMATION, CONFIRMED, SUCCEEDED, FAILED or EXPIRED.
+    Column("state", String(24), nullable=False),
+    Column("order_id", String(36), nullable=True),
+    Column("failure_reason", String(64), nullable=False),
+    Column("expire_time", UtcDateTime(), nullable=False),
+    Column("confirm_time", UtcDateTime(), nullable=True),
+    Column("create_time", UtcDateTime(), nullable=False),
+    Column("update_time", UtcDateTime(), nullable=False),
+    UniqueConstraint("mini_app_id", "idempotency_key"),
 )

@@ -6,6 +6,7 @@ import functools
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 from opentelemetry.sdk.trace import TracerProvider
 from superapp.miniapps.v1 import events_pb2, miniapps_service_pb2, miniapps_service_pb2_grpc
 
@@ -25,6 +26,7 @@ from services.miniapps.review import BundleLimits, review_bundle
 from services.miniapps.review_metrics import ReviewMetrics
 from services.miniapps.servicer import MiniAppsServicer
 from services.miniapps.versions import Versions
+from services.miniapps.webhook_delivery import WebhookDeliverer
 from services.runtime.clock import Clock
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
 
@@ -76,6 +78,20 @@ async def create_server(
         workers=settings.check_workers,
     )
     foundation.bus.subscribe(events_pb2.VersionStateChanged, checker.on_version_state_changed)
+    # Redirects are not followed: a delivery goes to the registered URL or fails.
+    webhook_client = httpx.AsyncClient(
+        timeout=settings.webhook_timeout_seconds, follow_redirects=False
+    )
+    deliverer = WebhookDeliverer(
+        database,
+        clock,
+        webhook_client,
+        lease=timedelta(seconds=settings.webhook_lease_seconds),
+        max_attempts=settings.webhook_max_attempts,
+        backoff_initial_seconds=settings.webhook_backoff_initial_seconds,
+        backoff_max_seconds=settings.webhook_backoff_max_seconds,
+        interval_seconds=settings.webhook_interval_seconds,
+    )
     writes = IdempotentWrites(database, IDEMPOTENCY_KEYS, clock)
     retention = writes.retention(settings.idempotency_retention)
     servicer = MiniAppsServicer(
@@ -98,11 +114,19 @@ async def create_server(
         ready_when=foundation.bus.wait_ready,
         guards=[AuthGuard(identity.verifier, [POLICIES], domain=_DOMAIN)],
         max_receive_bytes=RECEIVE_MAX_BYTES,
-        closers=[*foundation.closers, identity.close, retention.close, checker.close],
+        closers=[
+            *foundation.closers,
+            identity.close,
+            retention.close,
+            checker.close,
+            deliverer.close,
+            webhook_client.aclose,
+        ],
     )
     foundation.bus.start()
     retention.start()
     checker.start()
+    deliverer.start()
     return await start_grpc_service(
         spec, settings, env_prefix="MINIAPPS_", tracer_provider=tracer_provider
     )

@@ -33,6 +33,7 @@ from services.miniapps.server import create_server as create_miniapps
 from services.runtime.ids import new_id
 from services.runtime.serving import GrpcService
 from tests.identity.conftest import ADMIN_EMAIL, KEY_ENCRYPTION_KEY, Identity
+from tests.miniapps.webhook_receiver import outbox, receiver  # noqa: F401 - fixtures
 from tests.services.recorded_events import recorded_events
 
 Metadata = tuple[tuple[str, str], ...]

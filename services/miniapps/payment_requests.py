@@ -1,0 +1,327 @@
+"""Payment requests: a mini-app asks, the user confirms, the outcome is announced.
+
+A mini-app's backend, holding a token with `wallet.pay`, creates a request (amount,
+description, its merchant account, its own idempotency key) for the user the token
+stands for; identity resolves the token's pairwise subject to the user, and only this
+service keeps that user id. Nothing moves at creation. The user confirms with their
+own token: only the user the request was made for may (anyone else is told the request
+does not exist, so requests cannot be probed), and only once, before it expires; a
+replayed confirmation answers the request as it stands and changes nothing. The money
+path then records the outcome with `settle` (SUCCEEDED with its order, or FAILED with a
+reason), once. Each change writes its webhook event in the same transaction, with an
+event id derived from the request and the change, so a replayed change announces
+nothing twice.
+
+    AWAITING_CONFIRMATION → CONFIRMED → SUCCEEDED / FAILED
+    AWAITING_CONFIRMATION → EXPIRED   (confirmed too late)
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.database.engine import Database
+from services.database.insert_if_absent import insert_if_absent
+from services.miniapps.models import PAYMENT_REQUESTS
+from services.miniapps.webhooks import Webhooks
+from services.runtime.clock import Clock
+from services.runtime.errors import FailedPrecondition, NotFound
+from services.runtime.ids import new_id
+from services.runtime.validation import RequestCheck
+
+__all__ = [
+    "NewPaymentRequest",
+    "PaymentRequestRecord",
+    "PaymentRequestState",
+    "PaymentRequests",
+]
+
+_P = PAYMENT_REQUESTS.c
+_DESCRIPTION_MAX = 200
+# The event ids of one request's changes: the same change always has the same id.
+_EVENT_NAMESPACE = uuid.UUID("6f1d7c1e-4b7a-4d35-9a51-2f0f1f3b7a10")
+
+
+class PaymentRequestState(enum.StrEnum):
+    """A request's `state` column."""
+
+    AWAITING_CONFIRMATION = "AWAITING_CONFIRMATION"
+    CONFIRMED = "CONFIRMED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+
+
+@dataclass(frozen=True, slots=True)
+class NewPaymentRequest:
+    """What a mini-app asks, for the user its token stands for."""
+
+    mini_app_id: str
+    user_id: str
+    subject: str
+    merchant_id: str
+    currency_code: str
+    amount_minor: int
+    description: str
+    idempotency_key: str
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of what a retry under the same key must repeat."""
+        asked = "\n".join(
+            (
+                self.user_id,
+                self.merchant_id,
+                self.currency_code,
+                str(self.amount_minor),
+                self.description,
+            )
+        )
+        return hashlib.sha256(asked.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequestRecord:
+    """A payment request as stored."""
+
+    payment_request_id: str
+    mini_app_id: str
+    user_id: str
+    subject: str
+    merchant_id: str
+    currency_code: str
+    amount_minor: int
+    description: str
+    idempotency_key: str
+    state: PaymentRequestState
+    order_id: str | None
+    failure_reason: str
+    expire_time: datetime
+    confirm_time: datetime | None
+    create_time: datetime
+    update_time: datetime
+
+
+def _record(row: Any) -> PaymentRequestRecord:
+    return PaymentRequestRecord(
+        payment_request_id=row.payment_request_id,
+        mini_app_id=row.mini_app_id,
+        user_id=row.user_id,
+        subject=row.subject,
+        merchant_id=row.merchant_id,
+        currency_code=row.currency_code,
+        amount_minor=row.amount_minor,
+        description=row.description,
+        idempotency_key=row.idempotency_key,
+        state=PaymentRequestState(row.state),
+        order_id=row.order_id,
+        failure_reason=row.failure_reason,
+        expire_time=row.expire_time,
+        confirm_time=row.confirm_time,
+        create_time=row.create_time,
+        update_time=row.update_time,
+    )
+
+
+def _not_found(payment_request_id: str) -> NotFound:
+    return NotFound(
+        "PAYMENT_REQUEST_NOT_FOUND",
+        "no such payment request",
+        metadata={"payment_request_id": payment_request_id},
+    )
+
+
+def _event_id(payment_request_id: str, change: str) -> str:
+    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{payment_request_id}/{change}"))
+
+
+def _announced(record: PaymentRequestRecord) -> dict[str, Any]:
+    """A request as its webhook events show it: never the user's real id."""
+    return {
+        "payment_request_id": record.payment_request_id,
+        "subject": record.subject,
+        "state": record.state.value,
+        "currency_code": record.currency_code,
+        "amount_minor": record.amount_minor,
+        "description": record.description,
+        "idempotency_key": record.idempotency_key,
+        "order_id": record.order_id or "",
+        "failure_reason": record.failure_reason,
+    }
+
+
+class PaymentRequests:
+    """Creates, confirms, settles and reads payment requests; see the module's docstring."""
+
+    def __init__(
+        self, database: Database, clock: Clock, webhooks: Webhooks, *, ttl: timedelta
+    ) -> None:
+        """`ttl`: how long a request waits for the user's confirmation."""
+        self._database = database
+        self._clock = clock
+        self._webhooks = webhooks
+        self._ttl = ttl
+
+    async def create(self, asked: NewPaymentRequest) -> PaymentRequestRecord:
+        """The request made under (mini-app, idempotency key): new, or the one a retry
+        with the same parameters made before; other parameters are IDEMPOTENCY_KEY_REUSED."""
+        check = RequestCheck()
+        check.currency("amount.currency_code", asked.currency_code)
+        check.positive_amount("amount.amount_minor", asked.amount_minor)
+        check.required_text("description", asked.description, max_length=_DESCRIPTION_MAX)
+        check.request_id(asked.idempotency_key, "idempotency_key")
+        check.uuid("merchant_id", asked.merchant_id)
+        if asked.merchant_id == asked.user_id:
+            check.fail("merchant_id", "a user cannot pay their own merchant account")
+        check.done()
+        now = self._clock.now()
+        async with self._database.write() as session:
+            await session.execute(
+                insert_if_absent(self._database, PAYMENT_REQUESTS).values(
+                    payment_request_id=new_id(),
+                    mini_app_id=asked.mini_app_id,
+                    user_id=asked.user_id,
+                    subject=asked.subject,
+                    merchant_id=asked.merchant_id,
+                    currency_code=asked.currency_code,
+                    amount_minor=asked.amount_minor,
+                    description=asked.description,
+                    idempotency_key=asked.idempotency_key,
+                    fingerprint=asked.fingerprint,
+                    state=PaymentRequestState.AWAITING_CONFIRMATION.value,
+                    order_id=None,
+                    failure_reason="",
+                    expire_time=now + self._ttl,
+                    confirm_time=None,
+                    create_time=now,
+                    update_time=now,
+                )
+            )
+            row = (
+                await session.execute(
+                    select(PAYMENT_REQUESTS).where(
+                        _P.mini_app_id == asked.mini_app_id,
+                        _P.idempotency_key == asked.idempotency_key,
+                    )
+                )
+            ).one()
+        if row.fingerprint != asked.fingerprint:
+            raise FailedPrecondition(
+                "IDEMPOTENCY_KEY_REUSED",
+                "idempotency_key was already used for a payment request with other parameters",
+                metadata={
+                    "idempotency_key": asked.idempotency_key,
+                    "payment_request_id": row.payment_request_id,
+                },
+            )
+        return _record(row)
+
+    async def for_mini_app(self, mini_app_id: str, payment_request_id: str) -> PaymentRequestRecord:
+        """One of the mini-app's requests; another mini-app's is PAYMENT_REQUEST_NOT_FOUND."""
+        async with self._database.read() as session:
+            found = await self._get(session, payment_request_id)
+        if found is None or found.mini_app_id != mini_app_id:
+            raise _not_found(payment_request_id)
+        return found
+
+    async def for_user(self, user_id: str, payment_request_id: str) -> PaymentRequestRecord:
+        """One of the user's requests; another user's is PAYMENT_REQUEST_NOT_FOUND."""
+        async with self._database.read() as session:
+            found = await self._get(session, payment_request_id)
+        if found is None or found.user_id != user_id:
+            raise _not_found(payment_request_id)
+        return found
+
+    async def confirm(self, user_id: str, payment_request_id: str) -> PaymentRequestRecord:
+        """The user's confirmation: AWAITING_CONFIRMATION → CONFIRMED, once. Replays get
+        the request as it stands; a request that waited too long becomes EXPIRED and is
+        PAYMENT_REQUEST_EXPIRED; another user's is PAYMENT_REQUEST_NOT_FOUND."""
+        now = self._clock.now()
+        async with self._database.write() as session:
+            found = await self._get(session, payment_request_id, lock=True)
+            if found is None or found.user_id != user_id:
+                raise _not_found(payment_request_id)
+            if found.state is not PaymentRequestState.AWAITING_CONFIRMATION:
+                if found.state is not PaymentRequestState.EXPIRED:
+                    return found  # a replay: the first confirmation's effect stands
+            elif found.expire_time <= now:
+                found = await self._move(session, found, PaymentRequestState.EXPIRED, now)
+            else:
+                return await self._move(
+                    session, found, PaymentRequestState.CONFIRMED, now, confirm_time=now
+                )
+        raise FailedPrecondition(
+            "PAYMENT_REQUEST_EXPIRED",
+            "the payment request waited too long for confirmation; the mini-app must ask again",
+            metadata={"payment_request_id": payment_request_id},
+        )
+
+    async def settle(
+        self,
+        payment_request_id: str,
+        *,
+        order_id: str | None,
+        failure_reason: str = "",
+    ) -> PaymentRequestRecord:
+        """Record a CONFIRMED request's outcome once: SUCCEEDED with its order when
+        `failure_reason` is empty, else FAILED. A settled request is returned as it is;
+        one never confirmed cannot be settled (no money moves without confirmation)."""
+        now = self._clock.now()
+        async with self._database.write() as session:
+            found = await self._get(session, payment_request_id, lock=True)
+            if found is None:
+                raise _not_found(payment_request_id)
+            if found.state in (PaymentRequestState.SUCCEEDED, PaymentRequestState.FAILED):
+                return found
+            if found.state is not PaymentRequestState.CONFIRMED:
+                raise FailedPrecondition(
+                    "PAYMENT_REQUEST_NOT_CONFIRMED",
+                    "the user has not confirmed this payment request",
+                    metadata={"payment_request_id": payment_request_id},
+                )
+            state = PaymentRequestState.FAILED if failure_reason else PaymentRequestState.SUCCEEDED
+            return await self._move(
+                session, found, state, now, order_id=order_id, failure_reason=failure_reason
+            )
+
+    async def _get(
+        self, session: AsyncSession, payment_request_id: str, *, lock: bool = False
+    ) -> PaymentRequestRecord | None:
+        query = select(PAYMENT_REQUESTS).where(_P.payment_request_id == payment_request_id)
+        if lock:
+            query = query.with_for_update()
+        row = (await session.execute(query)).first()
+        return None if row is None else _record(row)
+
+    async def _move(
+        self,
+        session: AsyncSession,
+        found: PaymentRequestRecord,
+        state: PaymentRequestState,
+        now: datetime,
+        **changes: Any,
+    ) -> PaymentRequestRecord:
+        await session.execute(
+            PAYMENT_REQUESTS.update()
+            .where(_P.payment_request_id == found.payment_request_id)
+            .values(state=state.value, update_time=now, **changes)
+        )
+        moved = await self._get(session, found.payment_request_id)
+        assert moved is not None
+        change = state.value.lower()
+        await self._webhooks.enqueue(
+            session,
+            moved.mini_app_id,
+            f"payment_request.{change}",
+            _announced(moved),
+            event_id=_event_id(moved.payment_request_id, change),
+        )
+        return moved
