@@ -717,6 +717,13 @@ class SuspensionRequest(_Input):
     reason: _Reason
 
 
+class MiniAppLoadTime(_Input):
+    """How long the shell took to open a mini-app: from the user's tap to its entry page
+    being usable (bundle fetched and checked against its integrity value)."""
+
+    seconds: float = Field(gt=0, le=600, examples=[1.4])
+
+
 class MiniAppLaunch(BaseModel):
     """What the shell needs to open a mini-app: its published manifest, and where to
     load the bundle from with the integrity value to check it against."""

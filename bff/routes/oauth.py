@@ -26,6 +26,7 @@ from superapp.identity.v1 import identity_service_pb2 as pb
 
 from bff import schemas
 from bff.dependencies import UpstreamsDep
+from bff.mini_app_metrics import MiniAppMetrics
 from bff.openapi import errors
 from bff.rate_limits import limit_auth
 from services.runtime.status_details import StatusDetails
@@ -164,6 +165,15 @@ def _failure(error: grpc.aio.AioRpcError) -> OAuthFailure | None:
     return OAuthFailure(name, error.details() or name.replace("_", " "), status)
 
 
+def _count(request: Request, client: _Client | None, error: str | None) -> None:
+    # Only a client identity vouched for is a label: an unknown or unauthenticated
+    # client id is whatever a caller typed.
+    if client is None or error == "invalid_client":
+        return
+    metrics: MiniAppMetrics = request.app.state.mini_app_metrics
+    metrics.called(client.client_id, TOKEN_PATH, error)
+
+
 def _answer(failure: OAuthFailure, client: _Client | None) -> JSONResponse:
     headers = dict(_NO_STORE)
     if failure.status == 401 and (client is None or client.basic):
@@ -218,9 +228,12 @@ async def token(request: Request, upstreams: UpstreamsDep) -> JSONResponse:
             failure = _failure(error)
             if failure is None:
                 raise  # not OAuth's to answer: problem+json (503, 504, 500)
+            if failure.error != "invalid_request":
+                _count(request, client, failure.error)  # identity knew the client
             raise failure from error
     except OAuthFailure as failure:
         return _answer(failure, client)
+    _count(request, client, None)
     expires = reply.expire_time.ToDatetime(tzinfo=UTC)
     answer = schemas.TokenResponse(
         access_token=reply.access_token,

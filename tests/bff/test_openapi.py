@@ -7,6 +7,13 @@ import httpx
 from bff.openapi import OPENAPI_PATH
 from services.runtime.ids import new_id
 
+_NOT_REPLAYABLE = {
+    # A consent's code is kept only hashed: a retry is a new code, not a replay.
+    "/v1/me/mini-app-consents",
+    # A measurement: a retried report is one more sample.
+    "/v1/mini-apps/{mini_app_id}/load-times",
+}
+
 
 async def test_every_operation_documents_its_problems(client: httpx.AsyncClient) -> None:
     document = (await client.get(OPENAPI_PATH)).json()
@@ -29,12 +36,11 @@ async def test_every_operation_documents_its_problems(client: httpx.AsyncClient)
                         path,
                         status,
                     )
-            # A consent's code is kept only hashed: a retry is a new code, not a replay.
             if (
                 method in {"post", "patch"}
                 and path.startswith("/v1/")
                 and "/auth/" not in path
-                and path != "/v1/me/mini-app-consents"
+                and path not in _NOT_REPLAYABLE
             ):
                 assert "Idempotency-Key" in headers, (method, path)
                 assert "429" in responses, (method, path)
