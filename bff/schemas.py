@@ -738,6 +738,10 @@ class MiniAppLaunch(BaseModel):
     integrity: str = Field(description="Subresource Integrity value (`sha384-...`).")
 
 
+# RFC 6749 §3.3 scope-token: printable ASCII but space, '"' and '\\'; identity's limit.
+_ScopeToken = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]{1,64}$")]
+
+
 class ConsentRequest(_Input):
     """The user's answer to the consent prompt of a mini-app (OAuth 2.0 authorization
     code with PKCE, RFC 7636). Limits are identity's (AuthorizeMiniApp)."""
@@ -748,13 +752,13 @@ class ConsentRequest(_Input):
         max_length=2048,
         description="One of the redirect URIs the mini-app registered (exact match).",
     )
-    requested_scopes: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+    requested_scopes: list[_ScopeToken] = Field(
         min_length=1,
         max_length=20,
         json_schema_extra={"uniqueItems": True},
         description="The scopes the prompt showed: among those the published manifest requests.",
     )
-    granted_scopes: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+    granted_scopes: list[_ScopeToken] = Field(
         default_factory=list,
         max_length=20,
         json_schema_extra={"uniqueItems": True},

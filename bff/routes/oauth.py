@@ -40,23 +40,51 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 router = APIRouter(tags=["oauth"])
 
+_RFC7636 = r"^[A-Za-z0-9._~-]{43,128}$"
+# identity's limits (ExchangeAuthorizationCode), so a generated client sends nothing
+# identity refuses for its form alone.
 _FORM_SCHEMA: dict[str, Any] = {
     "type": "object",
+    "additionalProperties": False,
     "required": ["grant_type", "code", "redirect_uri", "code_verifier"],
     "properties": {
         "grant_type": {"type": "string", "enum": ["authorization_code"]},
-        "code": {"type": "string", "description": "The code the consent returned."},
-        "redirect_uri": {"type": "string", "description": "The one the code was issued for."},
-        "code_verifier": {"type": "string", "description": "The PKCE verifier (RFC 7636)."},
+        "code": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "description": "The code the consent returned.",
+        },
+        "redirect_uri": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 2048,
+            "description": "The redirect URI the code was issued for.",
+        },
+        "code_verifier": {
+            "type": "string",
+            "pattern": _RFC7636,
+            "description": "The PKCE verifier (RFC 7636).",
+        },
         "client_id": {
             "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
             "description": "client_secret_post (else HTTP Basic authentication).",
         },
-        "client_secret": {"type": "string", "description": "client_secret_post."},
-        "scope": {"type": "string", "description": "Optional: a subset of the code's scopes."},
+        "client_secret": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 256,
+            "description": "client_secret_post.",
+        },
+        "scope": {
+            "type": "string",
+            "pattern": r"^[\x21\x23-\x5b\x5d-\x7e]{1,64}( [\x21\x23-\x5b\x5d-\x7e]{1,64})*$",
+            "description": "Optional: a subset of the code's scopes, separated by spaces.",
+        },
     },
 }
-_OAUTH_ERROR_REF = {"$ref": "#/components/schemas/OAuthError"}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     **{
         status: spec
