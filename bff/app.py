@@ -18,6 +18,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from bff.body_limit import BodySizeLimit
 from bff.config import BffSettings
 from bff.http_metrics import HttpMetrics, MeasureRequests
+from bff.mini_app_metrics import MiniAppMetrics
 from bff.miniapp_manifests import Manifests
 from bff.openapi import OPENAPI_PATH, install_openapi
 from bff.problems import install_problem_handlers
@@ -94,6 +95,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.mini_app_metrics = MiniAppMetrics(
+        metrics, client_labels=settings.mini_app_metric_labels
+    )
     app.state.manifests = Manifests()
     install_problem_handlers(app)
     for router in ROUTERS:

@@ -70,6 +70,9 @@ class BffSettings(ServiceSettings):
     rate_limit_storage: str = "async+memory://"
     """Where rate-limit counters live (limits storage URI): per process by default,
     `async+redis://host:6379` to share them between processes."""
+    mini_app_metric_labels: Annotated[int, Field(ge=0, le=10000)] = 500
+    """How many distinct mini-app client ids one process labels its per-mini-app metrics
+    with; the rest are counted as `other` (every id is a time series per family)."""
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
     """Larger request bodies are refused with 413 before they are read. The largest valid
     body (a product at every limit, 42k characters) takes up to 167 KiB in UTF-8. A

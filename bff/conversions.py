@@ -16,6 +16,8 @@ from bff import schemas
 
 __all__ = [
     "category",
+    "consent",
+    "grant",
     "mini_app",
     "mini_app_category",
     "money",
@@ -248,11 +250,35 @@ def version(value: miniapps_pb.Version) -> schemas.Version:
         bundle_integrity=value.bundle_integrity,
         bundle_size_bytes=value.bundle_size_bytes,
         manifest_version=value.manifest_version or None,
+        permissions=list(value.permissions),
         rejection_reasons=list(value.rejection_reasons),
         approval_note=value.approval_note or None,
         reviewer_id=value.reviewer_id or None,
         create_time=_time(value.create_time),
         submit_time=_time(value.submit_time, value.HasField("submit_time")),
+        update_time=_time(value.update_time),
+    )
+
+
+def consent(value: identity_pb.AuthorizeMiniAppResponse) -> schemas.Consent:
+    """A consent's one-time code, where it goes, and the grant as it now is."""
+    return schemas.Consent(
+        code=value.code,
+        state=value.state,
+        redirect_uri=value.redirect_uri,
+        expire_time=_time(value.expire_time),
+        grant=grant(value.grant),
+    )
+
+
+def grant(value: identity_pb.Grant) -> schemas.Grant:
+    """A user's grant to a mini-app."""
+    return schemas.Grant(
+        grant_id=value.grant_id,
+        client_id=value.client_id,
+        mini_app_id=value.mini_app_id,
+        scopes=list(value.scopes),
+        create_time=_time(value.create_time),
         update_time=_time(value.update_time),
     )
 

@@ -648,6 +648,11 @@ class Version(BaseModel):
     bundle_integrity: str = Field(description="Subresource Integrity value (`sha384-...`).")
     bundle_size_bytes: int
     manifest_version: str | None
+    permissions: list[str] = Field(
+        description="The permissions its manifest requests, in the manifest's order (empty "
+        "until the checks have read a valid manifest); once published, the OAuth scopes a "
+        "user may grant it."
+    )
     rejection_reasons: list[str]
     approval_note: str | None
     reviewer_id: str | None
@@ -712,6 +717,13 @@ class SuspensionRequest(_Input):
     reason: _Reason
 
 
+class MiniAppLoadTime(_Input):
+    """How long the shell took to open a mini-app: from the user's tap to its entry page
+    being usable (bundle fetched and checked against its integrity value)."""
+
+    seconds: float = Field(gt=0, le=600, examples=[1.4])
+
+
 class MiniAppLaunch(BaseModel):
     """What the shell needs to open a mini-app: its published manifest, and where to
     load the bundle from with the integrity value to check it against."""
@@ -724,6 +736,91 @@ class MiniAppLaunch(BaseModel):
     bundle_url: str = Field(description="The bundle's content-addressed URL on this API.")
     bundle_sha256: str
     integrity: str = Field(description="Subresource Integrity value (`sha384-...`).")
+
+
+# RFC 6749 §3.3 scope-token: printable ASCII but space, '"' and '\\'; identity's limit.
+_ScopeToken = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]{1,64}$")]
+
+
+class ConsentRequest(_Input):
+    """The user's answer to the consent prompt of a mini-app (OAuth 2.0 authorization
+    code with PKCE, RFC 7636). Limits are identity's (AuthorizeMiniApp)."""
+
+    client_id: str = Field(min_length=1, max_length=64, description="The mini-app's client id.")
+    redirect_uri: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="One of the redirect URIs the mini-app registered (exact match).",
+    )
+    requested_scopes: list[_ScopeToken] = Field(
+        min_length=1,
+        max_length=20,
+        json_schema_extra={"uniqueItems": True},
+        description="The scopes the prompt showed: among those the published manifest requests.",
+    )
+    granted_scopes: list[_ScopeToken] = Field(
+        default_factory=list,
+        max_length=20,
+        json_schema_extra={"uniqueItems": True},
+        description="The scopes the user granted: a subset of `requested_scopes`.",
+    )
+    code_challenge: str = Field(
+        pattern=r"^[A-Za-z0-9._~-]{43,128}$",
+        description="BASE64URL(SHA256(code_verifier)) without padding.",
+    )
+    code_challenge_method: Literal["S256"] = Field(description="Only S256.")
+    state: str = Field(default="", max_length=512, description="Returned unchanged.")
+
+
+class Grant(BaseModel):
+    """A user's consent for one mini-app."""
+
+    grant_id: str
+    client_id: str
+    mini_app_id: str
+    scopes: list[str]
+    create_time: datetime | None
+    update_time: datetime | None
+
+
+class Consent(BaseModel):
+    """What the shell hands to the mini-app's redirect URI: a one-time code (60 s)."""
+
+    code: str
+    state: str
+    redirect_uri: str
+    expire_time: datetime | None
+    grant: Grant
+
+
+class GrantPage(BaseModel):
+    """A page of grants, newest first; `next_page_token` is null on the last page."""
+
+    grants: list[Grant]
+    next_page_token: str | None
+
+
+class TokenResponse(BaseModel):
+    """RFC 6749 section 5.1: a mini-app access token for the mini-app's backend."""
+
+    access_token: str = Field(description="A JWT (`typ` miniapp+jwt) verifiable with the JWKS.")
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="Seconds until the token expires.")
+    scope: str = Field(description="The granted scopes, separated by spaces.")
+
+
+class OAuthError(BaseModel):
+    """RFC 6749 section 5.2: the token endpoint's error (OAuth's, not problem+json)."""
+
+    error: Literal[
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+    ]
+    error_description: str | None = None
 
 
 class ReviewRule(BaseModel):

@@ -16,7 +16,8 @@ from superapp.miniapps.v1 import miniapps_service_pb2 as pb
 
 from bff import conversions, schemas
 from bff.authentication import SignedIn
-from bff.dependencies import PageSize, PageToken, UpstreamsDep, next_token
+from bff.dependencies import WRITE_LIMITS, PageSize, PageToken, UpstreamsDep, next_token
+from bff.mini_app_metrics import MiniAppMetrics
 from bff.miniapp_manifests import Manifests
 from bff.openapi import errors
 from bff.routes.developer import BUNDLE_MEDIA_TYPE
@@ -142,6 +143,46 @@ async def launch_mini_app(
         bundle_sha256=version.bundle_sha256,
         integrity=version.bundle_integrity,
     )
+
+
+@router.post(
+    "/v1/mini-apps/{mini_app_id}/load-times",
+    status_code=204,
+    response_class=Response,
+    responses=errors(401, 404, 413, 429),
+    dependencies=WRITE_LIMITS,
+    summary="Report how long a mini-app took to open",
+)
+async def report_load_time(
+    mini_app_id: Annotated[Uuid, Path(description="The mini-app.")],
+    body: schemas.MiniAppLoadTime,
+    principal: SignedIn,
+    upstreams: UpstreamsDep,
+    request: Request,
+) -> Response:
+    """The shell reports each launch's load time; it feeds
+    `superapp_mini_app_load_time_seconds` by client id (whose p95 a dashboard shows and
+    an alert watches). Only a published, active mini-app is measured: 404 for an unknown
+    or suspended one, 400 `MINI_APP_NOT_PUBLISHED` before publication. A measurement,
+    not a change: no Idempotency-Key (a retried report is one more sample)."""
+    app = (
+        await upstreams.miniapps.GetMiniApp(
+            pb.GetMiniAppRequest(mini_app_id=mini_app_id), metadata=principal.metadata
+        )
+    ).mini_app
+    if app.status == pb.MINI_APP_STATUS_SUSPENDED:
+        raise FailedPrecondition(
+            "MINI_APP_SUSPENDED", "the mini-app is suspended", metadata={"mini_app_id": mini_app_id}
+        )
+    if not app.published_version_id:
+        raise FailedPrecondition(
+            "MINI_APP_NOT_PUBLISHED",
+            "the mini-app has no published version yet",
+            metadata={"mini_app_id": mini_app_id},
+        )
+    metrics: MiniAppMetrics = request.app.state.mini_app_metrics
+    metrics.loaded(app.client_id, body.seconds)
+    return Response(status_code=204)
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

@@ -34,11 +34,12 @@ from scripts.benchmark.scenario import Call, ClosedLoop, Scenario, Target
 from scripts.benchmark.stubborn import hung_upstream
 from services.runtime.ids import new_id
 
-__all__ = ["bff_scenarios"]
+__all__ = ["BFF_GET_PRODUCT", "bff_scenarios"]
 
 ASGI_HELLO = "bff.ceiling ASGI hello"
 DIRECT_GET_WALLET = "bff.direct wallet.GetWallet"
 DIRECT_GET_PRODUCT = "bff.direct catalogue.GetProduct"
+BFF_GET_PRODUCT = "bff.GET /v1/products/{id}"
 _PART_TIMEOUT_SECONDS = 0.3
 
 
@@ -160,7 +161,7 @@ def bff_scenarios() -> list[Scenario]:
         Scenario(DIRECT_GET_WALLET, _direct_get_wallet, ceiling=GRPC_ECHO),
         Scenario("bff.GET /v1/me/wallet", _bff_get_wallet, ceiling=DIRECT_GET_WALLET),
         Scenario(DIRECT_GET_PRODUCT, _direct_get_product, ceiling=GRPC_ECHO),
-        Scenario("bff.GET /v1/products/{id}", _bff_get_product, ceiling=DIRECT_GET_PRODUCT),
+        Scenario(BFF_GET_PRODUCT, _bff_get_product, ceiling=DIRECT_GET_PRODUCT),
         Scenario(
             f"bff.GET /v1/home (wallet hung, part deadline {_PART_TIMEOUT_SECONDS:g} s)",
             _home_with_a_hung_part,

@@ -197,7 +197,7 @@ class Environment:
         (environment variables) start another instance with them, once per run."""
         upstreams = {
             f"BFF_{name.upper()}_ADDR": await self.service(name)
-            for name in ("identity", "wallet", "catalogue", "orders")
+            for name in ("identity", "wallet", "catalogue", "orders", "miniapps")
         }
         key = _instance("bff", settings)
 

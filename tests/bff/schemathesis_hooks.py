@@ -65,6 +65,11 @@ _ACROSS_PARAMETERS = {
 }
 
 
+# The token endpoint's OAuth errors (not problem+json) that depend on what the server
+# holds: a code it minted, a client's standing, its grant's scopes.
+_OAUTH_STATE = {"invalid_grant", "invalid_scope", "unauthorized_client"}
+
+
 def _not_in_any_schema(response: Response) -> bool:
     if response.status_code not in (400, 422):
         return False
@@ -72,6 +77,8 @@ def _not_in_any_schema(response: Response) -> bool:
         problem: dict[str, Any] = response.json()
     except ValueError:
         return False
+    if "error" in problem and "reason" not in problem:
+        return problem["error"] in _OAUTH_STATE
     violations = problem.get("violations") or []
     if not violations:
         return problem.get("reason") in NOT_IN_ANY_SCHEMA

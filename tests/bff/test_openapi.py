@@ -7,6 +7,13 @@ import httpx
 from bff.openapi import OPENAPI_PATH
 from services.runtime.ids import new_id
 
+_NOT_REPLAYABLE = {
+    # A consent's code is kept only hashed: a retry is a new code, not a replay.
+    "/v1/me/mini-app-consents",
+    # A measurement: a retried report is one more sample.
+    "/v1/mini-apps/{mini_app_id}/load-times",
+}
+
 
 async def test_every_operation_documents_its_problems(client: httpx.AsyncClient) -> None:
     document = (await client.get(OPENAPI_PATH)).json()
@@ -17,13 +24,24 @@ async def test_every_operation_documents_its_problems(client: httpx.AsyncClient)
             # A reused Idempotency-Key is 422; invalid input is 400, never FastAPI's 422.
             assert ("422" in responses) == ("Idempotency-Key" in headers), (method, path)
             for status, response in responses.items():
-                if int(status) >= 400 and path != "/readyz":
+                if path == "/oauth2/token" and status in ("400", "401"):
+                    # The token endpoint speaks OAuth (RFC 6749 §5.2), not problem+json.
+                    assert list(response["content"]) == ["application/json"], status
+                    assert response["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/OAuthError"
+                    }
+                elif int(status) >= 400 and path != "/readyz":
                     assert list(response["content"]) == ["application/problem+json"], (
                         method,
                         path,
                         status,
                     )
-            if method in {"post", "patch"} and path.startswith("/v1/") and "/auth/" not in path:
+            if (
+                method in {"post", "patch"}
+                and path.startswith("/v1/")
+                and "/auth/" not in path
+                and path not in _NOT_REPLAYABLE
+            ):
                 assert "Idempotency-Key" in headers, (method, path)
                 assert "429" in responses, (method, path)
 
@@ -79,3 +97,9 @@ async def test_bundles_are_documented_as_zip(client: httpx.AsyncClient) -> None:
     assert list(bundle["200"]["content"]) == ["application/zip"]
     assert {"ETag", "Cache-Control"} <= set(bundle["200"]["headers"])
     assert "304" in bundle
+
+
+async def test_the_token_endpoint_takes_a_form(client: httpx.AsyncClient) -> None:
+    token = (await client.get(OPENAPI_PATH)).json()["paths"]["/oauth2/token"]["post"]
+    assert list(token["requestBody"]["content"]) == ["application/x-www-form-urlencoded"]
+    assert "WWW-Authenticate" in token["responses"]["401"]["headers"]
