@@ -1,4 +1,5 @@
-"""IdentityService over gRPC: validates and translates requests, declares who may call what."""
+"""IdentityService over gRPC: translates requests, declares who may call what and what a
+request's rules cannot say (the contract's rules are checked before any handler runs)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ from services.identity.service_clients import ServiceClients
 from services.identity.sessions import Sessions, SessionTokens, roles_of
 from services.identity.signing_keys import SigningKeys
 from services.runtime.client_address import ClientAddresses
+from services.runtime.contract_rules import ContractRules, RequestChecks, id_violation
 from services.runtime.errors import PermissionDenied
 from services.runtime.proto_time import to_timestamp
 from services.runtime.validation import RequestCheck
 
-__all__ = ["POLICIES", "IdentityServicer"]
+__all__ = ["POLICIES", "REQUEST_CHECKS", "IdentityServicer"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -42,10 +44,44 @@ POLICIES = ServicePolicies(
         "SetUserRoles": authenticated(Role.ADMIN),
     },
 )
-EMAIL_MAX = 254
-DISPLAY_NAME_MAX = 100
 _MUTABLE_PATHS = {"display_name"}
 _OUTPUT_ONLY_PATHS = {"user_id", "email", "roles", "create_time", "update_time"}
+
+
+def _check_registration(
+    request: pb.RegisterUserRequest, check: RequestCheck, rules: ContractRules
+) -> None:
+    """An address's syntax is email-validator's (internationalised addresses included),
+    a password's length is counted after NFKC: neither is a rule of the contract."""
+    if not check.failed("email") and normalize_email(request.email) is None:
+        check.fail("email", "is not a valid email address", "MALFORMED_EMAIL")
+    if violation := password_violation(request.password):
+        check.violations.append(violation)
+
+
+def _check_update(request: pb.UpdateUserRequest, check: RequestCheck, rules: ContractRules) -> None:
+    """The mask decides which of the user's fields count, so their rules are applied
+    here (the contract tells protovalidate to skip `user`, whose id is output only
+    anywhere else)."""
+    if not request.HasField("user"):
+        check.fail("user", "is required", "REQUIRED")
+    if violation := id_violation("user.user_id", request.user.user_id):
+        check.violations.append(violation)
+    paths = list(request.update_mask.paths)
+    if not paths:
+        check.fail("update_mask", "must name at least one field", "REQUIRED")
+    for path in paths:
+        if path in _OUTPUT_ONLY_PATHS:
+            check.fail("update_mask", f"{path} is output only", "OUTPUT_ONLY_FIELD")
+        elif path not in _MUTABLE_PATHS:
+            check.fail("update_mask", f"{path!r} is not an updatable field", "UNKNOWN_FIELD")
+    check.extend(rules.violations_of(request.user, at="user", fields=paths))
+
+
+REQUEST_CHECKS = RequestChecks(
+    pb.DESCRIPTOR.services_by_name["IdentityService"],
+    {"RegisterUser": _check_registration, "UpdateUser": _check_update},
+)
 
 
 def _user(user: UserFields) -> pb.User:
@@ -67,12 +103,6 @@ def _tokens(tokens: SessionTokens) -> pb.TokenPair:
         refresh_token_expire_time=to_timestamp(tokens.refresh_token_expire_time),
         token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
     )
-
-
-def _check_display_name(check: RequestCheck, field: str, value: str) -> None:
-    check.required_text(field, value, max_length=DISPLAY_NAME_MAX)
-    if value and not value.isprintable():
-        check.fail(field, "must not contain control characters", "INVALID_CHARACTERS")
 
 
 class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
@@ -98,14 +128,8 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def RegisterUser(
         self, request: pb.RegisterUserRequest, context: Context
     ) -> pb.RegisterUserResponse:
-        check = RequestCheck()
-        email = _checked_email(check, request.email)
-        if violation := password_violation(request.password):
-            check.violations.append(violation)
-        _check_display_name(check, "display_name", request.display_name)
-        check.request_id(request.request_id)
-        check.done()
-        assert email is not None
+        email = normalize_email(request.email)
+        assert email is not None  # the request's checks ran: see _check_registration
         password_hash = await self._accounts.hash_password(request.password)
 
         async def register(session: Any) -> pb.RegisterUserResponse:
@@ -126,10 +150,6 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         )
 
     async def Login(self, request: pb.LoginRequest, context: Context) -> pb.LoginResponse:
-        check = RequestCheck()
-        check.required_text("email", request.email, max_length=EMAIL_MAX)
-        check.required_text("password", request.password, max_length=1024)
-        check.done()
         # A malformed address still goes through the same work as a wrong password.
         email = normalize_email(request.email) or request.email.strip().lower()
         client = self._clients.of(context.peer(), context.invocation_metadata())
@@ -139,23 +159,14 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def RefreshToken(
         self, request: pb.RefreshTokenRequest, context: Context
     ) -> pb.RefreshTokenResponse:
-        check = RequestCheck()
-        check.required_text("refresh_token", request.refresh_token, max_length=256)
-        check.done()
         tokens = await self._sessions.refresh(request.refresh_token)
         return pb.RefreshTokenResponse(tokens=_tokens(tokens))
 
     async def Logout(self, request: pb.LogoutRequest, context: Context) -> pb.LogoutResponse:
-        check = RequestCheck()
-        check.required_text("refresh_token", request.refresh_token, max_length=256)
-        check.done()
         await self._sessions.end(request.refresh_token)
         return pb.LogoutResponse()
 
     async def GetUser(self, request: pb.GetUserRequest, context: Context) -> pb.GetUserResponse:
-        check = RequestCheck()
-        check.uuid("user_id", request.user_id)
-        check.done()
         # Checked before the look-up, so a stranger learns nothing about existence.
         require_caller().check_may_act_for(request.user_id)
         return pb.GetUserResponse(user=_user(await self._accounts.get(request.user_id)))
@@ -163,22 +174,6 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def UpdateUser(
         self, request: pb.UpdateUserRequest, context: Context
     ) -> pb.UpdateUserResponse:
-        check = RequestCheck()
-        if not request.HasField("user"):
-            check.fail("user", "is required", "REQUIRED")
-        check.uuid("user.user_id", request.user.user_id)
-        paths = list(request.update_mask.paths)
-        if not paths:
-            check.fail("update_mask", "must name at least one field", "REQUIRED")
-        for path in paths:
-            if path in _OUTPUT_ONLY_PATHS:
-                check.fail("update_mask", f"{path} is output only", "OUTPUT_ONLY_FIELD")
-            elif path not in _MUTABLE_PATHS:
-                check.fail("update_mask", f"{path!r} is not an updatable field", "UNKNOWN_FIELD")
-        if "display_name" in paths:
-            _check_display_name(check, "user.display_name", request.user.display_name)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
         caller.check_may_act_for(request.user.user_id)
 
@@ -200,14 +195,6 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def SetUserRoles(
         self, request: pb.SetUserRolesRequest, context: Context
     ) -> pb.SetUserRolesResponse:
-        check = RequestCheck()
-        check.uuid("user_id", request.user_id)
-        if not request.roles:
-            check.fail("roles", "must name at least one role", "REQUIRED")
-        for index, role in enumerate(request.roles):
-            check.enum(f"roles[{index}]", role, pb.Role, required=True)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
         if not caller.has_role(Role.ADMIN):  # the policy says so too; the handler never trusts
             raise PermissionDenied("PERMISSION_DENIED", "only an admin may set roles")
@@ -232,26 +219,9 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def IssueServiceToken(
         self, request: pb.IssueServiceTokenRequest, context: Context
     ) -> pb.IssueServiceTokenResponse:
-        check = RequestCheck()
-        check.required_text("client_id", request.client_id, max_length=64)
-        check.required_text("client_secret", request.client_secret, max_length=256)
-        check.done()
         issued = self._service_clients.issue(request.client_id, request.client_secret)
         return pb.IssueServiceTokenResponse(
             access_token=issued.token,
             expire_time=to_timestamp(issued.expire_time),
             token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
         )
-
-
-def _checked_email(check: RequestCheck, raw: str) -> str | None:
-    if not raw:
-        check.fail("email", "is required", "REQUIRED")
-        return None
-    if len(raw) > EMAIL_MAX:
-        check.fail("email", f"must be at most {EMAIL_MAX} characters", "TOO_LONG")
-        return None
-    email = normalize_email(raw)
-    if email is None:
-        check.fail("email", "is not a valid email address", "MALFORMED_EMAIL")
-    return email

@@ -22,17 +22,50 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+superapp/identity/v1/identity_service.proto\x12\x14superapp.identity.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x01\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12)\n\x05roles\x18\x04 \x03(\x0e\x32\x1a.superapp.identity.v1.Role\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc9\x01\n\tTokenPair\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12=\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntoken_type\x18\x05 \x01(\t\"`\n\x13RegisterUserRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"@\n\x14RegisterUserResponse\x12(\n\x04user\x18\x01 \x01(\x0b\x32\x1a.superapp.identity.v1.User\"/\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"j\n\rLoginResponse\x12/\n\x06tokens\x18\x01 \x01(\x0b\x32\x1f.superapp.identity.v1.TokenPair\x12(\n\x04user\x18\x02 \x01(\x0b\x32\x1a.superapp.identity.v1.User\",\n\x13RefreshTokenRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"G\n\x14RefreshTokenResponse\x12/\n\x06tokens\x18\x01 \x01(\x0b\x32\x1f.superapp.identity.v1.TokenPair\"&\n\rLogoutRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x10\n\x0eLogoutResponse\"!\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\";\n\x0fGetUserResponse\x12(\n\x04user\x18\x01 \x01(\x0b\x32\x1a.superapp.identity.v1.User\"\x82\x01\n\x11UpdateUserRequest\x12(\n\x04user\x18\x01 \x01(\x0b\x32\x1a.superapp.identity.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x03 \x01(\t\">\n\x12UpdateUserResponse\x12(\n\x04user\x18\x01 \x01(\x0b\x32\x1a.superapp.identity.v1.User\"e\n\x13SetUserRolesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12)\n\x05roles\x18\x02 \x03(\x0e\x32\x1a.superapp.identity.v1.Role\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"@\n\x14SetUserRolesResponse\x12(\n\x04user\x18\x01 \x01(\x0b\x32\x1a.superapp.identity.v1.User\"\x10\n\x0eGetJwksRequest\":\n\x0fGetJwksResponse\x12\'\n\x04keys\x18\x01 \x03(\x0b\x32\x19.superapp.identity.v1.Jwk\"Q\n\x03Jwk\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03\x63rv\x18\x02 \x01(\t\x12\t\n\x01x\x18\x03 \x01(\t\x12\x0b\n\x03kid\x18\x04 \x01(\t\x12\x0b\n\x03\x61lg\x18\x05 \x01(\t\x12\x0b\n\x03use\x18\x06 \x01(\t\"D\n\x18IssueServiceTokenRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x15\n\rclient_secret\x18\x02 \x01(\t\"v\n\x19IssueServiceTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntoken_type\x18\x03 \x01(\t*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x11\n\rROLE_MERCHANT\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\x0f\n\x0bROLE_SYSTEM\x10\x04\x32\x92\x07\n\x0fIdentityService\x12\x65\n\x0cRegisterUser\x12).superapp.identity.v1.RegisterUserRequest\x1a*.superapp.identity.v1.RegisterUserResponse\x12P\n\x05Login\x12\".superapp.identity.v1.LoginRequest\x1a#.superapp.identity.v1.LoginResponse\x12\x65\n\x0cRefreshToken\x12).superapp.identity.v1.RefreshTokenRequest\x1a*.superapp.identity.v1.RefreshTokenResponse\x12X\n\x06Logout\x12#.superapp.identity.v1.LogoutRequest\x1a$.superapp.identity.v1.LogoutResponse\"\x03\x90\x02\x02\x12[\n\x07GetUser\x12$.superapp.identity.v1.GetUserRequest\x1a%.superapp.identity.v1.GetUserResponse\"\x03\x90\x02\x01\x12\x64\n\nUpdateUser\x12\'.superapp.identity.v1.UpdateUserRequest\x1a(.superapp.identity.v1.UpdateUserResponse\"\x03\x90\x02\x02\x12j\n\x0cSetUserRoles\x12).superapp.identity.v1.SetUserRolesRequest\x1a*.superapp.identity.v1.SetUserRolesResponse\"\x03\x90\x02\x02\x12[\n\x07GetJwks\x12$.superapp.identity.v1.GetJwksRequest\x1a%.superapp.identity.v1.GetJwksResponse\"\x03\x90\x02\x01\x12y\n\x11IssueServiceToken\x12..superapp.identity.v1.IssueServiceTokenRequest\x1a/.superapp.identity.v1.IssueServiceTokenResponse\"\x03\x90\x02\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+superapp/identity/v1/identity_service.proto\x12\x14superapp.identity.v1\x1a\x1b\x62uf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x02\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12X\n\x0c\x64isplay_name\x18\x03 \x01(\tBB\xbaH?r:\x18\x64\x32\x36^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\xc8\x01\x01\x12)\n\x05roles\x18\x04 \x03(\x0e\x32\x1a.superapp.identity.v1.Role\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc9\x01\n\tTokenPair\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12=\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntoken_type\x18\x05 \x01(\t\"\xf6\x01\n\x13RegisterUserRequest\x12\x1a\n\x05\x65mail\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\xfe\x01\xc8\x01\x01\x12\x10\n\x08password\x18\x02 \x01(\t\x12X\n\x0c\x64isplay_name\x18\x03 \x01(\tBB\xbaH?r:\x18\x64\x32\x36^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\xc8\x01\x01\x12W\n\nrequest_id\x18\x04 \x01(\tBC\xbaH@r;\x18\x80\x01\x32\x36^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\xc8\x01\x01\"@\n\x14RegisterUserResponse\x12(\n\x04user\x18\x01 \x01(\x0b\x32\x1a.superapp.identity.v1.User\"I\n\x0cLoginRequest\x12\x1a\n\x05\x65mail\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\xfe\x01\xc8\x01\x01\x12\x1d\n\x08password\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x08\xc8\x01\x01\"j\n\rLoginResponse\x12/\n\x06tokens\x18\x01 \x01(\x0b\x32\x1f.superapp.identity.v1.TokenPair\x12(\n\x04user\x18\x02 \x01(\x0b\x32\x1a.superapp.identity.v1.User\"9\n\x13RefreshTokenRequest\x12\"\n\rrefresh_token\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x02\xc8\x01\x01\"G\n\x14RefreshTokenResponse\x12/\n\x06tokens\x18\x01 \x01(\x0b\x32\x1f.superapp.identity.v1.TokenPair\"3\n\rLogoutRequest\x12\"\n\rrefresh_token\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x02\xc8\x01\x01\"\x10\n\x0eLogoutResponse\"k\n\x0eGetUserRequest\x12Y\n\x07user_id\x18\x01 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\";\n\x0fGetUserResponse\x12(\n\x04user\x18\x01 \x01(\x0b\x32\x1a.superapp.identity.v1.User\"\xcf\x01\n\x11UpdateUserRequest\x12\x30\n\x04user\x18\x01 \x01(\x0b\x32\x1a.superapp.identity.v1.UserB\x06\xbaH\x03\xd8\x01\x03\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12W\n\nrequest_id\x18\x03 \x01(\tBC\xbaH@r;\x18\x80\x01\x32\x36^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\xc8\x01\x01\">\n\x12UpdateUserResponse\x12(\n\x04user\x18\x01 \x01(\x0b\x32\x1a.superapp.identity.v1.User\"\x87\x02\n\x13SetUserRolesRequest\x12Y\n\x07user_id\x18\x01 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\x12<\n\x05roles\x18\x02 \x03(\x0e\x32\x1a.superapp.identity.v1.RoleB\x11\xbaH\x0e\x92\x01\x0b\x08\x01\"\x07\x82\x01\x04\x10\x01 \x00\x12W\n\nrequest_id\x18\x03 \x01(\tBC\xbaH@r;\x18\x80\x01\x32\x36^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\xc8\x01\x01\"@\n\x14SetUserRolesResponse\x12(\n\x04user\x18\x01 \x01(\x0b\x32\x1a.superapp.identity.v1.User\"\x10\n\x0eGetJwksRequest\":\n\x0fGetJwksResponse\x12\'\n\x04keys\x18\x01 \x03(\x0b\x32\x19.superapp.identity.v1.Jwk\"Q\n\x03Jwk\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03\x63rv\x18\x02 \x01(\t\x12\t\n\x01x\x18\x03 \x01(\t\x12\x0b\n\x03kid\x18\x04 \x01(\t\x12\x0b\n\x03\x61lg\x18\x05 \x01(\t\x12\x0b\n\x03use\x18\x06 \x01(\t\"]\n\x18IssueServiceTokenRequest\x12\x1d\n\tclient_id\x18\x01 \x01(\tB\n\xbaH\x07r\x02\x18@\xc8\x01\x01\x12\"\n\rclient_secret\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x02\xc8\x01\x01\"v\n\x19IssueServiceTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntoken_type\x18\x03 \x01(\t*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x11\n\rROLE_MERCHANT\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\x0f\n\x0bROLE_SYSTEM\x10\x04\x32\x92\x07\n\x0fIdentityService\x12\x65\n\x0cRegisterUser\x12).superapp.identity.v1.RegisterUserRequest\x1a*.superapp.identity.v1.RegisterUserResponse\x12P\n\x05Login\x12\".superapp.identity.v1.LoginRequest\x1a#.superapp.identity.v1.LoginResponse\x12\x65\n\x0cRefreshToken\x12).superapp.identity.v1.RefreshTokenRequest\x1a*.superapp.identity.v1.RefreshTokenResponse\x12X\n\x06Logout\x12#.superapp.identity.v1.LogoutRequest\x1a$.superapp.identity.v1.LogoutResponse\"\x03\x90\x02\x02\x12[\n\x07GetUser\x12$.superapp.identity.v1.GetUserRequest\x1a%.superapp.identity.v1.GetUserResponse\"\x03\x90\x02\x01\x12\x64\n\nUpdateUser\x12\'.superapp.identity.v1.UpdateUserRequest\x1a(.superapp.identity.v1.UpdateUserResponse\"\x03\x90\x02\x02\x12j\n\x0cSetUserRoles\x12).superapp.identity.v1.SetUserRolesRequest\x1a*.superapp.identity.v1.SetUserRolesResponse\"\x03\x90\x02\x02\x12[\n\x07GetJwks\x12$.superapp.identity.v1.GetJwksRequest\x1a%.superapp.identity.v1.GetJwksResponse\"\x03\x90\x02\x01\x12y\n\x11IssueServiceToken\x12..superapp.identity.v1.IssueServiceTokenRequest\x1a/.superapp.identity.v1.IssueServiceTokenResponse\"\x03\x90\x02\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'superapp.identity.v1.identity_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_USER'].fields_by_name['display_name']._loaded_options = None
+  _globals['_USER'].fields_by_name['display_name']._serialized_options = b'\272H?r:\030d26^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\310\001\001'
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['email']._loaded_options = None
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['email']._serialized_options = b'\272H\010r\003\030\376\001\310\001\001'
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['display_name']._loaded_options = None
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['display_name']._serialized_options = b'\272H?r:\030d26^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\310\001\001'
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H@r;\030\200\00126^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\310\001\001'
+  _globals['_LOGINREQUEST'].fields_by_name['email']._loaded_options = None
+  _globals['_LOGINREQUEST'].fields_by_name['email']._serialized_options = b'\272H\010r\003\030\376\001\310\001\001'
+  _globals['_LOGINREQUEST'].fields_by_name['password']._loaded_options = None
+  _globals['_LOGINREQUEST'].fields_by_name['password']._serialized_options = b'\272H\010r\003\030\200\010\310\001\001'
+  _globals['_REFRESHTOKENREQUEST'].fields_by_name['refresh_token']._loaded_options = None
+  _globals['_REFRESHTOKENREQUEST'].fields_by_name['refresh_token']._serialized_options = b'\272H\010r\003\030\200\002\310\001\001'
+  _globals['_LOGOUTREQUEST'].fields_by_name['refresh_token']._loaded_options = None
+  _globals['_LOGOUTREQUEST'].fields_by_name['refresh_token']._serialized_options = b'\272H\010r\003\030\200\002\310\001\001'
+  _globals['_GETUSERREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETUSERREQUEST'].fields_by_name['user_id']._serialized_options = b'\272HEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\310\001\001'
+  _globals['_UPDATEUSERREQUEST'].fields_by_name['user']._loaded_options = None
+  _globals['_UPDATEUSERREQUEST'].fields_by_name['user']._serialized_options = b'\272H\003\330\001\003'
+  _globals['_UPDATEUSERREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_UPDATEUSERREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H@r;\030\200\00126^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\310\001\001'
+  _globals['_SETUSERROLESREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_SETUSERROLESREQUEST'].fields_by_name['user_id']._serialized_options = b'\272HEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\310\001\001'
+  _globals['_SETUSERROLESREQUEST'].fields_by_name['roles']._loaded_options = None
+  _globals['_SETUSERROLESREQUEST'].fields_by_name['roles']._serialized_options = b'\272H\016\222\001\013\010\001\"\007\202\001\004\020\001 \000'
+  _globals['_SETUSERROLESREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_SETUSERROLESREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H@r;\030\200\00126^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\310\001\001'
+  _globals['_ISSUESERVICETOKENREQUEST'].fields_by_name['client_id']._loaded_options = None
+  _globals['_ISSUESERVICETOKENREQUEST'].fields_by_name['client_id']._serialized_options = b'\272H\007r\002\030@\310\001\001'
+  _globals['_ISSUESERVICETOKENREQUEST'].fields_by_name['client_secret']._loaded_options = None
+  _globals['_ISSUESERVICETOKENREQUEST'].fields_by_name['client_secret']._serialized_options = b'\272H\010r\003\030\200\002\310\001\001'
   _globals['_IDENTITYSERVICE'].methods_by_name['Logout']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['Logout']._serialized_options = b'\220\002\002'
   _globals['_IDENTITYSERVICE'].methods_by_name['GetUser']._loaded_options = None
@@ -45,50 +78,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IDENTITYSERVICE'].methods_by_name['GetJwks']._serialized_options = b'\220\002\001'
   _globals['_IDENTITYSERVICE'].methods_by_name['IssueServiceToken']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['IssueServiceToken']._serialized_options = b'\220\002\002'
-  _globals['_ROLE']._serialized_start=1855
-  _globals['_ROLE']._serialized_end=1950
-  _globals['_USER']._serialized_start=137
-  _globals['_USER']._serialized_end=338
-  _globals['_TOKENPAIR']._serialized_start=341
-  _globals['_TOKENPAIR']._serialized_end=542
-  _globals['_REGISTERUSERREQUEST']._serialized_start=544
-  _globals['_REGISTERUSERREQUEST']._serialized_end=640
-  _globals['_REGISTERUSERRESPONSE']._serialized_start=642
-  _globals['_REGISTERUSERRESPONSE']._serialized_end=706
-  _globals['_LOGINREQUEST']._serialized_start=708
-  _globals['_LOGINREQUEST']._serialized_end=755
-  _globals['_LOGINRESPONSE']._serialized_start=757
-  _globals['_LOGINRESPONSE']._serialized_end=863
-  _globals['_REFRESHTOKENREQUEST']._serialized_start=865
-  _globals['_REFRESHTOKENREQUEST']._serialized_end=909
-  _globals['_REFRESHTOKENRESPONSE']._serialized_start=911
-  _globals['_REFRESHTOKENRESPONSE']._serialized_end=982
-  _globals['_LOGOUTREQUEST']._serialized_start=984
-  _globals['_LOGOUTREQUEST']._serialized_end=1022
-  _globals['_LOGOUTRESPONSE']._serialized_start=1024
-  _globals['_LOGOUTRESPONSE']._serialized_end=1040
-  _globals['_GETUSERREQUEST']._serialized_start=1042
-  _globals['_GETUSERREQUEST']._serialized_end=1075
-  _globals['_GETUSERRESPONSE']._serialized_start=1077
-  _globals['_GETUSERRESPONSE']._serialized_end=1136
-  _globals['_UPDATEUSERREQUEST']._serialized_start=1139
-  _globals['_UPDATEUSERREQUEST']._serialized_end=1269
-  _globals['_UPDATEUSERRESPONSE']._serialized_start=1271
-  _globals['_UPDATEUSERRESPONSE']._serialized_end=1333
-  _globals['_SETUSERROLESREQUEST']._serialized_start=1335
-  _globals['_SETUSERROLESREQUEST']._serialized_end=1436
-  _globals['_SETUSERROLESRESPONSE']._serialized_start=1438
-  _globals['_SETUSERROLESRESPONSE']._serialized_end=1502
-  _globals['_GETJWKSREQUEST']._serialized_start=1504
-  _globals['_GETJWKSREQUEST']._serialized_end=1520
-  _globals['_GETJWKSRESPONSE']._serialized_start=1522
-  _globals['_GETJWKSRESPONSE']._serialized_end=1580
-  _globals['_JWK']._serialized_start=1582
-  _globals['_JWK']._serialized_end=1663
-  _globals['_ISSUESERVICETOKENREQUEST']._serialized_start=1665
-  _globals['_ISSUESERVICETOKENREQUEST']._serialized_end=1733
-  _globals['_ISSUESERVICETOKENRESPONSE']._serialized_start=1735
-  _globals['_ISSUESERVICETOKENRESPONSE']._serialized_end=1853
-  _globals['_IDENTITYSERVICE']._serialized_start=1953
-  _globals['_IDENTITYSERVICE']._serialized_end=2867
+  _globals['_ROLE']._serialized_start=2494
+  _globals['_ROLE']._serialized_end=2589
+  _globals['_USER']._serialized_start=166
+  _globals['_USER']._serialized_end=435
+  _globals['_TOKENPAIR']._serialized_start=438
+  _globals['_TOKENPAIR']._serialized_end=639
+  _globals['_REGISTERUSERREQUEST']._serialized_start=642
+  _globals['_REGISTERUSERREQUEST']._serialized_end=888
+  _globals['_REGISTERUSERRESPONSE']._serialized_start=890
+  _globals['_REGISTERUSERRESPONSE']._serialized_end=954
+  _globals['_LOGINREQUEST']._serialized_start=956
+  _globals['_LOGINREQUEST']._serialized_end=1029
+  _globals['_LOGINRESPONSE']._serialized_start=1031
+  _globals['_LOGINRESPONSE']._serialized_end=1137
+  _globals['_REFRESHTOKENREQUEST']._serialized_start=1139
+  _globals['_REFRESHTOKENREQUEST']._serialized_end=1196
+  _globals['_REFRESHTOKENRESPONSE']._serialized_start=1198
+  _globals['_REFRESHTOKENRESPONSE']._serialized_end=1269
+  _globals['_LOGOUTREQUEST']._serialized_start=1271
+  _globals['_LOGOUTREQUEST']._serialized_end=1322
+  _globals['_LOGOUTRESPONSE']._serialized_start=1324
+  _globals['_LOGOUTRESPONSE']._serialized_end=1340
+  _globals['_GETUSERREQUEST']._serialized_start=1342
+  _globals['_GETUSERREQUEST']._serialized_end=1449
+  _globals['_GETUSERRESPONSE']._serialized_start=1451
+  _globals['_GETUSERRESPONSE']._serialized_end=1510
+  _globals['_UPDATEUSERREQUEST']._serialized_start=1513
+  _globals['_UPDATEUSERREQUEST']._serialized_end=1720
+  _globals['_UPDATEUSERRESPONSE']._serialized_start=1722
+  _globals['_UPDATEUSERRESPONSE']._serialized_end=1784
+  _globals['_SETUSERROLESREQUEST']._serialized_start=1787
+  _globals['_SETUSERROLESREQUEST']._serialized_end=2050
+  _globals['_SETUSERROLESRESPONSE']._serialized_start=2052
+  _globals['_SETUSERROLESRESPONSE']._serialized_end=2116
+  _globals['_GETJWKSREQUEST']._serialized_start=2118
+  _globals['_GETJWKSREQUEST']._serialized_end=2134
+  _globals['_GETJWKSRESPONSE']._serialized_start=2136
+  _globals['_GETJWKSRESPONSE']._serialized_end=2194
+  _globals['_JWK']._serialized_start=2196
+  _globals['_JWK']._serialized_end=2277
+  _globals['_ISSUESERVICETOKENREQUEST']._serialized_start=2279
+  _globals['_ISSUESERVICETOKENREQUEST']._serialized_end=2372
+  _globals['_ISSUESERVICETOKENRESPONSE']._serialized_start=2374
+  _globals['_ISSUESERVICETOKENRESPONSE']._serialized_end=2492
+  _globals['_IDENTITYSERVICE']._serialized_start=2592
+  _globals['_IDENTITYSERVICE']._serialized_end=3506
 # @@protoc_insertion_point(module_scope)
