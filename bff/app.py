@@ -18,11 +18,13 @@ from starlette.middleware.gzip import GZipMiddleware
 from bff.body_limit import BodySizeLimit
 from bff.config import BffSettings
 from bff.http_metrics import HttpMetrics, MeasureRequests
+from bff.miniapp_manifests import Manifests
 from bff.openapi import OPENAPI_PATH, install_openapi
 from bff.problems import install_problem_handlers
 from bff.query_parameters import QueryParameters, refuse_unknown_query_parameters
 from bff.rate_limits import RateLimits
 from bff.routes import ROUTERS
+from bff.routes.developer import BUNDLE_UPLOADS
 from bff.upstreams import Upstreams
 from services.auth.jwks import JwksCache, grpc_jwks_fetcher
 from services.auth.verifier import TokenVerifier
@@ -92,12 +94,13 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.manifests = Manifests()
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     app.state.query_parameters = QueryParameters()
     app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=[BUNDLE_UPLOADS])
     if metrics.enabled:
         # Added last, so outermost of ours: it counts the status the client gets.
         app.add_middleware(MeasureRequests, http_metrics=HttpMetrics(metrics))

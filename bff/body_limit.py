@@ -3,16 +3,32 @@
 A declared `Content-Length` above the limit is refused at once; a body without one
 (chunked) is counted as it streams in and refused when it crosses the limit. Starlette's
 own limiter answers in plain text, so this one stands in its place.
+
+A few routes take larger bodies by their nature (a mini-app bundle upload): they are
+named by method and path pattern with their own limit, still enforced before reading.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bff.problems import too_large_response
 
-__all__ = ["BodySizeLimit", "RequestTooLarge"]
+__all__ = ["BodySizeLimit", "LargerBodies", "RequestTooLarge"]
+
+
+@dataclass(frozen=True)
+class LargerBodies:
+    """Requests of `method` whose path matches `path` may carry up to `max_bytes`."""
+
+    method: str
+    path: re.Pattern[str]
+    max_bytes: int
 
 
 class RequestTooLarge(HTTPException):
@@ -32,24 +48,31 @@ class RequestTooLarge(HTTPException):
 class BodySizeLimit:
     """ASGI middleware: at most `max_bytes` of body per HTTP request."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Sequence[LargerBodies] = ()) -> None:
         self._app = app
         self._max = max_bytes
+        self._larger = tuple(larger)
+
+    def _limit(self, scope: Scope) -> int:
+        for rule in self._larger:
+            if scope["method"] == rule.method and rule.path.fullmatch(scope["path"]):
+                return rule.max_bytes
+        return self._max
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        limit = self._limit(scope)
         declared = _content_length(scope)
         if declared is not None:
-            if declared > self._max:
-                await too_large_response(self._max)(scope, receive, send)
+            if declared > limit:
+                await too_large_response(limit)(scope, receive, send)
                 return
             # The server delivers no more than the declared length.
             await self._app(scope, receive, send)
             return
         received = 0
-        limit = self._max
 
         async def limited_receive() -> Message:
             nonlocal received

@@ -47,6 +47,8 @@ class BffSettings(ServiceSettings):
     """catalogue's gRPC address (host:port)."""
     orders_addr: str = "127.0.0.1:7104"
     """orders' gRPC address (host:port)."""
+    miniapps_addr: str = "127.0.0.1:7105"
+    """miniapps' gRPC address (host:port)."""
     upstream_timeout_seconds: Seconds = 5.0
     """Deadline of every upstream call that sets no shorter one."""
     home_part_timeout_seconds: Seconds = 1.0
@@ -70,7 +72,8 @@ class BffSettings(ServiceSettings):
     `async+redis://host:6379` to share them between processes."""
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
     """Larger request bodies are refused with 413 before they are read. The largest valid
-    body (a product at every limit, 42k characters) takes up to 167 KiB in UTF-8."""
+    body (a product at every limit, 42k characters) takes up to 167 KiB in UTF-8. A
+    mini-app bundle upload is bounded by the miniapps contract's 8 MiB instead."""
     gzip_minimum_bytes: Annotated[int, Field(ge=0)] = 1024
     """Responses at least this large are gzip-compressed for clients that accept it."""
     forwarded_allow_ips: str = ""

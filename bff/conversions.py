@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 from superapp.catalogue.v1 import catalogue_service_pb2 as catalogue_pb
 from superapp.identity.v1 import identity_service_pb2 as identity_pb
+from superapp.miniapps.v1 import miniapps_service_pb2 as miniapps_pb
 from superapp.orders.v1 import orders_service_pb2 as orders_pb
 from superapp.type.v1 import money_pb2
 from superapp.wallet.v1 import wallet_service_pb2 as wallet_pb
@@ -15,14 +16,18 @@ from bff import schemas
 
 __all__ = [
     "category",
+    "mini_app",
+    "mini_app_category",
     "money",
     "money_proto",
     "order",
     "product",
+    "review_report",
     "stock",
     "tokens",
     "transaction",
     "user",
+    "version",
     "wallet",
 ]
 
@@ -205,4 +210,60 @@ def order(value: orders_pb.Order) -> schemas.Order:
         transaction_id=value.transaction_id,
         create_time=_time(value.create_time),
         update_time=_time(value.update_time),
+    )
+
+
+def mini_app(value: miniapps_pb.MiniApp) -> schemas.MiniApp:
+    """A mini-app of the registry; enums by their names without prefix."""
+    return schemas.MiniApp(
+        mini_app_id=value.mini_app_id,
+        client_id=value.client_id,
+        developer_id=value.developer_id,
+        name=value.name,
+        category=_enum_name(miniapps_pb.Category.Name(value.category), "CATEGORY_"),
+        description=value.description,
+        icon_url=value.icon_url,
+        redirect_uris=list(value.redirect_uris),
+        network_domains=list(value.network_domains),
+        status=_enum_name(miniapps_pb.MiniAppStatus.Name(value.status), "MINI_APP_STATUS_"),
+        published_version_id=value.published_version_id or None,
+        suspend_reason=value.suspend_reason or None,
+        create_time=_time(value.create_time),
+        update_time=_time(value.update_time),
+    )
+
+
+def mini_app_category(value: schemas.MiniAppCategory) -> miniapps_pb.Category.ValueType:
+    """A category name as miniapps' enum."""
+    return miniapps_pb.Category.Value(f"CATEGORY_{value.value}")
+
+
+def version(value: miniapps_pb.Version) -> schemas.Version:
+    """A version of a mini-app (its bundle by address, not bytes)."""
+    return schemas.Version(
+        version_id=value.version_id,
+        mini_app_id=value.mini_app_id,
+        state=_enum_name(miniapps_pb.VersionState.Name(value.state), "VERSION_STATE_"),
+        bundle_sha256=value.bundle_sha256,
+        bundle_integrity=value.bundle_integrity,
+        bundle_size_bytes=value.bundle_size_bytes,
+        manifest_version=value.manifest_version or None,
+        rejection_reasons=list(value.rejection_reasons),
+        approval_note=value.approval_note or None,
+        reviewer_id=value.reviewer_id or None,
+        create_time=_time(value.create_time),
+        submit_time=_time(value.submit_time, value.HasField("submit_time")),
+        update_time=_time(value.update_time),
+    )
+
+
+def review_report(value: miniapps_pb.ReviewReport) -> schemas.ReviewReport:
+    """The automated checks' report, every finding located."""
+    return schemas.ReviewReport(
+        passed=value.passed,
+        findings=[
+            schemas.ReviewFinding(file=f.file, line=f.line, rule=f.rule, message=f.message)
+            for f in value.findings
+        ],
+        create_time=_time(value.create_time),
     )

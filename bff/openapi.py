@@ -38,6 +38,7 @@ _DESCRIPTIONS = {
     404: "No such resource, or one the caller may not see.",
     409: "It exists already, or a conflicting change won.",
     413: "The request body is too large.",
+    415: "The request body is not of the media type the operation takes.",
     422: "This Idempotency-Key was already used with a different request "
     "(IDEMPOTENCY_KEY_REUSED); use a new key for a new request.",
     429: "Too many requests; wait for `Retry-After` seconds.",

@@ -92,14 +92,19 @@ _GENERIC_DETAIL: Mapping[int, str] = {
 # header, and resource bodies are sent without the wrapper message the RPC has.
 _FIELD_ALIASES: Mapping[str, str] = {
     "request_id": "Idempotency-Key",
+    "bundle": "body",  # an upload's body is the bundle
     "min_price.amount_minor": "min_price_minor",
     "max_price.amount_minor": "max_price_minor",
     "min_price.currency_code": "currency_code",
     "max_price.currency_code": "currency_code",
 }
-_WRAPPERS = ("product.", "user.", "category.")
+_WRAPPERS = ("product.", "user.", "category.", "mini_app.")
 # Errors the HTTP layer raises before a route runs.
-_HTTP_REASONS: Mapping[int, str] = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+_HTTP_REASONS: Mapping[int, str] = {
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
 
 
 @dataclass(frozen=True)

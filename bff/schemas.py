@@ -14,6 +14,7 @@ the service's reason (`PASSWORD_TOO_SHORT`, `INVALID_CURRENCY`, ...).
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
@@ -24,6 +25,7 @@ from services.runtime.contract_rules import currency_codes
 
 __all__ = [
     "Amount",
+    "ApprovalRequest",
     "Balance",
     "Category",
     "CategoryPage",
@@ -34,6 +36,12 @@ __all__ = [
     "Liveness",
     "LoginRequest",
     "LoginResult",
+    "MiniApp",
+    "MiniAppCategory",
+    "MiniAppLaunch",
+    "MiniAppPage",
+    "MiniAppRegistration",
+    "MiniAppWithSecret",
     "Money",
     "Order",
     "OrderItem",
@@ -44,19 +52,28 @@ __all__ = [
     "ProductDraft",
     "ProductPage",
     "ProfileChanges",
+    "PublishedVersion",
     "Readiness",
     "RefreshRequest",
     "RegisterRequest",
+    "RejectionRequest",
+    "ReviewFinding",
+    "ReviewReport",
+    "ReviewRule",
     "SearchHit",
     "SearchPage",
     "Stock",
     "StockAdjustment",
+    "SuspensionRequest",
     "Tokens",
     "TopUpRequest",
     "Transaction",
     "TransactionPage",
     "TransferRequest",
     "UserProfile",
+    "Version",
+    "VersionPage",
+    "VersionWithReport",
     "Wallet",
 ]
 
@@ -178,7 +195,9 @@ class UserProfile(BaseModel):
     user_id: str
     email: str
     display_name: str
-    roles: list[str] = Field(description="Lower-case role names: user, merchant, admin, system.")
+    roles: list[str] = Field(
+        description="Lower-case role names: user, merchant, admin, system, developer, reviewer."
+    )
     create_time: datetime
     update_time: datetime
 
@@ -501,6 +520,217 @@ class Jwks(BaseModel):
     """An RFC 7517 key set."""
 
     keys: list[Jwk]
+
+
+# ---- mini-apps -------------------------------------------------------------------------
+
+
+class MiniAppCategory(StrEnum):
+    """What a mini-app is for; the fixed list users browse by (miniapps' `Category`)."""
+
+    FOOD = "FOOD"
+    TRANSPORT = "TRANSPORT"
+    SHOPPING = "SHOPPING"
+    FINANCE = "FINANCE"
+    TRAVEL = "TRAVEL"
+    ENTERTAINMENT = "ENTERTAINMENT"
+    HEALTH = "HEALTH"
+    EDUCATION = "EDUCATION"
+    SERVICES = "SERVICES"
+
+
+_PORT = r"(:[0-9]{1,4})?"
+_URL_REST = r"([/?][!-\"$-~]*)?"  # printable ASCII without '#': no fragment
+_HTTPS_URL = rf"^https://[A-Za-z0-9.-]+{_PORT}{_URL_REST}$"
+_RedirectUri = Annotated[
+    str,
+    # What miniapps accepts (INVALID_URL, INSECURE_URL): https, or http to the loopback
+    # address literal for development; no fragment, no credentials.
+    StringConstraints(
+        max_length=2048, pattern=rf"{_HTTPS_URL}|^http://127\.0\.0\.1{_PORT}{_URL_REST}$"
+    ),
+]
+_NetworkDomain = Annotated[
+    str,
+    StringConstraints(
+        max_length=253,
+        pattern=r"^(\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+        r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+    ),
+]
+# Not only whitespace (as Python's str.strip() counts it: Unicode's White_Space and the
+# four ASCII separators \x1c-\x1f); miniapps answers REQUIRED to a blank one.
+_NOT_BLANK = r"[^\s\x1c-\x1f]"
+_AppName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=60,
+        # Printable like every name users read.
+        json_schema_extra=_checked_upstream(pattern=_NOT_BLANK, format=PRINTABLE_FORMAT),
+        examples=["Pay a bill"],
+    ),
+]
+_Reason = Annotated[
+    str,
+    Field(min_length=1, max_length=2000, json_schema_extra=_checked_upstream(pattern=_NOT_BLANK)),
+]
+
+
+class MiniAppRegistration(_Input):
+    """A new mini-app. Limits are miniapps' (see `MiniApp` in its contract)."""
+
+    name: _AppName
+    category: MiniAppCategory
+    description: str = Field(default="", max_length=2000)
+    icon_url: str = Field(
+        max_length=2048, pattern=_HTTPS_URL, examples=["https://cdn.example.com/bill.png"]
+    )
+    redirect_uris: list[_RedirectUri] = Field(
+        min_length=1,
+        max_length=10,
+        json_schema_extra={"uniqueItems": True},  # DUPLICATE
+        description="Where identity may send users back with an authorization code.",
+    )
+    network_domains: list[_NetworkDomain] = Field(
+        default_factory=list,
+        max_length=20,
+        json_schema_extra={"uniqueItems": True},  # DUPLICATE
+        description="Hosts the mini-app's code may call, e.g. `api.example.com` or "
+        "`*.example.com`; the review refuses calls to any other.",
+    )
+
+
+class MiniApp(BaseModel):
+    """A mini-app in the registry."""
+
+    mini_app_id: str
+    client_id: str = Field(description="The OAuth 2.0 client id of the mini-app's backend.")
+    developer_id: str
+    name: str
+    category: str = Field(description="A `MiniAppCategory`.")
+    description: str
+    icon_url: str
+    redirect_uris: list[str]
+    network_domains: list[str]
+    status: str = Field(description="ACTIVE or SUSPENDED.")
+    published_version_id: str | None
+    suspend_reason: str | None
+    create_time: datetime | None
+    update_time: datetime | None
+
+
+class MiniAppWithSecret(BaseModel):
+    """A mini-app with its backend's client secret: shown in this response only (a
+    replay of the same Idempotency-Key answers without it; rotate to get a new one)."""
+
+    mini_app: MiniApp
+    client_secret: str | None
+
+
+class MiniAppPage(BaseModel):
+    """A page of mini-apps; `next_page_token` is null on the last page."""
+
+    mini_apps: list[MiniApp]
+    next_page_token: str | None
+
+
+class Version(BaseModel):
+    """One uploaded version of a mini-app and its bundle."""
+
+    version_id: str
+    mini_app_id: str
+    state: str = Field(
+        description="DRAFT, SUBMITTED, CHECKING, IN_REVIEW, APPROVED, REJECTED, PUBLISHED, "
+        "SUPERSEDED or SUSPENDED."
+    )
+    bundle_sha256: str
+    bundle_integrity: str = Field(description="Subresource Integrity value (`sha384-...`).")
+    bundle_size_bytes: int
+    manifest_version: str | None
+    rejection_reasons: list[str]
+    approval_note: str | None
+    reviewer_id: str | None
+    create_time: datetime | None
+    submit_time: datetime | None
+    update_time: datetime | None
+
+
+class VersionPage(BaseModel):
+    """A page of versions; `next_page_token` is null on the last page."""
+
+    versions: list[Version]
+    next_page_token: str | None
+
+
+class ReviewFinding(BaseModel):
+    """One problem the automated checks found."""
+
+    file: str = Field(description="The path inside the bundle; empty for the archive.")
+    line: int = Field(description="1-based line in `file`; 0 when it has none.")
+    rule: str = Field(description="The rule's stable id (see /v1/mini-app-review/rules).")
+    message: str = Field(description="What is wrong and what to do about it.")
+
+
+class ReviewReport(BaseModel):
+    """The automated checks' report of a version."""
+
+    passed: bool
+    findings: list[ReviewFinding]
+    create_time: datetime | None
+
+
+class VersionWithReport(BaseModel):
+    """A version and its checks' report (null until the checks have finished)."""
+
+    version: Version
+    report: ReviewReport | None
+
+
+class PublishedVersion(BaseModel):
+    """A version just published, and its mini-app."""
+
+    version: Version
+    mini_app: MiniApp
+
+
+class ApprovalRequest(_Input):
+    """A reviewer's approval, with an optional note to the developer."""
+
+    note: str = Field(default="", max_length=2000)
+
+
+class RejectionRequest(_Input):
+    """A reviewer's rejection: reasons the developer can act on."""
+
+    reasons: list[_Reason] = Field(min_length=1, max_length=20)
+
+
+class SuspensionRequest(_Input):
+    """Why a mini-app is suspended; shown to its developer."""
+
+    reason: _Reason
+
+
+class MiniAppLaunch(BaseModel):
+    """What the shell needs to open a mini-app: its published manifest, and where to
+    load the bundle from with the integrity value to check it against."""
+
+    mini_app: MiniApp
+    version_id: str
+    manifest: dict[str, Any] = Field(
+        description="The published bundle's manifest.json (see /v1/mini-app-manifest/schema)."
+    )
+    bundle_url: str = Field(description="The bundle's content-addressed URL on this API.")
+    bundle_sha256: str
+    integrity: str = Field(description="Subresource Integrity value (`sha384-...`).")
+
+
+class ReviewRule(BaseModel):
+    """A rule of the automated checks."""
+
+    rule: str
+    description: str
 
 
 Home.model_rebuild()

@@ -104,6 +104,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("wallet", "services.wallet", "WALLET_", 7102, Readiness.GRPC_HEALTH, 7302),
     Component("catalogue", "services.catalogue", "CATALOGUE_", 7103, Readiness.GRPC_HEALTH, 7303),
     Component("orders", "services.orders", "ORDERS_", 7104, Readiness.GRPC_HEALTH, 7304),
+    Component("miniapps", "services.miniapps", "MINIAPPS_", 7105, Readiness.GRPC_HEALTH, 7305),
     # Started last and stopped first: it is ready only once every service is.
     Component("bff", "bff", "BFF_", 7100, Readiness.HTTP_READYZ, 7300),
 )

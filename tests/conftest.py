@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import grpc
+import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 from opentelemetry.sdk.trace import TracerProvider
@@ -23,6 +24,16 @@ from scripts.nats_process import NatsProcess
 from services.database import Database
 
 ROOT = Path(__file__).resolve().parent.parent
+
+HTTP_TIMEOUT_SECONDS = 30.0
+"""How long a test's HTTP client waits for an answer. httpx's default (5 s) failed
+correct tests when a cold first request met a CI machine at a load average of 16."""
+
+
+def http_client(base_url: str = "") -> httpx.AsyncClient:
+    """An HTTP client for tests: patient enough for a loaded machine (see above)."""
+    return httpx.AsyncClient(base_url=base_url, timeout=HTTP_TIMEOUT_SECONDS)
+
 
 # Property tests judge their inputs, never the machine's speed: on this shared machine a
 # draw can take seconds, and Hypothesis' timing checks then failed tests that were right.

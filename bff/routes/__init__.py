@@ -8,10 +8,13 @@ from bff.routes import (
     auth,
     catalogue,
     checkout,
+    developer,
     home,
     merchant,
+    miniapps,
     orders,
     profile,
+    review,
     system,
     wallet,
 )
@@ -28,4 +31,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     checkout.router,
     orders.router,
     merchant.router,
+    developer.router,
+    review.router,
+    miniapps.router,
 )

@@ -12,6 +12,7 @@ from scripts.benchmark.catalogue_scenarios import catalogue_scenarios
 from scripts.benchmark.database_scenarios import database_scenarios
 from scripts.benchmark.eventbus_scenarios import eventbus_scenarios
 from scripts.benchmark.identity_scenarios import identity_scenarios
+from scripts.benchmark.miniapps_scenarios import miniapps_scenarios
 from scripts.benchmark.replica_scenarios import replica_scenarios
 from scripts.benchmark.rpc_scenarios import GRPC_ECHO, rpc_scenarios
 from scripts.benchmark.scenario import Scenario
@@ -34,6 +35,7 @@ def all_scenarios() -> list[Scenario]:
         *bff_scenarios(),
         *eventbus_scenarios(),
         *database_scenarios(),
+        *miniapps_scenarios(),
         *stop_scenarios(),
         *replica_scenarios(),
     ]

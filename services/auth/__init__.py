@@ -3,11 +3,18 @@
 Identity issues EdDSA access tokens and publishes its public keys (`GetJwks`); every
 service verifies tokens locally (`TokenVerifier` over a `JwksCache`) in `AuthGuard`,
 which enforces each RPC's declared `Policy` and binds the `Caller` for handlers.
+Mini-app tokens (their own type, never a user's) go through `MiniAppTokenVerifier`.
 """
 
 from services.auth.caller import Caller, acting_as, current_caller, require_caller
 from services.auth.guard import AuthGuard
 from services.auth.jwks import JwksCache, JwksFetcher, grpc_jwks_fetcher
+from services.auth.miniapp_tokens import MiniAppClaims, MiniAppTokenReader
+from services.auth.miniapp_verifier import (
+    MiniAppCaller,
+    MiniAppTokenVerifier,
+    miniapp_verifier,
+)
 from services.auth.policy import (
     AUTHENTICATED,
     PUBLIC,
@@ -36,6 +43,10 @@ __all__ = [
     "JwkDict",
     "JwksCache",
     "JwksFetcher",
+    "MiniAppCaller",
+    "MiniAppClaims",
+    "MiniAppTokenReader",
+    "MiniAppTokenVerifier",
     "Policy",
     "PolicyError",
     "Role",
@@ -45,5 +56,6 @@ __all__ = [
     "authenticated",
     "current_caller",
     "grpc_jwks_fetcher",
+    "miniapp_verifier",
     "require_caller",
 ]

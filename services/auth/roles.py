@@ -18,6 +18,10 @@ class Role(enum.StrEnum):
     MERCHANT = "merchant"
     ADMIN = "admin"
     SYSTEM = "system"
+    DEVELOPER = "developer"
+    """Registers mini-apps and manages their versions (granted by an admin)."""
+    REVIEWER = "reviewer"
+    """Reviews mini-app versions and may suspend mini-apps (granted by an admin)."""
 
 
 KNOWN_ROLES: frozenset[str] = frozenset(Role)

@@ -7,11 +7,9 @@ scopes request ids to both), so a retry replays the first response.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
-from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 from superapp.catalogue.v1 import catalogue_service_pb2_grpc
@@ -52,7 +50,6 @@ from services.runtime.validation import page_size
 __all__ = ["CatalogueServicer"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
-_Response = TypeVar("_Response", bound=Message)
 
 
 def _category(view: CategoryView) -> pb.Category:
@@ -105,23 +102,6 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         self._writes = writes
         self._page_tokens = page_tokens
 
-    async def _once(
-        self,
-        method: str,
-        caller: Caller,
-        request: Any,
-        response_type: type[_Response],
-        mutate: Callable[[AsyncSession], Awaitable[_Response]],
-    ) -> _Response:
-        return await self._writes.run(
-            scope=f"{caller.user_id}/{method}",
-            request_id=request.request_id,
-            method=method,
-            request=request,
-            response_type=response_type,
-            mutate=mutate,
-        )
-
     # Products
 
     async def CreateProduct(
@@ -134,7 +114,9 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
             product = await self._products.create(session, caller, fields)
             return pb.CreateProductResponse(product=product_message(product))
 
-        return await self._once("CreateProduct", caller, request, pb.CreateProductResponse, create)
+        return await self._writes.run_for(
+            "CreateProduct", caller.user_id, request, pb.CreateProductResponse, create
+        )
 
     async def GetProduct(
         self, request: pb.GetProductRequest, context: Context
@@ -156,7 +138,9 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
             )
             return pb.UpdateProductResponse(product=product_message(product))
 
-        return await self._once("UpdateProduct", caller, request, pb.UpdateProductResponse, update)
+        return await self._writes.run_for(
+            "UpdateProduct", caller.user_id, request, pb.UpdateProductResponse, update
+        )
 
     async def PublishProduct(
         self, request: pb.PublishProductRequest, context: Context
@@ -167,8 +151,8 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
             product = await self._products.publish(session, caller, request.product_id)
             return pb.PublishProductResponse(product=product_message(product))
 
-        return await self._once(
-            "PublishProduct", caller, request, pb.PublishProductResponse, publish
+        return await self._writes.run_for(
+            "PublishProduct", caller.user_id, request, pb.PublishProductResponse, publish
         )
 
     async def ArchiveProduct(
@@ -180,8 +164,8 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
             product = await self._products.archive(session, caller, request.product_id)
             return pb.ArchiveProductResponse(product=product_message(product))
 
-        return await self._once(
-            "ArchiveProduct", caller, request, pb.ArchiveProductResponse, archive
+        return await self._writes.run_for(
+            "ArchiveProduct", caller.user_id, request, pb.ArchiveProductResponse, archive
         )
 
     async def ListProducts(
@@ -240,8 +224,8 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
             view = await self._categories.create(session, name, parent_id or None)
             return pb.CreateCategoryResponse(category=_category(view))
 
-        return await self._once(
-            "CreateCategory", caller, request, pb.CreateCategoryResponse, create
+        return await self._writes.run_for(
+            "CreateCategory", caller.user_id, request, pb.CreateCategoryResponse, create
         )
 
     async def GetCategory(
@@ -280,7 +264,9 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
             )
             return pb.ReserveStockResponse(reservation=reservation_message(reservation))
 
-        return await self._once("ReserveStock", caller, request, pb.ReserveStockResponse, reserve)
+        return await self._writes.run_for(
+            "ReserveStock", caller.user_id, request, pb.ReserveStockResponse, reserve
+        )
 
     async def CommitReservation(
         self, request: pb.CommitReservationRequest, context: Context
@@ -291,8 +277,8 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
             reservation = await self._inventory.commit(session, caller, request.reservation_id)
             return pb.CommitReservationResponse(reservation=reservation_message(reservation))
 
-        return await self._once(
-            "CommitReservation", caller, request, pb.CommitReservationResponse, commit
+        return await self._writes.run_for(
+            "CommitReservation", caller.user_id, request, pb.CommitReservationResponse, commit
         )
 
     async def ReleaseReservation(
@@ -304,8 +290,8 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
             reservation = await self._inventory.release(session, caller, request.reservation_id)
             return pb.ReleaseReservationResponse(reservation=reservation_message(reservation))
 
-        return await self._once(
-            "ReleaseReservation", caller, request, pb.ReleaseReservationResponse, release
+        return await self._writes.run_for(
+            "ReleaseReservation", caller.user_id, request, pb.ReleaseReservationResponse, release
         )
 
     async def GetReservation(
@@ -327,4 +313,6 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
             )
             return pb.AdjustStockResponse(stock=stock_message(stock))
 
-        return await self._once("AdjustStock", caller, request, pb.AdjustStockResponse, adjust)
+        return await self._writes.run_for(
+            "AdjustStock", caller.user_id, request, pb.AdjustStockResponse, adjust
+        )

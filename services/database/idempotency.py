@@ -192,6 +192,25 @@ class IdempotentWrites:
 
         return once
 
+    async def run_for(
+        self,
+        caller_id: str,
+        method: str,
+        request: Any,
+        response_type: type[R],
+        mutate: Callable[[AsyncSession], Awaitable[R]],
+    ) -> R:
+        """`run`, with the caller's request ids kept apart per method: the same id sent to
+        two methods names two operations. `request` carries the `request_id`."""
+        return await self.run(
+            scope=f"{caller_id}/{method}",
+            request_id=request.request_id,
+            method=method,
+            request=request,
+            response_type=response_type,
+            mutate=mutate,
+        )
+
     async def run(
         self,
         *,

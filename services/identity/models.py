@@ -6,16 +6,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, LargeBinary, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.database.idempotency import idempotency_table
 from services.database.schema import UtcDateTime, new_metadata
+from services.database.service_secrets import service_secrets_table
 from services.eventbus.schema import EventTables, event_tables
 
 __all__ = [
     "EVENT_TABLES",
     "IDEMPOTENCY_KEYS",
+    "OAUTH_CLIENTS",
+    "OAUTH_CODES",
+    "OAUTH_GRANTS",
+    "SERVICE_SECRETS",
     "Base",
     "LoginAddressFailures",
     "LoginPairFailures",
@@ -155,3 +160,61 @@ class SigningKeyRow(Base):
 
 IDEMPOTENCY_KEYS = idempotency_table(Base.metadata)
 """Responses of mutations by (caller, request_id), for AIP-155 replays."""
+
+SERVICE_SECRETS = service_secrets_table(Base.metadata)
+"""Secrets every replica shares: the key of the pairwise subjects and of page tokens."""
+
+OAUTH_CLIENTS = Table(
+    "oauth_clients",
+    Base.metadata,
+    # Identity's copy of what the authorization server needs of each mini-app, kept
+    # from the miniapps service's events (event-carried state; see `miniapp_clients`).
+    Column("client_id", String(64), primary_key=True),
+    Column("mini_app_id", String(36), nullable=False, unique=True),
+    # SHA-256 of the client secret, hex, as miniapps stores it.
+    Column("secret_sha256", String(64), nullable=False),
+    Column("redirect_uris", JSON(), nullable=False),
+    # The permissions the published version's manifest requests; empty until published.
+    Column("scopes", JSON(), nullable=False),
+    # ACTIVE, or SUSPENDED (then no consent, no exchange, no token is active).
+    Column("status", String(16), nullable=False),
+    # When the publication now applied committed at miniapps; an older one arriving
+    # late is ignored. None until a version is published.
+    Column("publish_time", UtcDateTime(), nullable=True),
+    Column("update_time", UtcDateTime(), nullable=False),
+)
+
+OAUTH_GRANTS = Table(
+    "oauth_grants",
+    Base.metadata,
+    # A user's consent to one mini-app. A revoked grant stays (its tokens' `gid` must
+    # stay dead); consent after revocation makes a new grant.
+    Column("grant_id", String(36), primary_key=True),
+    Column("user_id", ForeignKey("users.user_id"), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("mini_app_id", String(36), nullable=False),
+    Column("scopes", JSON(), nullable=False),
+    Column("create_time", UtcDateTime(), nullable=False),
+    Column("update_time", UtcDateTime(), nullable=False),
+    Column("revoke_time", UtcDateTime(), nullable=True),
+    # A user's grants, newest first (ids are UUIDv7).
+    Index("ix_oauth_grants_user_id_grant_id", "user_id", "grant_id"),
+)
+
+OAUTH_CODES = Table(
+    "oauth_codes",
+    Base.metadata,
+    # One authorization code, stored only as its SHA-256; kept after use so a second
+    # use is recognised as reuse (and revokes the grant) until it is pruned.
+    Column("code_sha256", String(64), primary_key=True),
+    Column("grant_id", ForeignKey("oauth_grants.grant_id"), nullable=False, index=True),
+    Column("client_id", String(64), nullable=False),
+    Column("user_id", String(36), nullable=False),
+    Column("redirect_uri", String(2048), nullable=False),
+    Column("scopes", JSON(), nullable=False),
+    # BASE64URL(SHA-256(code_verifier)) (RFC 7636 S256; plain is never accepted).
+    Column("code_challenge", String(128), nullable=False),
+    Column("create_time", UtcDateTime(), nullable=False),
+    Column("expire_time", UtcDateTime(), nullable=False, index=True),
+    Column("use_time", UtcDateTime(), nullable=True),
+)

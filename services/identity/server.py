@@ -9,18 +9,26 @@ from pathlib import Path
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.exc import SQLAlchemyError
 from superapp.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
+from superapp.miniapps.v1 import events_pb2 as miniapps_events
 
 from services.auth import DEFAULT_LEEWAY, AuthGuard, JwkDict, JwksCache, TokenVerifier
+from services.auth.miniapp_tokens import MiniAppTokenReader
 from services.database import Database, DatabaseUnavailable
 from services.database.idempotency import IdempotentWrites
+from services.database.service_secrets import service_secret
 from services.foundation import Foundation
 from services.identity.access_tokens import AccessTokenIssuer
 from services.identity.account_metrics import AccountMetrics
 from services.identity.accounts import Accounts
+from services.identity.code_retention import CodeRetention
 from services.identity.config import IdentitySettings
 from services.identity.key_files import KeyFileError, KeyFiles
 from services.identity.login_throttle import LoginThrottling, ThrottlePolicy
-from services.identity.models import EVENT_TABLES, IDEMPOTENCY_KEYS
+from services.identity.miniapp_clients import MiniAppClients
+from services.identity.miniapp_consent import MiniAppConsent
+from services.identity.miniapp_token_issuer import MiniAppTokenIssuer
+from services.identity.models import EVENT_TABLES, IDEMPOTENCY_KEYS, SERVICE_SECRETS
+from services.identity.pairwise_subjects import PairwiseSubjects
 from services.identity.passwords import Passwords, owasp_hasher
 from services.identity.service_clients import ServiceClients
 from services.identity.servicer import POLICIES, REQUEST_CHECKS, IdentityServicer
@@ -62,11 +70,15 @@ async def create_server(
         migrations=_MIGRATIONS,
         event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
+        secrets=SERVICE_SECRETS,
         clock=clock,
     )
     database, clock = foundation.database, foundation.clock
     try:
         keys = await open_signing_keys(settings, database, clock)
+        pairwise_secret = await service_secret(
+            database, SERVICE_SECRETS, "pairwise_subjects", clock
+        )
     except BaseException:
         await database.dispose()
         raise
@@ -95,14 +107,30 @@ async def create_server(
     async def own_keys() -> Sequence[JwkDict]:
         return keys.jwks()
 
+    # Its own keys are in memory (read from the database every second), so a
+    # rotation made through another replica is picked up within a second or two.
+    own_jwks = JwksCache(own_keys, clock=clock, refetch_interval=timedelta(seconds=1))
     verifier = TokenVerifier(
-        # Its own keys are in memory (read from the database every second), so a
-        # rotation made through another replica is picked up within a second or two.
-        JwksCache(own_keys, clock=clock, refetch_interval=timedelta(seconds=1)),
+        own_jwks,
         issuer=settings.token_issuer,
         audience=settings.token_audience,
         clock=clock,
     )
+    clients = MiniAppClients(database, clock)
+    # Identity's copy of the mini-apps' OAuth clients comes from miniapps' events.
+    foundation.bus.subscribe(miniapps_events.MiniAppRegistered, clients.on_registered)
+    foundation.bus.subscribe(miniapps_events.ClientSecretRotated, clients.on_secret_rotated)
+    foundation.bus.subscribe(miniapps_events.MiniAppSuspended, clients.on_suspended)
+    foundation.bus.subscribe(miniapps_events.VersionStateChanged, clients.on_version_state_changed)
+    consent = MiniAppConsent(
+        database=database,
+        clients=clients,
+        issuer=MiniAppTokenIssuer(keys, settings.token_issuer, clock),
+        reader=MiniAppTokenReader(own_jwks, issuer=settings.token_issuer, clock=clock),
+        subjects=PairwiseSubjects(pairwise_secret),
+        clock=clock,
+    )
+    code_retention = CodeRetention(database, clock).sweeper()
     writes = IdempotentWrites(database, IDEMPOTENCY_KEYS, clock)
     retention = writes.retention(settings.idempotency_retention)
     servicer = IdentityServicer(
@@ -112,6 +140,8 @@ async def create_server(
         writes=writes,
         service_clients=ServiceClients(settings.service_clients, access_tokens),
         clients=ClientAddresses(settings.forwarded_allow_ips),
+        consent=consent,
+        page_tokens=foundation.page_tokens,
     )
     spec = ServiceSpec(
         metrics=foundation.metrics,
@@ -128,6 +158,7 @@ async def create_server(
             *foundation.closers,
             retention.close,
             throttle_retention.close,
+            code_retention.close,
             keys_refresher.close,
         ],
     )
@@ -135,6 +166,7 @@ async def create_server(
     keys_refresher.start()
     retention.start()
     throttle_retention.start()
+    code_retention.start()
     return await start_grpc_service(
         spec, settings, env_prefix="IDENTITY_", tracer_provider=tracer_provider
     )

@@ -14,6 +14,12 @@ from services.auth.policy import AUTHENTICATED, TOKEN_IGNORED, ServicePolicies, 
 from services.auth.roles import Role
 from services.database.idempotency import IdempotentWrites
 from services.identity.accounts import Accounts, normalize_email, password_violation
+from services.identity.miniapp_consent import (
+    ConsentRequest,
+    ExchangeRequest,
+    GrantRecord,
+    MiniAppConsent,
+)
 from services.identity.models import UserFields
 from services.identity.service_clients import ServiceClients
 from services.identity.sessions import Sessions, SessionTokens, roles_of
@@ -21,8 +27,9 @@ from services.identity.signing_keys import SigningKeys
 from services.runtime.client_address import ClientAddresses
 from services.runtime.contract_rules import ContractRules, RequestChecks, id_violation
 from services.runtime.errors import PermissionDenied
+from services.runtime.page_tokens import PageTokens
 from services.runtime.proto_time import to_timestamp
-from services.runtime.validation import RequestCheck
+from services.runtime.validation import RequestCheck, page_size
 
 __all__ = ["POLICIES", "REQUEST_CHECKS", "IdentityServicer"]
 
@@ -42,6 +49,14 @@ POLICIES = ServicePolicies(
         "GetUser": AUTHENTICATED,
         "UpdateUser": AUTHENTICATED,
         "SetUserRoles": authenticated(Role.ADMIN),
+        # The user consents for themself, with their own token.
+        "AuthorizeMiniApp": AUTHENTICATED,
+        # A mini-app's backend authenticates as its OAuth client, never with a token.
+        "ExchangeAuthorizationCode": TOKEN_IGNORED,
+        "ListMyGrants": AUTHENTICATED,
+        "RevokeGrant": AUTHENTICATED,
+        # The answer holds the user's real id: platform services only.
+        "IntrospectMiniAppToken": authenticated(Role.SYSTEM),
     },
 )
 _MUTABLE_PATHS = {"display_name"}
@@ -117,7 +132,11 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         writes: IdempotentWrites,
         service_clients: ServiceClients,
         clients: ClientAddresses,
+        consent: MiniAppConsent,
+        page_tokens: PageTokens,
     ) -> None:
+        self._consent = consent
+        self._page_tokens = page_tokens
         self._service_clients = service_clients
         self._accounts = accounts
         self._clients = clients
@@ -225,3 +244,96 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
             expire_time=to_timestamp(issued.expire_time),
             token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
         )
+
+    async def AuthorizeMiniApp(
+        self, request: pb.AuthorizeMiniAppRequest, context: Context
+    ) -> pb.AuthorizeMiniAppResponse:
+        caller = require_caller()
+        authorization = await self._consent.authorize(
+            caller.user_id,
+            ConsentRequest(
+                client_id=request.client_id,
+                redirect_uri=request.redirect_uri,
+                requested_scopes=tuple(request.requested_scopes),
+                granted_scopes=tuple(request.granted_scopes),
+                code_challenge=request.code_challenge,
+            ),
+        )
+        return pb.AuthorizeMiniAppResponse(
+            code=authorization.code,
+            state=request.state,
+            redirect_uri=request.redirect_uri,
+            expire_time=to_timestamp(authorization.expire_time),
+            grant=_grant(authorization.grant),
+        )
+
+    async def ExchangeAuthorizationCode(
+        self, request: pb.ExchangeAuthorizationCodeRequest, context: Context
+    ) -> pb.ExchangeAuthorizationCodeResponse:
+        exchange = await self._consent.exchange(
+            ExchangeRequest(
+                client_id=request.client_id,
+                client_secret=request.client_secret,
+                code=request.code,
+                redirect_uri=request.redirect_uri,
+                code_verifier=request.code_verifier,
+                scopes=tuple(request.scopes),
+            )
+        )
+        return pb.ExchangeAuthorizationCodeResponse(
+            access_token=exchange.access_token,
+            token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
+            expire_time=to_timestamp(exchange.expire_time),
+            scopes=exchange.scopes,
+            subject=exchange.subject,
+        )
+
+    async def ListMyGrants(
+        self, request: pb.ListMyGrantsRequest, context: Context
+    ) -> pb.ListMyGrantsResponse:
+        size = page_size(request.page_size)
+        caller = require_caller()
+        scope = ("ListMyGrants", caller.user_id)
+        after = self._page_tokens.decode(request.page_token, scope, (str,))
+        page = await self._consent.grants(
+            caller.user_id, after=str(after[0]) if after else None, size=size
+        )
+        return pb.ListMyGrantsResponse(
+            grants=[_grant(grant) for grant in page.grants],
+            next_page_token=(
+                self._page_tokens.encode([page.next_after], scope) if page.next_after else ""
+            ),
+        )
+
+    async def RevokeGrant(
+        self, request: pb.RevokeGrantRequest, context: Context
+    ) -> pb.RevokeGrantResponse:
+        await self._consent.revoke(require_caller().user_id, request.grant_id)
+        return pb.RevokeGrantResponse(grant_id=request.grant_id)
+
+    async def IntrospectMiniAppToken(
+        self, request: pb.IntrospectMiniAppTokenRequest, context: Context
+    ) -> pb.IntrospectMiniAppTokenResponse:
+        found = await self._consent.introspect(request.token)
+        if found.grant is None or found.expire_time is None:
+            return pb.IntrospectMiniAppTokenResponse(active=False)
+        return pb.IntrospectMiniAppTokenResponse(
+            active=True,
+            client_id=found.grant.client_id,
+            scopes=found.scopes,
+            subject=found.subject,
+            user_id=found.grant.user_id,
+            grant_id=found.grant.grant_id,
+            expire_time=to_timestamp(found.expire_time),
+        )
+
+
+def _grant(grant: GrantRecord) -> pb.Grant:
+    return pb.Grant(
+        grant_id=grant.grant_id,
+        client_id=grant.client_id,
+        mini_app_id=grant.mini_app_id,
+        scopes=grant.scopes,
+        create_time=to_timestamp(grant.create_time),
+        update_time=to_timestamp(grant.update_time),
+    )

@@ -99,13 +99,22 @@ def open_channel(
     *,
     timeout_seconds: float,
     tracer_provider: TracerProvider | None = None,
+    max_message_bytes: int | None = None,
 ) -> grpc.aio.Channel:
     """A channel to `target` with the service config for `services`.
 
     With a `tracer_provider`, OpenTelemetry's client interceptors make a span per call
     and send the W3C trace context upstream; without one the channel has no
     interceptors at all (they cost a measurable share of a cheap call).
+    `max_message_bytes` raises gRPC's 4 MiB receive limit (and sets the send limit) for
+    a service whose contract carries larger messages (miniapps' 8 MiB bundles).
     """
+    sizes: list[tuple[str, int]] = []
+    if max_message_bytes is not None:
+        sizes = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
     interceptors: list[grpc.aio.ClientInterceptor] = []
     if tracer_provider is not None:
         interceptors = aio_client_interceptors(tracer_provider=tracer_provider)  # type: ignore[no-untyped-call]  # unannotated upstream
@@ -115,6 +124,7 @@ def open_channel(
             ("grpc.service_config", service_config(services, timeout_seconds)),
             ("grpc.enable_retries", 1),
             *_RECONNECT,
+            *sizes,
         ],
         interceptors=interceptors,
     )

@@ -52,6 +52,8 @@ __all__ = [
     "HTTPS_PATTERN",
     "NOT_BLANK_PATTERN",
     "PRINTABLE_PATTERN",
+    "SCOPE_TOKEN_PATTERN",
+    "SHA256_PATTERN",
     "UUID_PATTERN",
     "ContractGuard",
     "ContractRules",
@@ -77,11 +79,21 @@ NOT_BLANK_PATTERN = r"[^\p{Z}\t-\r\x1c-\x1f\x85]"
 """At least one character that is not whitespace: exactly what Python's `str.strip()`
 removes, so a value that matches is never empty once stripped."""
 HTTPS_PATTERN = "^https://"
+SHA256_PATTERN = "^[0-9a-f]{64}$"
+"""A bundle's address: its SHA-256 in lower-case hexadecimal."""
+SCOPE_TOKEN_PATTERN = r"^[\x21\x23-\x5b\x5d-\x7e]{1,64}$"  # noqa: S105 - a pattern, not a secret
+"""An OAuth scope (RFC 6749 §3.3 scope-token)."""
 # RE2 as the rules are evaluated: its `$` is the end of the text, never before a newline.
 _UUID = re2.compile(UUID_PATTERN)
 
 _PATTERNS: Mapping[str, tuple[str, str]] = {
     UUID_PATTERN: ("MALFORMED_ID", "must be a UUID in canonical lower-case form"),
+    SHA256_PATTERN: ("MALFORMED_SHA256", "must be 64 lower-case hexadecimal digits"),
+    SCOPE_TOKEN_PATTERN: (
+        "INVALID_SCOPE_TOKEN",
+        "must be 1 to 64 printable ASCII characters without spaces, quotes or backslashes "
+        "(RFC 6749 scope-token)",
+    ),
     PRINTABLE_PATTERN: ("INVALID_CHARACTERS", "must not contain control characters"),
     NOT_BLANK_PATTERN: ("REQUIRED", "is required and may not be only whitespace"),
     HTTPS_PATTERN: ("INVALID_URL", "must be an absolute https:// URL"),
@@ -94,6 +106,85 @@ _CUSTOM_REASONS: Mapping[str, str] = {
     "amount_minor.positive": "OUT_OF_RANGE",
     "amount_minor.below_limit": "OUT_OF_RANGE",
     "amount_minor.non_negative": "OUT_OF_RANGE",
+}
+# Fields whose violations read otherwise than the rule's usual wording, by the field's
+# full name and the rule id: (reason, description), the description's `{name}`s filled
+# in from the field's rules (its list rules, or its or its items' string rules).
+_PKCE = "must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636)"
+_DOMAIN = "must be a lower-case DNS name such as api.example.com or *.example.com"
+_WORDING: Mapping[tuple[str, str], tuple[str, str]] = {
+    ("superapp.identity.v1.SetUserRolesRequest.roles", "repeated.min_items"): (
+        "REQUIRED",
+        "must name at least one role",
+    ),
+    ("superapp.identity.v1.AuthorizeMiniAppRequest.requested_scopes", "repeated.min_items"): (
+        "REQUIRED",
+        "must name at least one scope",
+    ),
+    **{
+        (f"superapp.identity.v1.{field}", "repeated.unique"): (
+            "DUPLICATE_SCOPE",
+            "must not repeat a scope",
+        )
+        for field in (
+            "AuthorizeMiniAppRequest.requested_scopes",
+            "AuthorizeMiniAppRequest.granted_scopes",
+            "ExchangeAuthorizationCodeRequest.scopes",
+        )
+    },
+    ("superapp.identity.v1.AuthorizeMiniAppRequest.code_challenge", "string.pattern"): (
+        "INVALID_CODE_CHALLENGE",
+        _PKCE,
+    ),
+    ("superapp.identity.v1.AuthorizeMiniAppRequest.code_challenge_method", "string.in"): (
+        "UNSUPPORTED_CHALLENGE_METHOD",
+        'must be "S256"; "plain" and others are not accepted',
+    ),
+    ("superapp.identity.v1.ExchangeAuthorizationCodeRequest.code_verifier", "string.pattern"): (
+        "INVALID_CODE_VERIFIER",
+        _PKCE,
+    ),
+    ("superapp.miniapps.v1.MiniApp.name", "string.pattern"): ("REQUIRED", "is required"),
+    ("superapp.miniapps.v1.MiniApp.icon_url", "string.pattern"): (
+        "INVALID_URL",
+        "must be an absolute https URL",
+    ),
+    ("superapp.miniapps.v1.MiniApp.redirect_uris", "repeated.min_items"): (
+        "REQUIRED",
+        "needs at least one URI",
+    ),
+    ("superapp.miniapps.v1.MiniApp.redirect_uris", "repeated.max_items"): (
+        "TOO_MANY",
+        "at most {max_items}",
+    ),
+    ("superapp.miniapps.v1.MiniApp.network_domains", "repeated.max_items"): (
+        "TOO_MANY",
+        "at most {max_items}",
+    ),
+    ("superapp.miniapps.v1.MiniApp.network_domains", "string.max_len"): (
+        "INVALID_DOMAIN",
+        _DOMAIN,
+    ),
+    ("superapp.miniapps.v1.MiniApp.network_domains", "string.pattern"): (
+        "INVALID_DOMAIN",
+        _DOMAIN,
+    ),
+    ("superapp.miniapps.v1.RejectVersionRequest.reasons", "repeated.min_items"): (
+        "REQUIRED",
+        "at least one reason is required",
+    ),
+    ("superapp.miniapps.v1.RejectVersionRequest.reasons", "repeated.max_items"): (
+        "TOO_MANY",
+        "at most {max_items}",
+    ),
+    ("superapp.miniapps.v1.RejectVersionRequest.reasons", "string.pattern"): (
+        "REQUIRED",
+        "is required",
+    ),
+    ("superapp.miniapps.v1.SuspendMiniAppRequest.reason", "string.pattern"): (
+        "REQUIRED",
+        "is required",
+    ),
 }
 _IDEMPOTENCY_KEY = "request_id"
 _CURRENCY = "currency_code"
@@ -342,8 +433,22 @@ def field_violation(
         if target is not None and sub_field in target.fields_by_name:
             path = f"{path}.{sub_field}"
         return FieldViolation(path, violation.message, _CUSTOM_REASONS[rule_id])
+    worded = _WORDING.get((found.field.full_name, rule_id))
+    if worded is not None:
+        reason, template = worded
+        return FieldViolation(found.path, template.format(**_rule_values(found)), reason)
     reason, description = _describe(found, violation)
     return FieldViolation(found.path, description, reason)
+
+
+def _rule_values(found: _Resolved) -> dict[str, Any]:
+    """The values of `found`'s field's rules by name (`max_items`, `max_len`), for a
+    wording's template."""
+    rules = found.rules
+    values: dict[str, Any] = {}
+    for typed in (rules.repeated, rules.repeated.items.string, rules.string):
+        values.update((field.name, value) for field, value in typed.ListFields())
+    return values
 
 
 def _describe(found: _Resolved, violation: RuleViolation) -> tuple[str, str]:
@@ -368,9 +473,10 @@ def _describe(found: _Resolved, violation: RuleViolation) -> tuple[str, str]:
     if rule_id == "enum.not_in" and list(_enum_rules(rules).not_in) == [0]:
         # The UNSPECIFIED value is the field left unset.
         return "REQUIRED", "is required"
-    if rule_id == "repeated.min_items" and rules.repeated.min_items == 1:
-        # `roles`: "must name at least one role".
-        return "REQUIRED", f"must name at least one {name.removesuffix('s')}"
+    if rule_id == "repeated.min_items":
+        return "REQUIRED", f"must have at least {rules.repeated.min_items} entries"
+    if rule_id == "repeated.unique":
+        return "DUPLICATE", "must not repeat an entry"
     if rule_id == "repeated.max_items":
         return "TOO_MANY", f"may have at most {rules.repeated.max_items} entries"
     return "INVALID_FIELD", violation.message
@@ -583,6 +689,10 @@ def _shorter(length: int) -> Callable[[Any], bool]:
 
 def _longer(length: int) -> Callable[[Any], bool]:
     return lambda value: len(value) > length
+
+
+def _repeats(values: Sequence[Any]) -> bool:
+    return len(set(values)) != len(values)
 
 
 def _membership(kind: str, rule: str, values: Sequence[Any]) -> _ValueCheck | None:
@@ -909,7 +1019,10 @@ def _list_checks(
         elif rule.name == "max_items":
             message = f"value must contain no more than {limit} item(s)"
             own.append(_broken("repeated.max_items", message, _longer(limit)))
-        elif rule.name != "items":
+        elif rule.name == "unique" and limit:
+            message = "repeated value must contain unique items"
+            own.append(_broken("repeated.unique", message, _repeats))
+        elif rule.name not in ("items", "unique"):
             raise _Untranslated(f"repeated.{rule.name}")
     if rules.WhichOneof("type") not in (None, "repeated") or rules.cel or rules.cel_expression:
         raise _Untranslated("rules of a whole list")

@@ -86,6 +86,10 @@ class ServiceSpec:
     metrics: Metrics | None = None
     """The process's metrics (`Foundation.metrics`), served on `<PREFIX>_METRICS_PORT`
     if that is set; a service built without one gets its own."""
+    max_receive_bytes: int | None = None
+    """The largest request message the server accepts; gRPC's 4 MiB when None. A
+    service whose contract takes larger messages (miniapps' bundles) raises it, and
+    only that service: a bigger limit is memory an attacker may make it hold."""
 
 
 @dataclass
@@ -140,6 +144,10 @@ _REBALANCE_OPTIONS = (
 )
 
 
+def _receive_limit(max_bytes: int | None) -> list[tuple[str, int]]:
+    return [] if max_bytes is None else [("grpc.max_receive_message_length", max_bytes)]
+
+
 async def start_grpc_service(
     spec: ServiceSpec,
     settings: ServiceSettings,
@@ -158,7 +166,12 @@ async def start_grpc_service(
     server = GuardedServer(
         grpc.aio.server(
             interceptors=[server_tracing_interceptor(tracer_provider)] if tracing else [],
-            options=[("grpc.so_reuseport", 0), *_BURST_OPTIONS, *_REBALANCE_OPTIONS],
+            options=[
+                ("grpc.so_reuseport", 0),
+                *_BURST_OPTIONS,
+                *_REBALANCE_OPTIONS,
+                *_receive_limit(spec.max_receive_bytes),
+            ],
         ),
         [
             RpcMetrics(metrics),

@@ -56,6 +56,11 @@ POLICIES = ServicePolicies(
         "UpdateUser": AUTHENTICATED,
         "SetUserRoles": authenticated("admin"),
         "IssueServiceToken": TOKEN_IGNORED,
+        "AuthorizeMiniApp": AUTHENTICATED,
+        "ExchangeAuthorizationCode": TOKEN_IGNORED,
+        "ListMyGrants": AUTHENTICATED,
+        "RevokeGrant": AUTHENTICATED,
+        "IntrospectMiniAppToken": authenticated("system"),
     },
 )
 Context = grpc.aio.ServicerContext[Any, Any]

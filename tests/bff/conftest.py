@@ -1,4 +1,5 @@
-"""The BFF over real HTTP in front of identity, wallet, catalogue and orders in-process.
+"""The BFF over real HTTP in front of identity, wallet, catalogue, orders and miniapps
+in-process.
 
 The services run on SQLite (orders optionally on another database): their PostgreSQL
 legs are covered by their own tests, and what is under test here is the HTTP
@@ -29,12 +30,15 @@ from scripts.nats_process import NatsProcess
 from services.catalogue.config import CatalogueSettings
 from services.catalogue.server import create_server as create_catalogue
 from services.identity.service_clients import secret_digest
+from services.miniapps.config import MiniAppsSettings
+from services.miniapps.server import create_server as create_miniapps
 from services.orders.config import OrdersSettings
 from services.orders.server import create_server as create_orders
 from services.runtime.ids import new_id
 from services.runtime.serving import GrpcService
 from services.wallet.config import WalletSettings
 from services.wallet.server import create_server as create_wallet
+from tests.conftest import http_client
 from tests.identity.conftest import ADMIN_EMAIL, PASSWORD, Identity, running_identity
 
 # Generous: many tests share one client address; the limits have their own tests.
@@ -98,12 +102,13 @@ class Service:
 
 @dataclass
 class Platform:
-    """identity, wallet, catalogue and orders, and the BFF in front of them."""
+    """identity, wallet, catalogue, orders and miniapps, and the BFF in front of them."""
 
     identity: Identity
     wallet: Service
     catalogue: Service
     orders: Service
+    miniapps: Service
     steps: StepHook
     data_dir: Path
     tracer_provider: TracerProvider
@@ -112,7 +117,7 @@ class Platform:
     base_url: str = ""
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, timeout=30.0)
+        return http_client(self.base_url)
 
     def bff(self, **overrides: Any) -> BffSettings:
         """BFF settings pointing at this platform's services."""
@@ -128,7 +133,7 @@ async def running_platform(
     orders_database_url: str | None = None,
     **orders_settings: Any,
 ) -> AsyncIterator[Platform]:
-    """The four services on SQLite files under `data_dir` (orders on
+    """The five services on SQLite files under `data_dir` (orders on
     `orders_database_url` if given), identity's admin bootstrapped."""
     async with running_identity(
         f"sqlite+aiosqlite:///{data_dir / 'identity.db'}",
@@ -183,8 +188,29 @@ async def running_platform(
             tracer_provider,
         )
         await orders.start()
+        miniapps = Service(
+            MiniAppsSettings(
+                data_dir=data_dir / "miniapps",
+                database_url=f"sqlite+aiosqlite:///{data_dir / 'miniapps.db'}",
+                # A thread, not a worker process: the small test bundles review quickly.
+                check_workers=0,
+                check_interval_seconds=0.2,
+                **common,
+            ),
+            create_miniapps,
+            tracer_provider,
+        )
+        await miniapps.start()
         platform = Platform(
-            identity, wallet, catalogue, orders, steps, data_dir, tracer_provider, nats_url
+            identity,
+            wallet,
+            catalogue,
+            orders,
+            miniapps,
+            steps,
+            data_dir,
+            tracer_provider,
+            nats_url,
         )
         platform.bff_settings = BffSettings(
             port=0,
@@ -192,6 +218,7 @@ async def running_platform(
             wallet_addr=wallet.address,
             catalogue_addr=catalogue.address,
             orders_addr=orders.address,
+            miniapps_addr=miniapps.address,
             auth_rate_limit=UNLIMITED,
             write_rate_limit_per_user=UNLIMITED,
             write_rate_limit_per_ip=UNLIMITED,
@@ -200,6 +227,7 @@ async def running_platform(
         try:
             yield platform
         finally:
+            await miniapps.stop()
             await orders.stop()
             await catalogue.stop()
             await wallet.stop()
@@ -286,12 +314,23 @@ async def merchant_session(
     http: httpx.AsyncClient, platform: Platform, name: str = "merchant"
 ) -> Session:
     """A user given the merchant role by the admin (over gRPC: the BFF has no role API)."""
+    return await role_session(http, platform, identity_pb.ROLE_MERCHANT, name=name)
+
+
+async def role_session(
+    http: httpx.AsyncClient,
+    platform: Platform,
+    *roles: identity_pb.Role.ValueType,
+    name: str = "someone",
+) -> Session:
+    """A new user given `roles` besides `user` by the admin (over gRPC: the BFF has no
+    role API), signed in again so that the roles are in the token."""
     user = await sign_up(http, name)
     admin = await admin_session(http)
     await platform.identity.stub.SetUserRoles(
         identity_pb.SetUserRolesRequest(
             user_id=user.user_id,
-            roles=[identity_pb.ROLE_USER, identity_pb.ROLE_MERCHANT],
+            roles=[identity_pb.ROLE_USER, *roles],
             request_id=new_id(),
         ),
         metadata=(("authorization", f"Bearer {admin.access_token}"),),
@@ -358,6 +397,7 @@ __all__ = [
     "available",
     "log_in",
     "merchant_session",
+    "role_session",
     "running_platform",
     "serving_bff",
     "sign_up",

@@ -6,7 +6,9 @@ and the command line (`SCHEMATHESIS_HOOKS=tests.bff.schemathesis_hooks`):
 - the `printable` string format of display names, a rule of identity's: Python's
   `str.isprintable()`;
 - `valid_requests_are_accepted`, Schemathesis's `positive_data_acceptance` except for
-  refusals no schema can express (run it instead of that one).
+  refusals no schema can express (run it instead of that one);
+- `application/zip` bodies (mini-app bundle uploads) sent as raw bytes, as
+  `application/octet-stream` ones are.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _PRINTABLE = st.characters(
     exclude_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"), include_characters=" "
 )
 schemathesis.openapi.format(PRINTABLE_FORMAT, st.text(_PRINTABLE, min_size=1, max_size=100))
+schemathesis.serializer.alias("application/zip", "application/octet-stream")
 
 # A valid request refused for one of these reasons is not a gap in the document: the
 # answer depends on what the server holds, minted or was configured with, or on a rule
@@ -40,6 +43,9 @@ NOT_IN_ANY_SCHEMA = {
     "IDEMPOTENCY_KEY_REUSED",  # the generator reuses keys with other bodies
     "INSUFFICIENT_FUNDS",
     "INVALID_STATUS_TRANSITION",  # e.g. publishing a product twice
+    "INVALID_VERSION_STATE",  # e.g. approving a mini-app version twice
+    "MINI_APP_NOT_PUBLISHED",
+    "MINI_APP_SUSPENDED",
     "OUT_OF_STOCK",
     "PRICE_CHANGED",
     "SELF_PURCHASE",  # the admin is also the merchant of what it buys
@@ -47,6 +53,8 @@ NOT_IN_ANY_SCHEMA = {
     "STOCK_BELOW_RESERVED",
     # minted by the server
     "INVALID_PAGE_TOKEN",
+    # content no schema describes: a bundle's bytes must be a zip archive
+    "NOT_A_ZIP",
     # configured in the wallet (per-currency transfer limits)
     "LIMIT_EXCEEDED",
 }

@@ -6,6 +6,7 @@ import httpx
 
 from services.runtime.ids import new_id
 from tests.bff.conftest import Platform, assert_problem, log_in, serving_bff, sign_up
+from tests.conftest import http_client
 from tests.identity.conftest import PASSWORD
 
 
@@ -175,7 +176,7 @@ async def test_identity_throttles_the_address_the_bff_saw(
     # This test's client stands for a proxy in front of the BFF that it trusts.
     async with (
         serving_bff(platform.bff(forwarded_allow_ips="127.0.0.1")) as url,
-        httpx.AsyncClient(base_url=url) as http,
+        http_client(url) as http,
     ):
 
         async def log_in_from(address: str, password: str) -> httpx.Response:

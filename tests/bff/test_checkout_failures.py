@@ -29,6 +29,7 @@ from tests.bff.conftest import (
     top_up,
     wallet_of,
 )
+from tests.conftest import http_client
 
 
 async def _shop(
@@ -180,7 +181,7 @@ async def test_a_bff_that_goes_away_mid_checkout_does_not_stop_the_purchase(
         try:
             async with (
                 serving_bff(platform.bff()) as url,
-                httpx.AsyncClient(base_url=url) as http,
+                http_client(url) as http,
             ):
                 request = asyncio.create_task(
                     http.post("/v1/checkout", json=checkout_body(product, 1), headers=headers)

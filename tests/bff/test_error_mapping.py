@@ -21,6 +21,7 @@ from tests.bff.conftest import (
     top_up,
     wallet_of,
 )
+from tests.conftest import http_client
 from tests.identity.conftest import PASSWORD
 
 # ARCHITECTURE.md's table (grpc-gateway's HTTPStatusFromCode).
@@ -103,7 +104,7 @@ async def test_an_upstream_past_its_deadline_is_504(
     # Signing in hashes a password (argon2id, tens of milliseconds): a slow upstream call.
     async with (
         serving_bff(platform.bff(upstream_timeout_seconds=0.005)) as url,
-        httpx.AsyncClient(base_url=url) as hurried,
+        http_client(url) as hurried,
     ):
         reply = await hurried.post(
             "/v1/auth/login", json={"email": ann.email, "password": PASSWORD}

@@ -118,7 +118,17 @@ document = schemathesis.openapi.from_dict(
                 # Invalid input may be refused for its size too (a string over its
                 # maxLength can push the body over the limit): 413 is a refusal.
                 "negative_data_rejection": {
-                    "expected-statuses": ["400", "401", "403", "404", "409", "413", "422", "429"]
+                    "expected-statuses": [
+                        "400",
+                        "401",
+                        "403",
+                        "404",
+                        "409",
+                        "413",
+                        "415",
+                        "422",
+                        "429",
+                    ]
                 },
             }
         }

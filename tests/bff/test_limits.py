@@ -16,6 +16,7 @@ from tests.bff.conftest import (
     top_up,
     wallet_of,
 )
+from tests.conftest import http_client
 from tests.identity.conftest import PASSWORD
 
 
@@ -28,7 +29,7 @@ def _retry_after(reply: httpx.Response) -> int:
 async def test_sign_in_is_limited_per_client_address(platform: Platform) -> None:
     async with (
         serving_bff(platform.bff(auth_rate_limit="3/minute")) as url,
-        httpx.AsyncClient(base_url=url) as http,
+        http_client(url) as http,
     ):
         body = {"email": f"x-{new_id()}@example.com", "password": PASSWORD}
         answers = [await http.post("/v1/auth/login", json=body) for _ in range(4)]
@@ -48,7 +49,7 @@ async def test_replicas_counting_in_memory_each_enforce_their_share(platform: Pl
     async with (
         serving_bff(settings) as first,
         serving_bff(settings) as second,
-        httpx.AsyncClient() as http,
+        http_client() as http,
     ):
         answers = [
             await http.post(
@@ -69,7 +70,7 @@ async def test_writes_are_limited_per_user(platform: Platform, client: httpx.Asy
     bob = await sign_up(client, "bob")
     async with (
         serving_bff(platform.bff(write_rate_limit_per_user="2/minute")) as url,
-        httpx.AsyncClient(base_url=url) as http,
+        http_client(url) as http,
     ):
 
         async def rename(who: str, headers: dict[str, str]) -> httpx.Response:
@@ -94,7 +95,7 @@ async def test_writes_are_limited_per_client_address(
     bob = await sign_up(client, "bob")
     async with (
         serving_bff(platform.bff(write_rate_limit_per_ip="2/minute")) as url,
-        httpx.AsyncClient(base_url=url) as http,
+        http_client(url) as http,
     ):
         first = await http.patch("/v1/me", json={"display_name": "A"}, headers=ann.writing())
         second = await http.patch("/v1/me", json={"display_name": "B"}, headers=bob.writing())
@@ -107,7 +108,7 @@ async def test_writes_are_limited_per_client_address(
 async def test_bodies_over_the_limit_are_refused_with_413(platform: Platform) -> None:
     async with (
         serving_bff(platform.bff(max_body_bytes=1024)) as url,
-        httpx.AsyncClient(base_url=url) as http,
+        http_client(url) as http,
     ):
         big = {"email": "a@example.com", "password": "p" * 2000}
         declared = await http.post("/v1/auth/login", json=big)

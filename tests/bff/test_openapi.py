@@ -35,7 +35,17 @@ _BROWSING = {
     "/v1/categories",
     "/v1/categories/{category_id}",
 }
-_SIGNED_IN = ("/v1/me", "/v1/home", "/v1/merchant/", "/v1/admin/", "/v1/checkout")
+_SIGNED_IN = (
+    "/v1/me",
+    "/v1/home",
+    "/v1/merchant/",
+    "/v1/admin/",
+    "/v1/checkout",
+    "/v1/developer/",
+    "/v1/review/",
+    "/v1/mini-apps",
+    "/v1/miniapp-bundles/",
+)
 
 
 async def test_the_document_says_which_operations_need_a_token(
@@ -51,10 +61,21 @@ async def test_the_document_says_which_operations_need_a_token(
                 assert security == [token, {}], (method, path)
             elif path.startswith(_SIGNED_IN):
                 assert security == [token], (method, path)
-            else:  # sign-up and sign-in, health, keys
+            else:  # sign-up and sign-in, health, keys, the manifest schema and review rules
                 assert security is None, (method, path)
     for path in _BROWSING:
         url = path.format(product_id=new_id(), category_id=new_id())
         anonymous = await client.get(url, params={"query": "mug"} if "search" in url else {})
         if anonymous.status_code != 200:
             assert anonymous.json()["reason"] in {"PRODUCT_NOT_FOUND", "CATEGORY_NOT_FOUND"}
+
+
+async def test_bundles_are_documented_as_zip(client: httpx.AsyncClient) -> None:
+    paths = (await client.get(OPENAPI_PATH)).json()["paths"]
+    upload = paths["/v1/developer/mini-apps/{mini_app_id}/versions"]["post"]
+    assert list(upload["requestBody"]["content"]) == ["application/zip"]
+    assert {"413", "415"} <= set(upload["responses"])
+    bundle = paths["/v1/miniapp-bundles/{sha256}"]["get"]["responses"]
+    assert list(bundle["200"]["content"]) == ["application/zip"]
+    assert {"ETag", "Cache-Control"} <= set(bundle["200"]["headers"])
+    assert "304" in bundle

@@ -21,7 +21,7 @@ from bff.config import BffSettings
 from services.runtime.ports import free_port
 from tests.bff.conftest import Platform, assert_problem, serving_bff, sign_up
 from tests.bff.redis_server import RedisServer, redis_server_binary
-from tests.conftest import ROOT
+from tests.conftest import ROOT, http_client
 
 pytestmark = pytest.mark.skipif(
     redis_server_binary() is None, reason="redis-server is not installed"
@@ -50,8 +50,8 @@ async def test_two_bffs_on_one_redis_share_one_budget(
     async with (
         serving_bff(shared) as first_url,
         serving_bff(shared) as second_url,
-        httpx.AsyncClient(base_url=first_url) as first,
-        httpx.AsyncClient(base_url=second_url) as second,
+        http_client(first_url) as first,
+        http_client(second_url) as second,
     ):
         answers = [
             await _rename(first, ann.writing()),
@@ -73,8 +73,8 @@ async def test_counters_in_process_memory_are_per_process(
     async with (
         serving_bff(alone) as first_url,
         serving_bff(alone) as second_url,
-        httpx.AsyncClient(base_url=first_url) as first,
-        httpx.AsyncClient(base_url=second_url) as second,
+        http_client(first_url) as first,
+        http_client(second_url) as second,
     ):
         answers = [await _rename(http, ann.writing()) for http in (first, second, first, second)]
 
@@ -93,7 +93,7 @@ async def test_a_storage_that_is_away_makes_limited_routes_503_until_it_is_back(
     with caplog.at_level(logging.WARNING, logger="bff.rate_limits"):
         async with (
             serving_bff(settings) as url,
-            httpx.AsyncClient(base_url=url) as http,
+            http_client(url) as http,
         ):
             assert any("BFF_RATE_LIMIT_STORAGE" in r.getMessage() for r in caplog.records)
             away = await _rename(http, ann.writing())
@@ -134,7 +134,7 @@ async def test_a_storage_that_does_not_answer_is_503_within_the_upstream_deadlin
         )
         async with (
             serving_bff(settings) as url,
-            httpx.AsyncClient(base_url=url, timeout=30) as http,
+            http_client(url) as http,
         ):
             reply = await _rename(http, ann.writing())
 

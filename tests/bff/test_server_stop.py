@@ -13,6 +13,7 @@ import pytest
 from bff.config import BffSettings
 from bff.server import BffServer
 from scripts.benchmark.stubborn import BareApp
+from tests.conftest import http_client
 
 
 def _settings() -> BffSettings:
@@ -21,7 +22,7 @@ def _settings() -> BffSettings:
 
 async def _refused(port: int) -> None:
     with pytest.raises(httpx.ConnectError):
-        async with httpx.AsyncClient() as client:
+        async with http_client() as client:
             await client.get(f"http://127.0.0.1:{port}/")
 
 
@@ -29,7 +30,7 @@ async def test_a_bff_stops_after_its_app_shut_down() -> None:
     app = BareApp(hang_on_shutdown=False)
     server = BffServer(app, _settings())
     port = await server.start()
-    async with httpx.AsyncClient() as client:
+    async with http_client() as client:
         assert (await client.get(f"http://127.0.0.1:{port}/")).status_code == 200
 
     await server.stop()

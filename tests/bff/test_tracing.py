@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from services.runtime.ids import new_id
 from tests.bff.conftest import Platform, serving_bff
+from tests.conftest import http_client
 from tests.identity.conftest import PASSWORD
 
 _AWAITED = {"superapp.identity.user.registered process", "superapp.wallet.wallet.opened publish"}
@@ -31,7 +31,7 @@ async def test_sign_up_is_one_trace_from_http_to_the_wallet_consumer(platform: P
     platform.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     async with (
         serving_bff(platform.bff(), tracer_provider=platform.tracer_provider) as url,
-        httpx.AsyncClient(base_url=url) as http,
+        http_client(url) as http,
     ):
         reply = await http.post(
             "/v1/auth/register",

@@ -17,7 +17,6 @@ from typing import Any
 import grpc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from sqlalchemy import select
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 from superapp.catalogue.v1 import catalogue_service_pb2_grpc
 from superapp.identity.v1 import identity_service_pb2 as identity_pb
@@ -26,15 +25,13 @@ from superapp.type.v1 import money_pb2
 
 from scripts.nats_process import NatsProcess
 from services.catalogue.config import CatalogueSettings
-from services.catalogue.models import EVENT_TABLES
 from services.catalogue.server import create_server as create_catalogue
-from services.database import Database
 from services.identity.config import IdentitySettings
 from services.identity.server import create_server as create_identity
 from services.runtime.ids import new_id
 from services.runtime.serving import GrpcService
 from tests.identity.conftest import ADMIN_EMAIL, KEY_ENCRYPTION_KEY, Identity
-from tests.services.rich_errors import RichError, rich_error
+from tests.services.recorded_events import recorded_events
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -161,25 +158,7 @@ class Shop:
 
     async def events(self, subject: str) -> list[bytes]:
         """Payloads recorded in catalogue's outbox under `subject`, in commit order."""
-        database = Database.connect(self.database_url)
-        outbox = EVENT_TABLES.outbox
-        try:
-            async with database.read() as session:
-                rows = await session.execute(
-                    select(outbox.c.payload)
-                    .where(outbox.c.subject == subject)
-                    .order_by(outbox.c.seq)
-                )
-                return [row.payload for row in rows]
-        finally:
-            await database.dispose()
-
-
-async def failure(call: Any) -> RichError:
-    """The rich error of a call that must fail."""
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return rich_error(caught.value)
+        return await recorded_events(self.database_url, subject)
 
 
 @contextlib.asynccontextmanager

@@ -7,7 +7,8 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 
 from services.runtime.ids import new_id
-from tests.catalogue.conftest import Shop, failure
+from tests.catalogue.conftest import Shop
+from tests.services.rich_errors import failure
 
 
 def _create(name: str, parent_id: str = "", request_id: str = "") -> pb.CreateCategoryRequest:

@@ -11,7 +11,8 @@ from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 from superapp.catalogue.v1 import events_pb2
 
 from services.runtime.ids import new_id
-from tests.catalogue.conftest import Shop, failure
+from tests.catalogue.conftest import Shop
+from tests.services.rich_errors import failure
 
 
 def _reserve(

@@ -12,8 +12,9 @@ from superapp.type.v1 import money_pb2
 from services.catalogue.models import Product
 from services.database import Database
 from services.runtime.ids import new_id
-from tests.catalogue.conftest import Metadata, Shop, failure
+from tests.catalogue.conftest import Metadata, Shop
 from tests.services.hostile_tokens import with_key
+from tests.services.rich_errors import failure
 
 _PRICES = [100, 250, 250, 999, 1000, 4999]
 

@@ -27,8 +27,9 @@ from scripts.nats_process import NatsProcess
 from services.catalogue.cursors import NewestCursor, PriceCursor, RelevanceCursor, decode_cursor
 from services.runtime.errors import InvalidArgument
 from services.runtime.page_tokens import PageTokens
-from tests.catalogue.conftest import Metadata, Shop, failure, running_shop
+from tests.catalogue.conftest import Metadata, Shop, running_shop
 from tests.services.hostile_tokens import FUZZ, assert_refused, hostile_tokens, with_key
+from tests.services.rich_errors import failure
 
 Stub = catalogue_service_pb2_grpc.CatalogueServiceStub
 _NO_ID = "00000000-0000-7000-8000-000000000000"

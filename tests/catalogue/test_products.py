@@ -12,7 +12,8 @@ from superapp.type.v1 import money_pb2
 from services.catalogue.product_reads import PRODUCTS
 from services.database import Database
 from services.runtime.ids import new_id
-from tests.catalogue.conftest import Shop, failure
+from tests.catalogue.conftest import Shop
+from tests.services.rich_errors import failure
 
 USD = "USD"
 

@@ -8,7 +8,8 @@ import grpc
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 
 from services.runtime.ids import new_id
-from tests.catalogue.conftest import Shop, failure
+from tests.catalogue.conftest import Shop
+from tests.services.rich_errors import failure
 
 
 async def _titles(shop: Shop, query: str, category_id: str = "") -> list[str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from superapp.catalogue.v1 import catalogue_service_pb2 as pb
 
 from services.runtime.ids import new_id
-from tests.catalogue.conftest import Shop, failure
+from tests.catalogue.conftest import Shop
+from tests.services.rich_errors import failure
 
 
 def _reservations(shop: Shop, outcome: str) -> float:

@@ -16,6 +16,7 @@ from services.catalogue.models import Base as CatalogueBase
 from services.database import Database, upgrade_to_head
 from services.database.schema import is_managed
 from services.identity.models import Base as IdentityBase
+from services.miniapps.models import Base as MiniAppsBase
 from services.orders.models import Base as OrdersBase
 from services.wallet.models import Base as WalletBase
 from tests.conftest import ROOT
@@ -25,6 +26,7 @@ HISTORIES = [
     ("wallet", WalletBase.metadata),
     ("catalogue", CatalogueBase.metadata),
     ("orders", OrdersBase.metadata),
+    ("miniapps", MiniAppsBase.metadata),
 ]
 
 

@@ -76,7 +76,7 @@ def test_the_nats_configuration_parses(manifests: list[Manifest]) -> None:
 
 def test_every_component_runs_once_in_each_overlay(manifests: list[Manifest]) -> None:
     names = sorted(workload.component.name for workload in workloads(manifests))
-    assert names == ["bff", "catalogue", "identity", "orders", "wallet"]
+    assert names == ["bff", "catalogue", "identity", "miniapps", "orders", "wallet"]
 
 
 def test_containers_set_only_settings_their_service_reads(manifests: list[Manifest]) -> None:

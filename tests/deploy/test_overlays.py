@@ -47,6 +47,7 @@ def test_dev_runs_one_replica_of_everything_and_its_own_postgresql(
         "bff": 1,
         "catalogue": 1,
         "identity": 1,
+        "miniapps": 1,
         "orders": 1,
         "wallet": 1,
         "nats": 1,
@@ -62,6 +63,7 @@ def test_dev_database_urls_point_at_its_postgresql(dev: list[Manifest]) -> None:
     assert sorted(urls) == [
         "CATALOGUE_DATABASE_URL",
         "IDENTITY_DATABASE_URL",
+        "MINIAPPS_DATABASE_URL",
         "ORDERS_DATABASE_URL",
         "WALLET_DATABASE_URL",
     ]
@@ -207,8 +209,8 @@ def test_a_metrics_port_closed_to_prometheus_or_open_to_others_is_caught(
     policies["catalogue"]["spec"]["ingress"][0]["ports"].append({"protocol": "TCP", "port": 9090})
     problems = network_policy_problems(production)
     assert sorted(p for p in problems if ":9090" in p) == [
-        "bff:9090 is open to ['bff', 'catalogue', 'identity', 'nats', 'orders', 'wallet'], "
-        "its callers are []",
+        "bff:9090 is open to ['bff', 'catalogue', 'identity', 'miniapps', 'nats', 'orders', "
+        "'wallet'], its callers are []",
         "bff:9090 is reachable from outside",
         "catalogue:9090 is open to ['bff', 'orders'], its callers are []",
         "wallet:9090 (metrics) is closed to Prometheus",

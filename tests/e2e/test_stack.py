@@ -258,17 +258,19 @@ async def test_a_killed_service_is_started_again_and_nothing_else_is(
         auth = await _signed_in(http)
         await _until_ok(http, "/v1/me/wallet", auth)  # the wallet has opened
         for component in GRPC_COMPONENTS:
-            name, path = component.name, _ROUTE_NEEDING[component.name]
+            # A service the BFF does not call yet (miniapps) has no route to watch.
+            name, path = component.name, _ROUTE_NEEDING.get(component.name)
             before = stack.pids()
             os.kill(before[name], signal.SIGKILL)
             killed = time.monotonic()
             await stack.wait_gone({name: before[name]}, within=5.0)
 
             # Meanwhile the BFF says, in its own words, that the service is unavailable.
-            outage = await http.get(path, headers=auth)
-            assert outage.status_code == 503, (name, outage.text)
-            assert outage.headers["content-type"] == "application/problem+json"
-            assert outage.json()["status"] == 503
+            if path is not None:
+                outage = await http.get(path, headers=auth)
+                assert outage.status_code == 503, (name, outage.text)
+                assert outage.headers["content-type"] == "application/problem+json"
+                assert outage.json()["status"] == 503
 
             address = stack.address(component.port_variable)
             async with grpc.aio.insecure_channel(address) as channel, asyncio.timeout(60):
@@ -281,7 +283,8 @@ async def test_a_killed_service_is_started_again_and_nothing_else_is(
                 k: v for k, v in before.items() if k != name
             }, "another component was restarted"
             # The same BFF process serves the route again by itself.
-            assert (await _until_ok(http, path, auth)).status_code == 200
+            if path is not None:
+                assert (await _until_ok(http, path, auth)).status_code == 200
     assert f"stack: {name} was killed by SIGKILL; starting it again" in stack.stderr
     assert READY_LINE in stack.stdout
     assert stack.process is not None

@@ -17,10 +17,11 @@ from superapp.identity.v1 import events_pb2
 from superapp.identity.v1 import identity_service_pb2 as pb
 
 from services.database import Database
-from services.identity.models import EVENT_TABLES, User
+from services.identity.models import User
 from services.identity.passwords import owasp_hasher
 from services.runtime.ids import new_id
 from tests.identity.conftest import ADMIN_EMAIL, PASSWORD, Identity
+from tests.services.recorded_events import recorded_events
 from tests.services.rich_errors import rich_error
 
 
@@ -31,16 +32,7 @@ async def _error(call: object) -> grpc.aio.AioRpcError:
 
 
 async def _events(identity: Identity, subject: str) -> list[bytes]:
-    database = Database.connect(identity.database_url)
-    outbox = EVENT_TABLES.outbox
-    try:
-        async with database.read() as session:
-            rows = await session.execute(
-                select(outbox.c.payload).where(outbox.c.subject == subject).order_by(outbox.c.seq)
-            )
-            return [row.payload for row in rows]
-    finally:
-        await database.dispose()
+    return await recorded_events(identity.database_url, subject)
 
 
 async def test_sign_up_normalizes_email_and_announces_the_user(identity: Identity) -> None:
@@ -308,3 +300,20 @@ async def test_only_admins_set_roles_and_new_tokens_carry_them(identity: Identit
         )
     )
     assert bad.violations == {"roles[0]": "REQUIRED", "roles[1]": "UNKNOWN_ENUM_VALUE"}
+
+
+async def test_admins_grant_the_mini_app_roles_and_tokens_carry_them(identity: Identity) -> None:
+    dev, _ = await identity.signed_up("dev@example.com")
+    _, as_admin = await identity.signed_up(ADMIN_EMAIL)
+    reply = await identity.stub.SetUserRoles(
+        pb.SetUserRolesRequest(
+            user_id=dev.user_id,
+            roles=[pb.ROLE_REVIEWER, pb.ROLE_USER, pb.ROLE_DEVELOPER],
+            request_id=new_id(),
+        ),
+        metadata=as_admin,
+    )
+    assert list(reply.user.roles) == [pb.ROLE_USER, pb.ROLE_DEVELOPER, pb.ROLE_REVIEWER]
+    token = (await identity.login("dev@example.com")).tokens.access_token
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["roles"] == ["user", "developer", "reviewer"]

@@ -18,6 +18,9 @@ from tests.polyglot.conftest import ROOT, LiveStack, built_client, check_journey
 # A cold build compiles the generated grpc++ code: about 2 minutes on a busy 2-core
 # machine; a first install of the packages well under one.
 SCRIPT_TIMEOUT_SECONDS = 900.0
+# pytest-timeout's global bound (120 s) covers fixture set-up too: on a fresh machine the
+# first install and build alone outlast it.
+pytestmark = pytest.mark.timeout(SCRIPT_TIMEOUT_SECONDS + 180)
 
 
 @pytest.fixture(scope="module")

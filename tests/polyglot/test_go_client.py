@@ -17,6 +17,9 @@ from tests.polyglot.conftest import ROOT, LiveStack, built_client, check_journey
 # A cold build of grpc-go and its dependencies takes about a minute on a busy 2-core machine,
 # a first install of the packages about as long again.
 SCRIPT_TIMEOUT_SECONDS = 600.0
+# pytest-timeout's global bound (120 s) covers fixture set-up too: on a fresh machine the
+# first install and build alone outlast it.
+pytestmark = pytest.mark.timeout(SCRIPT_TIMEOUT_SECONDS + 180)
 
 
 @pytest.fixture(scope="module")

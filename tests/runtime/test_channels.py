@@ -40,7 +40,8 @@ def test_every_method_has_a_deadline_and_only_reads_are_retried() -> None:
         for method in service.methods:
             policy = _policy(service.full_name, method.name, configs)
             assert policy["timeout"] == "2.500000000s", method.full_name
-            read = method.name.startswith(("Get", "List", "Search"))
+            # Identity's IntrospectMiniAppToken (RFC 7662) reads too.
+            read = method.name.startswith(("Get", "List", "Search", "Introspect"))
             assert ("retryPolicy" in policy) is read, method.full_name
             if read:
                 assert policy["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]

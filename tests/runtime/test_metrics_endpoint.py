@@ -16,6 +16,7 @@ from scripts.nats_process import NatsProcess
 from services.catalogue.config import CatalogueSettings
 from services.catalogue.server import create_server
 from services.runtime.serving import StartupError
+from tests.conftest import http_client
 
 
 async def test_a_service_serves_prometheus_text_and_openmetrics_on_its_metrics_port(
@@ -33,7 +34,7 @@ async def test_a_service_serves_prometheus_text_and_openmetrics_on_its_metrics_p
         port = service.metrics.port
         assert port is not None
         assert port != service.port
-        async with httpx.AsyncClient() as http:
+        async with http_client() as http:
             text = await http.get(f"http://127.0.0.1:{port}/metrics")
             open_metrics = await http.get(
                 f"http://127.0.0.1:{port}/metrics",
@@ -47,7 +48,7 @@ async def test_a_service_serves_prometheus_text_and_openmetrics_on_its_metrics_p
         assert open_metrics.text.rstrip().endswith("# EOF")
     finally:
         await service.stop(0)
-    async with httpx.AsyncClient() as http:
+    async with http_client() as http:
         with pytest.raises(httpx.TransportError):  # released with the service
             await http.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
 
@@ -86,7 +87,7 @@ async def test_metrics_enabled_false_records_nothing_but_the_build_and_the_proce
         async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
             stub = catalogue_service_pb2_grpc.CatalogueServiceStub(channel)
             await stub.ListCategories(catalogue_pb.ListCategoriesRequest())
-        async with httpx.AsyncClient() as http:
+        async with http_client() as http:
             text = (await http.get(f"http://127.0.0.1:{service.metrics.port}/metrics")).text
     finally:
         await service.stop(0)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -28,6 +27,7 @@ from services.runtime.metrics import Metrics
 from services.runtime.rich_status import ErrorGuard
 from services.runtime.rpc_metrics import RpcMetrics
 from services.runtime.tracing import tracer_provider_from_env
+from tests.conftest import http_client
 
 _OPEN_METRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}
 
@@ -130,7 +130,7 @@ async def test_each_call_is_counted_by_the_status_its_caller_sees() -> None:
 
 
 async def _scrape(port: int) -> str:
-    async with httpx.AsyncClient() as http:
+    async with http_client() as http:
         reply = await http.get(f"http://127.0.0.1:{port}/metrics", headers=_OPEN_METRICS)
     assert reply.status_code == 200
     return reply.text

@@ -61,6 +61,8 @@ def test_every_process_gets_its_metrics_port_from_the_defaults_plus_ten_per_repl
         "catalogue-2": 7313,
         "orders-1": 7304,
         "orders-2": 7314,
+        "miniapps-1": 7305,
+        "miniapps-2": 7315,
         "bff-1": 7300,
         "bff-2": 7310,
     }

@@ -21,6 +21,9 @@ from services.catalogue.server import create_server as create_catalogue
 from services.identity.config import IdentitySettings
 from services.identity.server import SERVICE_NAME as IDENTITY
 from services.identity.server import create_server as create_identity
+from services.miniapps.config import MiniAppsSettings
+from services.miniapps.server import SERVICE_NAME as MINIAPPS
+from services.miniapps.server import create_server as create_miniapps
 from services.orders.config import OrdersSettings
 from services.orders.server import SERVICE_NAME as ORDERS
 from services.orders.server import create_server as create_orders
@@ -59,6 +62,7 @@ SERVICES = [
         functools.partial(OrdersSettings, client_secret="health-and-reflection-secret"),
         create_orders,
     ),
+    ServiceKind("miniapps", MINIAPPS, MiniAppsSettings, create_miniapps),
 ]
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
+import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -40,3 +42,10 @@ def rich_error(error: grpc.aio.AioRpcError) -> RichError:
             retry_delay = retry.retry_delay.ToTimedelta().total_seconds()
     assert info.reason, "ErrorInfo missing from the status details"
     return RichError(error.code(), info, violations, retry_delay)
+
+
+async def failure(call: Any) -> RichError:
+    """The rich error of a call that must fail."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return rich_error(caught.value)

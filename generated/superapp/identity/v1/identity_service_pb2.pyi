@@ -50,6 +50,16 @@ class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType],
     for example the account that performs wallet top-ups. Never given at
     registration; only an admin assigns it. Token name "system".
     """
+    ROLE_DEVELOPER: _Role.ValueType  # 5
+    """A developer who registers mini-apps and manages their versions
+    (superapp.miniapps.v1.MiniAppsService). Never given at registration; an
+    admin assigns it with SetUserRoles. Token name "developer".
+    """
+    ROLE_REVIEWER: _Role.ValueType  # 6
+    """A reviewer who reviews submitted mini-app versions (approves or
+    rejects them) and may suspend mini-apps. Never given at registration;
+    an admin assigns it with SetUserRoles. Token name "reviewer".
+    """
 
 class Role(_Role, metaclass=_RoleEnumTypeWrapper):
     """A role grants a set of permissions across superapp services. A user holds
@@ -77,6 +87,16 @@ ROLE_SYSTEM: Role.ValueType  # 4
 """A service account used by back-office processes rather than a person,
 for example the account that performs wallet top-ups. Never given at
 registration; only an admin assigns it. Token name "system".
+"""
+ROLE_DEVELOPER: Role.ValueType  # 5
+"""A developer who registers mini-apps and manages their versions
+(superapp.miniapps.v1.MiniAppsService). Never given at registration; an
+admin assigns it with SetUserRoles. Token name "developer".
+"""
+ROLE_REVIEWER: Role.ValueType  # 6
+"""A reviewer who reviews submitted mini-app versions (approves or
+rejects them) and may suspend mini-apps. Never given at registration;
+an admin assigns it with SetUserRoles. Token name "reviewer".
 """
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
@@ -781,3 +801,425 @@ class IssueServiceTokenResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IssueServiceTokenResponse: _TypeAlias = IssueServiceTokenResponse  # noqa: Y015
+
+@_typing.final
+class AuthorizeMiniAppRequest(_message.Message):
+    """Request of AuthorizeMiniApp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    REDIRECT_URI_FIELD_NUMBER: _builtins.int
+    REQUESTED_SCOPES_FIELD_NUMBER: _builtins.int
+    GRANTED_SCOPES_FIELD_NUMBER: _builtins.int
+    CODE_CHALLENGE_FIELD_NUMBER: _builtins.int
+    CODE_CHALLENGE_METHOD_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    """Required. The mini-app's OAuth client id (MiniApp.client_id in
+    superapp.miniapps.v1); at most 64 characters.
+    """
+    redirect_uri: _builtins.str
+    """Required. Where the mini-app's backend receives the code: exactly one of
+    the redirect URIs the mini-app registered; at most 2048 characters.
+    """
+    code_challenge: _builtins.str
+    """Required. The PKCE code challenge (RFC 7636): BASE64URL(SHA256(verifier))
+    without padding, 43 characters (43 to 128 of the RFC's alphabet accepted).
+    """
+    code_challenge_method: _builtins.str
+    """Required. The PKCE method; only "S256" is accepted ("plain" is refused)."""
+    state: _builtins.str
+    """Optional. An opaque value of the mini-app's, returned unchanged so it can
+    tie the response to its request (CSRF protection); at most 512
+    characters.
+    """
+    @_builtins.property
+    def requested_scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required. The scopes the consent prompt showed: a non-empty subset of the
+        permissions the mini-app's published manifest requests (for example
+        "profile.basic", "wallet.pay"), without duplicates.
+        """
+
+    @_builtins.property
+    def granted_scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The scopes the user granted: a subset of `requested_scopes`; may be
+        empty (the mini-app then only learns the pairwise subject).
+        """
+
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        redirect_uri: _builtins.str = ...,
+        requested_scopes: _abc.Iterable[_builtins.str] | None = ...,
+        granted_scopes: _abc.Iterable[_builtins.str] | None = ...,
+        code_challenge: _builtins.str = ...,
+        code_challenge_method: _builtins.str = ...,
+        state: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "code_challenge", b"code_challenge", "code_challenge_method", b"code_challenge_method", "granted_scopes", b"granted_scopes", "redirect_uri", b"redirect_uri", "requested_scopes", b"requested_scopes", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorizeMiniAppRequest: _TypeAlias = AuthorizeMiniAppRequest  # noqa: Y015
+
+@_typing.final
+class AuthorizeMiniAppResponse(_message.Message):
+    """Response of AuthorizeMiniApp: what the shell hands to the mini-app's
+    redirect URI.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REDIRECT_URI_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    GRANT_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The one-time authorization code: 43 base64url characters, valid for 60
+    seconds.
+    """
+    state: _builtins.str
+    """`state` from the request, unchanged."""
+    redirect_uri: _builtins.str
+    """The redirect URI the code is bound to (the request's)."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the code expires."""
+
+    @_builtins.property
+    def grant(self) -> Global___Grant:
+        """The user's grant as it now is."""
+
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        state: _builtins.str = ...,
+        redirect_uri: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        grant: Global___Grant | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "grant", b"grant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "expire_time", b"expire_time", "grant", b"grant", "redirect_uri", b"redirect_uri", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorizeMiniAppResponse: _TypeAlias = AuthorizeMiniAppResponse  # noqa: Y015
+
+@_typing.final
+class ExchangeAuthorizationCodeRequest(_message.Message):
+    """Request of ExchangeAuthorizationCode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_SECRET_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    REDIRECT_URI_FIELD_NUMBER: _builtins.int
+    CODE_VERIFIER_FIELD_NUMBER: _builtins.int
+    SCOPES_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    """Required. The mini-app's OAuth client id; at most 64 characters."""
+    client_secret: _builtins.str
+    """Required. Its client secret; at most 256 characters; never logged."""
+    code: _builtins.str
+    """Required. The code AuthorizeMiniApp returned; at most 128 characters."""
+    redirect_uri: _builtins.str
+    """Required. The redirect URI the code was issued for (exact match)."""
+    code_verifier: _builtins.str
+    """Required. The PKCE code verifier (RFC 7636 section 4.1): 43 to 128
+    characters of [A-Za-z0-9-._~].
+    """
+    @_builtins.property
+    def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional. The scopes wanted in the token: a subset of the code's; empty
+        means all of them (RFC 6749 section 3.3).
+        """
+
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        client_secret: _builtins.str = ...,
+        code: _builtins.str = ...,
+        redirect_uri: _builtins.str = ...,
+        code_verifier: _builtins.str = ...,
+        scopes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "client_secret", b"client_secret", "code", b"code", "code_verifier", b"code_verifier", "redirect_uri", b"redirect_uri", "scopes", b"scopes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExchangeAuthorizationCodeRequest: _TypeAlias = ExchangeAuthorizationCodeRequest  # noqa: Y015
+
+@_typing.final
+class ExchangeAuthorizationCodeResponse(_message.Message):
+    """Response of ExchangeAuthorizationCode (RFC 6749 section 5.1)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    TOKEN_TYPE_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    SCOPES_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    access_token: _builtins.str
+    """The mini-app access token (format on ExchangeAuthorizationCode)."""
+    token_type: _builtins.str
+    """Always "Bearer"."""
+    subject: _builtins.str
+    """The pairwise subject of the user for this mini-app (the token's `sub`)."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the token expires (its `exp`), 5 minutes after issue."""
+
+    @_builtins.property
+    def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The scopes the token carries."""
+
+    def __init__(
+        self,
+        *,
+        access_token: _builtins.str = ...,
+        token_type: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        scopes: _abc.Iterable[_builtins.str] | None = ...,
+        subject: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expire_time", b"expire_time", "scopes", b"scopes", "subject", b"subject", "token_type", b"token_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExchangeAuthorizationCodeResponse: _TypeAlias = ExchangeAuthorizationCodeResponse  # noqa: Y015
+
+@_typing.final
+class Grant(_message.Message):
+    """A user's consent for one mini-app: which scopes it may use on their
+    behalf.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    MINI_APP_ID_FIELD_NUMBER: _builtins.int
+    SCOPES_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    grant_id: _builtins.str
+    """The grant's id (a UUID)."""
+    client_id: _builtins.str
+    """The mini-app's OAuth client id."""
+    mini_app_id: _builtins.str
+    """The mini-app's id in the miniapps service."""
+    @_builtins.property
+    def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The scopes granted, sorted."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the user first consented."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the scopes last changed."""
+
+    def __init__(
+        self,
+        *,
+        grant_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        mini_app_id: _builtins.str = ...,
+        scopes: _abc.Iterable[_builtins.str] | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "create_time", b"create_time", "grant_id", b"grant_id", "mini_app_id", b"mini_app_id", "scopes", b"scopes", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Grant: _TypeAlias = Grant  # noqa: Y015
+
+@_typing.final
+class ListMyGrantsRequest(_message.Message):
+    """Request of ListMyGrants."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many grants (1 to 100; 0 means 50; larger is capped to 100)."""
+    page_token: _builtins.str
+    """Empty for the first page, else `next_page_token` of the previous page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMyGrantsRequest: _TypeAlias = ListMyGrantsRequest  # noqa: Y015
+
+@_typing.final
+class ListMyGrantsResponse(_message.Message):
+    """Response of ListMyGrants."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token of the next page; empty only on the last page."""
+    @_builtins.property
+    def grants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Grant]:
+        """The caller's active grants, newest first."""
+
+    def __init__(
+        self,
+        *,
+        grants: _abc.Iterable[Global___Grant] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grants", b"grants", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMyGrantsResponse: _TypeAlias = ListMyGrantsResponse  # noqa: Y015
+
+@_typing.final
+class RevokeGrantRequest(_message.Message):
+    """Request of RevokeGrant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANT_ID_FIELD_NUMBER: _builtins.int
+    grant_id: _builtins.str
+    """Required. The id of one of the caller's grants."""
+    def __init__(
+        self,
+        *,
+        grant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grant_id", b"grant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeGrantRequest: _TypeAlias = RevokeGrantRequest  # noqa: Y015
+
+@_typing.final
+class RevokeGrantResponse(_message.Message):
+    """Response of RevokeGrant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANT_ID_FIELD_NUMBER: _builtins.int
+    grant_id: _builtins.str
+    """The id of the revoked grant."""
+    def __init__(
+        self,
+        *,
+        grant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grant_id", b"grant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeGrantResponse: _TypeAlias = RevokeGrantResponse  # noqa: Y015
+
+@_typing.final
+class IntrospectMiniAppTokenRequest(_message.Message):
+    """Request of IntrospectMiniAppToken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """Required. The mini-app access token; at most 4096 characters."""
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IntrospectMiniAppTokenRequest: _TypeAlias = IntrospectMiniAppTokenRequest  # noqa: Y015
+
+@_typing.final
+class IntrospectMiniAppTokenResponse(_message.Message):
+    """Response of IntrospectMiniAppToken (RFC 7662 section 2.2). When `active`
+    is false every other field is empty.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    SCOPES_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    GRANT_ID_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    active: _builtins.bool
+    """Whether the token is valid and in force now."""
+    client_id: _builtins.str
+    """The mini-app's client id (the token's `aud` and `client_id`)."""
+    subject: _builtins.str
+    """The pairwise subject (the token's `sub`)."""
+    user_id: _builtins.str
+    """The user's real id, for the platform's own services only."""
+    grant_id: _builtins.str
+    """The grant the token was issued under."""
+    @_builtins.property
+    def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The scopes the token carries."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the token expires."""
+
+    def __init__(
+        self,
+        *,
+        active: _builtins.bool = ...,
+        client_id: _builtins.str = ...,
+        scopes: _abc.Iterable[_builtins.str] | None = ...,
+        subject: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        grant_id: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "client_id", b"client_id", "expire_time", b"expire_time", "grant_id", b"grant_id", "scopes", b"scopes", "subject", b"subject", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IntrospectMiniAppTokenResponse: _TypeAlias = IntrospectMiniAppTokenResponse  # noqa: Y015

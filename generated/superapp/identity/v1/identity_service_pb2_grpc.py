@@ -133,6 +133,31 @@ class IdentityServiceStub:
                 request_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.IssueServiceTokenRequest.SerializeToString,
                 response_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.IssueServiceTokenResponse.FromString,
                 _registered_method=True)
+        self.AuthorizeMiniApp = channel.unary_unary(
+                '/superapp.identity.v1.IdentityService/AuthorizeMiniApp',
+                request_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.AuthorizeMiniAppRequest.SerializeToString,
+                response_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.AuthorizeMiniAppResponse.FromString,
+                _registered_method=True)
+        self.ExchangeAuthorizationCode = channel.unary_unary(
+                '/superapp.identity.v1.IdentityService/ExchangeAuthorizationCode',
+                request_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.ExchangeAuthorizationCodeRequest.SerializeToString,
+                response_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.ExchangeAuthorizationCodeResponse.FromString,
+                _registered_method=True)
+        self.ListMyGrants = channel.unary_unary(
+                '/superapp.identity.v1.IdentityService/ListMyGrants',
+                request_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.ListMyGrantsRequest.SerializeToString,
+                response_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.ListMyGrantsResponse.FromString,
+                _registered_method=True)
+        self.RevokeGrant = channel.unary_unary(
+                '/superapp.identity.v1.IdentityService/RevokeGrant',
+                request_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.RevokeGrantRequest.SerializeToString,
+                response_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.RevokeGrantResponse.FromString,
+                _registered_method=True)
+        self.IntrospectMiniAppToken = channel.unary_unary(
+                '/superapp.identity.v1.IdentityService/IntrospectMiniAppToken',
+                request_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.IntrospectMiniAppTokenRequest.SerializeToString,
+                response_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.IntrospectMiniAppTokenResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -476,6 +501,155 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AuthorizeMiniApp(self, request, context):
+        """Records the signed-in user's consent for a mini-app and returns a
+        one-time OAuth 2.0 authorization code (RFC 6749 section 4.1 with PKCE,
+        RFC 7636). The shell calls it with the user's own token after showing
+        the consent prompt for the scopes the mini-app's published manifest
+        requests; the user grants all or some of them. The mini-app's backend
+        then redeems the code with ExchangeAuthorizationCode.
+
+        The code is valid once, for 60 seconds, and is bound to the client, the
+        user, `redirect_uri`, the granted scopes and `code_challenge`; identity
+        stores only its SHA-256. The user's grant for the mini-app is created,
+        or its scopes replaced by `granted_scopes`; a revoked grant is never
+        revived: consent after a revocation makes a new grant.
+
+        No `request_id`: like Login, this hands out a secret that the server
+        keeps only hashed, so a retry cannot replay the response; a retry after
+        a lost response makes a new code, and the unused one expires on its own.
+
+        Caller: any signed-in user, for themselves; a mini-app token is not a
+        user token and is refused with UNAUTHENTICATED; a service token (whose
+        subject is no user) with PERMISSION_DENIED `PERMISSION_DENIED`.
+
+        Errors:
+        INVALID_ARGUMENT `INVALID_ARGUMENT` with field violations: empty or
+        over-long `client_id`, `redirect_uri` or `state`; `code_challenge` not 43
+        to 128 characters of the RFC 7636 alphabet; `code_challenge_method`
+        other than "S256" (violation reason `UNSUPPORTED_CHALLENGE_METHOD`;
+        "plain" is refused); empty `requested_scopes` or duplicated scopes.
+        INVALID_ARGUMENT `INVALID_REDIRECT_URI`: `redirect_uri` is not one the
+        mini-app registered (exact string match).
+        INVALID_ARGUMENT `INVALID_SCOPE`: a requested scope is not among those
+        the published manifest requests, or a granted scope was not requested
+        (metadata `scope`).
+        NOT_FOUND `CLIENT_NOT_FOUND`: no mini-app has this client id, or it has
+        no published version yet.
+        FAILED_PRECONDITION `CLIENT_SUSPENDED`: the mini-app is suspended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExchangeAuthorizationCode(self, request, context):
+        """Exchanges an authorization code for a mini-app access token (RFC 6749
+        section 4.1.3, with the PKCE verifier of RFC 7636 section 4.5). Called by
+        the mini-app's backend, which authenticates as its OAuth client with the
+        client id and secret the miniapps service issued.
+
+        The token is a JWT signed with identity's keys (verifiable with GetJwks
+        by any JOSE library) whose JOSE header has `alg` "EdDSA", `kid` and
+        `typ` "miniapp+jwt": it is never accepted where a user's access token
+        ("at+jwt") is. Claims: `iss` (the deployment's issuer), `aud` = the
+        mini-app's client id, `client_id` and `azp` = the client id, `sub` = the
+        pairwise subject (a per-mini-app user id: HMAC-SHA256 under a secret of
+        identity's of the client id and the user id, base64url without padding,
+        43 characters; stable for one user and mini-app, unrelated across
+        mini-apps; the user's real id never reaches a mini-app), `scope` = the
+        granted scopes separated by spaces, `gid` = the grant's id, `jti`,
+        `iat` and `exp` (5 minutes after issue).
+
+        A code is redeemed once: a second exchange fails with `INVALID_GRANT`
+        and revokes the grant the code belongs to, so the token the first
+        exchange issued stops working too (RFC 6749 section 4.1.2). The exchange
+        cannot widen the scopes: `scopes`, if given, must be a subset of the
+        code's; and the token never holds a scope the grant no longer has (the
+        user may have narrowed it by consenting again since the code was
+        issued), nor one the mini-app's published manifest no longer requests.
+        A token whose scopes its grant or the published manifest no longer
+        covers is inactive.
+
+        Caller: any; client authentication is by `client_id` and
+        `client_secret`; a bearer token, if one is sent, is ignored.
+
+        Errors:
+        INVALID_ARGUMENT `INVALID_ARGUMENT` with field violations: empty or
+        over-long fields; `code_verifier` not 43 to 128 characters of the
+        RFC 7636 alphabet.
+        UNAUTHENTICATED `INVALID_CLIENT`: unknown client id or wrong secret (not
+        told apart).
+        FAILED_PRECONDITION `INVALID_GRANT` (metadata `oauth_error`
+        "invalid_grant" and `cause`): the code is unknown or was issued to
+        another client (`unknown_code`), expired (`expired`), was used before
+        (`code_reused`; its grant is now revoked), was issued for another
+        `redirect_uri` (`redirect_uri_mismatch`), its grant was revoked
+        (`grant_revoked`), or `code_verifier` does not match the challenge
+        (`pkce_mismatch`).
+        INVALID_ARGUMENT `INVALID_SCOPE`: `scopes` asks for a scope the code does
+        not carry.
+        FAILED_PRECONDITION `CLIENT_SUSPENDED`: the mini-app is suspended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyGrants(self, request, context):
+        """Lists the signed-in user's active grants to mini-apps, newest first.
+        Revoked grants are not listed.
+
+        Caller: any signed-in user; only their own grants.
+
+        Errors:
+        INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative, or a
+        malformed `page_token`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeGrant(self, request, context):
+        """Revokes one of the signed-in user's grants. Every token issued under it
+        and every unredeemed code stop working at once on every replica of
+        identity (they read one database), and within the introspection cache
+        (2 seconds by default) at every resource server that verifies mini-app
+        tokens with IntrospectMiniAppToken.
+
+        No `request_id`: revoking is idempotent by nature; revoking a revoked
+        grant of one's own succeeds and changes nothing.
+
+        Caller: any signed-in user; only their own grants.
+
+        Errors:
+        INVALID_ARGUMENT `INVALID_ARGUMENT`: malformed `grant_id`.
+        NOT_FOUND `GRANT_NOT_FOUND`: no grant of the caller has this id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IntrospectMiniAppToken(self, request, context):
+        """Tells a platform service whether a mini-app access token is active
+        (RFC 7662 semantics): its signature, issuer and expiry hold, its grant
+        is not revoked and still covers its scopes, and its mini-app is not
+        suspended. A token that is not active is an answer (`active` false), not
+        an error. Resource servers call it with a short cache, so revocation and
+        suspension take effect within seconds everywhere.
+
+        The answer carries the user's real id for the platform's own use (for
+        example the wallet moving money the user confirmed); that is why only
+        services may call it, and a mini-app never sees it.
+
+        Caller: role `system` (a service token from IssueServiceToken).
+
+        Errors:
+        INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or over-long `token`.
+        PERMISSION_DENIED `PERMISSION_DENIED`: the caller is not a service.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -523,6 +697,31 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.IssueServiceToken,
                     request_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.IssueServiceTokenRequest.FromString,
                     response_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.IssueServiceTokenResponse.SerializeToString,
+            ),
+            'AuthorizeMiniApp': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthorizeMiniApp,
+                    request_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.AuthorizeMiniAppRequest.FromString,
+                    response_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.AuthorizeMiniAppResponse.SerializeToString,
+            ),
+            'ExchangeAuthorizationCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExchangeAuthorizationCode,
+                    request_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.ExchangeAuthorizationCodeRequest.FromString,
+                    response_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.ExchangeAuthorizationCodeResponse.SerializeToString,
+            ),
+            'ListMyGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyGrants,
+                    request_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.ListMyGrantsRequest.FromString,
+                    response_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.ListMyGrantsResponse.SerializeToString,
+            ),
+            'RevokeGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeGrant,
+                    request_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.RevokeGrantRequest.FromString,
+                    response_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.RevokeGrantResponse.SerializeToString,
+            ),
+            'IntrospectMiniAppToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.IntrospectMiniAppToken,
+                    request_deserializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.IntrospectMiniAppTokenRequest.FromString,
+                    response_serializer=superapp_dot_identity_dot_v1_dot_identity__service__pb2.IntrospectMiniAppTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -822,6 +1021,141 @@ class IdentityService:
             '/superapp.identity.v1.IdentityService/IssueServiceToken',
             superapp_dot_identity_dot_v1_dot_identity__service__pb2.IssueServiceTokenRequest.SerializeToString,
             superapp_dot_identity_dot_v1_dot_identity__service__pb2.IssueServiceTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthorizeMiniApp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/superapp.identity.v1.IdentityService/AuthorizeMiniApp',
+            superapp_dot_identity_dot_v1_dot_identity__service__pb2.AuthorizeMiniAppRequest.SerializeToString,
+            superapp_dot_identity_dot_v1_dot_identity__service__pb2.AuthorizeMiniAppResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExchangeAuthorizationCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/superapp.identity.v1.IdentityService/ExchangeAuthorizationCode',
+            superapp_dot_identity_dot_v1_dot_identity__service__pb2.ExchangeAuthorizationCodeRequest.SerializeToString,
+            superapp_dot_identity_dot_v1_dot_identity__service__pb2.ExchangeAuthorizationCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/superapp.identity.v1.IdentityService/ListMyGrants',
+            superapp_dot_identity_dot_v1_dot_identity__service__pb2.ListMyGrantsRequest.SerializeToString,
+            superapp_dot_identity_dot_v1_dot_identity__service__pb2.ListMyGrantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/superapp.identity.v1.IdentityService/RevokeGrant',
+            superapp_dot_identity_dot_v1_dot_identity__service__pb2.RevokeGrantRequest.SerializeToString,
+            superapp_dot_identity_dot_v1_dot_identity__service__pb2.RevokeGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IntrospectMiniAppToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/superapp.identity.v1.IdentityService/IntrospectMiniAppToken',
+            superapp_dot_identity_dot_v1_dot_identity__service__pb2.IntrospectMiniAppTokenRequest.SerializeToString,
+            superapp_dot_identity_dot_v1_dot_identity__service__pb2.IntrospectMiniAppTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

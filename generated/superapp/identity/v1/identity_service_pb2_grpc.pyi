@@ -337,6 +337,135 @@ class IdentityServiceStub:
     the client id is unknown or the secret does not match; the two cases are
     not told apart.
     """
+    AuthorizeMiniApp: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.AuthorizeMiniAppRequest, _identity_service_pb2.AuthorizeMiniAppResponse]
+    """Records the signed-in user's consent for a mini-app and returns a
+    one-time OAuth 2.0 authorization code (RFC 6749 section 4.1 with PKCE,
+    RFC 7636). The shell calls it with the user's own token after showing
+    the consent prompt for the scopes the mini-app's published manifest
+    requests; the user grants all or some of them. The mini-app's backend
+    then redeems the code with ExchangeAuthorizationCode.
+
+    The code is valid once, for 60 seconds, and is bound to the client, the
+    user, `redirect_uri`, the granted scopes and `code_challenge`; identity
+    stores only its SHA-256. The user's grant for the mini-app is created,
+    or its scopes replaced by `granted_scopes`; a revoked grant is never
+    revived: consent after a revocation makes a new grant.
+
+    No `request_id`: like Login, this hands out a secret that the server
+    keeps only hashed, so a retry cannot replay the response; a retry after
+    a lost response makes a new code, and the unused one expires on its own.
+
+    Caller: any signed-in user, for themselves; a mini-app token is not a
+    user token and is refused with UNAUTHENTICATED; a service token (whose
+    subject is no user) with PERMISSION_DENIED `PERMISSION_DENIED`.
+
+    Errors:
+    INVALID_ARGUMENT `INVALID_ARGUMENT` with field violations: empty or
+    over-long `client_id`, `redirect_uri` or `state`; `code_challenge` not 43
+    to 128 characters of the RFC 7636 alphabet; `code_challenge_method`
+    other than "S256" (violation reason `UNSUPPORTED_CHALLENGE_METHOD`;
+    "plain" is refused); empty `requested_scopes` or duplicated scopes.
+    INVALID_ARGUMENT `INVALID_REDIRECT_URI`: `redirect_uri` is not one the
+    mini-app registered (exact string match).
+    INVALID_ARGUMENT `INVALID_SCOPE`: a requested scope is not among those
+    the published manifest requests, or a granted scope was not requested
+    (metadata `scope`).
+    NOT_FOUND `CLIENT_NOT_FOUND`: no mini-app has this client id, or it has
+    no published version yet.
+    FAILED_PRECONDITION `CLIENT_SUSPENDED`: the mini-app is suspended.
+    """
+    ExchangeAuthorizationCode: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ExchangeAuthorizationCodeRequest, _identity_service_pb2.ExchangeAuthorizationCodeResponse]
+    """Exchanges an authorization code for a mini-app access token (RFC 6749
+    section 4.1.3, with the PKCE verifier of RFC 7636 section 4.5). Called by
+    the mini-app's backend, which authenticates as its OAuth client with the
+    client id and secret the miniapps service issued.
+
+    The token is a JWT signed with identity's keys (verifiable with GetJwks
+    by any JOSE library) whose JOSE header has `alg` "EdDSA", `kid` and
+    `typ` "miniapp+jwt": it is never accepted where a user's access token
+    ("at+jwt") is. Claims: `iss` (the deployment's issuer), `aud` = the
+    mini-app's client id, `client_id` and `azp` = the client id, `sub` = the
+    pairwise subject (a per-mini-app user id: HMAC-SHA256 under a secret of
+    identity's of the client id and the user id, base64url without padding,
+    43 characters; stable for one user and mini-app, unrelated across
+    mini-apps; the user's real id never reaches a mini-app), `scope` = the
+    granted scopes separated by spaces, `gid` = the grant's id, `jti`,
+    `iat` and `exp` (5 minutes after issue).
+
+    A code is redeemed once: a second exchange fails with `INVALID_GRANT`
+    and revokes the grant the code belongs to, so the token the first
+    exchange issued stops working too (RFC 6749 section 4.1.2). The exchange
+    cannot widen the scopes: `scopes`, if given, must be a subset of the
+    code's; and the token never holds a scope the grant no longer has (the
+    user may have narrowed it by consenting again since the code was
+    issued), nor one the mini-app's published manifest no longer requests.
+    A token whose scopes its grant or the published manifest no longer
+    covers is inactive.
+
+    Caller: any; client authentication is by `client_id` and
+    `client_secret`; a bearer token, if one is sent, is ignored.
+
+    Errors:
+    INVALID_ARGUMENT `INVALID_ARGUMENT` with field violations: empty or
+    over-long fields; `code_verifier` not 43 to 128 characters of the
+    RFC 7636 alphabet.
+    UNAUTHENTICATED `INVALID_CLIENT`: unknown client id or wrong secret (not
+    told apart).
+    FAILED_PRECONDITION `INVALID_GRANT` (metadata `oauth_error`
+    "invalid_grant" and `cause`): the code is unknown or was issued to
+    another client (`unknown_code`), expired (`expired`), was used before
+    (`code_reused`; its grant is now revoked), was issued for another
+    `redirect_uri` (`redirect_uri_mismatch`), its grant was revoked
+    (`grant_revoked`), or `code_verifier` does not match the challenge
+    (`pkce_mismatch`).
+    INVALID_ARGUMENT `INVALID_SCOPE`: `scopes` asks for a scope the code does
+    not carry.
+    FAILED_PRECONDITION `CLIENT_SUSPENDED`: the mini-app is suspended.
+    """
+    ListMyGrants: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ListMyGrantsRequest, _identity_service_pb2.ListMyGrantsResponse]
+    """Lists the signed-in user's active grants to mini-apps, newest first.
+    Revoked grants are not listed.
+
+    Caller: any signed-in user; only their own grants.
+
+    Errors:
+    INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative, or a
+    malformed `page_token`.
+    """
+    RevokeGrant: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.RevokeGrantRequest, _identity_service_pb2.RevokeGrantResponse]
+    """Revokes one of the signed-in user's grants. Every token issued under it
+    and every unredeemed code stop working at once on every replica of
+    identity (they read one database), and within the introspection cache
+    (2 seconds by default) at every resource server that verifies mini-app
+    tokens with IntrospectMiniAppToken.
+
+    No `request_id`: revoking is idempotent by nature; revoking a revoked
+    grant of one's own succeeds and changes nothing.
+
+    Caller: any signed-in user; only their own grants.
+
+    Errors:
+    INVALID_ARGUMENT `INVALID_ARGUMENT`: malformed `grant_id`.
+    NOT_FOUND `GRANT_NOT_FOUND`: no grant of the caller has this id.
+    """
+    IntrospectMiniAppToken: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.IntrospectMiniAppTokenRequest, _identity_service_pb2.IntrospectMiniAppTokenResponse]
+    """Tells a platform service whether a mini-app access token is active
+    (RFC 7662 semantics): its signature, issuer and expiry hold, its grant
+    is not revoked and still covers its scopes, and its mini-app is not
+    suspended. A token that is not active is an answer (`active` false), not
+    an error. Resource servers call it with a short cache, so revocation and
+    suspension take effect within seconds everywhere.
+
+    The answer carries the user's real id for the platform's own use (for
+    example the wallet moving money the user confirmed); that is why only
+    services may call it, and a mini-app never sees it.
+
+    Caller: role `system` (a service token from IssueServiceToken).
+
+    Errors:
+    INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or over-long `token`.
+    PERMISSION_DENIED `PERMISSION_DENIED`: the caller is not a service.
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -644,6 +773,135 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     UNAUTHENTICATED with reason `INVALID_CLIENT` (RFC 6749 `invalid_client`):
     the client id is unknown or the secret does not match; the two cases are
     not told apart.
+    """
+    AuthorizeMiniApp: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.AuthorizeMiniAppRequest, _identity_service_pb2.AuthorizeMiniAppResponse]  # type: ignore[assignment]
+    """Records the signed-in user's consent for a mini-app and returns a
+    one-time OAuth 2.0 authorization code (RFC 6749 section 4.1 with PKCE,
+    RFC 7636). The shell calls it with the user's own token after showing
+    the consent prompt for the scopes the mini-app's published manifest
+    requests; the user grants all or some of them. The mini-app's backend
+    then redeems the code with ExchangeAuthorizationCode.
+
+    The code is valid once, for 60 seconds, and is bound to the client, the
+    user, `redirect_uri`, the granted scopes and `code_challenge`; identity
+    stores only its SHA-256. The user's grant for the mini-app is created,
+    or its scopes replaced by `granted_scopes`; a revoked grant is never
+    revived: consent after a revocation makes a new grant.
+
+    No `request_id`: like Login, this hands out a secret that the server
+    keeps only hashed, so a retry cannot replay the response; a retry after
+    a lost response makes a new code, and the unused one expires on its own.
+
+    Caller: any signed-in user, for themselves; a mini-app token is not a
+    user token and is refused with UNAUTHENTICATED; a service token (whose
+    subject is no user) with PERMISSION_DENIED `PERMISSION_DENIED`.
+
+    Errors:
+    INVALID_ARGUMENT `INVALID_ARGUMENT` with field violations: empty or
+    over-long `client_id`, `redirect_uri` or `state`; `code_challenge` not 43
+    to 128 characters of the RFC 7636 alphabet; `code_challenge_method`
+    other than "S256" (violation reason `UNSUPPORTED_CHALLENGE_METHOD`;
+    "plain" is refused); empty `requested_scopes` or duplicated scopes.
+    INVALID_ARGUMENT `INVALID_REDIRECT_URI`: `redirect_uri` is not one the
+    mini-app registered (exact string match).
+    INVALID_ARGUMENT `INVALID_SCOPE`: a requested scope is not among those
+    the published manifest requests, or a granted scope was not requested
+    (metadata `scope`).
+    NOT_FOUND `CLIENT_NOT_FOUND`: no mini-app has this client id, or it has
+    no published version yet.
+    FAILED_PRECONDITION `CLIENT_SUSPENDED`: the mini-app is suspended.
+    """
+    ExchangeAuthorizationCode: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ExchangeAuthorizationCodeRequest, _identity_service_pb2.ExchangeAuthorizationCodeResponse]  # type: ignore[assignment]
+    """Exchanges an authorization code for a mini-app access token (RFC 6749
+    section 4.1.3, with the PKCE verifier of RFC 7636 section 4.5). Called by
+    the mini-app's backend, which authenticates as its OAuth client with the
+    client id and secret the miniapps service issued.
+
+    The token is a JWT signed with identity's keys (verifiable with GetJwks
+    by any JOSE library) whose JOSE header has `alg` "EdDSA", `kid` and
+    `typ` "miniapp+jwt": it is never accepted where a user's access token
+    ("at+jwt") is. Claims: `iss` (the deployment's issuer), `aud` = the
+    mini-app's client id, `client_id` and `azp` = the client id, `sub` = the
+    pairwise subject (a per-mini-app user id: HMAC-SHA256 under a secret of
+    identity's of the client id and the user id, base64url without padding,
+    43 characters; stable for one user and mini-app, unrelated across
+    mini-apps; the user's real id never reaches a mini-app), `scope` = the
+    granted scopes separated by spaces, `gid` = the grant's id, `jti`,
+    `iat` and `exp` (5 minutes after issue).
+
+    A code is redeemed once: a second exchange fails with `INVALID_GRANT`
+    and revokes the grant the code belongs to, so the token the first
+    exchange issued stops working too (RFC 6749 section 4.1.2). The exchange
+    cannot widen the scopes: `scopes`, if given, must be a subset of the
+    code's; and the token never holds a scope the grant no longer has (the
+    user may have narrowed it by consenting again since the code was
+    issued), nor one the mini-app's published manifest no longer requests.
+    A token whose scopes its grant or the published manifest no longer
+    covers is inactive.
+
+    Caller: any; client authentication is by `client_id` and
+    `client_secret`; a bearer token, if one is sent, is ignored.
+
+    Errors:
+    INVALID_ARGUMENT `INVALID_ARGUMENT` with field violations: empty or
+    over-long fields; `code_verifier` not 43 to 128 characters of the
+    RFC 7636 alphabet.
+    UNAUTHENTICATED `INVALID_CLIENT`: unknown client id or wrong secret (not
+    told apart).
+    FAILED_PRECONDITION `INVALID_GRANT` (metadata `oauth_error`
+    "invalid_grant" and `cause`): the code is unknown or was issued to
+    another client (`unknown_code`), expired (`expired`), was used before
+    (`code_reused`; its grant is now revoked), was issued for another
+    `redirect_uri` (`redirect_uri_mismatch`), its grant was revoked
+    (`grant_revoked`), or `code_verifier` does not match the challenge
+    (`pkce_mismatch`).
+    INVALID_ARGUMENT `INVALID_SCOPE`: `scopes` asks for a scope the code does
+    not carry.
+    FAILED_PRECONDITION `CLIENT_SUSPENDED`: the mini-app is suspended.
+    """
+    ListMyGrants: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ListMyGrantsRequest, _identity_service_pb2.ListMyGrantsResponse]  # type: ignore[assignment]
+    """Lists the signed-in user's active grants to mini-apps, newest first.
+    Revoked grants are not listed.
+
+    Caller: any signed-in user; only their own grants.
+
+    Errors:
+    INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative, or a
+    malformed `page_token`.
+    """
+    RevokeGrant: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.RevokeGrantRequest, _identity_service_pb2.RevokeGrantResponse]  # type: ignore[assignment]
+    """Revokes one of the signed-in user's grants. Every token issued under it
+    and every unredeemed code stop working at once on every replica of
+    identity (they read one database), and within the introspection cache
+    (2 seconds by default) at every resource server that verifies mini-app
+    tokens with IntrospectMiniAppToken.
+
+    No `request_id`: revoking is idempotent by nature; revoking a revoked
+    grant of one's own succeeds and changes nothing.
+
+    Caller: any signed-in user; only their own grants.
+
+    Errors:
+    INVALID_ARGUMENT `INVALID_ARGUMENT`: malformed `grant_id`.
+    NOT_FOUND `GRANT_NOT_FOUND`: no grant of the caller has this id.
+    """
+    IntrospectMiniAppToken: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.IntrospectMiniAppTokenRequest, _identity_service_pb2.IntrospectMiniAppTokenResponse]  # type: ignore[assignment]
+    """Tells a platform service whether a mini-app access token is active
+    (RFC 7662 semantics): its signature, issuer and expiry hold, its grant
+    is not revoked and still covers its scopes, and its mini-app is not
+    suspended. A token that is not active is an answer (`active` false), not
+    an error. Resource servers call it with a short cache, so revocation and
+    suspension take effect within seconds everywhere.
+
+    The answer carries the user's real id for the platform's own use (for
+    example the wallet moving money the user confirmed); that is why only
+    services may call it, and a mini-app never sees it.
+
+    Caller: role `system` (a service token from IssueServiceToken).
+
+    Errors:
+    INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or over-long `token`.
+    PERMISSION_DENIED `PERMISSION_DENIED`: the caller is not a service.
     """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -1003,6 +1261,165 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         UNAUTHENTICATED with reason `INVALID_CLIENT` (RFC 6749 `invalid_client`):
         the client id is unknown or the secret does not match; the two cases are
         not told apart.
+        """
+
+    @_abc_1.abstractmethod
+    def AuthorizeMiniApp(
+        self,
+        request: _identity_service_pb2.AuthorizeMiniAppRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.AuthorizeMiniAppResponse, _abc.Awaitable[_identity_service_pb2.AuthorizeMiniAppResponse]]:
+        """Records the signed-in user's consent for a mini-app and returns a
+        one-time OAuth 2.0 authorization code (RFC 6749 section 4.1 with PKCE,
+        RFC 7636). The shell calls it with the user's own token after showing
+        the consent prompt for the scopes the mini-app's published manifest
+        requests; the user grants all or some of them. The mini-app's backend
+        then redeems the code with ExchangeAuthorizationCode.
+
+        The code is valid once, for 60 seconds, and is bound to the client, the
+        user, `redirect_uri`, the granted scopes and `code_challenge`; identity
+        stores only its SHA-256. The user's grant for the mini-app is created,
+        or its scopes replaced by `granted_scopes`; a revoked grant is never
+        revived: consent after a revocation makes a new grant.
+
+        No `request_id`: like Login, this hands out a secret that the server
+        keeps only hashed, so a retry cannot replay the response; a retry after
+        a lost response makes a new code, and the unused one expires on its own.
+
+        Caller: any signed-in user, for themselves; a mini-app token is not a
+        user token and is refused with UNAUTHENTICATED; a service token (whose
+        subject is no user) with PERMISSION_DENIED `PERMISSION_DENIED`.
+
+        Errors:
+        INVALID_ARGUMENT `INVALID_ARGUMENT` with field violations: empty or
+        over-long `client_id`, `redirect_uri` or `state`; `code_challenge` not 43
+        to 128 characters of the RFC 7636 alphabet; `code_challenge_method`
+        other than "S256" (violation reason `UNSUPPORTED_CHALLENGE_METHOD`;
+        "plain" is refused); empty `requested_scopes` or duplicated scopes.
+        INVALID_ARGUMENT `INVALID_REDIRECT_URI`: `redirect_uri` is not one the
+        mini-app registered (exact string match).
+        INVALID_ARGUMENT `INVALID_SCOPE`: a requested scope is not among those
+        the published manifest requests, or a granted scope was not requested
+        (metadata `scope`).
+        NOT_FOUND `CLIENT_NOT_FOUND`: no mini-app has this client id, or it has
+        no published version yet.
+        FAILED_PRECONDITION `CLIENT_SUSPENDED`: the mini-app is suspended.
+        """
+
+    @_abc_1.abstractmethod
+    def ExchangeAuthorizationCode(
+        self,
+        request: _identity_service_pb2.ExchangeAuthorizationCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.ExchangeAuthorizationCodeResponse, _abc.Awaitable[_identity_service_pb2.ExchangeAuthorizationCodeResponse]]:
+        """Exchanges an authorization code for a mini-app access token (RFC 6749
+        section 4.1.3, with the PKCE verifier of RFC 7636 section 4.5). Called by
+        the mini-app's backend, which authenticates as its OAuth client with the
+        client id and secret the miniapps service issued.
+
+        The token is a JWT signed with identity's keys (verifiable with GetJwks
+        by any JOSE library) whose JOSE header has `alg` "EdDSA", `kid` and
+        `typ` "miniapp+jwt": it is never accepted where a user's access token
+        ("at+jwt") is. Claims: `iss` (the deployment's issuer), `aud` = the
+        mini-app's client id, `client_id` and `azp` = the client id, `sub` = the
+        pairwise subject (a per-mini-app user id: HMAC-SHA256 under a secret of
+        identity's of the client id and the user id, base64url without padding,
+        43 characters; stable for one user and mini-app, unrelated across
+        mini-apps; the user's real id never reaches a mini-app), `scope` = the
+        granted scopes separated by spaces, `gid` = the grant's id, `jti`,
+        `iat` and `exp` (5 minutes after issue).
+
+        A code is redeemed once: a second exchange fails with `INVALID_GRANT`
+        and revokes the grant the code belongs to, so the token the first
+        exchange issued stops working too (RFC 6749 section 4.1.2). The exchange
+        cannot widen the scopes: `scopes`, if given, must be a subset of the
+        code's; and the token never holds a scope the grant no longer has (the
+        user may have narrowed it by consenting again since the code was
+        issued), nor one the mini-app's published manifest no longer requests.
+        A token whose scopes its grant or the published manifest no longer
+        covers is inactive.
+
+        Caller: any; client authentication is by `client_id` and
+        `client_secret`; a bearer token, if one is sent, is ignored.
+
+        Errors:
+        INVALID_ARGUMENT `INVALID_ARGUMENT` with field violations: empty or
+        over-long fields; `code_verifier` not 43 to 128 characters of the
+        RFC 7636 alphabet.
+        UNAUTHENTICATED `INVALID_CLIENT`: unknown client id or wrong secret (not
+        told apart).
+        FAILED_PRECONDITION `INVALID_GRANT` (metadata `oauth_error`
+        "invalid_grant" and `cause`): the code is unknown or was issued to
+        another client (`unknown_code`), expired (`expired`), was used before
+        (`code_reused`; its grant is now revoked), was issued for another
+        `redirect_uri` (`redirect_uri_mismatch`), its grant was revoked
+        (`grant_revoked`), or `code_verifier` does not match the challenge
+        (`pkce_mismatch`).
+        INVALID_ARGUMENT `INVALID_SCOPE`: `scopes` asks for a scope the code does
+        not carry.
+        FAILED_PRECONDITION `CLIENT_SUSPENDED`: the mini-app is suspended.
+        """
+
+    @_abc_1.abstractmethod
+    def ListMyGrants(
+        self,
+        request: _identity_service_pb2.ListMyGrantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.ListMyGrantsResponse, _abc.Awaitable[_identity_service_pb2.ListMyGrantsResponse]]:
+        """Lists the signed-in user's active grants to mini-apps, newest first.
+        Revoked grants are not listed.
+
+        Caller: any signed-in user; only their own grants.
+
+        Errors:
+        INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative, or a
+        malformed `page_token`.
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeGrant(
+        self,
+        request: _identity_service_pb2.RevokeGrantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.RevokeGrantResponse, _abc.Awaitable[_identity_service_pb2.RevokeGrantResponse]]:
+        """Revokes one of the signed-in user's grants. Every token issued under it
+        and every unredeemed code stop working at once on every replica of
+        identity (they read one database), and within the introspection cache
+        (2 seconds by default) at every resource server that verifies mini-app
+        tokens with IntrospectMiniAppToken.
+
+        No `request_id`: revoking is idempotent by nature; revoking a revoked
+        grant of one's own succeeds and changes nothing.
+
+        Caller: any signed-in user; only their own grants.
+
+        Errors:
+        INVALID_ARGUMENT `INVALID_ARGUMENT`: malformed `grant_id`.
+        NOT_FOUND `GRANT_NOT_FOUND`: no grant of the caller has this id.
+        """
+
+    @_abc_1.abstractmethod
+    def IntrospectMiniAppToken(
+        self,
+        request: _identity_service_pb2.IntrospectMiniAppTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.IntrospectMiniAppTokenResponse, _abc.Awaitable[_identity_service_pb2.IntrospectMiniAppTokenResponse]]:
+        """Tells a platform service whether a mini-app access token is active
+        (RFC 7662 semantics): its signature, issuer and expiry hold, its grant
+        is not revoked and still covers its scopes, and its mini-app is not
+        suspended. A token that is not active is an answer (`active` false), not
+        an error. Resource servers call it with a short cache, so revocation and
+        suspension take effect within seconds everywhere.
+
+        The answer carries the user's real id for the platform's own use (for
+        example the wallet moving money the user confirmed); that is why only
+        services may call it, and a mini-app never sees it.
+
+        Caller: role `system` (a service token from IssueServiceToken).
+
+        Errors:
+        INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or over-long `token`.
+        PERMISSION_DENIED `PERMISSION_DENIED`: the caller is not a service.
         """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

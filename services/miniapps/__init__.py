@@ -1,0 +1,1 @@
+"""The miniapps service: third-party mini-apps (registry, bundles, review pipeline, discovery)."""

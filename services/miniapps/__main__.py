@@ -1,0 +1,3 @@
+from services.miniapps.server import main
+
+main()

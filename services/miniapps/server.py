@@ -1,0 +1,115 @@
+"""Wiring of the miniapps service: database, registry, versions, bundles and the gRPC runtime."""
+
+from __future__ import annotations
+
+import functools
+from datetime import timedelta
+from pathlib import Path
+
+from opentelemetry.sdk.trace import TracerProvider
+from superapp.miniapps.v1 import events_pb2, miniapps_service_pb2, miniapps_service_pb2_grpc
+
+from services.auth import AuthGuard
+from services.auth.identity_peer import IdentityPeer
+from services.database.idempotency import IdempotentWrites
+from services.foundation import Foundation
+from services.miniapps.bundles import BUNDLE_MAX_BYTES, RECEIVE_MAX_BYTES, BundleStore
+from services.miniapps.checker import Checker, Review
+from services.miniapps.config import MiniAppsSettings
+from services.miniapps.discovery import Discovery
+from services.miniapps.models import EVENT_TABLES, IDEMPOTENCY_KEYS, SERVICE_SECRETS
+from services.miniapps.policies import POLICIES
+from services.miniapps.registry import Registry
+from services.miniapps.reports import Reports
+from services.miniapps.request_checks import REQUEST_CHECKS
+from services.miniapps.review import BundleLimits, review_bundle
+from services.miniapps.review_metrics import ReviewMetrics
+from services.miniapps.servicer import MiniAppsServicer
+from services.miniapps.versions import Versions
+from services.runtime.clock import Clock
+from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
+
+__all__ = ["SERVICE_NAME", "create_server", "main"]
+
+SERVICE_NAME = miniapps_service_pb2.DESCRIPTOR.services_by_name["MiniAppsService"].full_name
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_DOMAIN = "miniapps.superapp"
+
+
+def default_review() -> Review:
+    """The review library, held to the contract's bundle limit (8 MiB, above the
+    library's own default) so that every bundle an upload accepts can pass."""
+    return functools.partial(review_bundle, limits=BundleLimits(max_bundle_bytes=BUNDLE_MAX_BYTES))
+
+
+async def create_server(
+    settings: MiniAppsSettings,
+    tracer_provider: TracerProvider,
+    *,
+    clock: Clock | None = None,
+    review: Review | None = None,
+) -> GrpcService:
+    """Start miniapps on `settings.port` (0 picks one); the handle carries the bound port.
+
+    `review` checks a bundle (`default_review()` unless a test passes another).
+    """
+    foundation = await Foundation.open(
+        "miniapps",
+        settings,
+        migrations=_MIGRATIONS,
+        event_tables=EVENT_TABLES,
+        tracer_provider=tracer_provider,
+        secrets=SERVICE_SECRETS,
+        clock=clock,
+    )
+    database, outbox, clock = foundation.database, foundation.bus.outbox, foundation.clock
+    identity = IdentityPeer.connect(settings, clock)
+    bundles = BundleStore(database, clock)
+    versions = Versions(database, outbox, clock, bundles)
+    checker = Checker(
+        database,
+        versions,
+        clock,
+        review or default_review(),
+        ReviewMetrics(foundation.metrics),
+        lease=timedelta(seconds=settings.check_lease_seconds),
+        interval_seconds=settings.check_interval_seconds,
+        workers=settings.check_workers,
+    )
+    foundation.bus.subscribe(events_pb2.VersionStateChanged, checker.on_version_state_changed)
+    writes = IdempotentWrites(database, IDEMPOTENCY_KEYS, clock)
+    retention = writes.retention(settings.idempotency_retention)
+    servicer = MiniAppsServicer(
+        registry=Registry(database, outbox, clock),
+        versions=versions,
+        bundles=bundles,
+        reports=Reports(database),
+        discovery=Discovery(database),
+        writes=writes,
+        page_tokens=foundation.page_tokens,
+    )
+    spec = ServiceSpec(
+        metrics=foundation.metrics,
+        domain=_DOMAIN,
+        service_names=[SERVICE_NAME],
+        register=lambda server: miniapps_service_pb2_grpc.add_MiniAppsServiceServicer_to_server(
+            servicer, server
+        ),
+        probe=database.ping,
+        ready_when=foundation.bus.wait_ready,
+        guards=[AuthGuard(identity.verifier, [POLICIES], domain=_DOMAIN)],
+        request_checks=[REQUEST_CHECKS],
+        max_receive_bytes=RECEIVE_MAX_BYTES,
+        closers=[*foundation.closers, identity.close, retention.close, checker.close],
+    )
+    foundation.bus.start()
+    retention.start()
+    checker.start()
+    return await start_grpc_service(
+        spec, settings, env_prefix="MINIAPPS_", tracer_provider=tracer_provider
+    )
+
+
+def main() -> None:
+    """Run miniapps until SIGTERM/SIGINT."""
+    run_service("miniapps", MiniAppsSettings, create_server)
