@@ -1,5 +1,4 @@
-"""MiniAppsService over gRPC: translates proto ⇄ domain, nothing more (the contract's
-rules and `request_checks` have checked each request before a handler runs).
+"""MiniAppsService over gRPC: validates, and translates proto ⇄ domain, nothing more.
 
 Mutations run through `IdempotentWrites`, scoped to the caller and the RPC. A client
 secret is never part of what is stored for a replay: the handler adds it to the
@@ -23,16 +22,20 @@ from services.miniapps.discovery import Discovery
 from services.miniapps.messages import mini_app_message, version_message
 from services.miniapps.registry import Registry
 from services.miniapps.reports import Reports
-from services.miniapps.request_checks import app_fields
+from services.miniapps.request_checks import app_fields, check_sha256
 from services.miniapps.versions import Versions, from_micros, to_micros
 from services.runtime.errors import PermissionDenied
 from services.runtime.page_tokens import PageTokens
 from services.runtime.proto_time import to_timestamp
-from services.runtime.validation import page_size
+from services.runtime.validation import RequestCheck
 
 __all__ = ["MiniAppsServicer"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+NOTE_MAX = 2000
+REASONS_MAX = 20
+QUERY_MAX = 100
 
 
 class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
@@ -62,7 +65,12 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def RegisterMiniApp(
         self, request: pb.RegisterMiniAppRequest, context: Context
     ) -> pb.RegisterMiniAppResponse:
-        fields = app_fields(request.mini_app)
+        check = RequestCheck()
+        if not request.HasField("mini_app"):
+            check.fail("mini_app", "is required", "REQUIRED")
+        fields = app_fields(check, request.mini_app)
+        check.request_id(request.request_id)
+        check.done()
         caller = require_caller()
         secrets: list[str] = []
 
@@ -80,13 +88,18 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def GetMiniApp(
         self, request: pb.GetMiniAppRequest, context: Context
     ) -> pb.GetMiniAppResponse:
+        check = RequestCheck()
+        check.uuid("mini_app_id", request.mini_app_id)
+        check.done()
         app = await self._registry.get(require_caller(), request.mini_app_id)
         return pb.GetMiniAppResponse(mini_app=mini_app_message(app))
 
     async def ListMyMiniApps(
         self, request: pb.ListMyMiniAppsRequest, context: Context
     ) -> pb.ListMyMiniAppsResponse:
-        size = page_size(request.page_size)
+        check = RequestCheck()
+        size = check.page_size(request.page_size)
+        check.done()
         caller = require_caller()
         scope: list[object] = ["ListMyMiniApps", caller.user_id]
         after = self._page_tokens.decode(request.page_token, scope, (str,))
@@ -103,6 +116,10 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def RotateClientSecret(
         self, request: pb.RotateClientSecretRequest, context: Context
     ) -> pb.RotateClientSecretResponse:
+        check = RequestCheck()
+        check.uuid("mini_app_id", request.mini_app_id)
+        check.request_id(request.request_id)
+        check.done()
         caller = require_caller()
         secrets: list[str] = []
 
@@ -122,6 +139,10 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def UploadVersion(
         self, request: pb.UploadVersionRequest, context: Context
     ) -> pb.UploadVersionResponse:
+        check = RequestCheck()
+        check.uuid("mini_app_id", request.mini_app_id)
+        check.request_id(request.request_id)
+        check.done()
         check_bundle(request.bundle)
         caller = require_caller()
         content = request.bundle
@@ -140,13 +161,19 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def GetVersion(
         self, request: pb.GetVersionRequest, context: Context
     ) -> pb.GetVersionResponse:
+        check = RequestCheck()
+        check.uuid("version_id", request.version_id)
+        check.done()
         version = await self._versions.get(require_caller(), request.version_id)
         return pb.GetVersionResponse(version=version_message(version))
 
     async def ListVersions(
         self, request: pb.ListVersionsRequest, context: Context
     ) -> pb.ListVersionsResponse:
-        size = page_size(request.page_size)
+        check = RequestCheck()
+        check.uuid("mini_app_id", request.mini_app_id)
+        size = check.page_size(request.page_size)
+        check.done()
         caller = require_caller()
         scope: list[object] = ["ListVersions", request.mini_app_id, caller.user_id]
         after = self._page_tokens.decode(request.page_token, scope, (str,))
@@ -163,6 +190,9 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def GetBundle(
         self, request: pb.GetBundleRequest, context: Context
     ) -> pb.GetBundleResponse:
+        check = RequestCheck()
+        check_sha256(check, "sha256", request.sha256)
+        check.done()
         bundle = await self._bundles.read(require_caller(), request.sha256)
         return pb.GetBundleResponse(
             sha256=bundle.sha256, integrity=bundle.integrity, content=bundle.content
@@ -173,6 +203,10 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def SubmitVersion(
         self, request: pb.SubmitVersionRequest, context: Context
     ) -> pb.SubmitVersionResponse:
+        check = RequestCheck()
+        check.uuid("version_id", request.version_id)
+        check.request_id(request.request_id)
+        check.done()
         caller = require_caller()
 
         async def submit(session: AsyncSession) -> pb.SubmitVersionResponse:
@@ -186,6 +220,9 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def GetReviewReport(
         self, request: pb.GetReviewReportRequest, context: Context
     ) -> pb.GetReviewReportResponse:
+        check = RequestCheck()
+        check.uuid("version_id", request.version_id)
+        check.done()
         report = await self._reports.read(require_caller(), request.version_id)
         return pb.GetReviewReportResponse(
             report=pb.ReviewReport(
@@ -202,7 +239,9 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def ListReviewQueue(
         self, request: pb.ListReviewQueueRequest, context: Context
     ) -> pb.ListReviewQueueResponse:
-        size = page_size(request.page_size)
+        check = RequestCheck()
+        size = check.page_size(request.page_size)
+        check.done()
         caller = require_caller()
         if not is_staff(caller):  # the policy says so too; the handler never trusts
             raise PermissionDenied("PERMISSION_DENIED", "reviewers and admins only")
@@ -224,6 +263,11 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def ApproveVersion(
         self, request: pb.ApproveVersionRequest, context: Context
     ) -> pb.ApproveVersionResponse:
+        check = RequestCheck()
+        check.uuid("version_id", request.version_id)
+        check.text("note", request.note, max_length=NOTE_MAX)
+        check.request_id(request.request_id)
+        check.done()
         caller = require_caller()
 
         async def approve(session: AsyncSession) -> pb.ApproveVersionResponse:
@@ -239,12 +283,24 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def RejectVersion(
         self, request: pb.RejectVersionRequest, context: Context
     ) -> pb.RejectVersionResponse:
+        check = RequestCheck()
+        check.uuid("version_id", request.version_id)
+        reasons = list(request.reasons)
+        if not reasons:
+            check.fail("reasons", "at least one reason is required", "REQUIRED")
+        elif len(reasons) > REASONS_MAX:
+            check.fail("reasons", f"at most {REASONS_MAX}", "TOO_MANY")
+        for index, reason in enumerate(reasons):
+            if not reason.strip():
+                check.fail(f"reasons[{index}]", "is required", "REQUIRED")
+            else:
+                check.text(f"reasons[{index}]", reason, max_length=NOTE_MAX)
+        check.request_id(request.request_id)
+        check.done()
         caller = require_caller()
 
         async def reject(session: AsyncSession) -> pb.RejectVersionResponse:
-            version = await self._versions.reject(
-                session, caller, request.version_id, list(request.reasons)
-            )
+            version = await self._versions.reject(session, caller, request.version_id, reasons)
             return pb.RejectVersionResponse(version=version_message(version))
 
         return await self._writes.run_for(
@@ -254,6 +310,10 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def PublishVersion(
         self, request: pb.PublishVersionRequest, context: Context
     ) -> pb.PublishVersionResponse:
+        check = RequestCheck()
+        check.uuid("version_id", request.version_id)
+        check.request_id(request.request_id)
+        check.done()
         caller = require_caller()
 
         async def publish(session: AsyncSession) -> pb.PublishVersionResponse:
@@ -269,6 +329,14 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def SuspendMiniApp(
         self, request: pb.SuspendMiniAppRequest, context: Context
     ) -> pb.SuspendMiniAppResponse:
+        check = RequestCheck()
+        check.uuid("mini_app_id", request.mini_app_id)
+        if not request.reason.strip():
+            check.fail("reason", "is required", "REQUIRED")
+        else:
+            check.text("reason", request.reason, max_length=NOTE_MAX)
+        check.request_id(request.request_id)
+        check.done()
         caller = require_caller()
 
         async def suspend(session: AsyncSession) -> pb.SuspendMiniAppResponse:
@@ -284,7 +352,11 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def ListPublishedMiniApps(
         self, request: pb.ListPublishedMiniAppsRequest, context: Context
     ) -> pb.ListPublishedMiniAppsResponse:
-        size = page_size(request.page_size)
+        check = RequestCheck()
+        check.enum("category", request.category, pb.Category, required=False)
+        check.text("query", request.query, max_length=QUERY_MAX)
+        size = check.page_size(request.page_size)
+        check.done()
         require_caller()
         category = (
             pb.Category.Name(request.category).removeprefix("CATEGORY_")
