@@ -316,32 +316,37 @@ class Versions:
         self, session: AsyncSession, caller: Caller, version_id: str, note: str
     ) -> VersionRecord:
         """IN_REVIEW → APPROVED, by a reviewer (the policy checks the role)."""
-        version, _ = await self._reviewed(session, caller, version_id)
-        if version.state is not VersionState.IN_REVIEW:
-            raise invalid_state(version, [VersionState.IN_REVIEW])
-        return await self.move(
-            session,
-            version,
-            VersionState.APPROVED,
-            actor_id=caller.user_id,
-            approval_note=note,
-            reviewer_id=caller.user_id,
+        return await self._conclude_review(
+            session, caller, version_id, VersionState.APPROVED, approval_note=note
         )
 
     async def reject(
         self, session: AsyncSession, caller: Caller, version_id: str, reasons: list[str]
     ) -> VersionRecord:
         """IN_REVIEW → REJECTED with the reviewer's reasons."""
+        return await self._conclude_review(
+            session, caller, version_id, VersionState.REJECTED, rejection_reasons=reasons
+        )
+
+    async def _conclude_review(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        version_id: str,
+        outcome: VersionState,
+        **decision: Any,
+    ) -> VersionRecord:
+        """A reviewer's decision on a version IN_REVIEW, recorded with its `decision`."""
         version, _ = await self._reviewed(session, caller, version_id)
         if version.state is not VersionState.IN_REVIEW:
             raise invalid_state(version, [VersionState.IN_REVIEW])
         return await self.move(
             session,
             version,
-            VersionState.REJECTED,
+            outcome,
             actor_id=caller.user_id,
-            rejection_reasons=reasons,
             reviewer_id=caller.user_id,
+            **decision,
         )
 
     async def publish(
