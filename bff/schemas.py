@@ -21,7 +21,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
-from services.runtime.validation import CURRENCY_CODES
+from services.runtime.contract_rules import currency_codes
 
 __all__ = [
     "Amount",
@@ -101,7 +101,7 @@ CurrencyCode = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "enum": sorted(CURRENCY_CODES),
+            "enum": sorted(currency_codes()),
             "description": "A current ISO 4217 code.",
         }
     ),

@@ -15,6 +15,7 @@ from bff.authentication import MaybeSignedIn, Principal
 from bff.dependencies import PageSize, PageToken, UpstreamsDep, next_token
 from bff.openapi import errors
 from bff.schemas import CurrencyCode, Uuid
+from services.runtime.contract_rules import ContractRules
 from services.runtime.errors import FieldViolation, InvalidArgument
 from services.runtime.validation import RequestCheck
 
@@ -79,9 +80,10 @@ async def list_products(
         )
     if currency_code is not None and min_price_minor is None and max_price_minor is None:
         # Not sent upstream without a bound, so checked here: never silently ignored.
-        check = RequestCheck()
-        check.currency("currency_code", currency_code)
-        check.done()
+        # By the contract's rule for a Money's currency, as the service would say it.
+        RequestCheck(
+            ContractRules().violations(money_pb2.Money(currency_code=currency_code))
+        ).done()
     reply = await upstreams.catalogue.ListProducts(
         pb.ListProductsRequest(
             category_id=category_id or "",

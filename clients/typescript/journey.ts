@@ -26,7 +26,12 @@ import { connectGrpc, type GrpcConnection } from "./grpc_connection.js";
 import { USER_REGISTERED_SUBJECT, findUserRegistered } from "./identity_events.js";
 import { type RpcError, codeName, describeRpcError, expectRpcError } from "./rpc_error.js";
 import { settingsFromEnvironment } from "./settings.js";
-import { type ValidationCount, validateRequests } from "./validation.js";
+import {
+  type LocalRefusal,
+  type ValidationCount,
+  refusedLocally,
+  validateRequests,
+} from "./validation.js";
 
 const CALL_TIMEOUT_MS = 10_000;
 // How long a wallet may take to open from identity's UserRegistered event.
@@ -36,7 +41,8 @@ const CURRENCY = "EUR";
 const PASSWORD = "polyglot journey password";
 
 // The keys check_journey in tests/polyglot/conftest.py reads (its docstring says what each
-// one means), plus whether protovalidate checked the requests before they were sent.
+// one means), plus what protovalidate did with the requests before they were sent
+// (check_local_validation there).
 interface JourneyReport {
   user_id: string;
   email: string;
@@ -50,6 +56,8 @@ interface JourneyReport {
   event: { subject: string; user_id: string; email: string };
   validated: boolean;
   validated_requests: number;
+  refused_locally: LocalRefusal;
+  refused_requests: number;
 }
 
 function authorized(accessToken: string): CallOptions {
@@ -85,14 +93,10 @@ async function journey(
   const settings = settingsFromEnvironment();
   const checked = [validateRequests(validation)];
   const identityConnection = connectGrpc(settings.identityUrl, checked);
-  // The malformed RegisterUser is the server's to refuse: client-side validation would
-  // stop it before it left as soon as protos/ carries a rule on `email`.
-  const uncheckedConnection = connectGrpc(settings.identityUrl, []);
   const walletConnection = connectGrpc(settings.walletUrl, checked);
   const catalogueConnection = connectGrpc(settings.catalogueUrl, checked);
-  connections.push(identityConnection, uncheckedConnection, walletConnection, catalogueConnection);
+  connections.push(identityConnection, walletConnection, catalogueConnection);
   const identity = createClient(IdentityService, identityConnection.transport);
-  const identityUnchecked = createClient(IdentityService, uncheckedConnection.transport);
   const wallet = createClient(WalletService, walletConnection.transport);
   const catalogue = createClient(CatalogueService, catalogueConnection.transport);
 
@@ -164,17 +168,26 @@ async function journey(
     requestId: randomUUID(),
   };
   await untilWalletsOpen(() => wallet.createTransfer(transfer, authorized(payer.accessToken)));
+  // A transfer of nothing breaks the contract's rule on `amount` (its CEL rule
+  // `amount_minor.positive`): refused here, never sent, so the balance read next is the
+  // one the transfer above left.
+  const nothing = { ...transfer, amount: { currencyCode: CURRENCY, amountMinor: 0n } };
+  const refused = await refusedLocally("CreateTransfer", () =>
+    wallet.createTransfer({ ...nothing, requestId: randomUUID() }, authorized(payer.accessToken)),
+  );
   const balanceAfterTransfer = await balance(userId, payer.accessToken);
 
   const search = await catalogue.searchProducts({ query: "polyglot" }, PUBLIC);
 
+  // An address's syntax is the server's to judge (the contract's rules on `email` are
+  // presence and length), so this one passes the client's checks and the server refuses it.
   const malformed = {
     email: "not an email address",
     password: PASSWORD,
     displayName: "Malformed",
     requestId: randomUUID(),
   };
-  const error = await expectRpcError(identityUnchecked.registerUser(malformed, PUBLIC));
+  const error = await expectRpcError(identity.registerUser(malformed, PUBLIC));
 
   const event = await findUserRegistered(settings.natsUrl, userId, EVENT_TIMEOUT_MS);
 
@@ -191,12 +204,14 @@ async function journey(
     event: { subject: USER_REGISTERED_SUBJECT, user_id: event.userId, email: event.email },
     validated: validation.requests > 0,
     validated_requests: validation.requests,
+    refused_locally: refused,
+    refused_requests: validation.refused,
   };
 }
 
 async function main(): Promise<void> {
   const connections: GrpcConnection[] = [];
-  const validation: ValidationCount = { requests: 0 };
+  const validation: ValidationCount = { requests: 0, refused: 0 };
   try {
     const report = await journey(connections, validation);
     console.log(JSON.stringify(report));

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from buf.validate import validate_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor
 from google.protobuf.descriptor_pb2 import DescriptorProto, EnumDescriptorProto
 from sqlalchemy import Connection, Row, bindparam, update
@@ -83,7 +84,8 @@ def wire_form(product: ProductRecord) -> bytes:
 def wire_schema() -> str:
     """A fingerprint of what a stored message can carry: `Product` and every message and
     enum it contains, however deep. It changes with any field added, removed, renamed or
-    renumbered there, and with nothing else (comments, other messages of the file)."""
+    renumbered there, and with nothing else (comments, request rules, other messages of the
+    file)."""
     shapes: dict[str, bytes] = {}
     pending: list[Descriptor | EnumDescriptor] = [pb.Product.DESCRIPTOR]
     while pending:
@@ -93,6 +95,12 @@ def wire_schema() -> str:
         if isinstance(descriptor, Descriptor):
             message = DescriptorProto()
             descriptor.CopyToProto(message)
+            # The contract's request rules say what a request may hold, not what a
+            # stored message can carry.
+            for field_proto in message.field:
+                field_proto.options.ClearExtension(validate_pb2.field)
+                if not field_proto.options.ListFields():
+                    field_proto.ClearField("options")
             shape = message.SerializeToString(deterministic=True)
             for field in descriptor.fields:
                 pending.extend(t for t in (field.message_type, field.enum_type) if t is not None)

@@ -16,6 +16,7 @@ from services.catalogue.listing import ProductListing
 from services.catalogue.models import EVENT_TABLES, IDEMPOTENCY_KEYS, SERVICE_SECRETS
 from services.catalogue.policies import POLICIES
 from services.catalogue.products import Products
+from services.catalogue.request_checks import REQUEST_CHECKS
 from services.catalogue.search import SearchQuery
 from services.catalogue.servicer import CatalogueServicer
 from services.catalogue.stock_metrics import StockMetrics
@@ -82,6 +83,7 @@ async def create_server(
             foundation.calls,
             AuthGuard(identity.verifier, [POLICIES], domain="catalogue.superapp"),
         ],
+        request_checks=[REQUEST_CHECKS],
         closers=[*foundation.closers, identity.close, sweeper.close, retention.close],
     )
     foundation.bus.start()

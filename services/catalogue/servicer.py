@@ -1,4 +1,5 @@
-"""CatalogueService over gRPC: translates proto ⇄ domain, nothing more.
+"""CatalogueService over gRPC: translates proto ⇄ domain, nothing more (the contract's
+rules and `request_checks` have checked each request before a handler runs).
 
 Mutations run through `IdempotentWrites`, scoped to the caller and the RPC (the contract
 scopes request ids to both), so a retry replays the first response.
@@ -44,7 +45,7 @@ from services.database.idempotency import IdempotentWrites
 from services.runtime.errors import PermissionDenied
 from services.runtime.page_tokens import PageTokens
 from services.runtime.proto_time import to_timestamp
-from services.runtime.validation import RequestCheck
+from services.runtime.validation import page_size
 
 __all__ = ["CatalogueServicer"]
 
@@ -106,12 +107,7 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def CreateProduct(
         self, request: pb.CreateProductRequest, context: Context
     ) -> pb.CreateProductResponse:
-        check = RequestCheck()
-        if not request.HasField("product"):
-            check.fail("product", "is required", "REQUIRED")
-        fields = checks.product_fields(check, request.product)
-        check.request_id(request.request_id)
-        check.done()
+        fields = checks.product_fields(request.product)
         caller = require_caller()
 
         async def create(session: AsyncSession) -> pb.CreateProductResponse:
@@ -125,9 +121,6 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def GetProduct(
         self, request: pb.GetProductRequest, context: Context
     ) -> pb.GetProductResponse:
-        check = RequestCheck()
-        check.uuid("product_id", request.product_id)
-        check.done()
         response = pb.GetProductResponse()
         await self._products.get(current_caller(), request.product_id, response.product)
         return response
@@ -135,14 +128,8 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def UpdateProduct(
         self, request: pb.UpdateProductRequest, context: Context
     ) -> pb.UpdateProductResponse:
-        check = RequestCheck()
-        if not request.HasField("product"):
-            check.fail("product", "is required", "REQUIRED")
-        check.uuid("product.product_id", request.product.product_id)
-        paths = checks.update_paths(check, request.update_mask.paths)
-        fields = checks.product_fields(check, request.product, paths)
-        check.request_id(request.request_id)
-        check.done()
+        paths = checks.update_paths(request.update_mask.paths)
+        fields = checks.product_fields(request.product)
         caller = require_caller()
 
         async def update(session: AsyncSession) -> pb.UpdateProductResponse:
@@ -158,10 +145,6 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def PublishProduct(
         self, request: pb.PublishProductRequest, context: Context
     ) -> pb.PublishProductResponse:
-        check = RequestCheck()
-        check.uuid("product_id", request.product_id)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
 
         async def publish(session: AsyncSession) -> pb.PublishProductResponse:
@@ -175,10 +158,6 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def ArchiveProduct(
         self, request: pb.ArchiveProductRequest, context: Context
     ) -> pb.ArchiveProductResponse:
-        check = RequestCheck()
-        check.uuid("product_id", request.product_id)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
 
         async def archive(session: AsyncSession) -> pb.ArchiveProductResponse:
@@ -192,10 +171,8 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def ListProducts(
         self, request: pb.ListProductsRequest, context: Context
     ) -> pb.ListProductsResponse:
-        check = RequestCheck()
-        products = checks.product_filter(check, request)
-        page_size = check.page_size(request.page_size)
-        check.done()
+        products = checks.product_filter(request)
+        size = page_size(request.page_size)
         caller = current_caller()
         # Before the token: a caller who may not list drafts hears that, not that a
         # token of someone else's listing is not theirs.
@@ -207,7 +184,7 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
             after = decode_cursor(tokens, request.page_token, scope, NewestCursor)
         else:
             after = decode_cursor(tokens, request.page_token, scope, PriceCursor)
-        page = await self._listing.page(caller, products, page_size, after)
+        page = await self._listing.page(caller, products, size, after)
         response = pb.ListProductsResponse(
             next_page_token=encode_cursor(tokens, page.next_cursor, scope)
         )
@@ -218,16 +195,12 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def SearchProducts(
         self, request: pb.SearchProductsRequest, context: Context
     ) -> pb.SearchProductsResponse:
-        check = RequestCheck()
-        checks.search_query(check, request.query)
-        check.uuid("category_id", request.category_id, required=False)
-        page_size = check.page_size(request.page_size)
-        check.done()
+        size = page_size(request.page_size)
         terms = search_terms(request.query)
         scope = ["SearchProducts", terms, request.category_id]
         tokens = self._page_tokens
         after = decode_cursor(tokens, request.page_token, scope, RelevanceCursor)
-        page = await self._search.page(terms, request.category_id or None, page_size, after)
+        page = await self._search.page(terms, request.category_id or None, size, after)
         response = pb.SearchProductsResponse(
             next_page_token=encode_cursor(tokens, page.next_cursor, scope)
         )
@@ -241,14 +214,8 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def CreateCategory(
         self, request: pb.CreateCategoryRequest, context: Context
     ) -> pb.CreateCategoryResponse:
-        check = RequestCheck()
-        if not request.HasField("category"):
-            check.fail("category", "is required", "REQUIRED")
-        name = checks.category_name(check, request.category.name)
+        name = request.category.name.strip()
         parent_id = request.category.parent_category_id
-        check.uuid("category.parent_category_id", parent_id, required=False)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
         if not caller.has_role(Role.ADMIN):  # the policy says so too; the handler never trusts
             raise PermissionDenied("PERMISSION_DENIED", "only an admin may create categories")
@@ -264,23 +231,17 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def GetCategory(
         self, request: pb.GetCategoryRequest, context: Context
     ) -> pb.GetCategoryResponse:
-        check = RequestCheck()
-        check.uuid("category_id", request.category_id)
-        check.done()
         view = await self._categories.get(request.category_id)
         return pb.GetCategoryResponse(category=_category(view))
 
     async def ListCategories(
         self, request: pb.ListCategoriesRequest, context: Context
     ) -> pb.ListCategoriesResponse:
-        check = RequestCheck()
-        check.uuid("parent_category_id", request.parent_category_id, required=False)
-        page_size = check.page_size(request.page_size)
-        check.done()
+        size = page_size(request.page_size)
         scope = ["ListCategories", request.parent_category_id]
         after = self._page_tokens.decode(request.page_token, scope, (str,))
         page = await self._categories.list(
-            request.parent_category_id or None, page_size, str(after[0]) if after else None
+            request.parent_category_id or None, size, str(after[0]) if after else None
         )
         next_token = ""
         if page.has_more:
@@ -294,18 +255,12 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def ReserveStock(
         self, request: pb.ReserveStockRequest, context: Context
     ) -> pb.ReserveStockResponse:
-        check = RequestCheck()
-        check.uuid("product_id", request.product_id)
-        quantity = checks.quantity(check, request.quantity)
-        ttl = checks.reservation_ttl(check, request)
-        check.uuid("user_id", request.user_id, required=False)
-        check.request_id(request.request_id)
-        check.done()
+        ttl = checks.reservation_ttl(request)
         caller = require_caller()
 
         async def reserve(session: AsyncSession) -> pb.ReserveStockResponse:
             reservation = await self._inventory.reserve(
-                session, caller, request.product_id, quantity, ttl, for_user=request.user_id
+                session, caller, request.product_id, request.quantity, ttl, for_user=request.user_id
             )
             return pb.ReserveStockResponse(reservation=reservation_message(reservation))
 
@@ -316,10 +271,6 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def CommitReservation(
         self, request: pb.CommitReservationRequest, context: Context
     ) -> pb.CommitReservationResponse:
-        check = RequestCheck()
-        check.uuid("reservation_id", request.reservation_id)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
 
         async def commit(session: AsyncSession) -> pb.CommitReservationResponse:
@@ -333,10 +284,6 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def ReleaseReservation(
         self, request: pb.ReleaseReservationRequest, context: Context
     ) -> pb.ReleaseReservationResponse:
-        check = RequestCheck()
-        check.uuid("reservation_id", request.reservation_id)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
 
         async def release(session: AsyncSession) -> pb.ReleaseReservationResponse:
@@ -350,9 +297,6 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def GetReservation(
         self, request: pb.GetReservationRequest, context: Context
     ) -> pb.GetReservationResponse:
-        check = RequestCheck()
-        check.uuid("reservation_id", request.reservation_id)
-        check.done()
         reservation = await self._inventory.get_reservation(
             require_caller(), request.reservation_id
         )
@@ -361,16 +305,12 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def AdjustStock(
         self, request: pb.AdjustStockRequest, context: Context
     ) -> pb.AdjustStockResponse:
-        check = RequestCheck()
-        check.uuid("product_id", request.product_id)
-        delta = checks.stock_delta(check, request.delta)
-        reason = checks.stock_reason(check, request.reason)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
 
         async def adjust(session: AsyncSession) -> pb.AdjustStockResponse:
-            stock = await self._inventory.adjust(session, caller, request.product_id, delta, reason)
+            stock = await self._inventory.adjust(
+                session, caller, request.product_id, request.delta, request.reason
+            )
             return pb.AdjustStockResponse(stock=stock_message(stock))
 
         return await self._writes.run_for(

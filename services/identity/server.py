@@ -31,7 +31,7 @@ from services.identity.models import EVENT_TABLES, IDEMPOTENCY_KEYS, SERVICE_SEC
 from services.identity.pairwise_subjects import PairwiseSubjects
 from services.identity.passwords import Passwords, owasp_hasher
 from services.identity.service_clients import ServiceClients
-from services.identity.servicer import POLICIES, IdentityServicer
+from services.identity.servicer import POLICIES, REQUEST_CHECKS, IdentityServicer
 from services.identity.sessions import Sessions
 from services.identity.signing_keys import NoSigningKeys, SigningKeyError, SigningKeys
 from services.runtime.client_address import ClientAddresses
@@ -153,6 +153,7 @@ async def create_server(
         probe=database.ping,
         ready_when=foundation.bus.wait_ready,
         guards=[AuthGuard(verifier, [POLICIES], domain="identity.superapp")],
+        request_checks=[REQUEST_CHECKS],
         closers=[
             *foundation.closers,
             retention.close,

@@ -1,20 +1,17 @@
-"""IdentityService over gRPC: validates and translates requests, declares who may call what."""
+"""IdentityService over gRPC: translates requests, declares who may call what and what a
+request's rules cannot say (the contract's rules are checked before any handler runs)."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from authlib.oauth2.rfc7636.challenge import CODE_CHALLENGE_PATTERN, CODE_VERIFIER_PATTERN
 from superapp.identity.v1 import identity_service_pb2 as pb
 from superapp.identity.v1 import identity_service_pb2_grpc
 
 from services.auth.caller import require_caller
 from services.auth.policy import AUTHENTICATED, TOKEN_IGNORED, ServicePolicies, authenticated
 from services.auth.roles import Role
-from services.auth.verifier import MAX_TOKEN_LENGTH
 from services.database.idempotency import IdempotentWrites
 from services.identity.accounts import Accounts, normalize_email, password_violation
 from services.identity.miniapp_consent import (
@@ -28,12 +25,13 @@ from services.identity.service_clients import ServiceClients
 from services.identity.sessions import Sessions, SessionTokens, roles_of
 from services.identity.signing_keys import SigningKeys
 from services.runtime.client_address import ClientAddresses
+from services.runtime.contract_rules import ContractRules, RequestChecks, id_violation
 from services.runtime.errors import PermissionDenied
 from services.runtime.page_tokens import PageTokens
 from services.runtime.proto_time import to_timestamp
-from services.runtime.validation import RequestCheck
+from services.runtime.validation import RequestCheck, page_size
 
-__all__ = ["POLICIES", "IdentityServicer"]
+__all__ = ["POLICIES", "REQUEST_CHECKS", "IdentityServicer"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -61,16 +59,44 @@ POLICIES = ServicePolicies(
         "IntrospectMiniAppToken": authenticated(Role.SYSTEM),
     },
 )
-EMAIL_MAX = 254
-CLIENT_ID_MAX = 64
-REDIRECT_URI_MAX = 2048
-STATE_MAX = 512
-SCOPE_MAX = 64
-# RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E.
-_SCOPE_TOKEN = re.compile(rf"[\x21\x23-\x5b\x5d-\x7e]{{1,{SCOPE_MAX}}}")
-DISPLAY_NAME_MAX = 100
 _MUTABLE_PATHS = {"display_name"}
 _OUTPUT_ONLY_PATHS = {"user_id", "email", "roles", "create_time", "update_time"}
+
+
+def _check_registration(
+    request: pb.RegisterUserRequest, check: RequestCheck, rules: ContractRules
+) -> None:
+    """An address's syntax is email-validator's (internationalised addresses included),
+    a password's length is counted after NFKC: neither is a rule of the contract."""
+    if not check.failed("email") and normalize_email(request.email) is None:
+        check.fail("email", "is not a valid email address", "MALFORMED_EMAIL")
+    if violation := password_violation(request.password):
+        check.violations.append(violation)
+
+
+def _check_update(request: pb.UpdateUserRequest, check: RequestCheck, rules: ContractRules) -> None:
+    """The mask decides which of the user's fields count, so their rules are applied
+    here (the contract tells protovalidate to skip `user`, whose id is output only
+    anywhere else)."""
+    if not request.HasField("user"):
+        check.fail("user", "is required", "REQUIRED")
+    if violation := id_violation("user.user_id", request.user.user_id):
+        check.violations.append(violation)
+    paths = list(request.update_mask.paths)
+    if not paths:
+        check.fail("update_mask", "must name at least one field", "REQUIRED")
+    for path in paths:
+        if path in _OUTPUT_ONLY_PATHS:
+            check.fail("update_mask", f"{path} is output only", "OUTPUT_ONLY_FIELD")
+        elif path not in _MUTABLE_PATHS:
+            check.fail("update_mask", f"{path!r} is not an updatable field", "UNKNOWN_FIELD")
+    check.extend(rules.violations_of(request.user, at="user", fields=paths))
+
+
+REQUEST_CHECKS = RequestChecks(
+    pb.DESCRIPTOR.services_by_name["IdentityService"],
+    {"RegisterUser": _check_registration, "UpdateUser": _check_update},
+)
 
 
 def _user(user: UserFields) -> pb.User:
@@ -92,12 +118,6 @@ def _tokens(tokens: SessionTokens) -> pb.TokenPair:
         refresh_token_expire_time=to_timestamp(tokens.refresh_token_expire_time),
         token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
     )
-
-
-def _check_display_name(check: RequestCheck, field: str, value: str) -> None:
-    check.required_text(field, value, max_length=DISPLAY_NAME_MAX)
-    if value and not value.isprintable():
-        check.fail(field, "must not contain control characters", "INVALID_CHARACTERS")
 
 
 class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
@@ -127,14 +147,8 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def RegisterUser(
         self, request: pb.RegisterUserRequest, context: Context
     ) -> pb.RegisterUserResponse:
-        check = RequestCheck()
-        email = _checked_email(check, request.email)
-        if violation := password_violation(request.password):
-            check.violations.append(violation)
-        _check_display_name(check, "display_name", request.display_name)
-        check.request_id(request.request_id)
-        check.done()
-        assert email is not None
+        email = normalize_email(request.email)
+        assert email is not None  # the request's checks ran: see _check_registration
         password_hash = await self._accounts.hash_password(request.password)
 
         async def register(session: Any) -> pb.RegisterUserResponse:
@@ -155,10 +169,6 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         )
 
     async def Login(self, request: pb.LoginRequest, context: Context) -> pb.LoginResponse:
-        check = RequestCheck()
-        check.required_text("email", request.email, max_length=EMAIL_MAX)
-        check.required_text("password", request.password, max_length=1024)
-        check.done()
         # A malformed address still goes through the same work as a wrong password.
         email = normalize_email(request.email) or request.email.strip().lower()
         client = self._clients.of(context.peer(), context.invocation_metadata())
@@ -168,23 +178,14 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def RefreshToken(
         self, request: pb.RefreshTokenRequest, context: Context
     ) -> pb.RefreshTokenResponse:
-        check = RequestCheck()
-        check.required_text("refresh_token", request.refresh_token, max_length=256)
-        check.done()
         tokens = await self._sessions.refresh(request.refresh_token)
         return pb.RefreshTokenResponse(tokens=_tokens(tokens))
 
     async def Logout(self, request: pb.LogoutRequest, context: Context) -> pb.LogoutResponse:
-        check = RequestCheck()
-        check.required_text("refresh_token", request.refresh_token, max_length=256)
-        check.done()
         await self._sessions.end(request.refresh_token)
         return pb.LogoutResponse()
 
     async def GetUser(self, request: pb.GetUserRequest, context: Context) -> pb.GetUserResponse:
-        check = RequestCheck()
-        check.uuid("user_id", request.user_id)
-        check.done()
         # Checked before the look-up, so a stranger learns nothing about existence.
         require_caller().check_may_act_for(request.user_id)
         return pb.GetUserResponse(user=_user(await self._accounts.get(request.user_id)))
@@ -192,22 +193,6 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def UpdateUser(
         self, request: pb.UpdateUserRequest, context: Context
     ) -> pb.UpdateUserResponse:
-        check = RequestCheck()
-        if not request.HasField("user"):
-            check.fail("user", "is required", "REQUIRED")
-        check.uuid("user.user_id", request.user.user_id)
-        paths = list(request.update_mask.paths)
-        if not paths:
-            check.fail("update_mask", "must name at least one field", "REQUIRED")
-        for path in paths:
-            if path in _OUTPUT_ONLY_PATHS:
-                check.fail("update_mask", f"{path} is output only", "OUTPUT_ONLY_FIELD")
-            elif path not in _MUTABLE_PATHS:
-                check.fail("update_mask", f"{path!r} is not an updatable field", "UNKNOWN_FIELD")
-        if "display_name" in paths:
-            _check_display_name(check, "user.display_name", request.user.display_name)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
         caller.check_may_act_for(request.user.user_id)
 
@@ -229,14 +214,6 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def SetUserRoles(
         self, request: pb.SetUserRolesRequest, context: Context
     ) -> pb.SetUserRolesResponse:
-        check = RequestCheck()
-        check.uuid("user_id", request.user_id)
-        if not request.roles:
-            check.fail("roles", "must name at least one role", "REQUIRED")
-        for index, role in enumerate(request.roles):
-            check.enum(f"roles[{index}]", role, pb.Role, required=True)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
         if not caller.has_role(Role.ADMIN):  # the policy says so too; the handler never trusts
             raise PermissionDenied("PERMISSION_DENIED", "only an admin may set roles")
@@ -261,10 +238,6 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def IssueServiceToken(
         self, request: pb.IssueServiceTokenRequest, context: Context
     ) -> pb.IssueServiceTokenResponse:
-        check = RequestCheck()
-        check.required_text("client_id", request.client_id, max_length=64)
-        check.required_text("client_secret", request.client_secret, max_length=256)
-        check.done()
         issued = self._service_clients.issue(request.client_id, request.client_secret)
         return pb.IssueServiceTokenResponse(
             access_token=issued.token,
@@ -275,25 +248,6 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def AuthorizeMiniApp(
         self, request: pb.AuthorizeMiniAppRequest, context: Context
     ) -> pb.AuthorizeMiniAppResponse:
-        check = RequestCheck()
-        check.required_text("client_id", request.client_id, max_length=CLIENT_ID_MAX)
-        check.required_text("redirect_uri", request.redirect_uri, max_length=REDIRECT_URI_MAX)
-        check.text("state", request.state, max_length=STATE_MAX)
-        if not CODE_CHALLENGE_PATTERN.fullmatch(request.code_challenge):
-            check.fail(
-                "code_challenge",
-                "must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636)",
-                "INVALID_CODE_CHALLENGE",
-            )
-        if request.code_challenge_method != "S256":
-            check.fail(
-                "code_challenge_method",
-                'must be "S256"; "plain" and others are not accepted',
-                "UNSUPPORTED_CHALLENGE_METHOD",
-            )
-        _check_scopes(check, "requested_scopes", request.requested_scopes, required=True)
-        _check_scopes(check, "granted_scopes", request.granted_scopes, required=False)
-        check.done()
         caller = require_caller()
         authorization = await self._consent.authorize(
             caller.user_id,
@@ -316,19 +270,6 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def ExchangeAuthorizationCode(
         self, request: pb.ExchangeAuthorizationCodeRequest, context: Context
     ) -> pb.ExchangeAuthorizationCodeResponse:
-        check = RequestCheck()
-        check.required_text("client_id", request.client_id, max_length=CLIENT_ID_MAX)
-        check.required_text("client_secret", request.client_secret, max_length=256)
-        check.required_text("code", request.code, max_length=128)
-        check.required_text("redirect_uri", request.redirect_uri, max_length=REDIRECT_URI_MAX)
-        if not CODE_VERIFIER_PATTERN.fullmatch(request.code_verifier):
-            check.fail(
-                "code_verifier",
-                "must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636)",
-                "INVALID_CODE_VERIFIER",
-            )
-        _check_scopes(check, "scopes", request.scopes, required=False)
-        check.done()
         exchange = await self._consent.exchange(
             ExchangeRequest(
                 client_id=request.client_id,
@@ -350,9 +291,7 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def ListMyGrants(
         self, request: pb.ListMyGrantsRequest, context: Context
     ) -> pb.ListMyGrantsResponse:
-        check = RequestCheck()
-        size = check.page_size(request.page_size)
-        check.done()
+        size = page_size(request.page_size)
         caller = require_caller()
         scope = ("ListMyGrants", caller.user_id)
         after = self._page_tokens.decode(request.page_token, scope, (str,))
@@ -369,18 +308,12 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def RevokeGrant(
         self, request: pb.RevokeGrantRequest, context: Context
     ) -> pb.RevokeGrantResponse:
-        check = RequestCheck()
-        check.uuid("grant_id", request.grant_id)
-        check.done()
         await self._consent.revoke(require_caller().user_id, request.grant_id)
         return pb.RevokeGrantResponse(grant_id=request.grant_id)
 
     async def IntrospectMiniAppToken(
         self, request: pb.IntrospectMiniAppTokenRequest, context: Context
     ) -> pb.IntrospectMiniAppTokenResponse:
-        check = RequestCheck()
-        check.required_text("token", request.token, max_length=MAX_TOKEN_LENGTH)
-        check.done()
         found = await self._consent.introspect(request.token)
         if found.grant is None or found.expire_time is None:
             return pb.IntrospectMiniAppTokenResponse(active=False)
@@ -404,33 +337,3 @@ def _grant(grant: GrantRecord) -> pb.Grant:
         create_time=to_timestamp(grant.create_time),
         update_time=to_timestamp(grant.update_time),
     )
-
-
-def _check_scopes(
-    check: RequestCheck, field: str, scopes: Sequence[str], *, required: bool
-) -> None:
-    if required and not scopes:
-        check.fail(field, "must name at least one scope", "REQUIRED")
-    if len(set(scopes)) != len(scopes):
-        check.fail(field, "must not repeat a scope", "DUPLICATE_SCOPE")
-    for index, scope in enumerate(scopes):
-        if not _SCOPE_TOKEN.fullmatch(scope):
-            check.fail(
-                f"{field}[{index}]",
-                f"must be 1 to {SCOPE_MAX} printable ASCII characters without spaces, "
-                "quotes or backslashes (RFC 6749 scope-token)",
-                "INVALID_SCOPE_TOKEN",
-            )
-
-
-def _checked_email(check: RequestCheck, raw: str) -> str | None:
-    if not raw:
-        check.fail("email", "is required", "REQUIRED")
-        return None
-    if len(raw) > EMAIL_MAX:
-        check.fail("email", f"must be at most {EMAIL_MAX} characters", "TOO_LONG")
-        return None
-    email = normalize_email(raw)
-    if email is None:
-        check.fail("email", "is not a valid email address", "MALFORMED_EMAIL")
-    return email

@@ -1,28 +1,26 @@
-"""The limits of a mini-app's fields (see `MiniApp` in the contract), checked all at once."""
+"""What MiniAppsService requests must satisfy beyond their contract rules, and the domain
+values they become.
+
+The limits of a mini-app's fields (lengths, counts, the icon's scheme, a domain's
+syntax, the category) are the rules of `MiniApp` in the contract, checked for every RPC
+before its handler runs. What a rule cannot say is checked here and reported with them
+in one INVALID_ARGUMENT: that an URL has a host (and a redirect no fragment, no
+credentials, plain http only to the loopback address), and that no URI or domain is
+listed twice.
+"""
 
 from __future__ import annotations
 
-import re
 from urllib.parse import SplitResult, urlsplit
 
 from superapp.miniapps.v1 import miniapps_service_pb2 as pb
 
 from services.miniapps.records import AppFields
+from services.runtime.contract_rules import ContractRules, RequestChecks
 from services.runtime.validation import RequestCheck
 
-__all__ = ["SHA256_HEX", "app_fields", "check_sha256"]
+__all__ = ["REQUEST_CHECKS", "app_fields"]
 
-NAME_MAX = 60
-DESCRIPTION_MAX = 2000
-URL_MAX = 2048
-REDIRECT_URIS_MAX = 10
-DOMAINS_MAX = 20
-DOMAIN_MAX = 253
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-# A lower-case DNS name of at least two labels, or `*.` and such a name (its subdomains).
-_DOMAIN = re.compile(
-    r"(\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?"
-)
 # Loopback redirects are how native and development clients receive codes (RFC 8252 §7.3);
 # the address literal, not `localhost`, which a hostile resolver could point elsewhere.
 _LOOPBACK = "127.0.0.1"
@@ -38,21 +36,17 @@ def _split(url: str) -> SplitResult | None:
 
 
 def _check_icon(check: RequestCheck, field: str, url: str) -> None:
-    if not url:
-        check.fail(field, "is required", "REQUIRED")
+    """The contract's rule says `https://`; that a host follows is urllib's to say."""
+    if check.failed(field):
         return
     parts = _split(url)
-    if len(url) > URL_MAX:
-        check.fail(field, f"must be at most {URL_MAX} characters", "TOO_LONG")
-    elif parts is None or parts.scheme != "https" or not parts.hostname:
+    if parts is None or not parts.hostname:
         check.fail(field, "must be an absolute https URL", "INVALID_URL")
 
 
 def _check_redirect(check: RequestCheck, field: str, url: str) -> None:
     parts = _split(url)
-    if len(url) > URL_MAX:
-        check.fail(field, f"must be at most {URL_MAX} characters", "TOO_LONG")
-    elif parts is None or not parts.hostname or parts.fragment or "#" in url:
+    if parts is None or not parts.hostname or parts.fragment or "#" in url:
         check.fail(field, "must be an absolute URL without a fragment", "INVALID_URL")
     elif parts.scheme == "http" and parts.hostname != _LOOPBACK:
         check.fail(
@@ -64,54 +58,41 @@ def _check_redirect(check: RequestCheck, field: str, url: str) -> None:
         check.fail(field, "must be an https URL without credentials", "INVALID_URL")
 
 
-def app_fields(check: RequestCheck, app: pb.MiniApp, prefix: str = "mini_app") -> AppFields:
-    """The developer-set fields of `app`, each violation recorded in `check` under
-    `prefix.<field>` (call `check.done()` afterwards)."""
-    if not app.name.strip():
-        check.fail(f"{prefix}.name", "is required", "REQUIRED")
-    else:
-        check.text(f"{prefix}.name", app.name, max_length=NAME_MAX)
-    check.enum(f"{prefix}.category", app.category, pb.Category, required=True)
-    check.text(f"{prefix}.description", app.description, max_length=DESCRIPTION_MAX)
+def _check_registration(
+    request: pb.RegisterMiniAppRequest, check: RequestCheck, _: ContractRules
+) -> None:
+    if not request.HasField("mini_app"):
+        return  # the contract's `required` says so
+    app, prefix = request.mini_app, "mini_app"
     _check_icon(check, f"{prefix}.icon_url", app.icon_url)
     uris = list(app.redirect_uris)
-    if not uris:
-        check.fail(f"{prefix}.redirect_uris", "needs at least one URI", "REQUIRED")
-    elif len(uris) > REDIRECT_URIS_MAX:
-        check.fail(f"{prefix}.redirect_uris", f"at most {REDIRECT_URIS_MAX}", "TOO_MANY")
     for index, uri in enumerate(uris):
         field = f"{prefix}.redirect_uris[{index}]"
         if uri in uris[:index]:
             check.fail(field, "repeats an earlier URI", "DUPLICATE")
-        else:
+        elif not check.failed(field):
             _check_redirect(check, field, uri)
     domains = list(app.network_domains)
-    if len(domains) > DOMAINS_MAX:
-        check.fail(f"{prefix}.network_domains", f"at most {DOMAINS_MAX}", "TOO_MANY")
     for index, domain in enumerate(domains):
-        field = f"{prefix}.network_domains[{index}]"
         if domain in domains[:index]:
-            check.fail(field, "repeats an earlier domain", "DUPLICATE")
-        elif len(domain) > DOMAIN_MAX or _DOMAIN.fullmatch(domain) is None:
             check.fail(
-                field,
-                "must be a lower-case DNS name such as api.example.com or *.example.com",
-                "INVALID_DOMAIN",
+                f"{prefix}.network_domains[{index}]", "repeats an earlier domain", "DUPLICATE"
             )
-    category = pb.Category.Name(app.category) if app.category in pb.Category.values() else ""
+
+
+REQUEST_CHECKS = RequestChecks(
+    pb.DESCRIPTOR.services_by_name["MiniAppsService"],
+    {"RegisterMiniApp": _check_registration},
+)
+
+
+def app_fields(app: pb.MiniApp) -> AppFields:
+    """The developer-set fields of `app` (its rules and checks have passed)."""
     return AppFields(
         name=app.name,
-        category=category.removeprefix("CATEGORY_"),
+        category=pb.Category.Name(app.category).removeprefix("CATEGORY_"),
         description=app.description,
         icon_url=app.icon_url,
-        redirect_uris=tuple(uris),
-        network_domains=tuple(domains),
+        redirect_uris=tuple(app.redirect_uris),
+        network_domains=tuple(app.network_domains),
     )
-
-
-def check_sha256(check: RequestCheck, field: str, value: str) -> None:
-    """A bundle address: 64 lower-case hexadecimal digits."""
-    if not value:
-        check.fail(field, "is required", "REQUIRED")
-    elif SHA256_HEX.fullmatch(value) is None:
-        check.fail(field, "must be 64 lower-case hexadecimal digits", "MALFORMED_SHA256")

@@ -22,6 +22,7 @@ from services.miniapps.models import EVENT_TABLES, IDEMPOTENCY_KEYS, SERVICE_SEC
 from services.miniapps.policies import POLICIES
 from services.miniapps.registry import Registry
 from services.miniapps.reports import Reports
+from services.miniapps.request_checks import REQUEST_CHECKS
 from services.miniapps.review import BundleLimits, review_bundle
 from services.miniapps.review_metrics import ReviewMetrics
 from services.miniapps.servicer import MiniAppsServicer
@@ -113,6 +114,7 @@ async def create_server(
         probe=database.ping,
         ready_when=foundation.bus.wait_ready,
         guards=[AuthGuard(identity.verifier, [POLICIES], domain=_DOMAIN)],
+        request_checks=[REQUEST_CHECKS],
         max_receive_bytes=RECEIVE_MAX_BYTES,
         closers=[
             *foundation.closers,

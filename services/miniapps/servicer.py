@@ -1,4 +1,5 @@
-"""MiniAppsService over gRPC: validates, and translates proto ⇄ domain, nothing more.
+"""MiniAppsService over gRPC: translates proto ⇄ domain, nothing more (the contract's
+rules and `request_checks` have checked each request before a handler runs).
 
 Mutations run through `IdempotentWrites`, scoped to the caller and the RPC. A client
 secret is never part of what is stored for a replay: the handler adds it to the
@@ -22,20 +23,16 @@ from services.miniapps.discovery import Discovery
 from services.miniapps.messages import mini_app_message, version_message
 from services.miniapps.registry import Registry
 from services.miniapps.reports import Reports
-from services.miniapps.request_checks import app_fields, check_sha256
+from services.miniapps.request_checks import app_fields
 from services.miniapps.versions import Versions, from_micros, to_micros
 from services.runtime.errors import PermissionDenied
 from services.runtime.page_tokens import PageTokens
 from services.runtime.proto_time import to_timestamp
-from services.runtime.validation import RequestCheck
+from services.runtime.validation import page_size
 
 __all__ = ["MiniAppsServicer"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-NOTE_MAX = 2000
-REASONS_MAX = 20
-QUERY_MAX = 100
 
 
 class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
@@ -65,12 +62,7 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def RegisterMiniApp(
         self, request: pb.RegisterMiniAppRequest, context: Context
     ) -> pb.RegisterMiniAppResponse:
-        check = RequestCheck()
-        if not request.HasField("mini_app"):
-            check.fail("mini_app", "is required", "REQUIRED")
-        fields = app_fields(check, request.mini_app)
-        check.request_id(request.request_id)
-        check.done()
+        fields = app_fields(request.mini_app)
         caller = require_caller()
         secrets: list[str] = []
 
@@ -88,18 +80,13 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def GetMiniApp(
         self, request: pb.GetMiniAppRequest, context: Context
     ) -> pb.GetMiniAppResponse:
-        check = RequestCheck()
-        check.uuid("mini_app_id", request.mini_app_id)
-        check.done()
         app = await self._registry.get(require_caller(), request.mini_app_id)
         return pb.GetMiniAppResponse(mini_app=mini_app_message(app))
 
     async def ListMyMiniApps(
         self, request: pb.ListMyMiniAppsRequest, context: Context
     ) -> pb.ListMyMiniAppsResponse:
-        check = RequestCheck()
-        size = check.page_size(request.page_size)
-        check.done()
+        size = page_size(request.page_size)
         caller = require_caller()
         scope: list[object] = ["ListMyMiniApps", caller.user_id]
         after = self._page_tokens.decode(request.page_token, scope, (str,))
@@ -116,10 +103,6 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def RotateClientSecret(
         self, request: pb.RotateClientSecretRequest, context: Context
     ) -> pb.RotateClientSecretResponse:
-        check = RequestCheck()
-        check.uuid("mini_app_id", request.mini_app_id)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
         secrets: list[str] = []
 
@@ -139,10 +122,6 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def UploadVersion(
         self, request: pb.UploadVersionRequest, context: Context
     ) -> pb.UploadVersionResponse:
-        check = RequestCheck()
-        check.uuid("mini_app_id", request.mini_app_id)
-        check.request_id(request.request_id)
-        check.done()
         check_bundle(request.bundle)
         caller = require_caller()
         content = request.bundle
@@ -161,19 +140,13 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def GetVersion(
         self, request: pb.GetVersionRequest, context: Context
     ) -> pb.GetVersionResponse:
-        check = RequestCheck()
-        check.uuid("version_id", request.version_id)
-        check.done()
         version = await self._versions.get(require_caller(), request.version_id)
         return pb.GetVersionResponse(version=version_message(version))
 
     async def ListVersions(
         self, request: pb.ListVersionsRequest, context: Context
     ) -> pb.ListVersionsResponse:
-        check = RequestCheck()
-        check.uuid("mini_app_id", request.mini_app_id)
-        size = check.page_size(request.page_size)
-        check.done()
+        size = page_size(request.page_size)
         caller = require_caller()
         scope: list[object] = ["ListVersions", request.mini_app_id, caller.user_id]
         after = self._page_tokens.decode(request.page_token, scope, (str,))
@@ -190,9 +163,6 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def GetBundle(
         self, request: pb.GetBundleRequest, context: Context
     ) -> pb.GetBundleResponse:
-        check = RequestCheck()
-        check_sha256(check, "sha256", request.sha256)
-        check.done()
         bundle = await self._bundles.read(require_caller(), request.sha256)
         return pb.GetBundleResponse(
             sha256=bundle.sha256, integrity=bundle.integrity, content=bundle.content
@@ -203,10 +173,6 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def SubmitVersion(
         self, request: pb.SubmitVersionRequest, context: Context
     ) -> pb.SubmitVersionResponse:
-        check = RequestCheck()
-        check.uuid("version_id", request.version_id)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
 
         async def submit(session: AsyncSession) -> pb.SubmitVersionResponse:
@@ -220,9 +186,6 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def GetReviewReport(
         self, request: pb.GetReviewReportRequest, context: Context
     ) -> pb.GetReviewReportResponse:
-        check = RequestCheck()
-        check.uuid("version_id", request.version_id)
-        check.done()
         report = await self._reports.read(require_caller(), request.version_id)
         return pb.GetReviewReportResponse(
             report=pb.ReviewReport(
@@ -239,9 +202,7 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def ListReviewQueue(
         self, request: pb.ListReviewQueueRequest, context: Context
     ) -> pb.ListReviewQueueResponse:
-        check = RequestCheck()
-        size = check.page_size(request.page_size)
-        check.done()
+        size = page_size(request.page_size)
         caller = require_caller()
         if not is_staff(caller):  # the policy says so too; the handler never trusts
             raise PermissionDenied("PERMISSION_DENIED", "reviewers and admins only")
@@ -263,11 +224,6 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def ApproveVersion(
         self, request: pb.ApproveVersionRequest, context: Context
     ) -> pb.ApproveVersionResponse:
-        check = RequestCheck()
-        check.uuid("version_id", request.version_id)
-        check.text("note", request.note, max_length=NOTE_MAX)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
 
         async def approve(session: AsyncSession) -> pb.ApproveVersionResponse:
@@ -283,24 +239,12 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def RejectVersion(
         self, request: pb.RejectVersionRequest, context: Context
     ) -> pb.RejectVersionResponse:
-        check = RequestCheck()
-        check.uuid("version_id", request.version_id)
-        reasons = list(request.reasons)
-        if not reasons:
-            check.fail("reasons", "at least one reason is required", "REQUIRED")
-        elif len(reasons) > REASONS_MAX:
-            check.fail("reasons", f"at most {REASONS_MAX}", "TOO_MANY")
-        for index, reason in enumerate(reasons):
-            if not reason.strip():
-                check.fail(f"reasons[{index}]", "is required", "REQUIRED")
-            else:
-                check.text(f"reasons[{index}]", reason, max_length=NOTE_MAX)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
 
         async def reject(session: AsyncSession) -> pb.RejectVersionResponse:
-            version = await self._versions.reject(session, caller, request.version_id, reasons)
+            version = await self._versions.reject(
+                session, caller, request.version_id, list(request.reasons)
+            )
             return pb.RejectVersionResponse(version=version_message(version))
 
         return await self._writes.run_for(
@@ -310,10 +254,6 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def PublishVersion(
         self, request: pb.PublishVersionRequest, context: Context
     ) -> pb.PublishVersionResponse:
-        check = RequestCheck()
-        check.uuid("version_id", request.version_id)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
 
         async def publish(session: AsyncSession) -> pb.PublishVersionResponse:
@@ -329,14 +269,6 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def SuspendMiniApp(
         self, request: pb.SuspendMiniAppRequest, context: Context
     ) -> pb.SuspendMiniAppResponse:
-        check = RequestCheck()
-        check.uuid("mini_app_id", request.mini_app_id)
-        if not request.reason.strip():
-            check.fail("reason", "is required", "REQUIRED")
-        else:
-            check.text("reason", request.reason, max_length=NOTE_MAX)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
 
         async def suspend(session: AsyncSession) -> pb.SuspendMiniAppResponse:
@@ -352,11 +284,7 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
     async def ListPublishedMiniApps(
         self, request: pb.ListPublishedMiniAppsRequest, context: Context
     ) -> pb.ListPublishedMiniAppsResponse:
-        check = RequestCheck()
-        check.enum("category", request.category, pb.Category, required=False)
-        check.text("query", request.query, max_length=QUERY_MAX)
-        size = check.page_size(request.page_size)
-        check.done()
+        size = page_size(request.page_size)
         require_caller()
         category = (
             pb.Category.Name(request.category).removeprefix("CATEGORY_")

@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
+from services.runtime.contract_rules import ContractGuard, ContractRules, RequestChecks
 from services.runtime.guarded_server import GuardedServer, HandlerGuard
 from services.runtime.health import HealthReporter
 from services.runtime.heap import freeze_start_up_heap
@@ -78,6 +79,8 @@ class ServiceSpec:
     reports NOT_SERVING until then."""
     guards: Sequence[HandlerGuard] = ()
     """Service-specific handler guards (authentication), run inside error mapping."""
+    request_checks: Sequence[RequestChecks] = ()
+    """What the service's RPCs check of a request beyond its contract rules."""
     closers: Sequence[Closer] = ()
     """Released in reverse order after the server has stopped."""
     metrics: Metrics | None = None
@@ -157,7 +160,9 @@ async def start_grpc_service(
     metrics = spec.metrics or Metrics(spec.domain.partition(".")[0])
     # OpenTelemetry's interceptor is the only per-call one, and only when spans are
     # exported; our own concerns wrap each handler once, at registration. RED metrics
-    # outermost: they count the status a call ends with, after every mapping.
+    # outermost: they count the status a call ends with, after every mapping. The
+    # contract's request rules innermost: a caller who may not call learns nothing
+    # about what the request would have needed.
     server = GuardedServer(
         grpc.aio.server(
             interceptors=[server_tracing_interceptor(tracer_provider)] if tracing else [],
@@ -172,6 +177,7 @@ async def start_grpc_service(
             RpcMetrics(metrics),
             ErrorGuard(spec.domain, carry_trace_context=not tracing),
             *spec.guards,
+            ContractGuard(ContractRules(), spec.request_checks),
         ],
     )
     spec.register(server)

@@ -1,4 +1,5 @@
-"""WalletService over gRPC: validates, authorises, and translates proto ⇄ ledger.
+"""WalletService over gRPC: authorises, and translates proto ⇄ ledger (the contract's
+rules have checked each request before a handler runs).
 
 Every mutation becomes one idempotent command for the ledger's batch writer: the
 `request_id` replay check, the business rules, the ledger writes, the outbox event and
@@ -25,7 +26,7 @@ from services.database.idempotency import IdempotentWrites
 from services.runtime.errors import FieldViolation, InvalidArgument, ServiceError
 from services.runtime.page_tokens import PageTokens
 from services.runtime.proto_time import to_timedelta, to_timestamp
-from services.runtime.validation import RequestCheck
+from services.runtime.validation import page_size
 from services.wallet.balances import Balances, WalletView
 from services.wallet.history import History
 from services.wallet.holds import HoldRecord, Holds, HoldStatus
@@ -46,9 +47,7 @@ __all__ = ["WalletServicer"]
 Context = grpc.aio.ServicerContext[Any, Any]
 R = TypeVar("R", bound=Message)
 
-DESCRIPTION_MAX = 200
 DEFAULT_HOLD_TTL = timedelta(minutes=15)
-MAX_HOLD_TTL = timedelta(days=7)
 
 _SYSTEM_ACCOUNTS = {
     SystemAccount.FUNDING: pb.SYSTEM_ACCOUNT_FUNDING,
@@ -134,17 +133,9 @@ def _wallet(view: WalletView) -> pb.Wallet:
     )
 
 
-def _money(check: RequestCheck, field: str, request: Message) -> None:
-    check.money(field, getattr(request, field) if request.HasField(field) else None)
-
-
-def _hold_ttl(check: RequestCheck, request: pb.CreateHoldRequest) -> timedelta:
-    if not request.HasField("ttl"):
-        return DEFAULT_HOLD_TTL
-    ttl = to_timedelta(request.ttl)
-    if ttl <= timedelta(0) or ttl > MAX_HOLD_TTL:
-        check.fail("ttl", "must be positive and at most 7 days", "OUT_OF_RANGE")
-    return ttl
+def _hold_ttl(request: pb.CreateHoldRequest) -> timedelta:
+    """The requested ttl (the contract bounds it: positive, at most 7 days) or the default."""
+    return to_timedelta(request.ttl) if request.HasField("ttl") else DEFAULT_HOLD_TTL
 
 
 def _not_self(from_field: str, to_field: str) -> InvalidArgument:
@@ -213,9 +204,6 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
     async def GetWallet(
         self, request: pb.GetWalletRequest, context: Context
     ) -> pb.GetWalletResponse:
-        check = RequestCheck()
-        check.uuid("user_id", request.user_id)
-        check.done()
         # Checked before the look-up, so a stranger learns nothing about existence.
         require_caller().check_may_act_for(request.user_id)
         return pb.GetWalletResponse(wallet=_wallet(await self._balances.wallet(request.user_id)))
@@ -223,13 +211,6 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
     async def CreditWallet(
         self, request: pb.CreditWalletRequest, context: Context
     ) -> pb.CreditWalletResponse:
-        check = RequestCheck()
-        check.uuid("user_id", request.user_id)
-        _money(check, "amount", request)
-        check.text("description", request.description, max_length=DESCRIPTION_MAX)
-        check.request_id(request.request_id)
-        check.done()
-
         def credit(connection: Connection, counts: AfterCommit) -> pb.CreditWalletResponse:
             top_up = self._transfers.credit(
                 connection,
@@ -258,13 +239,6 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
     async def CreateTransfer(
         self, request: pb.CreateTransferRequest, context: Context
     ) -> pb.CreateTransferResponse:
-        check = RequestCheck()
-        check.uuid("from_user_id", request.from_user_id)
-        check.uuid("to_user_id", request.to_user_id)
-        _money(check, "amount", request)
-        check.text("description", request.description, max_length=DESCRIPTION_MAX)
-        check.request_id(request.request_id)
-        check.done()
         if request.to_user_id == request.from_user_id:
             raise _not_self("from_user_id", "to_user_id")
         require_caller().check_may_act_for(request.from_user_id)
@@ -298,13 +272,7 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
     async def CreateHold(
         self, request: pb.CreateHoldRequest, context: Context
     ) -> pb.CreateHoldResponse:
-        check = RequestCheck()
-        check.uuid("user_id", request.user_id)
-        _money(check, "amount", request)
-        ttl = _hold_ttl(check, request)
-        check.text("description", request.description, max_length=DESCRIPTION_MAX)
-        check.request_id(request.request_id)
-        check.done()
+        ttl = _hold_ttl(request)
         require_caller().check_may_act_for(request.user_id, system=True)
 
         def create(connection: Connection, _counts: AfterCommit) -> pb.CreateHoldResponse:
@@ -327,22 +295,12 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
         )
 
     async def GetHold(self, request: pb.GetHoldRequest, context: Context) -> pb.GetHoldResponse:
-        check = RequestCheck()
-        check.uuid("hold_id", request.hold_id)
-        check.done()
         hold = await self._holds.get(require_caller(), request.hold_id)
         return pb.GetHoldResponse(hold=_hold(hold))
 
     async def CaptureHold(
         self, request: pb.CaptureHoldRequest, context: Context
     ) -> pb.CaptureHoldResponse:
-        check = RequestCheck()
-        check.uuid("hold_id", request.hold_id)
-        if request.HasField("amount"):
-            _money(check, "amount", request)
-        check.uuid("to_user_id", request.to_user_id)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
         amount = None
         if request.HasField("amount"):
@@ -365,10 +323,6 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
         return await self._idempotent("CaptureHold", request, pb.CaptureHoldResponse, capture)
 
     async def VoidHold(self, request: pb.VoidHoldRequest, context: Context) -> pb.VoidHoldResponse:
-        check = RequestCheck()
-        check.uuid("hold_id", request.hold_id)
-        check.request_id(request.request_id)
-        check.done()
         caller = require_caller()
 
         def void(connection: Connection, _counts: AfterCommit) -> pb.VoidHoldResponse:
@@ -381,12 +335,7 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
     async def ListTransactions(
         self, request: pb.ListTransactionsRequest, context: Context
     ) -> pb.ListTransactionsResponse:
-        check = RequestCheck()
-        check.uuid("user_id", request.user_id)
-        if request.currency_code:
-            check.currency("currency_code", request.currency_code)
-        size = check.page_size(request.page_size)
-        check.done()
+        size = page_size(request.page_size)
         require_caller().check_may_act_for(request.user_id)
         # The history is the user's whoever reads it (they or an admin).
         scope = ["ListTransactions", request.user_id, request.currency_code]

@@ -34,6 +34,9 @@ import googleProtoFiles from 'google-proto-files';
 
 const require = createRequire(import.meta.url);
 const DEFAULT_PROTOS = resolve(dirname(fileURLToPath(import.meta.url)), '../../protos');
+// protos/ imports buf/validate/validate.proto (the options its request rules are written
+// in), vendored beside it as buf's workspace has it (see buf.yaml).
+const VENDORED_PROTOS = resolve(dirname(fileURLToPath(import.meta.url)), '../../third_party/protovalidate');
 // grpc-health-check ships the canonical grpc/health/v1/health.proto; we use only that file.
 const HEALTH_PROTO = join(
   dirname(require.resolve('grpc-health-check/package.json')),
@@ -102,7 +105,10 @@ function protoFiles(root) {
 
 function loadMethods(protosDir) {
   const definitions = {
-    ...protoLoader.loadSync(protoFiles(protosDir), { ...LOADER_OPTIONS, includeDirs: [protosDir] }),
+    ...protoLoader.loadSync(protoFiles(protosDir), {
+      ...LOADER_OPTIONS,
+      includeDirs: [protosDir, VENDORED_PROTOS],
+    }),
     ...protoLoader.loadSync(HEALTH_PROTO, LOADER_OPTIONS),
   };
   const methods = new Map();

@@ -105,6 +105,32 @@ async def run_journey(command: Sequence[str], live: LiveStack, *, cwd: Path) -> 
     return report
 
 
+def check_local_validation(report: dict[str, Any]) -> None:
+    """What a client that checks requests against the contract's rules (protovalidate
+    over the `buf.validate` options of protos/) before sending them must report beside
+    its journey. The Go and C++ clients are built from Debian's packages, which hold no
+    protovalidate, and send every request as it is.
+
+    The client validates every request it sends; during the journey, after the
+    transfer, it tries a transfer of 0 EUR, which breaks the contract's rule on
+    `amount` and must be refused before it is sent. Its report's keys:
+    - `validated_requests`: how many requests passed their rules and were sent;
+    - `refused_requests`: how many broke a rule and were not sent (that one);
+    - `refused_locally`: the refusal as the validator gave it: `method`, `field` (the
+      first violation's path), `rule_id`, `violations` (how many).
+    That it was not sent is also what check_journey sees: the payer's balance is the one
+    the real transfer left.
+    """
+    assert report["validated_requests"] > 0
+    assert report["refused_requests"] == 1
+    assert report["refused_locally"] == {
+        "method": "CreateTransfer",
+        "field": "amount",
+        "rule_id": "amount_minor.positive",
+        "violations": 1,
+    }
+
+
 async def check_journey(report: dict[str, Any], live: LiveStack) -> None:
     """The journey every language must have done, against what the stack knows.
 

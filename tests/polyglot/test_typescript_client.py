@@ -3,7 +3,8 @@
 `clients/typescript/buf.gen.yaml` generates protobuf-es v2 messages and services (from
 protos/ and google/rpc/*.proto of the pinned google-proto-files) into a git-ignored cache;
 `tsc` type-checks the journey against them and `tsx` runs it with Connect-ES's gRPC
-transport, protovalidate and the nats package, all pinned in package.json. Node.js and
+transport, protovalidate (every request checked against the contract's rules before it
+is sent, one refused) and the nats package, all pinned in package.json. Node.js and
 `npm ci` are prerequisites of this repository: without them this test fails, not skips.
 """
 
@@ -15,7 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.polyglot.conftest import LiveStack, check_journey, run_journey
+from tests.polyglot.conftest import (
+    LiveStack,
+    check_journey,
+    check_local_validation,
+    run_journey,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "clients" / "typescript"
@@ -53,3 +59,4 @@ async def test_typescript_client_does_the_journey(live_stack: LiveStack) -> None
 
     await check_journey(report, live_stack)
     assert report["validated"] is True
+    check_local_validation(report)

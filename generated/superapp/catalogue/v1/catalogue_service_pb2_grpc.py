@@ -48,6 +48,15 @@ class CatalogueServiceStub:
     `RESERVATION_NOT_FOUND`. PERMISSION_DENIED is returned only when the caller
     may see a resource but lacks the role or ownership to change it.
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a gRPC status code with `google.rpc.Status` details
     that always include `google.rpc.ErrorInfo { reason, domain =
     "catalogue.superapp", metadata }` and, for invalid input,
@@ -70,7 +79,7 @@ class CatalogueServiceStub:
     identity service). A malformed id is INVALID_ARGUMENT `INVALID_ARGUMENT`.
 
     Idempotency (AIP-155): every mutation takes a `request_id`, a
-    client-generated string of 1 to 128 characters (a UUID is recommended),
+    client-generated string of 1 to 128 printable characters (a UUID is recommended),
     required. Request ids are scoped to the calling user and the RPC. Repeating
     a request with the same `request_id` and the same parameters returns the
     original successful response (as it was then, not the current state)
@@ -211,6 +220,15 @@ class CatalogueServiceServicer:
     `RESERVATION_NOT_FOUND`. PERMISSION_DENIED is returned only when the caller
     may see a resource but lacks the role or ownership to change it.
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a gRPC status code with `google.rpc.Status` details
     that always include `google.rpc.ErrorInfo { reason, domain =
     "catalogue.superapp", metadata }` and, for invalid input,
@@ -233,7 +251,7 @@ class CatalogueServiceServicer:
     identity service). A malformed id is INVALID_ARGUMENT `INVALID_ARGUMENT`.
 
     Idempotency (AIP-155): every mutation takes a `request_id`, a
-    client-generated string of 1 to 128 characters (a UUID is recommended),
+    client-generated string of 1 to 128 printable characters (a UUID is recommended),
     required. Request ids are scoped to the calling user and the RPC. Repeating
     a request with the same `request_id` and the same parameters returns the
     original successful response (as it was then, not the current state)
@@ -782,6 +800,15 @@ class CatalogueService:
     `RESERVATION_NOT_FOUND`. PERMISSION_DENIED is returned only when the caller
     may see a resource but lacks the role or ownership to change it.
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a gRPC status code with `google.rpc.Status` details
     that always include `google.rpc.ErrorInfo { reason, domain =
     "catalogue.superapp", metadata }` and, for invalid input,
@@ -804,7 +831,7 @@ class CatalogueService:
     identity service). A malformed id is INVALID_ARGUMENT `INVALID_ARGUMENT`.
 
     Idempotency (AIP-155): every mutation takes a `request_id`, a
-    client-generated string of 1 to 128 characters (a UUID is recommended),
+    client-generated string of 1 to 128 printable characters (a UUID is recommended),
     required. Request ids are scoped to the calling user and the RPC. Repeating
     a request with the same `request_id` and the same parameters returns the
     original successful response (as it was then, not the current state)

@@ -51,6 +51,15 @@ class CatalogueServiceStub:
     `RESERVATION_NOT_FOUND`. PERMISSION_DENIED is returned only when the caller
     may see a resource but lacks the role or ownership to change it.
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a gRPC status code with `google.rpc.Status` details
     that always include `google.rpc.ErrorInfo { reason, domain =
     "catalogue.superapp", metadata }` and, for invalid input,
@@ -73,7 +82,7 @@ class CatalogueServiceStub:
     identity service). A malformed id is INVALID_ARGUMENT `INVALID_ARGUMENT`.
 
     Idempotency (AIP-155): every mutation takes a `request_id`, a
-    client-generated string of 1 to 128 characters (a UUID is recommended),
+    client-generated string of 1 to 128 printable characters (a UUID is recommended),
     required. Request ids are scoped to the calling user and the RPC. Repeating
     a request with the same `request_id` and the same parameters returns the
     original successful response (as it was then, not the current state)
@@ -482,6 +491,15 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     `RESERVATION_NOT_FOUND`. PERMISSION_DENIED is returned only when the caller
     may see a resource but lacks the role or ownership to change it.
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a gRPC status code with `google.rpc.Status` details
     that always include `google.rpc.ErrorInfo { reason, domain =
     "catalogue.superapp", metadata }` and, for invalid input,
@@ -504,7 +522,7 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     identity service). A malformed id is INVALID_ARGUMENT `INVALID_ARGUMENT`.
 
     Idempotency (AIP-155): every mutation takes a `request_id`, a
-    client-generated string of 1 to 128 characters (a UUID is recommended),
+    client-generated string of 1 to 128 printable characters (a UUID is recommended),
     required. Request ids are scoped to the calling user and the RPC. Repeating
     a request with the same `request_id` and the same parameters returns the
     original successful response (as it was then, not the current state)
@@ -909,6 +927,15 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
     `RESERVATION_NOT_FOUND`. PERMISSION_DENIED is returned only when the caller
     may see a resource but lacks the role or ownership to change it.
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a gRPC status code with `google.rpc.Status` details
     that always include `google.rpc.ErrorInfo { reason, domain =
     "catalogue.superapp", metadata }` and, for invalid input,
@@ -931,7 +958,7 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
     identity service). A malformed id is INVALID_ARGUMENT `INVALID_ARGUMENT`.
 
     Idempotency (AIP-155): every mutation takes a `request_id`, a
-    client-generated string of 1 to 128 characters (a UUID is recommended),
+    client-generated string of 1 to 128 printable characters (a UUID is recommended),
     required. Request ids are scoped to the calling user and the RPC. Repeating
     a request with the same `request_id` and the same parameters returns the
     original successful response (as it was then, not the current state)

@@ -129,8 +129,9 @@ class User(_message.Message):
     """
     display_name: _builtins.str
     """The name shown to other people in the app: 1 to 100 Unicode characters
-    (code points) after leading and trailing whitespace are removed, no
-    control characters. Mutable through UpdateUser.
+    (code points), none of them a control, format or separator character
+    other than the space. Mutable through UpdateUser; in UpdateUserRequest
+    these limits apply when `update_mask` names it.
     """
     @_builtins.property
     def roles(self) -> _containers.RepeatedScalarFieldContainer[Global___Role.ValueType]:
@@ -250,12 +251,12 @@ class RegisterUserRequest(_message.Message):
     """
     display_name: _builtins.str
     """Required. The name shown in the app, 1 to 100 Unicode characters (code
-    points) after leading and trailing whitespace are removed, no control
-    characters.
+    points), none of them a control, format or separator character other
+    than the space.
     """
     request_id: _builtins.str
     """Required. A client-generated idempotency key (a UUID is recommended),
-    1 to 128 characters. Retrying with the same key and the same parameters
+    1 to 128 printable characters. Retrying with the same key and the same parameters
     returns the original response, also after a server restart; the same key
     with different parameters fails with FAILED_PRECONDITION and reason
     `IDEMPOTENCY_KEY_REUSED`.
@@ -511,7 +512,7 @@ class UpdateUserRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Required. A client-generated idempotency key (a UUID is recommended),
-    1 to 128 characters. Retrying with the same key and the same parameters
+    1 to 128 printable characters. Retrying with the same key and the same parameters
     returns the original response, also after a server restart; the same key
     with different parameters fails with FAILED_PRECONDITION and reason
     `IDEMPOTENCY_KEY_REUSED`.
@@ -585,7 +586,7 @@ class SetUserRolesRequest(_message.Message):
     """Required. The id of the user whose roles are replaced, a UUID string."""
     request_id: _builtins.str
     """Required. A client-generated idempotency key (a UUID is recommended),
-    1 to 128 characters. Retrying with the same key and the same parameters
+    1 to 128 printable characters. Retrying with the same key and the same parameters
     returns the original response, also after a server restart; the same key
     with different parameters fails with FAILED_PRECONDITION and reason
     `IDEMPOTENCY_KEY_REUSED`.

@@ -57,6 +57,15 @@ class IdentityServiceStub:
     those the user had when it was issued; a role change takes effect in the
     next token (after RefreshToken or Login).
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a status code plus google.rpc.Status details that
     always include google.rpc.ErrorInfo with `domain` = "identity.superapp", a
     `reason` in UPPER_SNAKE (listed per RPC) and `metadata` (for example
@@ -488,6 +497,15 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     those the user had when it was issued; a role change takes effect in the
     next token (after RefreshToken or Login).
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a status code plus google.rpc.Status details that
     always include google.rpc.ErrorInfo with `domain` = "identity.superapp", a
     `reason` in UPPER_SNAKE (listed per RPC) and `metadata` (for example
@@ -914,6 +932,15 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     checked); no service calls identity per request. Roles in a token are
     those the user had when it was issued; a role change takes effect in the
     next token (after RefreshToken or Login).
+
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
 
     Errors follow AIP-193: a status code plus google.rpc.Status details that
     always include google.rpc.ErrorInfo with `domain` = "identity.superapp", a

@@ -200,7 +200,7 @@ class MiniApp(_message.Message):
     it.
     """
     name: _builtins.str
-    """Required. The name users see, 1 to 60 characters, not only spaces."""
+    """Required. The name users see, 1 to 60 characters, not only whitespace."""
     category: Global___Category.ValueType
     """Required. The category users browse it under; not UNSPECIFIED."""
     description: _builtins.str

@@ -60,6 +60,15 @@ class MiniAppsServiceStub:
     states that allow it, comma-separated). Every transition publishes an
     event (see events.proto).
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a gRPC status code with `google.rpc.Status` details
     that always include `google.rpc.ErrorInfo { reason, domain =
     "miniapps.superapp", metadata }` and, for invalid input,
@@ -221,6 +230,15 @@ class MiniAppsServiceServicer:
     `version_id`, `state` = the current state's enum name, `expected` = the
     states that allow it, comma-separated). Every transition publishes an
     event (see events.proto).
+
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
 
     Errors follow AIP-193: a gRPC status code with `google.rpc.Status` details
     that always include `google.rpc.ErrorInfo { reason, domain =
@@ -727,6 +745,15 @@ class MiniAppsService:
     `version_id`, `state` = the current state's enum name, `expected` = the
     states that allow it, comma-separated). Every transition publishes an
     event (see events.proto).
+
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
 
     Errors follow AIP-193: a gRPC status code with `google.rpc.Status` details
     that always include `google.rpc.ErrorInfo { reason, domain =

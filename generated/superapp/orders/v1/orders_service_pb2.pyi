@@ -317,7 +317,7 @@ class CreateOrderRequest(_message.Message):
     quantity: _builtins.int
     """Required. Units to buy, 1 to 1000."""
     request_id: _builtins.str
-    """Required. The buyer's idempotency key, 1 to 128 characters (AIP-155;
+    """Required. The buyer's idempotency key, 1 to 128 printable characters (AIP-155;
     see CreateOrder).
     """
     @_builtins.property

@@ -65,6 +65,15 @@ class OrdersServiceStub:
     order, so the upstream idempotency keys (scoped per caller) replay across
     both paths.
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a gRPC status code plus `google.rpc.Status` details
     with a `google.rpc.ErrorInfo` whose `domain` is "orders.superapp" for
     decisions of this service, or the deciding service's domain
@@ -237,6 +246,15 @@ class OrdersServiceAsyncStub(OrdersServiceStub):
     order, so the upstream idempotency keys (scoped per caller) replay across
     both paths.
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a gRPC status code plus `google.rpc.Status` details
     with a `google.rpc.ErrorInfo` whose `domain` is "orders.superapp" for
     decisions of this service, or the deciding service's domain
@@ -404,6 +422,15 @@ class OrdersServiceServicer(metaclass=_abc_1.ABCMeta):
     synchronous path as in the reconciler: one caller for every step of an
     order, so the upstream idempotency keys (scoped per caller) replay across
     both paths.
+
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
 
     Errors follow AIP-193: a gRPC status code plus `google.rpc.Status` details
     with a `google.rpc.ErrorInfo` whose `domain` is "orders.superapp" for

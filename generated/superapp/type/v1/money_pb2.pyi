@@ -31,9 +31,10 @@ class Money(_message.Message):
     AMOUNT_MINOR_FIELD_NUMBER: _builtins.int
     currency_code: _builtins.str
     """The ISO 4217 alphabetic code of the currency, three upper-case letters
-    such as "USD" or "EUR". Required wherever a Money is accepted; an unknown
-    or malformed code fails with INVALID_ARGUMENT and reason
-    `INVALID_CURRENCY`.
+    such as "USD" or "EUR": one of the current codes listed by the rule below
+    (every current code but XXX, "no currency", and XTS, reserved for
+    tests). Required wherever a Money is accepted; an unknown or malformed
+    code fails with INVALID_ARGUMENT and reason `INVALID_CURRENCY`.
     """
     amount_minor: _builtins.int
     """The amount in minor units of `currency_code`. Each RPC that accepts a

@@ -530,7 +530,7 @@ class CreditWalletRequest(_message.Message):
     at most 200 characters (Unicode code points). Defaults to empty.
     """
     request_id: _builtins.str
-    """Required. The client-generated idempotency key, 1 to 128 characters,
+    """Required. The client-generated idempotency key, 1 to 128 printable characters,
     scoped to the caller (see the service comment).
     """
     @_builtins.property
@@ -609,7 +609,7 @@ class CreateTransferRequest(_message.Message):
     empty.
     """
     request_id: _builtins.str
-    """Required. The client-generated idempotency key, 1 to 128 characters,
+    """Required. The client-generated idempotency key, 1 to 128 printable characters,
     scoped to the caller (see the service comment).
     """
     @_builtins.property
@@ -683,7 +683,7 @@ class CreateHoldRequest(_message.Message):
     capture transaction. Defaults to empty.
     """
     request_id: _builtins.str
-    """Required. The client-generated idempotency key, 1 to 128 characters,
+    """Required. The client-generated idempotency key, 1 to 128 printable characters,
     scoped to the caller (see the service comment).
     """
     @_builtins.property
@@ -804,7 +804,7 @@ class CaptureHoldRequest(_message.Message):
     `SELF_TRANSFER`).
     """
     request_id: _builtins.str
-    """Required. The client-generated idempotency key, 1 to 128 characters,
+    """Required. The client-generated idempotency key, 1 to 128 printable characters,
     scoped to the caller (see the service comment).
     """
     @_builtins.property
@@ -878,7 +878,7 @@ class VoidHoldRequest(_message.Message):
     hold_id: _builtins.str
     """Required. The id of the pending hold to void (a UUID)."""
     request_id: _builtins.str
-    """Required. The client-generated idempotency key, 1 to 128 characters,
+    """Required. The client-generated idempotency key, 1 to 128 printable characters,
     scoped to the caller (see the service comment).
     """
     def __init__(

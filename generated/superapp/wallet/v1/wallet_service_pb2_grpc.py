@@ -60,6 +60,15 @@ class WalletServiceStub:
     `merchant`, `admin`, `system`). Each RPC states who may call it: "owner"
     means the user whose wallet or hold the request names.
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a gRPC status code plus `google.rpc.Status` details
     that always contain a `google.rpc.ErrorInfo` with `domain` =
     "wallet.superapp", an UPPER_SNAKE `reason` and, where stated, `metadata`;
@@ -90,7 +99,7 @@ class WalletServiceStub:
     Amounts the server returns are signed where a field says so.
 
     Idempotency (AIP-155). Every mutation carries a required `request_id`: a
-    client-generated string of 1 to 128 characters, a UUID recommended. The id
+    client-generated string of 1 to 128 printable characters, a UUID recommended. The id
     is scoped per caller: the key is the pair (token subject, `request_id`),
     shared by all mutations of this service, so two different callers never
     collide and one caller must not reuse an id for a different operation.
@@ -197,6 +206,15 @@ class WalletServiceServicer:
     `merchant`, `admin`, `system`). Each RPC states who may call it: "owner"
     means the user whose wallet or hold the request names.
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a gRPC status code plus `google.rpc.Status` details
     that always contain a `google.rpc.ErrorInfo` with `domain` =
     "wallet.superapp", an UPPER_SNAKE `reason` and, where stated, `metadata`;
@@ -227,7 +245,7 @@ class WalletServiceServicer:
     Amounts the server returns are signed where a field says so.
 
     Idempotency (AIP-155). Every mutation carries a required `request_id`: a
-    client-generated string of 1 to 128 characters, a UUID recommended. The id
+    client-generated string of 1 to 128 printable characters, a UUID recommended. The id
     is scoped per caller: the key is the pair (token subject, `request_id`),
     shared by all mutations of this service, so two different callers never
     collide and one caller must not reuse an id for a different operation.
@@ -535,6 +553,15 @@ class WalletService:
     `merchant`, `admin`, `system`). Each RPC states who may call it: "owner"
     means the user whose wallet or hold the request names.
 
+    Request limits: the limits of each request field stated below are also
+    protovalidate rules on the field (`buf.validate` options, from
+    buf/validate/validate.proto), so a client can check a request before
+    sending it. The service checks the same rules before anything else and
+    answers a request that breaks any of them with INVALID_ARGUMENT and one
+    field violation per broken rule. A limit stated below that no rule on the
+    field carries (one between fields, a field mask's paths, an address's
+    syntax) is checked by the service alone.
+
     Errors follow AIP-193: a gRPC status code plus `google.rpc.Status` details
     that always contain a `google.rpc.ErrorInfo` with `domain` =
     "wallet.superapp", an UPPER_SNAKE `reason` and, where stated, `metadata`;
@@ -565,7 +592,7 @@ class WalletService:
     Amounts the server returns are signed where a field says so.
 
     Idempotency (AIP-155). Every mutation carries a required `request_id`: a
-    client-generated string of 1 to 128 characters, a UUID recommended. The id
+    client-generated string of 1 to 128 printable characters, a UUID recommended. The id
     is scoped per caller: the key is the pair (token subject, `request_id`),
     shared by all mutations of this service, so two different callers never
     collide and one caller must not reuse an id for a different operation.
