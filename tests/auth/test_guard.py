@@ -217,7 +217,9 @@ async def test_an_expired_token_is_unauthenticated(served: Served, clock: FakeCl
 
 
 async def test_a_missing_role_is_permission_denied(served: Served) -> None:
-    request = pb.SetUserRolesRequest(user_id=new_id())
+    request = pb.SetUserRolesRequest(
+        user_id=new_id(), roles=[pb.ROLE_MERCHANT], request_id=new_id()
+    )
     call = served.stub.SetUserRoles(request, metadata=served.bearer("user", "merchant"))
     code, reason, _ = await _refused(call)
     assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED")
@@ -227,8 +229,8 @@ async def test_a_missing_role_is_permission_denied(served: Served) -> None:
 
 async def test_handlers_keep_users_to_their_own_data(served: Served) -> None:
     me = new_id()
-    mine = pb.UpdateUserRequest(user=pb.User(user_id=me))
-    theirs = pb.UpdateUserRequest(user=pb.User(user_id=new_id()))
+    mine = pb.UpdateUserRequest(user=pb.User(user_id=me), request_id=new_id())
+    theirs = pb.UpdateUserRequest(user=pb.User(user_id=new_id()), request_id=new_id())
     assert (await served.stub.UpdateUser(mine, metadata=served.bearer(user_id=me))).user.user_id
     call = served.stub.UpdateUser(theirs, metadata=served.bearer(user_id=me))
     code, reason, _ = await _refused(call)
@@ -251,14 +253,21 @@ async def test_a_public_rpc_takes_no_token_but_checks_one_that_is_sent(served: S
 
 async def test_a_token_ignored_rpc_ignores_even_a_broken_header(served: Served) -> None:
     bad = (("authorization", "Bearer not-a-jwt"),)
-    reply = await served.stub.Login(pb.LoginRequest(), metadata=bad)
+    login = pb.LoginRequest(email="ada@example.com", password="correct horse")
+    reply = await served.stub.Login(login, metadata=bad)
     assert reply.user.user_id == ""
-    reply = await served.stub.Login(pb.LoginRequest(), metadata=served.bearer())
+    reply = await served.stub.Login(login, metadata=served.bearer())
     assert reply.user.user_id == ""
 
 
 async def test_unimplemented_rpcs_still_answer_unimplemented(served: Served) -> None:
-    code, reason, _ = await _refused(served.stub.RegisterUser(pb.RegisterUserRequest()))
+    request = pb.RegisterUserRequest(
+        email="ada@example.com",
+        password="correct horse",
+        display_name="Ada",
+        request_id=new_id(),
+    )
+    code, reason, _ = await _refused(served.stub.RegisterUser(request))
     assert (code, reason) == (grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED")
 
 

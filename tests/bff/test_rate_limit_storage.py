@@ -46,7 +46,7 @@ async def test_two_bffs_on_one_redis_share_one_budget(
     platform: Platform, client: httpx.AsyncClient, redis: RedisServer
 ) -> None:
     ann = await sign_up(client, "ann")
-    shared = platform.bff(rate_limit_storage=redis.url, write_rate_limit_per_user="3/minute")
+    shared = platform.bff(rate_limit_storage=redis.url, write_rate_limit_per_user="3/hour")
     async with (
         serving_bff(shared) as first_url,
         serving_bff(shared) as second_url,
@@ -69,7 +69,7 @@ async def test_counters_in_process_memory_are_per_process(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
     ann = await sign_up(client, "ann")
-    alone = platform.bff(write_rate_limit_per_user="3/minute")  # async+memory://
+    alone = platform.bff(write_rate_limit_per_user="3/hour")  # async+memory://
     async with (
         serving_bff(alone) as first_url,
         serving_bff(alone) as second_url,
