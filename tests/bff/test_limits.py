@@ -19,7 +19,6 @@ from tests.bff.conftest import (
 from tests.conftest import http_client
 from tests.identity.conftest import PASSWORD
 
-
 # Limits here are per hour, not per minute: the sliding-window counter weighs the last
 # window down as the next one begins, so a test that crossed a minute boundary under load
 # saw its fourth sign-in let through (to identity's own TOO_MANY_ATTEMPTS).
