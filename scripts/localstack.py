@@ -46,6 +46,7 @@ __all__ = [
     "COMPONENTS",
     "PROMETHEUS_DEFAULT_PORT",
     "READY_LINE",
+    "SERVICE_CLIENTS",
     "Component",
     "Readiness",
     "StackConfig",
@@ -342,23 +343,34 @@ def _child_environment(
     return env
 
 
+SERVICE_CLIENTS = ("orders", "miniapps", "bff")
+"""The components that call other services with a token of their own (role `system`,
+from identity's IssueServiceToken): orders for its saga and reconciler, miniapps for
+payments and mini-app token introspection, the BFF for mini-app token introspection."""
+
+
 def service_client_environment(data_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
     """The secrets of a fresh clone, so it starts with no configuration, each made once
-    and kept in `<data dir>/secrets/` (0600): the orders service's client secret (identity
-    is given only its SHA-256) and identity's key-encryption key. Explicit
-    ORDERS_CLIENT_SECRET / IDENTITY_SERVICE_CLIENTS / IDENTITY_KEY_ENCRYPTION_KEYS win."""
-    secret = environ.get("ORDERS_CLIENT_SECRET") or _stored_secret(
-        data_dir / "secrets" / "orders-client-secret"
-    )
-    digest = hashlib.sha256(secret.encode()).hexdigest()
-    clients = environ.get("IDENTITY_SERVICE_CLIENTS") or json.dumps({"orders": digest})
+    and kept in `<data dir>/secrets/` (0600): every service client's secret
+    (`<NAME>_CLIENT_SECRET`; identity is given only their SHA-256) and identity's
+    key-encryption key. Explicit `<NAME>_CLIENT_SECRET` / IDENTITY_SERVICE_CLIENTS /
+    IDENTITY_KEY_ENCRYPTION_KEYS win."""
+    found: dict[str, str] = {}
+    digests: dict[str, str] = {}
+    for name in SERVICE_CLIENTS:
+        variable = f"{name.upper()}_CLIENT_SECRET"
+        secret = environ.get(variable) or _stored_secret(
+            data_dir / "secrets" / f"{name}-client-secret"
+        )
+        found[variable] = secret
+        digests[name] = hashlib.sha256(secret.encode()).hexdigest()
     # The base64url of 32 random bytes, as identity requires.
     kek = environ.get("IDENTITY_KEY_ENCRYPTION_KEYS") or _stored_secret(
         data_dir / "secrets" / "identity-key-encryption-key"
     )
     return {
-        "ORDERS_CLIENT_SECRET": secret,
-        "IDENTITY_SERVICE_CLIENTS": clients,
+        **found,
+        "IDENTITY_SERVICE_CLIENTS": environ.get("IDENTITY_SERVICE_CLIENTS") or json.dumps(digests),
         "IDENTITY_KEY_ENCRYPTION_KEYS": kek,
     }
 

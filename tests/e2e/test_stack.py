@@ -113,7 +113,12 @@ async def test_stack_serves_every_component_and_stops_cleanly(make_stack: StackF
         await client.close()
     assert stack.nats_url in stack.stdout
     await _app_signs_up_and_finds_its_wallet(f"http://{stack.address('BFF_PORT')}")
-    for secret in ("orders-client-secret", "identity-key-encryption-key"):
+    for secret in (
+        "orders-client-secret",
+        "miniapps-client-secret",
+        "bff-client-secret",
+        "identity-key-encryption-key",
+    ):
         assert (stack.data_dir / "secrets" / secret).stat().st_mode & 0o777 == 0o600
     assert f"http://{stack.address('BFF_PORT')}" in stack.stdout
     for component in COMPONENTS:
