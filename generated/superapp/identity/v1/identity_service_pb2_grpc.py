@@ -601,8 +601,10 @@ class IdentityServiceServicer:
         Caller: any signed-in user; only their own grants.
 
         Errors:
-        INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative, or a
-        malformed `page_token`.
+        INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative.
+        INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is not a
+        `next_page_token` this service issued to the caller (malformed, altered,
+        or another user's); it is never read as another place in the list.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

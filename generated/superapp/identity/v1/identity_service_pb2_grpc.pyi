@@ -429,8 +429,10 @@ class IdentityServiceStub:
     Caller: any signed-in user; only their own grants.
 
     Errors:
-    INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative, or a
-    malformed `page_token`.
+    INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative.
+    INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is not a
+    `next_page_token` this service issued to the caller (malformed, altered,
+    or another user's); it is never read as another place in the list.
     """
     RevokeGrant: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.RevokeGrantRequest, _identity_service_pb2.RevokeGrantResponse]
     """Revokes one of the signed-in user's grants. Every token issued under it
@@ -866,8 +868,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     Caller: any signed-in user; only their own grants.
 
     Errors:
-    INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative, or a
-    malformed `page_token`.
+    INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative.
+    INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is not a
+    `next_page_token` this service issued to the caller (malformed, altered,
+    or another user's); it is never read as another place in the list.
     """
     RevokeGrant: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.RevokeGrantRequest, _identity_service_pb2.RevokeGrantResponse]  # type: ignore[assignment]
     """Revokes one of the signed-in user's grants. Every token issued under it
@@ -1372,8 +1376,10 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         Caller: any signed-in user; only their own grants.
 
         Errors:
-        INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative, or a
-        malformed `page_token`.
+        INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative.
+        INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is not a
+        `next_page_token` this service issued to the caller (malformed, altered,
+        or another user's); it is never read as another place in the list.
         """
 
     @_abc_1.abstractmethod
