@@ -11,7 +11,9 @@ refused the same way: never INTERNAL, never read as another place in a list.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,9 +21,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import text
 from superapp.miniapps.v1 import miniapps_service_pb2 as pb
 
 from scripts.nats_process import NatsProcess
+from services.database import Database
+from services.runtime.page_tokens import PageTokens
 from tests.miniapps.conftest import Platform, good_bundle_files, running_platform, zip_bundle
 from tests.miniapps.test_lifecycle import _published, _submitted
 from tests.services.hostile_tokens import (
@@ -160,7 +165,46 @@ async def test_another_listings_ids_are_no_position(
                 keys = [f'"{item_id}"', f'0,"{item_id}"', f'1,"{item_id}"']
                 for key in keys:
                     forged = with_key(listing.token, key)
-                    await assert_refused(listing.page(market.stub, forged), key)
+                    # The same mini-app read by another caller has the same ids: a key
+                    # that makes the genuine token again is no forgery.
+                    if forged != listing.token:
+                        await assert_refused(listing.page(market.stub, forged), key)
+
+
+async def _page_token_secret(market: Platform) -> bytes:
+    """The service's page-token secret, as a thief with its database would read it."""
+    database = Database.connect(market.settings.database_url)
+    try:
+        async with database.read() as session:
+            query = text("SELECT value FROM service_secrets WHERE name = 'page_tokens'")
+            secret: bytes = (await session.execute(query)).scalar_one()
+    finally:
+        await database.dispose()
+    return bytes(secret)
+
+
+async def test_signed_times_beyond_the_calendar_are_refused(
+    market: Platform, listings: list[Listing]
+) -> None:
+    """Keys of the right shape signed with the service's own secret (as if it leaked)
+    that are no time a datetime can hold are still INVALID_PAGE_TOKEN, never INTERNAL."""
+    tokens = PageTokens(await _page_token_secret(market))
+    scopes: dict[str, list[object]] = {
+        "review queue": ["ListReviewQueue"],
+        "published": ["ListPublishedMiniApps", None, ""],
+    }
+    for listing in listings:
+        if listing.name not in scopes:
+            continue
+        scope = scopes[listing.name]
+        key = json.loads(base64.urlsafe_b64decode(listing.token.partition(".")[0] + "=="))
+        # The forger's scope and secret are right: re-signing the genuine key makes the
+        # genuine token...
+        assert tokens.encode(key, scope) == listing.token
+        # ...yet a time before year 1 or after year 9999 is no place in a listing.
+        for micros in [-(2**63), -62135596800000001, 253402300800000000, 2**63 - 1]:
+            forged = tokens.encode([micros, key[1]], scope)
+            await assert_refused(listing.page(market.stub, forged), f"{listing.name}: {micros}")
 
 
 @FUZZ_FEW
