@@ -205,6 +205,13 @@ async def test_signed_times_beyond_the_calendar_are_refused(
         for micros in [-(2**63), -62135596800000001, 253402300800000000, 2**63 - 1]:
             forged = tokens.encode([micros, key[1]], scope)
             await assert_refused(listing.page(market.stub, forged), f"{listing.name}: {micros}")
+        # The first and last instants a datetime holds are places in the listing: one
+        # before everything, one after (which is which depends on the listing's order).
+        pages = [
+            _ids(await listing.page(market.stub, tokens.encode([micros, key[1]], scope), 100))
+            for micros in [-62135596800000000, 253402300799999999]
+        ]
+        assert sorted(map(bool, pages)) == [False, True], listing.name
 
 
 @FUZZ_FEW
