@@ -472,8 +472,7 @@ class Order(BaseModel):
         description="The mini-app a payment order was made in; empty for a product order."
     )
     payment_request_id: str = Field(
-        description="The mini-app payment request a payment order pays; "
-        "empty for a product order."
+        description="The mini-app payment request a payment order pays; empty for a product order."
     )
     failure_reason: str = Field(description="Why it was CANCELLED or REVERSED; else empty.")
     timeline: list[OrderStep]

@@ -324,9 +324,7 @@ async def _pay_until_answered(
     deadline = asyncio.get_running_loop().time() + 120
     while True:
         try:
-            reply = await shop.orders.CreatePaymentOrder(
-                request, metadata=await _system(platform)
-            )
+            reply = await shop.orders.CreatePaymentOrder(request, metadata=await _system(platform))
             return reply.order
         except grpc.aio.AioRpcError as error:  # a peer reconnecting, or the order busy
             retry = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
