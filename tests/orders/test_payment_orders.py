@@ -22,7 +22,7 @@ from superapp.type.v1.money_pb2 import Money
 
 from services.runtime.ids import new_id
 from services.runtime.metrics import Metrics
-from tests.bff.conftest import ORDERS_SECRET, Platform, available, wallet_of
+from tests.bff.conftest import ORDERS_SECRET, Platform, admin_session, available, wallet_of
 from tests.orders.conftest import Shop, metadata_of, open_shop
 from tests.services.rich_errors import rich_error
 
@@ -199,12 +199,13 @@ async def test_a_buyer_who_cannot_pay_gets_a_cancelled_order_and_nothing_held(
         assert list(sales.orders) == []
 
 
-@pytest.mark.parametrize("who", ["buyer", "merchant"])
+@pytest.mark.parametrize("who", ["buyer", "merchant", "admin"])
 async def test_a_user_may_not_create_a_payment_order(
     platform: Platform, client: httpx.AsyncClient, who: str
 ) -> None:
     async with open_shop(platform, client) as shop:
-        caller = shop.buyer if who == "buyer" else shop.merchant
+        callers = {"buyer": shop.buyer, "merchant": shop.merchant}
+        caller = callers[who] if who in callers else await admin_session(client)
 
         with pytest.raises(grpc.aio.AioRpcError) as denied:
             await shop.orders.CreatePaymentOrder(_payment(shop), metadata=metadata_of(caller))
