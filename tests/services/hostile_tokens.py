@@ -5,6 +5,10 @@ JSON bodies with hostile values, and genuine tokens altered by a character, cut 
 stripped of their MAC or given another's. Hypothesis settings suit RPCs against one
 real server per module: a modest number of examples, no deadline (the machine is
 shared), and no health check that counts slow calls against the test.
+
+`Listing` and the `assert_*` checks hold the tests of one service's listings: each
+listing continues with its own token and refuses every other listing's, its own with
+the key edited by hand, and any hostile token, always with INVALID_PAGE_TOKEN.
 """
 
 from __future__ import annotations
