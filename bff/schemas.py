@@ -41,6 +41,7 @@ __all__ = [
     "MiniAppLaunch",
     "MiniAppPage",
     "MiniAppRegistration",
+    "MiniAppUser",
     "MiniAppWithSecret",
     "Money",
     "Order",
@@ -56,6 +57,7 @@ __all__ = [
     "Readiness",
     "RefreshRequest",
     "RegisterRequest",
+    "ReinstatementRequest",
     "RejectionRequest",
     "ReviewFinding",
     "ReviewReport",
@@ -738,6 +740,12 @@ class SuspensionRequest(_Input):
     reason: _Reason
 
 
+class ReinstatementRequest(_Input):
+    """Why a suspended mini-app is reinstated (optional); recorded with the event."""
+
+    note: str = Field(default="", max_length=2000)
+
+
 class MiniAppLoadTime(_Input):
     """How long the shell took to open a mini-app: from the user's tap to its entry page
     being usable (bundle fetched and checked against its integrity value)."""
@@ -828,6 +836,16 @@ class TokenResponse(BaseModel):
     token_type: Literal["Bearer"]
     expires_in: int = Field(description="Seconds until the token expires.")
     scope: str = Field(description="The granted scopes, separated by spaces.")
+
+
+class MiniAppUser(BaseModel):
+    """The user a mini-app acts for, as that mini-app may know them."""
+
+    subject: str = Field(
+        description="The pairwise subject: this user's id for this mini-app only (another "
+        "mini-app knows the same user by another one); the token's `sub`."
+    )
+    display_name: str = Field(description="The name the user shows in the app.")
 
 
 class OAuthError(BaseModel):
