@@ -1,7 +1,10 @@
 """The handler guard that authenticates every RPC by its declared policy.
 
 It reads `authorization: Bearer <token>`, verifies the token, checks the policy's roles
-and binds the `Caller` for the handler (`current_caller()`). Refusals are answered with
+and binds the `Caller` for the handler (`current_caller()`). A mini-app token (JOSE
+`typ` `miniapp+jwt`) is admitted only where the policy names a scope for mini-apps: it
+is verified with `MiniAppTokenVerifier` (identity's keys, then introspection) and the
+handler sees a `MiniAppCaller` (`current_mini_app()`) instead. Refusals are answered with
 the same rich status (ErrorInfo in the service's domain) that ErrorGuard gives, so the
 guard may sit anywhere in the chain; `start_grpc_service` puts it innermost. It wraps
 each handler once, at registration (`GuardedServer`), not per call.
@@ -15,11 +18,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
+import jwt
 
-from services.auth.caller import Caller, acting_as
+from services.auth.caller import Caller, acting_as, acting_as_mini_app
+from services.auth.miniapp_verifier import MiniAppCaller, MiniAppTokenVerifier
 from services.auth.policy import Access, Policy, PolicyError, ServicePolicies
+from services.auth.token_format import MINIAPP_TOKEN_TYPE
 from services.auth.verifier import TokenVerifier
-from services.runtime.errors import PermissionDenied, ServiceError, Unauthenticated
+from services.runtime.errors import (
+    FailedPrecondition,
+    PermissionDenied,
+    ServiceError,
+    Unauthenticated,
+)
 from services.runtime.rich_status import to_grpc_status
 
 __all__ = ["AuthGuard"]
@@ -42,6 +53,17 @@ def _malformed() -> Unauthenticated:
     return Unauthenticated("UNAUTHENTICATED", "malformed authorization header")
 
 
+def _is_mini_app_token(token: str) -> bool:
+    """Whether `token`'s JOSE header says `miniapp+jwt`. Only picks the verifier: each
+    verifier then checks the type again, with the signature."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        return False  # the user token verifier says what is wrong with it
+    typ = header.get("typ")
+    return isinstance(typ, str) and typ.lower() == MINIAPP_TOKEN_TYPE
+
+
 def _bearer_token(values: Sequence[str | bytes]) -> str:
     if len(values) != 1 or not isinstance(values[0], str):
         raise _malformed()
@@ -60,8 +82,13 @@ class AuthGuard:
         services: Sequence[ServicePolicies],
         *,
         domain: str,
+        mini_apps: MiniAppTokenVerifier | None = None,
     ) -> None:
-        """`domain` is the service's `ErrorInfo.domain`; raises PolicyError on a bad plan."""
+        """`domain` is the service's `ErrorInfo.domain`; raises PolicyError on a bad plan.
+
+        `mini_apps` verifies the mini-app tokens of RPCs whose policy admits them; without
+        it (a service with no client credentials to introspect with) such a token is
+        FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`."""
         policies: dict[str, Policy] = {}
         for declared in services:
             paths = declared.by_path()
@@ -77,6 +104,7 @@ class AuthGuard:
             raise PolicyError("no service policies declared")
         self._policies = policies
         self._verifier = verifier
+        self._mini_apps = mini_apps
         self._domain = domain
 
     def guard(
@@ -94,12 +122,34 @@ class AuthGuard:
             return handler
         return self._guarded(handler, policy)
 
-    async def _admit(self, values: Sequence[str | bytes], policy: Policy) -> Caller:
+    async def _admit(self, values: Sequence[str | bytes], policy: Policy) -> Caller | MiniAppCaller:
         if not values:
             raise Unauthenticated("UNAUTHENTICATED", "missing bearer token")
-        caller = await self._verifier.verify(_bearer_token(values))
+        token = _bearer_token(values)
+        if _is_mini_app_token(token):
+            return await self._admit_mini_app(token, policy)
+        if policy.access is Access.MINI_APP:
+            raise PermissionDenied(
+                "MINI_APP_TOKEN_REQUIRED", "this RPC takes a mini-app's token, not a user's"
+            )
+        caller = await self._verifier.verify(token)
         if policy.roles and not caller.has_role(*policy.roles):
             raise PermissionDenied("PERMISSION_DENIED", "the caller lacks a role this RPC requires")
+        return caller
+
+    async def _admit_mini_app(self, token: str, policy: Policy) -> MiniAppCaller:
+        if not policy.mini_app_scope:
+            raise PermissionDenied(
+                "USER_TOKEN_REQUIRED", "this RPC takes a user's own token, not a mini-app's"
+            )
+        if self._mini_apps is None:
+            raise FailedPrecondition(
+                "MINI_APP_TOKENS_NOT_CONFIGURED",
+                "this deployment cannot check mini-app tokens (the service has no client "
+                "credentials of its own)",
+            )
+        caller = await self._mini_apps.verify(token, audience=None)
+        caller.require_scope(policy.mini_app_scope)
         return caller
 
     def _guarded(
@@ -123,7 +173,8 @@ class AuthGuard:
                 caller = await self._admit(values, policy)
             except ServiceError as error:
                 await context.abort_with_status(to_grpc_status(error, domain))
-            with acting_as(caller):
+            bound = acting_as(caller) if isinstance(caller, Caller) else acting_as_mini_app(caller)
+            with bound:
                 result = inner(request, context)
                 return await result if inspect.isawaitable(result) else result
 

@@ -27,7 +27,7 @@ from services.auth.jwks import JwksCache, grpc_jwks_fetcher
 from services.auth.miniapp_tokens import MiniAppTokenReader
 from services.auth.service_token import ServiceToken
 from services.runtime.clock import Clock
-from services.runtime.errors import PermissionDenied, Unauthenticated
+from services.runtime.errors import PermissionDenied, Unauthenticated, Unavailable
 
 __all__ = [
     "Introspect",
@@ -104,11 +104,15 @@ class MiniAppTokenVerifier:
         # token → (answer, when it was had); insertion order gives FIFO eviction.
         self._answers: dict[str, tuple[Introspection, datetime]] = {}
 
-    async def verify(self, token: str, *, audience: str) -> MiniAppCaller:
+    async def verify(self, token: str, *, audience: str | None) -> MiniAppCaller:
         """The mini-app and user `token` proves, if it is for `audience` (the client id
-        of the mini-app calling) and in force; Unauthenticated `UNAUTHENTICATED` else."""
+        of the mini-app calling) and in force; Unauthenticated `UNAUTHENTICATED` else.
+
+        `audience=None` takes the mini-app the token names (its `aud`, which the reader
+        holds equal to its `client_id`): for a service the mini-app reaches through the
+        BFF, where the token itself is the mini-app's only credential."""
         claims = await self._reader.read(token)
-        if claims.client_id != audience:
+        if audience is not None and claims.client_id != audience:
             raise _reject("token is for another mini-app")
         answer = await self._answer(token)
         if not answer.active:
@@ -146,11 +150,18 @@ def grpc_introspector(
     stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
 
     async def introspect(token: str) -> Introspection:
-        reply = await stub.IntrospectMiniAppToken(
-            identity_service_pb2.IntrospectMiniAppTokenRequest(token=token),
-            metadata=await service_token.metadata(),
-            timeout=timeout,
-        )
+        try:
+            reply = await stub.IntrospectMiniAppToken(
+                identity_service_pb2.IntrospectMiniAppTokenRequest(token=token),
+                metadata=await service_token.metadata(),
+                timeout=timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            # Identity away (or refusing this service's token): the token's standing is
+            # unknown, so the call is refused as retryable, never admitted.
+            raise Unavailable(
+                "UNAVAILABLE", "cannot check the mini-app token with identity now"
+            ) from error
         if not reply.active:
             return Introspection(active=False)
         return Introspection(

@@ -54,8 +54,10 @@ class MiniAppsServiceStub:
     (metadata `scope`, `client_id`); a revoked grant or a suspended
     mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
     deployment without the service's own client credentials
-    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so those RPCs fail with
-    FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`.
+    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so a mini-app token fails
+    there with FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`, and
+    cannot pay, so ConfirmPaymentRequest fails with FAILED_PRECONDITION
+    `PAYMENTS_NOT_CONFIGURED` (the request stays AWAITING_CONFIRMATION).
 
     Payments: a mini-app's backend asks the user to pay with
     CreatePaymentRequest; nothing moves until the user confirms it in the
@@ -284,8 +286,10 @@ class MiniAppsServiceServicer:
     (metadata `scope`, `client_id`); a revoked grant or a suspended
     mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
     deployment without the service's own client credentials
-    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so those RPCs fail with
-    FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`.
+    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so a mini-app token fails
+    there with FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`, and
+    cannot pay, so ConfirmPaymentRequest fails with FAILED_PRECONDITION
+    `PAYMENTS_NOT_CONFIGURED` (the request stays AWAITING_CONFIRMATION).
 
     Payments: a mini-app's backend asks the user to pay with
     CreatePaymentRequest; nothing moves until the user confirms it in the
@@ -768,7 +772,10 @@ class MiniAppsServiceServicer:
         - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED` (metadata
         `idempotency_key`, `payment_request_id`): the key was used for a
         request with other parameters.
-        - FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`: see Mini-app tokens.
+        - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: see Mini-app
+        tokens.
+        - UNAVAILABLE `UNAVAILABLE`: identity cannot say now whether the token
+        is in force.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -791,8 +798,8 @@ class MiniAppsServiceServicer:
         - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND` (metadata
         `payment_request_id`): no such request, or another mini-app's or
         another user's.
-        - FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`: a mini-app token, see
-        Mini-app tokens.
+        - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: a mini-app
+        token, see Mini-app tokens.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -996,8 +1003,10 @@ class MiniAppsService:
     (metadata `scope`, `client_id`); a revoked grant or a suspended
     mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
     deployment without the service's own client credentials
-    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so those RPCs fail with
-    FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`.
+    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so a mini-app token fails
+    there with FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`, and
+    cannot pay, so ConfirmPaymentRequest fails with FAILED_PRECONDITION
+    `PAYMENTS_NOT_CONFIGURED` (the request stays AWAITING_CONFIRMATION).
 
     Payments: a mini-app's backend asks the user to pay with
     CreatePaymentRequest; nothing moves until the user confirms it in the

@@ -59,8 +59,10 @@ class MiniAppsServiceStub:
     (metadata `scope`, `client_id`); a revoked grant or a suspended
     mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
     deployment without the service's own client credentials
-    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so those RPCs fail with
-    FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`.
+    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so a mini-app token fails
+    there with FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`, and
+    cannot pay, so ConfirmPaymentRequest fails with FAILED_PRECONDITION
+    `PAYMENTS_NOT_CONFIGURED` (the request stays AWAITING_CONFIRMATION).
 
     Payments: a mini-app's backend asks the user to pay with
     CreatePaymentRequest; nothing moves until the user confirms it in the
@@ -479,7 +481,10 @@ class MiniAppsServiceStub:
     - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED` (metadata
       `idempotency_key`, `payment_request_id`): the key was used for a
       request with other parameters.
-    - FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`: see Mini-app tokens.
+    - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: see Mini-app
+      tokens.
+    - UNAVAILABLE `UNAVAILABLE`: identity cannot say now whether the token
+      is in force.
     """
     GetPaymentRequest: _grpc.UnaryUnaryMultiCallable[_miniapps_service_pb2.GetPaymentRequestRequest, _miniapps_service_pb2.GetPaymentRequestResponse]
     """Returns one payment request as it stands. A mini-app sees its own
@@ -498,8 +503,8 @@ class MiniAppsServiceStub:
     - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND` (metadata
       `payment_request_id`): no such request, or another mini-app's or
       another user's.
-    - FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`: a mini-app token, see
-      Mini-app tokens.
+    - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: a mini-app
+      token, see Mini-app tokens.
     """
     ConfirmPaymentRequest: _grpc.UnaryUnaryMultiCallable[_miniapps_service_pb2.ConfirmPaymentRequestRequest, _miniapps_service_pb2.ConfirmPaymentRequestResponse]
     """The user's confirmation: the request becomes CONFIRMED and the payment
@@ -577,8 +582,10 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     (metadata `scope`, `client_id`); a revoked grant or a suspended
     mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
     deployment without the service's own client credentials
-    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so those RPCs fail with
-    FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`.
+    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so a mini-app token fails
+    there with FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`, and
+    cannot pay, so ConfirmPaymentRequest fails with FAILED_PRECONDITION
+    `PAYMENTS_NOT_CONFIGURED` (the request stays AWAITING_CONFIRMATION).
 
     Payments: a mini-app's backend asks the user to pay with
     CreatePaymentRequest; nothing moves until the user confirms it in the
@@ -994,7 +1001,10 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED` (metadata
       `idempotency_key`, `payment_request_id`): the key was used for a
       request with other parameters.
-    - FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`: see Mini-app tokens.
+    - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: see Mini-app
+      tokens.
+    - UNAVAILABLE `UNAVAILABLE`: identity cannot say now whether the token
+      is in force.
     """
     GetPaymentRequest: _aio.UnaryUnaryMultiCallable[_miniapps_service_pb2.GetPaymentRequestRequest, _miniapps_service_pb2.GetPaymentRequestResponse]  # type: ignore[assignment]
     """Returns one payment request as it stands. A mini-app sees its own
@@ -1013,8 +1023,8 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND` (metadata
       `payment_request_id`): no such request, or another mini-app's or
       another user's.
-    - FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`: a mini-app token, see
-      Mini-app tokens.
+    - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: a mini-app
+      token, see Mini-app tokens.
     """
     ConfirmPaymentRequest: _aio.UnaryUnaryMultiCallable[_miniapps_service_pb2.ConfirmPaymentRequestRequest, _miniapps_service_pb2.ConfirmPaymentRequestResponse]  # type: ignore[assignment]
     """The user's confirmation: the request becomes CONFIRMED and the payment
@@ -1091,8 +1101,10 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
     (metadata `scope`, `client_id`); a revoked grant or a suspended
     mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
     deployment without the service's own client credentials
-    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so those RPCs fail with
-    FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`.
+    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so a mini-app token fails
+    there with FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`, and
+    cannot pay, so ConfirmPaymentRequest fails with FAILED_PRECONDITION
+    `PAYMENTS_NOT_CONFIGURED` (the request stays AWAITING_CONFIRMATION).
 
     Payments: a mini-app's backend asks the user to pay with
     CreatePaymentRequest; nothing moves until the user confirms it in the
@@ -1614,7 +1626,10 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
         - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED` (metadata
           `idempotency_key`, `payment_request_id`): the key was used for a
           request with other parameters.
-        - FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`: see Mini-app tokens.
+        - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: see Mini-app
+          tokens.
+        - UNAVAILABLE `UNAVAILABLE`: identity cannot say now whether the token
+          is in force.
         """
 
     @_abc_1.abstractmethod
@@ -1639,8 +1654,8 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
         - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND` (metadata
           `payment_request_id`): no such request, or another mini-app's or
           another user's.
-        - FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`: a mini-app token, see
-          Mini-app tokens.
+        - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: a mini-app
+          token, see Mini-app tokens.
         """
 
     @_abc_1.abstractmethod
