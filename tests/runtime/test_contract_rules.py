@@ -384,6 +384,32 @@ EXAMPLES: dict[str, tuple[Message, Message | None, dict[str, str]]] = {
             "request_id": "REQUIRED",
         },
     ),
+    "OrdersService/CreatePaymentOrder": (
+        orders.CreatePaymentOrderRequest(
+            buyer_id=ID,
+            merchant_id=OTHER_ID,
+            amount=EUR,
+            description="Coffee at Bean There",
+            request_id=KEY,
+            mini_app_id=ID,
+            payment_request_id=OTHER_ID,
+        ),
+        orders.CreatePaymentOrderRequest(
+            buyer_id=ID.upper(),
+            amount=Money(currency_code="EUR", amount_minor=0),
+            description="tab\there",
+            request_id=KEY,
+            mini_app_id="x",
+        ),
+        {
+            "buyer_id": "MALFORMED_ID",
+            "merchant_id": "REQUIRED",
+            "amount.amount_minor": "OUT_OF_RANGE",
+            "description": "INVALID_CHARACTERS",
+            "mini_app_id": "MALFORMED_ID",
+            "payment_request_id": "REQUIRED",
+        },
+    ),
     "OrdersService/GetOrder": (
         orders.GetOrderRequest(order_id=ID),
         orders.GetOrderRequest(order_id="x"),
