@@ -41,6 +41,7 @@ __all__ = [
     "MiniAppLaunch",
     "MiniAppPage",
     "MiniAppRegistration",
+    "MiniAppUser",
     "MiniAppWithSecret",
     "Money",
     "Order",
@@ -807,6 +808,16 @@ class TokenResponse(BaseModel):
     token_type: Literal["Bearer"]
     expires_in: int = Field(description="Seconds until the token expires.")
     scope: str = Field(description="The granted scopes, separated by spaces.")
+
+
+class MiniAppUser(BaseModel):
+    """The user a mini-app acts for, as that mini-app may know them."""
+
+    subject: str = Field(
+        description="The pairwise subject: this user's id for this mini-app only (another "
+        "mini-app knows the same user by another one); the token's `sub`."
+    )
+    display_name: str = Field(description="The name the user shows in the app.")
 
 
 class OAuthError(BaseModel):

@@ -71,11 +71,11 @@ def current_caller() -> Caller | None:
 
 def require_caller() -> Caller:
     """The caller of the RPC being handled; UNAUTHENTICATED when it sent no token, and
-    PERMISSION_DENIED `USER_TOKEN_REQUIRED` when it sent a mini-app's."""
+    UNAUTHENTICATED `USER_TOKEN_REQUIRED` when it sent a mini-app's."""
     caller = _current.get()
     if caller is None:
         if _mini_app.get() is not None:
-            raise PermissionDenied("USER_TOKEN_REQUIRED", "this RPC takes a user's own token")
+            raise Unauthenticated("USER_TOKEN_REQUIRED", "this RPC takes a user's own token")
         raise Unauthenticated("UNAUTHENTICATED", "a bearer token is required")
     return caller
 
@@ -90,10 +90,10 @@ def current_mini_app() -> MiniAppCaller | None:
 
 
 def require_mini_app() -> MiniAppCaller:
-    """The mini-app calling; PERMISSION_DENIED `MINI_APP_TOKEN_REQUIRED` otherwise."""
+    """The mini-app calling; UNAUTHENTICATED `MINI_APP_TOKEN_REQUIRED` otherwise."""
     caller = _mini_app.get()
     if caller is None:
-        raise PermissionDenied("MINI_APP_TOKEN_REQUIRED", "this RPC takes a mini-app's token")
+        raise Unauthenticated("MINI_APP_TOKEN_REQUIRED", "this RPC takes a mini-app's token")
     return caller
 
 

@@ -129,7 +129,7 @@ class AuthGuard:
         if _is_mini_app_token(token):
             return await self._admit_mini_app(token, policy)
         if policy.access is Access.MINI_APP:
-            raise PermissionDenied(
+            raise Unauthenticated(
                 "MINI_APP_TOKEN_REQUIRED", "this RPC takes a mini-app's token, not a user's"
             )
         caller = await self._verifier.verify(token)
@@ -139,7 +139,9 @@ class AuthGuard:
 
     async def _admit_mini_app(self, token: str, policy: Policy) -> MiniAppCaller:
         if not policy.mini_app_scope:
-            raise PermissionDenied(
+            # Unauthenticated, as the BFF answers a wrong kind of token: the token is
+            # no credential for this RPC at all.
+            raise Unauthenticated(
                 "USER_TOKEN_REQUIRED", "this RPC takes a user's own token, not a mini-app's"
             )
         if self._mini_apps is None:
@@ -148,7 +150,8 @@ class AuthGuard:
                 "this deployment cannot check mini-app tokens (the service has no client "
                 "credentials of its own)",
             )
-        caller = await self._mini_apps.verify(token, audience=None)
+        # The token is the mini-app's own credential here (the BFF forwards it).
+        caller = await self._mini_apps.verify_for_itself(token)
         caller.require_scope(policy.mini_app_scope)
         return caller
 

@@ -24,7 +24,7 @@ import grpc
 from superapp.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 
 from services.auth.jwks import JwksCache, grpc_jwks_fetcher
-from services.auth.miniapp_tokens import MiniAppTokenReader
+from services.auth.miniapp_tokens import MiniAppClaims, MiniAppTokenReader
 from services.auth.service_token import ServiceToken
 from services.runtime.clock import Clock
 from services.runtime.errors import PermissionDenied, Unauthenticated, Unavailable
@@ -71,10 +71,11 @@ class MiniAppCaller:
     grant_id: str
 
     def require_scope(self, scope: str) -> None:
-        """PERMISSION_DENIED `INSUFFICIENT_SCOPE` unless the user granted `scope`."""
+        """PERMISSION_DENIED `SCOPE_NOT_GRANTED` unless the user granted `scope` (the
+        reason the BFF's mini-app API gives too)."""
         if scope not in self.scopes:
             raise PermissionDenied(
-                "INSUFFICIENT_SCOPE",
+                "SCOPE_NOT_GRANTED",
                 f"the user did not grant the mini-app {scope!r}",
                 metadata={"scope": scope, "client_id": self.client_id},
             )
@@ -104,16 +105,28 @@ class MiniAppTokenVerifier:
         # token → (answer, when it was had); insertion order gives FIFO eviction.
         self._answers: dict[str, tuple[Introspection, datetime]] = {}
 
-    async def verify(self, token: str, *, audience: str | None) -> MiniAppCaller:
-        """The mini-app and user `token` proves, if it is for `audience` (the client id
-        of the mini-app calling) and in force; Unauthenticated `UNAUTHENTICATED` else.
+    @property
+    def cache_for(self) -> timedelta:
+        """How long identity's answer about a token is remembered: the longest a
+        revocation or a suspension can go unnoticed by this verifier."""
+        return self._cache_for
 
-        `audience=None` takes the mini-app the token names (its `aud`, which the reader
-        holds equal to its `client_id`): for a service the mini-app reaches through the
-        BFF, where the token itself is the mini-app's only credential."""
+    async def verify(self, token: str, *, audience: str) -> MiniAppCaller:
+        """The mini-app and user `token` proves, if it is for `audience` (the client id
+        of the mini-app calling) and in force; Unauthenticated `UNAUTHENTICATED` else."""
         claims = await self._reader.read(token)
-        if audience is not None and claims.client_id != audience:
+        if claims.client_id != audience:
             raise _reject("token is for another mini-app")
+        return await self._in_force(token, claims)
+
+    async def verify_for_itself(self, token: str) -> MiniAppCaller:
+        """As `verify`, for a gateway that serves every mini-app (the BFF): the audience
+        is the token's own client, and identity's answer that the token is active is
+        what vouches that this client is a mini-app in good standing."""
+        claims = await self._reader.read(token)
+        return await self._in_force(token, claims)
+
+    async def _in_force(self, token: str, claims: MiniAppClaims) -> MiniAppCaller:
         answer = await self._answer(token)
         if not answer.active:
             raise _reject("mini-app token revoked or its mini-app suspended")

@@ -44,6 +44,7 @@ from tests.identity.conftest import ADMIN_EMAIL, PASSWORD, Identity, running_ide
 # Generous: many tests share one client address; the limits have their own tests.
 UNLIMITED = "100000/minute"
 ORDERS_SECRET = "orders-test-secret-0123456789"
+BFF_SECRET = "bff-test-secret-0123456789"
 MINIAPPS_SECRET = "miniapps-test-secret-0123456789"
 
 
@@ -145,6 +146,7 @@ async def running_platform(
         nats_url,
         service_clients={
             "orders": secret_digest(ORDERS_SECRET),
+            "bff": secret_digest(BFF_SECRET),
             "miniapps": secret_digest(MINIAPPS_SECRET),
         },
     ) as identity:
@@ -239,6 +241,8 @@ async def running_platform(
             write_rate_limit_per_user=UNLIMITED,
             write_rate_limit_per_ip=UNLIMITED,
             shutdown_grace_seconds=1,
+            client_secret=BFF_SECRET,
+            mini_app_rate_limit=UNLIMITED,
         )
         try:
             yield platform
@@ -402,6 +406,7 @@ def assert_problem(reply: httpx.Response, status: int, reason: str) -> dict[str,
 
 
 __all__ = [
+    "BFF_SECRET",
     "MINIAPPS_SECRET",
     "ORDERS_SECRET",
     "UNLIMITED",

@@ -47,10 +47,10 @@ class MiniAppsServiceStub:
     `scope` what the user granted). The service verifies it locally and asks
     identity whether its grant and mini-app are still in force
     (IntrospectMiniAppToken, answers remembered for at most 2 seconds). A
-    user's token on an RPC for mini-apps fails with PERMISSION_DENIED
+    user's token on an RPC for mini-apps fails with UNAUTHENTICATED
     `MINI_APP_TOKEN_REQUIRED`; a mini-app token on an RPC for users fails
-    with PERMISSION_DENIED `USER_TOKEN_REQUIRED`; a mini-app token without
-    the scope an RPC needs fails with PERMISSION_DENIED `INSUFFICIENT_SCOPE`
+    with UNAUTHENTICATED `USER_TOKEN_REQUIRED`; a mini-app token without
+    the scope an RPC needs fails with PERMISSION_DENIED `SCOPE_NOT_GRANTED`
     (metadata `scope`, `client_id`); a revoked grant or a suspended
     mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
     deployment without the service's own client credentials
@@ -279,10 +279,10 @@ class MiniAppsServiceServicer:
     `scope` what the user granted). The service verifies it locally and asks
     identity whether its grant and mini-app are still in force
     (IntrospectMiniAppToken, answers remembered for at most 2 seconds). A
-    user's token on an RPC for mini-apps fails with PERMISSION_DENIED
+    user's token on an RPC for mini-apps fails with UNAUTHENTICATED
     `MINI_APP_TOKEN_REQUIRED`; a mini-app token on an RPC for users fails
-    with PERMISSION_DENIED `USER_TOKEN_REQUIRED`; a mini-app token without
-    the scope an RPC needs fails with PERMISSION_DENIED `INSUFFICIENT_SCOPE`
+    with UNAUTHENTICATED `USER_TOKEN_REQUIRED`; a mini-app token without
+    the scope an RPC needs fails with PERMISSION_DENIED `SCOPE_NOT_GRANTED`
     (metadata `scope`, `client_id`); a revoked grant or a suspended
     mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
     deployment without the service's own client credentials
@@ -764,8 +764,8 @@ class MiniAppsServiceServicer:
         paying user's own account.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
         revoked token.
-        - PERMISSION_DENIED `MINI_APP_TOKEN_REQUIRED`: a user's token.
-        - PERMISSION_DENIED `INSUFFICIENT_SCOPE`: the user did not grant
+        - UNAUTHENTICATED `MINI_APP_TOKEN_REQUIRED`: a user's token.
+        - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: the user did not grant
         `wallet.pay`.
         - FAILED_PRECONDITION `MINI_APP_SUSPENDED` (metadata `mini_app_id`):
         the mini-app is suspended.
@@ -793,7 +793,7 @@ class MiniAppsServiceServicer:
         `payment_request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
         revoked token.
-        - PERMISSION_DENIED `INSUFFICIENT_SCOPE`: a mini-app token without
+        - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: a mini-app token without
         `wallet.pay`.
         - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND` (metadata
         `payment_request_id`): no such request, or another mini-app's or
@@ -822,7 +822,7 @@ class MiniAppsServiceServicer:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
         `payment_request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-        - PERMISSION_DENIED `USER_TOKEN_REQUIRED`: a mini-app token.
+        - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
         - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
         of another user (so requests cannot be probed).
         - FAILED_PRECONDITION `PAYMENT_REQUEST_EXPIRED`: not confirmed within
@@ -847,7 +847,7 @@ class MiniAppsServiceServicer:
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
         `payment_request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-        - PERMISSION_DENIED `USER_TOKEN_REQUIRED`: a mini-app token.
+        - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
         - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
         of another user.
         - FAILED_PRECONDITION `PAYMENT_REQUEST_ALREADY_CONFIRMED` (metadata
@@ -996,10 +996,10 @@ class MiniAppsService:
     `scope` what the user granted). The service verifies it locally and asks
     identity whether its grant and mini-app are still in force
     (IntrospectMiniAppToken, answers remembered for at most 2 seconds). A
-    user's token on an RPC for mini-apps fails with PERMISSION_DENIED
+    user's token on an RPC for mini-apps fails with UNAUTHENTICATED
     `MINI_APP_TOKEN_REQUIRED`; a mini-app token on an RPC for users fails
-    with PERMISSION_DENIED `USER_TOKEN_REQUIRED`; a mini-app token without
-    the scope an RPC needs fails with PERMISSION_DENIED `INSUFFICIENT_SCOPE`
+    with UNAUTHENTICATED `USER_TOKEN_REQUIRED`; a mini-app token without
+    the scope an RPC needs fails with PERMISSION_DENIED `SCOPE_NOT_GRANTED`
     (metadata `scope`, `client_id`); a revoked grant or a suspended
     mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
     deployment without the service's own client credentials

@@ -52,10 +52,10 @@ class MiniAppsServiceStub:
     `scope` what the user granted). The service verifies it locally and asks
     identity whether its grant and mini-app are still in force
     (IntrospectMiniAppToken, answers remembered for at most 2 seconds). A
-    user's token on an RPC for mini-apps fails with PERMISSION_DENIED
+    user's token on an RPC for mini-apps fails with UNAUTHENTICATED
     `MINI_APP_TOKEN_REQUIRED`; a mini-app token on an RPC for users fails
-    with PERMISSION_DENIED `USER_TOKEN_REQUIRED`; a mini-app token without
-    the scope an RPC needs fails with PERMISSION_DENIED `INSUFFICIENT_SCOPE`
+    with UNAUTHENTICATED `USER_TOKEN_REQUIRED`; a mini-app token without
+    the scope an RPC needs fails with PERMISSION_DENIED `SCOPE_NOT_GRANTED`
     (metadata `scope`, `client_id`); a revoked grant or a suspended
     mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
     deployment without the service's own client credentials
@@ -473,8 +473,8 @@ class MiniAppsServiceStub:
       paying user's own account.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
       revoked token.
-    - PERMISSION_DENIED `MINI_APP_TOKEN_REQUIRED`: a user's token.
-    - PERMISSION_DENIED `INSUFFICIENT_SCOPE`: the user did not grant
+    - UNAUTHENTICATED `MINI_APP_TOKEN_REQUIRED`: a user's token.
+    - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: the user did not grant
       `wallet.pay`.
     - FAILED_PRECONDITION `MINI_APP_SUSPENDED` (metadata `mini_app_id`):
       the mini-app is suspended.
@@ -498,7 +498,7 @@ class MiniAppsServiceStub:
       `payment_request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
       revoked token.
-    - PERMISSION_DENIED `INSUFFICIENT_SCOPE`: a mini-app token without
+    - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: a mini-app token without
       `wallet.pay`.
     - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND` (metadata
       `payment_request_id`): no such request, or another mini-app's or
@@ -523,7 +523,7 @@ class MiniAppsServiceStub:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
       `payment_request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-    - PERMISSION_DENIED `USER_TOKEN_REQUIRED`: a mini-app token.
+    - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
     - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
       of another user (so requests cannot be probed).
     - FAILED_PRECONDITION `PAYMENT_REQUEST_EXPIRED`: not confirmed within
@@ -544,7 +544,7 @@ class MiniAppsServiceStub:
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
       `payment_request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-    - PERMISSION_DENIED `USER_TOKEN_REQUIRED`: a mini-app token.
+    - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
     - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
       of another user.
     - FAILED_PRECONDITION `PAYMENT_REQUEST_ALREADY_CONFIRMED` (metadata
@@ -575,10 +575,10 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     `scope` what the user granted). The service verifies it locally and asks
     identity whether its grant and mini-app are still in force
     (IntrospectMiniAppToken, answers remembered for at most 2 seconds). A
-    user's token on an RPC for mini-apps fails with PERMISSION_DENIED
+    user's token on an RPC for mini-apps fails with UNAUTHENTICATED
     `MINI_APP_TOKEN_REQUIRED`; a mini-app token on an RPC for users fails
-    with PERMISSION_DENIED `USER_TOKEN_REQUIRED`; a mini-app token without
-    the scope an RPC needs fails with PERMISSION_DENIED `INSUFFICIENT_SCOPE`
+    with UNAUTHENTICATED `USER_TOKEN_REQUIRED`; a mini-app token without
+    the scope an RPC needs fails with PERMISSION_DENIED `SCOPE_NOT_GRANTED`
     (metadata `scope`, `client_id`); a revoked grant or a suspended
     mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
     deployment without the service's own client credentials
@@ -993,8 +993,8 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
       paying user's own account.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
       revoked token.
-    - PERMISSION_DENIED `MINI_APP_TOKEN_REQUIRED`: a user's token.
-    - PERMISSION_DENIED `INSUFFICIENT_SCOPE`: the user did not grant
+    - UNAUTHENTICATED `MINI_APP_TOKEN_REQUIRED`: a user's token.
+    - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: the user did not grant
       `wallet.pay`.
     - FAILED_PRECONDITION `MINI_APP_SUSPENDED` (metadata `mini_app_id`):
       the mini-app is suspended.
@@ -1018,7 +1018,7 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
       `payment_request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
       revoked token.
-    - PERMISSION_DENIED `INSUFFICIENT_SCOPE`: a mini-app token without
+    - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: a mini-app token without
       `wallet.pay`.
     - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND` (metadata
       `payment_request_id`): no such request, or another mini-app's or
@@ -1043,7 +1043,7 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
       `payment_request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-    - PERMISSION_DENIED `USER_TOKEN_REQUIRED`: a mini-app token.
+    - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
     - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
       of another user (so requests cannot be probed).
     - FAILED_PRECONDITION `PAYMENT_REQUEST_EXPIRED`: not confirmed within
@@ -1064,7 +1064,7 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
       `payment_request_id`.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-    - PERMISSION_DENIED `USER_TOKEN_REQUIRED`: a mini-app token.
+    - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
     - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
       of another user.
     - FAILED_PRECONDITION `PAYMENT_REQUEST_ALREADY_CONFIRMED` (metadata
@@ -1094,10 +1094,10 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
     `scope` what the user granted). The service verifies it locally and asks
     identity whether its grant and mini-app are still in force
     (IntrospectMiniAppToken, answers remembered for at most 2 seconds). A
-    user's token on an RPC for mini-apps fails with PERMISSION_DENIED
+    user's token on an RPC for mini-apps fails with UNAUTHENTICATED
     `MINI_APP_TOKEN_REQUIRED`; a mini-app token on an RPC for users fails
-    with PERMISSION_DENIED `USER_TOKEN_REQUIRED`; a mini-app token without
-    the scope an RPC needs fails with PERMISSION_DENIED `INSUFFICIENT_SCOPE`
+    with UNAUTHENTICATED `USER_TOKEN_REQUIRED`; a mini-app token without
+    the scope an RPC needs fails with PERMISSION_DENIED `SCOPE_NOT_GRANTED`
     (metadata `scope`, `client_id`); a revoked grant or a suspended
     mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
     deployment without the service's own client credentials
@@ -1618,8 +1618,8 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
           paying user's own account.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
           revoked token.
-        - PERMISSION_DENIED `MINI_APP_TOKEN_REQUIRED`: a user's token.
-        - PERMISSION_DENIED `INSUFFICIENT_SCOPE`: the user did not grant
+        - UNAUTHENTICATED `MINI_APP_TOKEN_REQUIRED`: a user's token.
+        - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: the user did not grant
           `wallet.pay`.
         - FAILED_PRECONDITION `MINI_APP_SUSPENDED` (metadata `mini_app_id`):
           the mini-app is suspended.
@@ -1649,7 +1649,7 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
           `payment_request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
           revoked token.
-        - PERMISSION_DENIED `INSUFFICIENT_SCOPE`: a mini-app token without
+        - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: a mini-app token without
           `wallet.pay`.
         - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND` (metadata
           `payment_request_id`): no such request, or another mini-app's or
@@ -1680,7 +1680,7 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
           `payment_request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-        - PERMISSION_DENIED `USER_TOKEN_REQUIRED`: a mini-app token.
+        - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
         - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
           of another user (so requests cannot be probed).
         - FAILED_PRECONDITION `PAYMENT_REQUEST_EXPIRED`: not confirmed within
@@ -1707,7 +1707,7 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
           `payment_request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
-        - PERMISSION_DENIED `USER_TOKEN_REQUIRED`: a mini-app token.
+        - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
         - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
           of another user.
         - FAILED_PRECONDITION `PAYMENT_REQUEST_ALREADY_CONFIRMED` (metadata
