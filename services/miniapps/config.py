@@ -36,8 +36,10 @@ class MiniAppsSettings(ServiceSettings):
     payment_request_ttl_seconds: Annotated[float, Field(ge=60, le=24 * 3600)] = 900.0
     """How long a payment request waits for the user's confirmation (the contract says
     15 minutes; a setting for tests and for operators who must shorten it)."""
-    payment_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
-    """Deadline of one CreatePaymentOrder call (a hold and a capture) to orders."""
+    payment_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 3.0
+    """Deadline of one CreatePaymentOrder call (a hold and a capture) to orders. Below
+    the BFF's 5 s upstream deadline, so a user's confirmation always gets its answer: a
+    slower payment is answered CONFIRMED and finished by the settler."""
     settle_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
     """How often the settler looks for confirmed payments whose order is not final."""
     settle_lease_seconds: Annotated[float, Field(ge=5, le=3600)] = 60.0
