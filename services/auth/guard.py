@@ -23,7 +23,7 @@ import jwt
 from services.auth.caller import Caller, acting_as, acting_as_mini_app
 from services.auth.miniapp_verifier import MiniAppCaller, MiniAppTokenVerifier
 from services.auth.policy import Access, Policy, PolicyError, ServicePolicies
-from services.auth.token_format import MINIAPP_TOKEN_TYPE
+from services.auth.token_format import MINIAPP_TOKEN_TYPE, TOKEN_TYPE
 from services.auth.verifier import TokenVerifier
 from services.runtime.errors import (
     FailedPrecondition,
@@ -44,6 +44,9 @@ _ALWAYS_OPEN = (
     "/grpc.reflection.v1.ServerReflection/",
 )
 
+# RFC 9068: with or without the media-type prefix.
+_USER_TOKEN_TYPES = frozenset({TOKEN_TYPE, f"application/{TOKEN_TYPE}"})
+
 _Behavior = Callable[[Any, Any], Any]
 _Context = grpc.aio.ServicerContext[Any, Any]
 _Metadata = Sequence[tuple[str, str | bytes]]
@@ -53,15 +56,14 @@ def _malformed() -> Unauthenticated:
     return Unauthenticated("UNAUTHENTICATED", "malformed authorization header")
 
 
-def _is_mini_app_token(token: str) -> bool:
-    """Whether `token`'s JOSE header says `miniapp+jwt`. Only picks the verifier: each
-    verifier then checks the type again, with the signature."""
+def _token_type(token: str) -> str | None:
+    """`token`'s JOSE `typ`, lower case, unverified: it only picks the verifier, and each
+    verifier checks the type again with the signature. None when there is none."""
     try:
-        header = jwt.get_unverified_header(token)
+        typ = jwt.get_unverified_header(token).get("typ")
     except jwt.InvalidTokenError:
-        return False  # the user token verifier says what is wrong with it
-    typ = header.get("typ")
-    return isinstance(typ, str) and typ.lower() == MINIAPP_TOKEN_TYPE
+        return None  # the verifier says what is wrong with it
+    return typ.lower() if isinstance(typ, str) else None
 
 
 def _bearer_token(values: Sequence[str | bytes]) -> str:
@@ -105,6 +107,9 @@ class AuthGuard:
         self._policies = policies
         self._verifier = verifier
         self._mini_apps = mini_apps
+        # Only a service that takes mini-app tokens somewhere names the wrong kind; the
+        # others refuse one as any token that is not theirs (UNAUTHENTICATED).
+        self._takes_mini_apps = any(policy.mini_app_scope for policy in policies.values())
         self._domain = domain
 
     def guard(
@@ -126,12 +131,15 @@ class AuthGuard:
         if not values:
             raise Unauthenticated("UNAUTHENTICATED", "missing bearer token")
         token = _bearer_token(values)
-        if _is_mini_app_token(token):
+        typ = _token_type(token)
+        if self._takes_mini_apps and typ == MINIAPP_TOKEN_TYPE:
             return await self._admit_mini_app(token, policy)
         if policy.access is Access.MINI_APP:
-            raise Unauthenticated(
-                "MINI_APP_TOKEN_REQUIRED", "this RPC takes a mini-app's token, not a user's"
-            )
+            if typ in _USER_TOKEN_TYPES:
+                raise Unauthenticated(
+                    "MINI_APP_TOKEN_REQUIRED", "this RPC takes a mini-app's token, not a user's"
+                )
+            raise Unauthenticated("UNAUTHENTICATED", "not a mini-app token")
         caller = await self._verifier.verify(token)
         if policy.roles and not caller.has_role(*policy.roles):
             raise PermissionDenied("PERMISSION_DENIED", "the caller lacks a role this RPC requires")
