@@ -57,6 +57,7 @@ __all__ = [
     "Readiness",
     "RefreshRequest",
     "RegisterRequest",
+    "ReinstatementRequest",
     "RejectionRequest",
     "ReviewFinding",
     "ReviewReport",
@@ -737,6 +738,12 @@ class SuspensionRequest(_Input):
     """Why a mini-app is suspended; shown to its developer."""
 
     reason: _Reason
+
+
+class ReinstatementRequest(_Input):
+    """Why a suspended mini-app is reinstated (optional); recorded with the event."""
+
+    note: str = Field(default="", max_length=2000)
 
 
 class MiniAppLoadTime(_Input):

@@ -39,6 +39,7 @@ POLICIES = ServicePolicies(
         # A reviewer cannot publish: publishing is the developer's act on their own app.
         "PublishVersion": _DEVELOPER,
         "SuspendMiniApp": _REVIEWER,
+        "ReinstateMiniApp": _REVIEWER,
         "ListPublishedMiniApps": AUTHENTICATED,
         "SetWebhookEndpoint": _DEVELOPER,
         # A mini-app's backend, for the user its token stands for, within the grant.

@@ -293,6 +293,19 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
             "SuspendMiniApp", caller.user_id, request, pb.SuspendMiniAppResponse, suspend
         )
 
+    async def ReinstateMiniApp(
+        self, request: pb.ReinstateMiniAppRequest, context: Context
+    ) -> pb.ReinstateMiniAppResponse:
+        caller = require_caller()
+
+        async def reinstate(session: AsyncSession) -> pb.ReinstateMiniAppResponse:
+            app = await self._versions.reinstate(session, caller, request.mini_app_id, request.note)
+            return pb.ReinstateMiniAppResponse(mini_app=mini_app_message(app))
+
+        return await self._writes.run_for(
+            "ReinstateMiniApp", caller.user_id, request, pb.ReinstateMiniAppResponse, reinstate
+        )
+
     # Discovery
 
     async def ListPublishedMiniApps(

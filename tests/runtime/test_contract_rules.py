@@ -518,6 +518,11 @@ EXAMPLES: dict[str, tuple[Message, Message | None, dict[str, str]]] = {
         miniapps.SuspendMiniAppRequest(mini_app_id=ID, reason=" \t", request_id=KEY),
         {"reason": "REQUIRED"},
     ),
+    "MiniAppsService/ReinstateMiniApp": (
+        miniapps.ReinstateMiniAppRequest(mini_app_id=ID, request_id=KEY),
+        miniapps.ReinstateMiniAppRequest(mini_app_id="m", note="n" * 2001, request_id=KEY),
+        {"mini_app_id": "MALFORMED_ID", "note": "TOO_LONG"},
+    ),
     "MiniAppsService/ListPublishedMiniApps": (
         miniapps.ListPublishedMiniAppsRequest(category=miniapps.CATEGORY_FOOD, query="bills"),
         miniapps.ListPublishedMiniAppsRequest(category=42, query="x" * 101, page_size=-1),
