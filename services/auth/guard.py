@@ -30,6 +30,7 @@ from services.runtime.errors import (
     PermissionDenied,
     ServiceError,
     Unauthenticated,
+    Unavailable,
 )
 from services.runtime.rich_status import to_grpc_status
 
@@ -158,8 +159,16 @@ class AuthGuard:
                 "this deployment cannot check mini-app tokens (the service has no client "
                 "credentials of its own)",
             )
-        # The token is the mini-app's own credential here (the BFF forwards it).
-        caller = await self._mini_apps.verify_for_itself(token)
+        try:
+            # The token is the mini-app's own credential here (the BFF forwards it).
+            caller = await self._mini_apps.verify_for_itself(token)
+        except grpc.aio.AioRpcError as error:
+            # Identity away (or refusing this service's own token): the token's standing
+            # is unknown, so the call is refused as retryable, never admitted.
+            _log.warning("introspecting a mini-app token failed: %s", error.code().name)
+            raise Unavailable(
+                "UNAVAILABLE", "cannot check the mini-app token with identity now"
+            ) from None
         caller.require_scope(policy.mini_app_scope)
         return caller
 

@@ -27,7 +27,7 @@ from services.auth.jwks import JwksCache, grpc_jwks_fetcher
 from services.auth.miniapp_tokens import MiniAppClaims, MiniAppTokenReader
 from services.auth.service_token import ServiceToken
 from services.runtime.clock import Clock
-from services.runtime.errors import PermissionDenied, Unauthenticated, Unavailable
+from services.runtime.errors import PermissionDenied, Unauthenticated
 
 __all__ = [
     "Introspect",
@@ -163,18 +163,11 @@ def grpc_introspector(
     stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
 
     async def introspect(token: str) -> Introspection:
-        try:
-            reply = await stub.IntrospectMiniAppToken(
-                identity_service_pb2.IntrospectMiniAppTokenRequest(token=token),
-                metadata=await service_token.metadata(),
-                timeout=timeout,
-            )
-        except grpc.aio.AioRpcError as error:
-            # Identity away (or refusing this service's token): the token's standing is
-            # unknown, so the call is refused as retryable, never admitted.
-            raise Unavailable(
-                "UNAVAILABLE", "cannot check the mini-app token with identity now"
-            ) from error
+        reply = await stub.IntrospectMiniAppToken(
+            identity_service_pb2.IntrospectMiniAppTokenRequest(token=token),
+            metadata=await service_token.metadata(),
+            timeout=timeout,
+        )
         if not reply.active:
             return Introspection(active=False)
         return Introspection(
