@@ -91,7 +91,9 @@ def test_the_readmes_postgresql_and_scale_recipes_put_every_service_on_postgresq
     # A service left out of either recipe stays on SQLite, and with --replicas above 1
     # the stack refuses to start: both blocks must follow the list of components.
     services = [component for component in COMPONENTS if component.readiness.name == "GRPC_HEALTH"]
-    single = _bash_block_after("_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/identity")
+    single = _bash_block_after(
+        "_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/identity"
+    )
     scaled = _bash_block_after("--replicas 2")
     for component in services:
         assert f"{component.env_prefix}DATABASE_URL=" in single, component.name
