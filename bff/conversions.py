@@ -296,3 +296,25 @@ def review_report(value: miniapps_pb.ReviewReport) -> schemas.ReviewReport:
         ],
         create_time=_time(value.create_time),
     )
+
+
+def payment_request(value: miniapps_pb.PaymentRequest) -> schemas.PaymentRequest:
+    """A payment request; its state by name without prefix."""
+    return schemas.PaymentRequest(
+        payment_request_id=value.payment_request_id,
+        mini_app_id=value.mini_app_id,
+        subject=value.subject,
+        merchant_id=value.merchant_id,
+        amount=money(value.amount),
+        description=value.description,
+        idempotency_key=value.idempotency_key,
+        state=_enum_name(
+            miniapps_pb.PaymentRequestState.Name(value.state), "PAYMENT_REQUEST_STATE_"
+        ),
+        order_id=value.order_id or None,
+        failure_reason=value.failure_reason or None,
+        expire_time=_required_time(value.expire_time),
+        confirm_time=_time(value.confirm_time, value.HasField("confirm_time")),
+        create_time=_required_time(value.create_time),
+        update_time=_required_time(value.update_time),
+    )

@@ -848,6 +848,72 @@ class MiniAppUser(BaseModel):
     display_name: str = Field(description="The name the user shows in the app.")
 
 
+# ---- payment requests ----------------------------------------------------------------
+
+
+class PaymentRequestBody(_Input):
+    """What a mini-app's backend asks the user to pay. The request's idempotency key is
+    the `Idempotency-Key` header (scoped to the mini-app, not to the user)."""
+
+    merchant_id: Uuid = Field(description="The account paid (a user id), not the payer's own.")
+    amount: Amount
+    description: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"\S",
+        examples=["Electricity, November"],
+        description="What the payment is for, shown to the user who confirms it.",
+    )
+
+
+class PaymentRequest(BaseModel):
+    """A mini-app's request that a user pay a merchant. AWAITING_CONFIRMATION →
+    CONFIRMED → SUCCEEDED (`order_id`) or FAILED (`failure_reason`); or DECLINED by the
+    user, or EXPIRED (not confirmed within 15 minutes). The user appears only as the
+    asking mini-app's pairwise `subject`."""
+
+    payment_request_id: str
+    mini_app_id: str
+    subject: str = Field(description="The user as the asking mini-app knows them.")
+    merchant_id: str
+    amount: Money
+    description: str
+    idempotency_key: str = Field(description="The mini-app's key it was made with.")
+    state: Literal[
+        "AWAITING_CONFIRMATION", "CONFIRMED", "SUCCEEDED", "FAILED", "EXPIRED", "DECLINED"
+    ]
+    order_id: str | None = Field(description="The order that paid; null before.")
+    failure_reason: str | None = Field(
+        description="Why it FAILED (for example INSUFFICIENT_FUNDS); null otherwise."
+    )
+    expire_time: datetime = Field(description="Until when the user may confirm it.")
+    confirm_time: datetime | None
+    create_time: datetime
+    update_time: datetime
+
+
+class WebhookEndpointBody(_Input):
+    """Where the mini-app's backend receives its signed events."""
+
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        examples=["https://bills.example.com/webhooks/superapp"],
+        description="https with a host (http only to 127.0.0.1, in development).",
+    )
+
+
+class WebhookEndpoint(BaseModel):
+    """The mini-app's webhook endpoint and its signing secret: shown in this response
+    only (a replay of the same Idempotency-Key answers with null; set it again for a
+    new one). Events carry `Superapp-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+    "<t>.<body>">` and `Superapp-Event-Id`; de-duplicate by the event id."""
+
+    mini_app_id: str
+    url: str
+    signing_secret: str | None
+
+
 class OAuthError(BaseModel):
     """RFC 6749 section 5.2: the token endpoint's error (OAuth's, not problem+json)."""
 

@@ -16,6 +16,7 @@ from bff.routes import (
     miniapps,
     oauth,
     orders,
+    payment_requests,
     profile,
     review,
     system,
@@ -40,4 +41,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     consent.router,
     oauth.router,
     mini_app_api.router,
+    payment_requests.mini_app_router,
+    payment_requests.shell_router,
 )

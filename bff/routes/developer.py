@@ -163,6 +163,33 @@ async def rotate_client_secret(
 
 
 @router.post(
+    "/mini-apps/{mini_app_id}/webhook-endpoint",
+    response_model=schemas.WebhookEndpoint,
+    responses=errors(400, 401, 403, 404, 413, 429),
+    dependencies=WRITE_LIMITS,
+    summary="Set the webhook endpoint (developer)",
+)
+async def set_webhook_endpoint(
+    mini_app_id: MiniAppId,
+    body: schemas.WebhookEndpointBody,
+    key: IdempotencyKey,
+    principal: SignedIn,
+    upstreams: UpstreamsDep,
+) -> schemas.WebhookEndpoint:
+    """Where the mini-app's backend receives its signed events (payment requests
+    confirmed, succeeded, failed, declined, expired), with a new signing secret shown
+    in this response only; setting it again rotates the secret at once. A retry with
+    the same Idempotency-Key answers with `signing_secret` null."""
+    reply = await upstreams.miniapps.SetWebhookEndpoint(
+        pb.SetWebhookEndpointRequest(mini_app_id=mini_app_id, url=body.url, request_id=key),
+        metadata=principal.metadata,
+    )
+    return schemas.WebhookEndpoint(
+        mini_app_id=reply.mini_app_id, url=reply.url, signing_secret=reply.signing_secret or None
+    )
+
+
+@router.post(
     "/mini-apps/{mini_app_id}/versions",
     status_code=201,
     response_model=schemas.Version,

@@ -137,6 +137,10 @@ class Environment:
             wiring["ORDERS_CLIENT_SECRET"] = clients["ORDERS_CLIENT_SECRET"]
             for peer in ("wallet", "catalogue"):
                 wiring[f"ORDERS_{peer.upper()}_ADDR"] = await self.service(peer)
+        if name == "miniapps":
+            # Its own token introspects mini-app tokens; payments need orders too, which
+            # the launch and discovery scenarios do not, so orders is not started here.
+            wiring["MINIAPPS_CLIENT_SECRET"] = clients["MINIAPPS_CLIENT_SECRET"]
         key = _instance(name, settings) + (f"-replica{replica}" if replica > 1 else "")
 
         def build() -> ServerProcess:

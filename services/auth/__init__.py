@@ -6,7 +6,15 @@ which enforces each RPC's declared `Policy` and binds the `Caller` for handlers.
 Mini-app tokens (their own type, never a user's) go through `MiniAppTokenVerifier`.
 """
 
-from services.auth.caller import Caller, acting_as, current_caller, require_caller
+from services.auth.caller import (
+    Caller,
+    acting_as,
+    acting_as_mini_app,
+    current_caller,
+    current_mini_app,
+    require_caller,
+    require_mini_app,
+)
 from services.auth.guard import AuthGuard
 from services.auth.jwks import JwksCache, JwksFetcher, grpc_jwks_fetcher
 from services.auth.miniapp_tokens import MiniAppClaims, MiniAppTokenReader
@@ -24,6 +32,8 @@ from services.auth.policy import (
     PolicyError,
     ServicePolicies,
     authenticated,
+    mini_app,
+    user_or_mini_app,
 )
 from services.auth.roles import KNOWN_ROLES, Role
 from services.auth.token_format import ALGORITHM, TOKEN_TYPE, JwkDict
@@ -53,9 +63,14 @@ __all__ = [
     "ServicePolicies",
     "TokenVerifier",
     "acting_as",
+    "acting_as_mini_app",
     "authenticated",
     "current_caller",
+    "current_mini_app",
     "grpc_jwks_fetcher",
+    "mini_app",
     "miniapp_verifier",
     "require_caller",
+    "require_mini_app",
+    "user_or_mini_app",
 ]

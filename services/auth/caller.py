@@ -12,11 +12,23 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from services.auth.roles import Role
 from services.runtime.errors import PermissionDenied, Unauthenticated
 
-__all__ = ["Caller", "acting_as", "current_caller", "require_caller"]
+if TYPE_CHECKING:  # the verifier's modules import this one
+    from services.auth.miniapp_verifier import MiniAppCaller
+
+__all__ = [
+    "Caller",
+    "acting_as",
+    "acting_as_mini_app",
+    "current_caller",
+    "current_mini_app",
+    "require_caller",
+    "require_mini_app",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +70,30 @@ def current_caller() -> Caller | None:
 
 
 def require_caller() -> Caller:
-    """The caller of the RPC being handled; UNAUTHENTICATED when it sent no token."""
+    """The caller of the RPC being handled; UNAUTHENTICATED when it sent no token, and
+    UNAUTHENTICATED `USER_TOKEN_REQUIRED` when it sent a mini-app's."""
     caller = _current.get()
     if caller is None:
+        if _mini_app.get() is not None:
+            raise Unauthenticated("USER_TOKEN_REQUIRED", "this RPC takes a user's own token")
         raise Unauthenticated("UNAUTHENTICATED", "a bearer token is required")
+    return caller
+
+
+_mini_app: ContextVar[MiniAppCaller | None] = ContextVar("superapp_mini_app", default=None)
+
+
+def current_mini_app() -> MiniAppCaller | None:
+    """The mini-app calling the RPC being handled (for one user, by a mini-app token),
+    or None when the caller is a user or anonymous."""
+    return _mini_app.get()
+
+
+def require_mini_app() -> MiniAppCaller:
+    """The mini-app calling; UNAUTHENTICATED `MINI_APP_TOKEN_REQUIRED` otherwise."""
+    caller = _mini_app.get()
+    if caller is None:
+        raise Unauthenticated("MINI_APP_TOKEN_REQUIRED", "this RPC takes a mini-app's token")
     return caller
 
 
@@ -73,3 +105,13 @@ def acting_as(caller: Caller | None) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+@contextlib.contextmanager
+def acting_as_mini_app(caller: MiniAppCaller) -> Iterator[None]:
+    """Make `caller` the mini-app calling inside the block (the auth guard; tests)."""
+    token = _mini_app.set(caller)
+    try:
+        yield
+    finally:
+        _mini_app.reset(token)

@@ -1,7 +1,10 @@
 """The handler guard that authenticates every RPC by its declared policy.
 
 It reads `authorization: Bearer <token>`, verifies the token, checks the policy's roles
-and binds the `Caller` for the handler (`current_caller()`). Refusals are answered with
+and binds the `Caller` for the handler (`current_caller()`). A mini-app token (JOSE
+`typ` `miniapp+jwt`) is admitted only where the policy names a scope for mini-apps: it
+is verified with `MiniAppTokenVerifier` (identity's keys, then introspection) and the
+handler sees a `MiniAppCaller` (`current_mini_app()`) instead. Refusals are answered with
 the same rich status (ErrorInfo in the service's domain) that ErrorGuard gives, so the
 guard may sit anywhere in the chain; `start_grpc_service` puts it innermost. It wraps
 each handler once, at registration (`GuardedServer`), not per call.
@@ -15,11 +18,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
+import jwt
 
-from services.auth.caller import Caller, acting_as
+from services.auth.caller import Caller, acting_as, acting_as_mini_app
+from services.auth.miniapp_verifier import MiniAppCaller, MiniAppTokenVerifier
 from services.auth.policy import Access, Policy, PolicyError, ServicePolicies
+from services.auth.token_format import MINIAPP_TOKEN_TYPE, TOKEN_TYPE
 from services.auth.verifier import TokenVerifier
-from services.runtime.errors import PermissionDenied, ServiceError, Unauthenticated
+from services.runtime.errors import (
+    FailedPrecondition,
+    PermissionDenied,
+    ServiceError,
+    Unauthenticated,
+    Unavailable,
+)
 from services.runtime.rich_status import to_grpc_status
 
 __all__ = ["AuthGuard"]
@@ -33,6 +45,9 @@ _ALWAYS_OPEN = (
     "/grpc.reflection.v1.ServerReflection/",
 )
 
+# RFC 9068: with or without the media-type prefix.
+_USER_TOKEN_TYPES = frozenset({TOKEN_TYPE, f"application/{TOKEN_TYPE}"})
+
 _Behavior = Callable[[Any, Any], Any]
 _Context = grpc.aio.ServicerContext[Any, Any]
 _Metadata = Sequence[tuple[str, str | bytes]]
@@ -40,6 +55,16 @@ _Metadata = Sequence[tuple[str, str | bytes]]
 
 def _malformed() -> Unauthenticated:
     return Unauthenticated("UNAUTHENTICATED", "malformed authorization header")
+
+
+def _token_type(token: str) -> str | None:
+    """`token`'s JOSE `typ`, lower case, unverified: it only picks the verifier, and each
+    verifier checks the type again with the signature. None when there is none."""
+    try:
+        typ = jwt.get_unverified_header(token).get("typ")
+    except jwt.InvalidTokenError:
+        return None  # the verifier says what is wrong with it
+    return typ.lower() if isinstance(typ, str) else None
 
 
 def _bearer_token(values: Sequence[str | bytes]) -> str:
@@ -60,8 +85,13 @@ class AuthGuard:
         services: Sequence[ServicePolicies],
         *,
         domain: str,
+        mini_apps: MiniAppTokenVerifier | None = None,
     ) -> None:
-        """`domain` is the service's `ErrorInfo.domain`; raises PolicyError on a bad plan."""
+        """`domain` is the service's `ErrorInfo.domain`; raises PolicyError on a bad plan.
+
+        `mini_apps` verifies the mini-app tokens of RPCs whose policy admits them; without
+        it (a service with no client credentials to introspect with) such a token is
+        FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`."""
         policies: dict[str, Policy] = {}
         for declared in services:
             paths = declared.by_path()
@@ -77,6 +107,10 @@ class AuthGuard:
             raise PolicyError("no service policies declared")
         self._policies = policies
         self._verifier = verifier
+        self._mini_apps = mini_apps
+        # Only a service that takes mini-app tokens somewhere names the wrong kind; the
+        # others refuse one as any token that is not theirs (UNAUTHENTICATED).
+        self._takes_mini_apps = any(policy.mini_app_scope for policy in policies.values())
         self._domain = domain
 
     def guard(
@@ -94,12 +128,48 @@ class AuthGuard:
             return handler
         return self._guarded(handler, policy)
 
-    async def _admit(self, values: Sequence[str | bytes], policy: Policy) -> Caller:
+    async def _admit(self, values: Sequence[str | bytes], policy: Policy) -> Caller | MiniAppCaller:
         if not values:
             raise Unauthenticated("UNAUTHENTICATED", "missing bearer token")
-        caller = await self._verifier.verify(_bearer_token(values))
+        token = _bearer_token(values)
+        typ = _token_type(token)
+        if self._takes_mini_apps and typ == MINIAPP_TOKEN_TYPE:
+            return await self._admit_mini_app(token, policy)
+        if policy.access is Access.MINI_APP:
+            if typ in _USER_TOKEN_TYPES:
+                raise Unauthenticated(
+                    "MINI_APP_TOKEN_REQUIRED", "this RPC takes a mini-app's token, not a user's"
+                )
+            raise Unauthenticated("UNAUTHENTICATED", "not a mini-app token")
+        caller = await self._verifier.verify(token)
         if policy.roles and not caller.has_role(*policy.roles):
             raise PermissionDenied("PERMISSION_DENIED", "the caller lacks a role this RPC requires")
+        return caller
+
+    async def _admit_mini_app(self, token: str, policy: Policy) -> MiniAppCaller:
+        if not policy.mini_app_scope:
+            # Unauthenticated, as the BFF answers a wrong kind of token: the token is
+            # no credential for this RPC at all.
+            raise Unauthenticated(
+                "USER_TOKEN_REQUIRED", "this RPC takes a user's own token, not a mini-app's"
+            )
+        if self._mini_apps is None:
+            raise FailedPrecondition(
+                "MINI_APP_TOKENS_NOT_CONFIGURED",
+                "this deployment cannot check mini-app tokens (the service has no client "
+                "credentials of its own)",
+            )
+        try:
+            # The token is the mini-app's own credential here (the BFF forwards it).
+            caller = await self._mini_apps.verify_for_itself(token)
+        except grpc.aio.AioRpcError as error:
+            # Identity away (or refusing this service's own token): the token's standing
+            # is unknown, so the call is refused as retryable, never admitted.
+            _log.warning("introspecting a mini-app token failed: %s", error.code().name)
+            raise Unavailable(
+                "UNAVAILABLE", "cannot check the mini-app token with identity now"
+            ) from None
+        caller.require_scope(policy.mini_app_scope)
         return caller
 
     def _guarded(
@@ -123,7 +193,8 @@ class AuthGuard:
                 caller = await self._admit(values, policy)
             except ServiceError as error:
                 await context.abort_with_status(to_grpc_status(error, domain))
-            with acting_as(caller):
+            bound = acting_as(caller) if isinstance(caller, Caller) else acting_as_mini_app(caller)
+            with bound:
                 result = inner(request, context)
                 return await result if inspect.isawaitable(result) else result
 

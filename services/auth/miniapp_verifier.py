@@ -71,10 +71,11 @@ class MiniAppCaller:
     grant_id: str
 
     def require_scope(self, scope: str) -> None:
-        """PERMISSION_DENIED `INSUFFICIENT_SCOPE` unless the user granted `scope`."""
+        """PERMISSION_DENIED `SCOPE_NOT_GRANTED` unless the user granted `scope` (the
+        reason the BFF's mini-app API gives too)."""
         if scope not in self.scopes:
             raise PermissionDenied(
-                "INSUFFICIENT_SCOPE",
+                "SCOPE_NOT_GRANTED",
                 f"the user did not grant the mini-app {scope!r}",
                 metadata={"scope": scope, "client_id": self.client_id},
             )

@@ -23,6 +23,8 @@ __all__ = [
     "PolicyError",
     "ServicePolicies",
     "authenticated",
+    "mini_app",
+    "user_or_mini_app",
 ]
 
 
@@ -40,7 +42,13 @@ class Access(enum.Enum):
     """No token needed, but a token that is sent must be valid; the handler then sees
     the caller."""
     AUTHENTICATED = "authenticated"
-    """A valid token is required, and one of `Policy.roles` if any are given."""
+    """A valid user token is required, and one of `Policy.roles` if any are given; a
+    mini-app token too when `Policy.mini_app_scope` is set."""
+    MINI_APP = "mini_app"
+    """A mini-app token (`miniapp+jwt`) holding `Policy.mini_app_scope` is required:
+    the mini-app's backend acting for one user, within what the user granted. A user's
+    own token is refused, so a user API and a mini-app API never stand in for each
+    other."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +58,19 @@ class Policy:
     access: Access
     roles: frozenset[str] = field(default_factory=frozenset)
     """Any one of these roles is required (AUTHENTICATED only); empty means any caller."""
+    mini_app_scope: str = ""
+    """The scope a mini-app token must hold to be admitted; empty: no mini-app token is."""
 
     def __post_init__(self) -> None:
         if self.roles and self.access is not Access.AUTHENTICATED:
             raise PolicyError("roles can only be required of authenticated RPCs")
+        if self.access is Access.MINI_APP and not self.mini_app_scope:
+            raise PolicyError("a mini-app policy names the scope its tokens must hold")
+        if self.mini_app_scope and self.access not in (Access.MINI_APP, Access.AUTHENTICATED):
+            raise PolicyError("mini-app tokens are admitted only by authenticated RPCs")
+        if self.mini_app_scope and self.roles:
+            # A mini-app token carries no roles: one policy cannot ask both.
+            raise PolicyError("roles and a mini-app scope cannot be required together")
         unknown = self.roles - KNOWN_ROLES
         if unknown:
             raise PolicyError(f"unknown roles {sorted(unknown)}")
@@ -92,3 +109,14 @@ class ServicePolicies:
         """The policies by gRPC method path (`/package.Service/Method`)."""
         name = self.service.full_name
         return {f"/{name}/{method}": policy for method, policy in self.methods.items()}
+
+
+def mini_app(scope: str) -> Policy:
+    """Only a mini-app token holding `scope` is admitted (`Access.MINI_APP`)."""
+    return Policy(Access.MINI_APP, mini_app_scope=scope)
+
+
+def user_or_mini_app(scope: str) -> Policy:
+    """A user's token, or a mini-app token holding `scope`; the handler sees which
+    (`current_caller()` or `current_mini_app()`) and decides what each may reach."""
+    return Policy(Access.AUTHENTICATED, mini_app_scope=scope)

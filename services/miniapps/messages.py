@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from superapp.miniapps.v1 import miniapps_service_pb2 as pb
+from superapp.type.v1 import money_pb2
 
+from services.miniapps.payment_requests import PaymentRequestRecord
 from services.miniapps.records import MiniAppRecord, VersionRecord
 from services.runtime.proto_time import to_timestamp
 
-__all__ = ["mini_app_message", "version_message", "version_state"]
+__all__ = ["mini_app_message", "payment_request_message", "version_message", "version_state"]
 
 
 def version_state(name: str) -> pb.VersionState.ValueType:
@@ -55,4 +57,29 @@ def version_message(version: VersionRecord) -> pb.Version:
     )
     if version.submit_time is not None:
         message.submit_time.CopyFrom(to_timestamp(version.submit_time))
+    return message
+
+
+def payment_request_message(record: PaymentRequestRecord) -> pb.PaymentRequest:
+    """`record` as the contract's PaymentRequest: the user only by the pairwise subject
+    (the user's real id is never part of the message, whoever reads it)."""
+    message = pb.PaymentRequest(
+        payment_request_id=record.payment_request_id,
+        mini_app_id=record.mini_app_id,
+        subject=record.subject,
+        merchant_id=record.merchant_id,
+        amount=money_pb2.Money(
+            currency_code=record.currency_code, amount_minor=record.amount_minor
+        ),
+        description=record.description,
+        idempotency_key=record.idempotency_key,
+        state=pb.PaymentRequestState.Value(f"PAYMENT_REQUEST_STATE_{record.state.value}"),
+        order_id=record.order_id or "",
+        failure_reason=record.failure_reason,
+        expire_time=to_timestamp(record.expire_time),
+        create_time=to_timestamp(record.create_time),
+        update_time=to_timestamp(record.update_time),
+    )
+    if record.confirm_time is not None:
+        message.confirm_time.CopyFrom(to_timestamp(record.confirm_time))
     return message

@@ -186,7 +186,7 @@ PAYMENT_REQUESTS = Table(
     # The mini-app's own idempotency key, and a digest of what it asked under it.
     Column("idempotency_key", String(128), nullable=False),
     Column("fingerprint", String(64), nullable=False),
-    # AWAITING_CONFIRMATION, CONFIRMED, SUCCEEDED, FAILED or EXPIRED.
+    # AWAITING_CONFIRMATION, CONFIRMED, SUCCEEDED, FAILED, EXPIRED or DECLINED.
     Column("state", String(24), nullable=False),
     Column("order_id", String(36), nullable=True),
     Column("failure_reason", String(64), nullable=False),
@@ -194,5 +194,13 @@ PAYMENT_REQUESTS = Table(
     Column("confirm_time", UtcDateTime(), nullable=True),
     Column("create_time", UtcDateTime(), nullable=False),
     Column("update_time", UtcDateTime(), nullable=False),
+    # The settler's work on a CONFIRMED request whose order is not final: when it is
+    # due again, how often it was tried, and which replica holds it until when.
+    Column("next_settle_time", UtcDateTime(), nullable=True),
+    Column("settle_attempts", Integer(), nullable=False, server_default="0"),
+    Column("settle_holder", String(36), nullable=True),
+    Column("settle_lease_expire_time", UtcDateTime(), nullable=True),
     UniqueConstraint("mini_app_id", "idempotency_key"),
+    Index("ix_payment_requests_state_next_settle_time", "state", "next_settle_time"),
+    Index("ix_payment_requests_state_expire_time", "state", "expire_time"),
 )

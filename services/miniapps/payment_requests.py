@@ -13,7 +13,16 @@ event id derived from the request and the change, so a replayed change announces
 nothing twice.
 
     AWAITING_CONFIRMATION → CONFIRMED → SUCCEEDED / FAILED
-    AWAITING_CONFIRMATION → EXPIRED   (confirmed too late)
+    AWAITING_CONFIRMATION → EXPIRED   (confirmed too late, or swept by `expire_due`)
+    AWAITING_CONFIRMATION → DECLINED  (the user said no)
+
+A suspended mini-app (the kill switch) can neither create requests nor have its
+waiting ones confirmed: MINI_APP_SUSPENDED, checked in the transaction that would
+change the request, so a suspension that committed first always wins.
+
+A CONFIRMED request is due for the settler (`next_settle_time`) from the moment it is
+confirmed plus a grace for the confirming call's own attempt at paying (`settle_grace`):
+if that process dies mid-payment, any replica's settler finishes it.
 """
 
 from __future__ import annotations
@@ -25,12 +34,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.database.engine import Database
 from services.database.insert_if_absent import insert_if_absent
-from services.miniapps.models import PAYMENT_REQUESTS
+from services.miniapps.models import MINI_APPS, PAYMENT_REQUESTS
+from services.miniapps.records import AppStatus
 from services.miniapps.webhooks import Webhooks
 from services.runtime.clock import Clock
 from services.runtime.contract_rules import currency_codes, id_violation
@@ -39,13 +49,14 @@ from services.runtime.ids import new_id
 from services.runtime.validation import RequestCheck
 
 __all__ = [
+    "FINAL_STATES",
     "NewPaymentRequest",
     "PaymentRequestRecord",
     "PaymentRequestState",
     "PaymentRequests",
 ]
 
-_P = PAYMENT_REQUESTS.c
+_P, _A = PAYMENT_REQUESTS.c, MINI_APPS.c
 _DESCRIPTION_MAX = 200
 # The event ids of one request's changes: the same change always has the same id.
 _EVENT_NAMESPACE = uuid.UUID("6f1d7c1e-4b7a-4d35-9a51-2f0f1f3b7a10")
@@ -59,6 +70,17 @@ class PaymentRequestState(enum.StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
+    DECLINED = "DECLINED"
+
+
+FINAL_STATES = frozenset(
+    {
+        PaymentRequestState.SUCCEEDED,
+        PaymentRequestState.FAILED,
+        PaymentRequestState.EXPIRED,
+        PaymentRequestState.DECLINED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +131,7 @@ class PaymentRequestRecord:
     confirm_time: datetime | None
     create_time: datetime
     update_time: datetime
+    settle_attempts: int = 0
 
 
 def _record(row: Any) -> PaymentRequestRecord:
@@ -129,6 +152,7 @@ def _record(row: Any) -> PaymentRequestRecord:
         confirm_time=row.confirm_time,
         create_time=row.create_time,
         update_time=row.update_time,
+        settle_attempts=row.settle_attempts,
     )
 
 
@@ -136,6 +160,36 @@ def _not_found(payment_request_id: str) -> NotFound:
     return NotFound(
         "PAYMENT_REQUEST_NOT_FOUND",
         "no such payment request",
+        metadata={"payment_request_id": payment_request_id},
+    )
+
+
+def _suspended(mini_app_id: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        "MINI_APP_SUSPENDED",
+        "the mini-app is suspended: it cannot ask for payments, nor be paid",
+        metadata={"mini_app_id": mini_app_id},
+    )
+
+
+async def _require_active(session: AsyncSession, mini_app_id: str) -> None:
+    status = await session.scalar(select(_A.status).where(_A.mini_app_id == mini_app_id))
+    if status != AppStatus.ACTIVE.value:
+        raise _suspended(mini_app_id)
+
+
+def _expired(payment_request_id: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        "PAYMENT_REQUEST_EXPIRED",
+        "the payment request waited too long for confirmation; the mini-app must ask again",
+        metadata={"payment_request_id": payment_request_id},
+    )
+
+
+def _declined(payment_request_id: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        "PAYMENT_REQUEST_DECLINED",
+        "the user declined this payment request; the mini-app must ask again",
         metadata={"payment_request_id": payment_request_id},
     )
 
@@ -210,13 +264,35 @@ class PaymentRequests:
     """Creates, confirms, settles and reads payment requests; see the module's docstring."""
 
     def __init__(
-        self, database: Database, clock: Clock, webhooks: Webhooks, *, ttl: timedelta
+        self,
+        database: Database,
+        clock: Clock,
+        webhooks: Webhooks,
+        *,
+        ttl: timedelta,
+        settle_grace: timedelta = timedelta(seconds=60),
     ) -> None:
-        """`ttl`: how long a request waits for the user's confirmation."""
+        """`ttl`: how long a request waits for the user's confirmation; `settle_grace`:
+        how long the confirming call has to pay before the settler may take over."""
         self._database = database
         self._clock = clock
         self._webhooks = webhooks
         self._ttl = ttl
+        self._settle_grace = settle_grace
+
+    async def mini_app_of_client(self, client_id: str) -> str:
+        """The id of the mini-app whose OAuth client is `client_id`, if it is ACTIVE;
+        FAILED_PRECONDITION `MINI_APP_SUSPENDED` else (identity vouched for the client,
+        so a missing one was removed or suspended since)."""
+        async with self._database.read() as session:
+            row = (
+                await session.execute(
+                    select(_A.mini_app_id, _A.status).where(_A.client_id == client_id)
+                )
+            ).first()
+        if row is None or row.status != AppStatus.ACTIVE.value:
+            raise _suspended(row.mini_app_id if row is not None else "")
+        return str(row.mini_app_id)
 
     async def create(self, asked: NewPaymentRequest) -> PaymentRequestRecord:
         """The request made under (mini-app, idempotency key): new, or the one a retry
@@ -227,6 +303,7 @@ class PaymentRequests:
         check.done()
         now = self._clock.now()
         async with self._database.write() as session:
+            await _require_active(session, asked.mini_app_id)
             await session.execute(
                 insert_if_absent(self._database, PAYMENT_REQUESTS).values(
                     payment_request_id=new_id(),
@@ -286,26 +363,126 @@ class PaymentRequests:
     async def confirm(self, user_id: str, payment_request_id: str) -> PaymentRequestRecord:
         """The user's confirmation: AWAITING_CONFIRMATION → CONFIRMED, once. Replays get
         the request as it stands; a request that waited too long becomes EXPIRED and is
-        PAYMENT_REQUEST_EXPIRED; another user's is PAYMENT_REQUEST_NOT_FOUND."""
+        PAYMENT_REQUEST_EXPIRED; a declined one is PAYMENT_REQUEST_DECLINED; another
+        user's is PAYMENT_REQUEST_NOT_FOUND; a suspended mini-app's is
+        MINI_APP_SUSPENDED and stays as it was."""
         now = self._clock.now()
         async with self._database.write() as session:
             found = await self._get(session, payment_request_id, lock=True)
             if found is None or found.user_id != user_id:
                 raise _not_found(payment_request_id)
+            if found.state is PaymentRequestState.DECLINED:
+                raise _declined(payment_request_id)
             if found.state is not PaymentRequestState.AWAITING_CONFIRMATION:
                 if found.state is not PaymentRequestState.EXPIRED:
                     return found  # a replay: the first confirmation's effect stands
             elif found.expire_time <= now:
                 found = await self._move(session, found, PaymentRequestState.EXPIRED, now)
             else:
+                await _require_active(session, found.mini_app_id)
                 return await self._move(
-                    session, found, PaymentRequestState.CONFIRMED, now, confirm_time=now
+                    session,
+                    found,
+                    PaymentRequestState.CONFIRMED,
+                    now,
+                    confirm_time=now,
+                    next_settle_time=now + self._settle_grace,
                 )
-        raise FailedPrecondition(
-            "PAYMENT_REQUEST_EXPIRED",
-            "the payment request waited too long for confirmation; the mini-app must ask again",
-            metadata={"payment_request_id": payment_request_id},
+        raise _expired(payment_request_id)
+
+    async def decline(self, user_id: str, payment_request_id: str) -> PaymentRequestRecord:
+        """The user's refusal: AWAITING_CONFIRMATION → DECLINED, once; a replay gets the
+        request as it stands. A confirmed request is PAYMENT_REQUEST_ALREADY_CONFIRMED (its
+        payment stands); an expired one PAYMENT_REQUEST_EXPIRED; another user's
+        PAYMENT_REQUEST_NOT_FOUND. A suspended mini-app's request may still be declined."""
+        now = self._clock.now()
+        async with self._database.write() as session:
+            found = await self._get(session, payment_request_id, lock=True)
+            if found is None or found.user_id != user_id:
+                raise _not_found(payment_request_id)
+            if found.state is PaymentRequestState.DECLINED:
+                return found
+            if found.state is PaymentRequestState.AWAITING_CONFIRMATION:
+                if found.expire_time > now:
+                    return await self._move(session, found, PaymentRequestState.DECLINED, now)
+                found = await self._move(session, found, PaymentRequestState.EXPIRED, now)
+            if found.state is not PaymentRequestState.EXPIRED:
+                raise FailedPrecondition(
+                    "PAYMENT_REQUEST_ALREADY_CONFIRMED",
+                    "the user confirmed this payment request before; it cannot be declined",
+                    metadata={"payment_request_id": payment_request_id, "state": found.state},
+                )
+        raise _expired(payment_request_id)
+
+    async def expire_due(self, *, limit: int = 100) -> int:
+        """Move up to `limit` requests whose confirmation window has passed to EXPIRED,
+        announcing each; how many moved. Any replica may run it: each row is moved under
+        its lock, and one already moved is skipped."""
+        now = self._clock.now()
+        async with self._database.read() as session:
+            due = (
+                await session.scalars(
+                    select(_P.payment_request_id)
+                    .where(
+                        _P.state == PaymentRequestState.AWAITING_CONFIRMATION.value,
+                        _P.expire_time <= now,
+                    )
+                    .order_by(_P.expire_time)
+                    .limit(limit)
+                )
+            ).all()
+        moved = 0
+        for payment_request_id in due:
+            async with self._database.write() as session:
+                found = await self._get(session, payment_request_id, lock=True)
+                if found is not None and found.state is PaymentRequestState.AWAITING_CONFIRMATION:
+                    await self._move(session, found, PaymentRequestState.EXPIRED, now)
+                    moved += 1
+        return moved
+
+    async def postpone(self, payment_request_id: str, until: datetime, attempts: int) -> None:
+        """Make a CONFIRMED request due for the settler again at `until` (its order is not
+        final yet), recording `attempts`; a settled request is left as it is."""
+        async with self._database.write() as session:
+            await session.execute(
+                PAYMENT_REQUESTS.update()
+                .where(
+                    _P.payment_request_id == payment_request_id,
+                    _P.state == PaymentRequestState.CONFIRMED.value,
+                )
+                .values(
+                    next_settle_time=until,
+                    settle_attempts=attempts,
+                    settle_holder=None,
+                    settle_lease_expire_time=None,
+                )
+            )
+
+    async def claim_due(self, holder: str, lease: timedelta) -> PaymentRequestRecord | None:
+        """One CONFIRMED request due for settling, claimed by `holder` until the lease
+        lapses (SKIP LOCKED, so replicas share the work); None when none is due."""
+        now = self._clock.now()
+        due = (
+            select(_P.payment_request_id)
+            .where(
+                _P.state == PaymentRequestState.CONFIRMED.value,
+                _P.next_settle_time <= now,
+                or_(_P.settle_lease_expire_time.is_(None), _P.settle_lease_expire_time < now),
+            )
+            .order_by(_P.next_settle_time, _P.payment_request_id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
         )
+        async with self._database.write() as session:
+            payment_request_id = await session.scalar(due)
+            if payment_request_id is None:
+                return None
+            await session.execute(
+                PAYMENT_REQUESTS.update()
+                .where(_P.payment_request_id == payment_request_id)
+                .values(settle_holder=holder, settle_lease_expire_time=now + lease)
+            )
+            return await self._get(session, payment_request_id)
 
     async def settle(
         self,
@@ -332,7 +509,15 @@ class PaymentRequests:
                 )
             state = PaymentRequestState.FAILED if failure_reason else PaymentRequestState.SUCCEEDED
             return await self._move(
-                session, found, state, now, order_id=order_id, failure_reason=failure_reason
+                session,
+                found,
+                state,
+                now,
+                order_id=order_id,
+                failure_reason=failure_reason[:64],
+                next_settle_time=None,
+                settle_holder=None,
+                settle_lease_expire_time=None,
             )
 
     async def _get(

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from superapp.miniapps.v1 import miniapps_service_pb2
 
-from services.auth.policy import AUTHENTICATED, ServicePolicies, authenticated
+from services.auth.policy import (
+    AUTHENTICATED,
+    ServicePolicies,
+    authenticated,
+    mini_app,
+    user_or_mini_app,
+)
 from services.auth.roles import Role
 
-__all__ = ["POLICIES"]
+__all__ = ["POLICIES", "WALLET_PAY"]
 
+WALLET_PAY = "wallet.pay"
+"""The permission (OAuth scope) a user grants a mini-app to ask them for payments."""
 _DEVELOPER = authenticated(Role.DEVELOPER, Role.ADMIN)
 _REVIEWER = authenticated(Role.REVIEWER, Role.ADMIN)
 
@@ -33,5 +41,12 @@ POLICIES = ServicePolicies(
         "SuspendMiniApp": _REVIEWER,
         "ReinstateMiniApp": _REVIEWER,
         "ListPublishedMiniApps": AUTHENTICATED,
+        "SetWebhookEndpoint": _DEVELOPER,
+        # A mini-app's backend, for the user its token stands for, within the grant.
+        "CreatePaymentRequest": mini_app(WALLET_PAY),
+        "GetPaymentRequest": user_or_mini_app(WALLET_PAY),
+        # Only the user, with their own token: a mini-app never confirms for them.
+        "ConfirmPaymentRequest": AUTHENTICATED,
+        "DeclinePaymentRequest": AUTHENTICATED,
     },
 )

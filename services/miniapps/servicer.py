@@ -8,6 +8,7 @@ response only when its own run made it (see the contract's Idempotency section).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -15,17 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from superapp.miniapps.v1 import miniapps_service_pb2 as pb
 from superapp.miniapps.v1 import miniapps_service_pb2_grpc
 
-from services.auth.caller import require_caller
+from services.auth.caller import current_mini_app, require_caller, require_mini_app
 from services.database.idempotency import IdempotentWrites
 from services.miniapps.access import is_staff
 from services.miniapps.bundles import BundleStore, check_bundle
 from services.miniapps.discovery import Discovery
-from services.miniapps.messages import mini_app_message, version_message
-from services.miniapps.registry import Registry
+from services.miniapps.messages import mini_app_message, payment_request_message, version_message
+from services.miniapps.payment_requests import NewPaymentRequest, PaymentRequests
+from services.miniapps.registry import Registry, managed_app
 from services.miniapps.reports import Reports
 from services.miniapps.request_checks import app_fields
+from services.miniapps.settlement import Settlement
 from services.miniapps.versions import Versions, from_micros, to_micros
-from services.runtime.errors import PermissionDenied
+from services.miniapps.webhooks import Webhooks
+from services.runtime.errors import FailedPrecondition, PermissionDenied
 from services.runtime.page_tokens import EpochMicros, PageTokens
 from services.runtime.proto_time import to_timestamp
 from services.runtime.validation import page_size
@@ -48,7 +52,13 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
         discovery: Discovery,
         writes: IdempotentWrites,
         page_tokens: PageTokens,
+        webhooks: Webhooks,
+        payments: PaymentRequests,
+        settlement: Settlement | None,
+        announce: Callable[[], None],
     ) -> None:
+        """`settlement` None: no service credentials, so confirmations are refused;
+        `announce` wakes the webhook deliverer after a change wrote an event."""
         self._registry = registry
         self._versions = versions
         self._bundles = bundles
@@ -56,6 +66,10 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
         self._discovery = discovery
         self._writes = writes
         self._page_tokens = page_tokens
+        self._webhooks = webhooks
+        self._payments = payments
+        self._settlement = settlement
+        self._announce = announce
 
     # Registry
 
@@ -322,3 +336,84 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
         return pb.ListPublishedMiniAppsResponse(
             mini_apps=[mini_app_message(app) for app in page.apps], next_page_token=token
         )
+
+    # Webhooks and payment requests
+
+    async def SetWebhookEndpoint(
+        self, request: pb.SetWebhookEndpointRequest, context: Context
+    ) -> pb.SetWebhookEndpointResponse:
+        caller = require_caller()
+        secrets: list[str] = []
+
+        async def set_endpoint(session: AsyncSession) -> pb.SetWebhookEndpointResponse:
+            app = await managed_app(session, caller, request.mini_app_id)
+            secrets.append(await self._webhooks.register(session, app.mini_app_id, request.url))
+            return pb.SetWebhookEndpointResponse(mini_app_id=app.mini_app_id, url=request.url)
+
+        response = await self._writes.run_for(
+            "SetWebhookEndpoint",
+            caller.user_id,
+            request,
+            pb.SetWebhookEndpointResponse,
+            set_endpoint,
+        )
+        # The secret is never stored for a replay (like a client secret).
+        response.signing_secret = secrets[0] if secrets else ""
+        return response
+
+    async def CreatePaymentRequest(
+        self, request: pb.CreatePaymentRequestRequest, context: Context
+    ) -> pb.CreatePaymentRequestResponse:
+        mini_app = require_mini_app()
+        mini_app_id = await self._payments.mini_app_of_client(mini_app.client_id)
+        created = await self._payments.create(
+            NewPaymentRequest(
+                mini_app_id=mini_app_id,
+                user_id=mini_app.user_id,
+                subject=mini_app.subject,
+                merchant_id=request.merchant_id,
+                currency_code=request.amount.currency_code,
+                amount_minor=request.amount.amount_minor,
+                description=request.description,
+                idempotency_key=request.idempotency_key,
+            )
+        )
+        return pb.CreatePaymentRequestResponse(payment_request=payment_request_message(created))
+
+    async def GetPaymentRequest(
+        self, request: pb.GetPaymentRequestRequest, context: Context
+    ) -> pb.GetPaymentRequestResponse:
+        mini_app = current_mini_app()
+        if mini_app is not None:
+            mini_app_id = await self._payments.mini_app_of_client(mini_app.client_id)
+            found = await self._payments.for_mini_app(mini_app_id, request.payment_request_id)
+        else:
+            found = await self._payments.for_user(
+                require_caller().user_id, request.payment_request_id
+            )
+        return pb.GetPaymentRequestResponse(payment_request=payment_request_message(found))
+
+    async def ConfirmPaymentRequest(
+        self, request: pb.ConfirmPaymentRequestRequest, context: Context
+    ) -> pb.ConfirmPaymentRequestResponse:
+        caller = require_caller()
+        if self._settlement is None:
+            raise FailedPrecondition(
+                "PAYMENTS_NOT_CONFIGURED",
+                "this deployment cannot pay (miniapps has no client credentials of its own)",
+            )
+        confirmed = await self._payments.confirm(caller.user_id, request.payment_request_id)
+        self._announce()
+        try:
+            settled = await self._settlement.pay_confirmed(confirmed)
+        finally:
+            self._announce()
+        return pb.ConfirmPaymentRequestResponse(payment_request=payment_request_message(settled))
+
+    async def DeclinePaymentRequest(
+        self, request: pb.DeclinePaymentRequestRequest, context: Context
+    ) -> pb.DeclinePaymentRequestResponse:
+        caller = require_caller()
+        declined = await self._payments.decline(caller.user_id, request.payment_request_id)
+        self._announce()
+        return pb.DeclinePaymentRequestResponse(payment_request=payment_request_message(declined))

@@ -23,15 +23,19 @@ from services.auth import (
     AUTHENTICATED,
     PUBLIC,
     TOKEN_IGNORED,
+    Access,
     AuthGuard,
     JwksCache,
+    Policy,
     PolicyError,
     ServicePolicies,
     TokenVerifier,
     authenticated,
     current_caller,
     grpc_jwks_fetcher,
+    mini_app,
     require_caller,
+    user_or_mini_app,
 )
 from services.identity.access_tokens import AccessTokenIssuer
 from services.identity.signing_keys import SigningKeys
@@ -323,3 +327,14 @@ def test_wiring_mistakes_fail_at_construction(verifier: TokenVerifier) -> None:
     streaming = ServicePolicies(health, every)  # type: ignore[arg-type]  # upb stub type
     with pytest.raises(PolicyError, match="streaming"):
         AuthGuard(verifier, [streaming], domain=DOMAIN)
+
+
+def test_mini_app_policies_name_a_scope_and_stand_alone() -> None:
+    assert mini_app("wallet.pay").access is Access.MINI_APP
+    assert user_or_mini_app("wallet.pay").access is Access.AUTHENTICATED
+    with pytest.raises(PolicyError, match="names the scope"):
+        Policy(Access.MINI_APP)
+    with pytest.raises(PolicyError, match="only by authenticated RPCs"):
+        Policy(Access.PUBLIC, mini_app_scope="wallet.pay")
+    with pytest.raises(PolicyError, match="cannot be required together"):
+        Policy(Access.AUTHENTICATED, frozenset({"admin"}), mini_app_scope="wallet.pay")

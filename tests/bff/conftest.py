@@ -45,6 +45,7 @@ from tests.identity.conftest import ADMIN_EMAIL, PASSWORD, Identity, running_ide
 UNLIMITED = "100000/minute"
 ORDERS_SECRET = "orders-test-secret-0123456789"
 BFF_SECRET = "bff-test-secret-0123456789"
+MINIAPPS_SECRET = "miniapps-test-secret-0123456789"
 
 
 class StepHook:
@@ -132,10 +133,12 @@ async def running_platform(
     nats_url: str,
     *,
     orders_database_url: str | None = None,
+    miniapps_database_url: str | None = None,
     **orders_settings: Any,
 ) -> AsyncIterator[Platform]:
     """The five services on SQLite files under `data_dir` (orders on
-    `orders_database_url` if given), identity's admin bootstrapped."""
+    `orders_database_url`, miniapps on `miniapps_database_url` if given), identity's
+    admin bootstrapped."""
     async with running_identity(
         f"sqlite+aiosqlite:///{data_dir / 'identity.db'}",
         data_dir / "identity",
@@ -144,6 +147,7 @@ async def running_platform(
         service_clients={
             "orders": secret_digest(ORDERS_SECRET),
             "bff": secret_digest(BFF_SECRET),
+            "miniapps": secret_digest(MINIAPPS_SECRET),
         },
     ) as identity:
         identity_addr = f"127.0.0.1:{identity.service.port}"
@@ -195,10 +199,20 @@ async def running_platform(
         miniapps = Service(
             MiniAppsSettings(
                 data_dir=data_dir / "miniapps",
-                database_url=f"sqlite+aiosqlite:///{data_dir / 'miniapps.db'}",
+                database_url=(
+                    miniapps_database_url or f"sqlite+aiosqlite:///{data_dir / 'miniapps.db'}"
+                ),
                 # A thread, not a worker process: the small test bundles review quickly.
                 check_workers=0,
                 check_interval_seconds=0.2,
+                # Its own token introspects mini-app tokens and pays through orders.
+                client_secret=MINIAPPS_SECRET,
+                orders_addr=orders.address,
+                settle_interval_seconds=0.2,
+                settle_backoff_max_seconds=0.5,
+                webhook_interval_seconds=0.2,
+                webhook_backoff_initial_seconds=0.2,
+                webhook_backoff_max_seconds=0.5,
                 **common,
             ),
             create_miniapps,
@@ -393,6 +407,7 @@ def assert_problem(reply: httpx.Response, status: int, reason: str) -> dict[str,
 
 __all__ = [
     "BFF_SECRET",
+    "MINIAPPS_SECRET",
     "ORDERS_SECRET",
     "UNLIMITED",
     "Platform",

@@ -12,6 +12,10 @@ _NOT_REPLAYABLE = {
     "/v1/me/mini-app-consents",
     # A measurement: a retried report is one more sample.
     "/v1/mini-apps/{mini_app_id}/load-times",
+    # Idempotent by nature: a repeat answers the payment request as it stands (a retried
+    # confirmation pays once), so there is nothing for a key to add.
+    "/v1/me/payment-requests/{payment_request_id}/confirm",
+    "/v1/me/payment-requests/{payment_request_id}/decline",
 }
 
 

@@ -5,6 +5,7 @@ webhook and payment request tests."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -37,6 +38,14 @@ class ManualClock:
 
     def now(self) -> datetime:
         return self.time
+
+
+class WallClock(ManualClock):
+    """The system's time, for a receiver in front of running services (whose
+    signatures carry the real time)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
 
 @dataclass
@@ -78,7 +87,13 @@ class Receiver:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    clock = ManualClock()
+    async with serving_receiver(ManualClock()) as found:
+        yield found
+
+
+@contextlib.asynccontextmanager
+async def serving_receiver(clock: ManualClock) -> AsyncIterator[Receiver]:
+    """A receiver served on 127.0.0.1:0 that checks signatures against `clock`."""
     found = Receiver(clock)
     app = Starlette(routes=[Route("/hook", found.hook, methods=["POST"])])
     server = uvicorn.Server(

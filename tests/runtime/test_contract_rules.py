@@ -528,6 +528,48 @@ EXAMPLES: dict[str, tuple[Message, Message | None, dict[str, str]]] = {
         miniapps.ListPublishedMiniAppsRequest(category=42, query="x" * 101, page_size=-1),
         {"category": "UNKNOWN_ENUM_VALUE", "query": "TOO_LONG", "page_size": "OUT_OF_RANGE"},
     ),
+    "MiniAppsService/SetWebhookEndpoint": (
+        miniapps.SetWebhookEndpointRequest(
+            mini_app_id=ID, url="https://bills.example.com/hook", request_id=KEY
+        ),
+        miniapps.SetWebhookEndpointRequest(mini_app_id=ID, url="u" * 2049, request_id=KEY),
+        {"url": "TOO_LONG"},
+    ),
+    "MiniAppsService/CreatePaymentRequest": (
+        miniapps.CreatePaymentRequestRequest(
+            merchant_id=ID,
+            amount=Money(currency_code="EUR", amount_minor=1250),
+            description="Electricity",
+            idempotency_key="bill-1",
+        ),
+        miniapps.CreatePaymentRequestRequest(
+            merchant_id="m",
+            amount=Money(currency_code="EUR", amount_minor=0),
+            description=" ",
+            idempotency_key="",
+        ),
+        {
+            "merchant_id": "MALFORMED_ID",
+            "amount.amount_minor": "OUT_OF_RANGE",
+            "description": "REQUIRED",
+            "idempotency_key": "REQUIRED",
+        },
+    ),
+    "MiniAppsService/GetPaymentRequest": (
+        miniapps.GetPaymentRequestRequest(payment_request_id=ID),
+        miniapps.GetPaymentRequestRequest(),
+        {"payment_request_id": "REQUIRED"},
+    ),
+    "MiniAppsService/ConfirmPaymentRequest": (
+        miniapps.ConfirmPaymentRequestRequest(payment_request_id=ID),
+        miniapps.ConfirmPaymentRequestRequest(payment_request_id="p"),
+        {"payment_request_id": "MALFORMED_ID"},
+    ),
+    "MiniAppsService/DeclinePaymentRequest": (
+        miniapps.DeclinePaymentRequestRequest(payment_request_id=ID),
+        miniapps.DeclinePaymentRequestRequest(payment_request_id=ID.upper()),
+        {"payment_request_id": "MALFORMED_ID"},
+    ),
 }
 
 RULES = ContractRules()

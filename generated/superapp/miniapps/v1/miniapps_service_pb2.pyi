@@ -13,6 +13,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from superapp.type.v1 import money_pb2 as _money_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -173,6 +174,50 @@ VERSION_STATE_SUSPENDED: VersionState.ValueType  # 9
 mini-app is reinstated (ReinstateMiniApp).
 """
 Global___VersionState: _TypeAlias = VersionState  # noqa: Y015
+
+class _PaymentRequestState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PaymentRequestStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PaymentRequestState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYMENT_REQUEST_STATE_UNSPECIFIED: _PaymentRequestState.ValueType  # 0
+    """Not a state; never returned."""
+    PAYMENT_REQUEST_STATE_AWAITING_CONFIRMATION: _PaymentRequestState.ValueType  # 1
+    """Made by the mini-app; waiting for the user's confirmation."""
+    PAYMENT_REQUEST_STATE_CONFIRMED: _PaymentRequestState.ValueType  # 2
+    """Confirmed by the user; the payment is being made."""
+    PAYMENT_REQUEST_STATE_SUCCEEDED: _PaymentRequestState.ValueType  # 3
+    """Final. Paid: the money is with the merchant (`order_id`)."""
+    PAYMENT_REQUEST_STATE_FAILED: _PaymentRequestState.ValueType  # 4
+    """Final. Confirmed but not paid; `failure_reason` says why. No money
+    moved.
+    """
+    PAYMENT_REQUEST_STATE_EXPIRED: _PaymentRequestState.ValueType  # 5
+    """Final. Not confirmed in time; nothing was paid."""
+    PAYMENT_REQUEST_STATE_DECLINED: _PaymentRequestState.ValueType  # 6
+    """Final. The user declined it; nothing was paid."""
+
+class PaymentRequestState(_PaymentRequestState, metaclass=_PaymentRequestStateEnumTypeWrapper):
+    """Where a payment request is (see Payments in the service comment)."""
+
+PAYMENT_REQUEST_STATE_UNSPECIFIED: PaymentRequestState.ValueType  # 0
+"""Not a state; never returned."""
+PAYMENT_REQUEST_STATE_AWAITING_CONFIRMATION: PaymentRequestState.ValueType  # 1
+"""Made by the mini-app; waiting for the user's confirmation."""
+PAYMENT_REQUEST_STATE_CONFIRMED: PaymentRequestState.ValueType  # 2
+"""Confirmed by the user; the payment is being made."""
+PAYMENT_REQUEST_STATE_SUCCEEDED: PaymentRequestState.ValueType  # 3
+"""Final. Paid: the money is with the merchant (`order_id`)."""
+PAYMENT_REQUEST_STATE_FAILED: PaymentRequestState.ValueType  # 4
+"""Final. Confirmed but not paid; `failure_reason` says why. No money
+moved.
+"""
+PAYMENT_REQUEST_STATE_EXPIRED: PaymentRequestState.ValueType  # 5
+"""Final. Not confirmed in time; nothing was paid."""
+PAYMENT_REQUEST_STATE_DECLINED: PaymentRequestState.ValueType  # 6
+"""Final. The user declined it; nothing was paid."""
+Global___PaymentRequestState: _TypeAlias = PaymentRequestState  # noqa: Y015
 
 @_typing.final
 class MiniApp(_message.Message):
@@ -1359,3 +1404,363 @@ class ListPublishedMiniAppsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListPublishedMiniAppsResponse: _TypeAlias = ListPublishedMiniAppsResponse  # noqa: Y015
+
+@_typing.final
+class PaymentRequest(_message.Message):
+    """A mini-app's request that a user pay a merchant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    MINI_APP_ID_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    CONFIRM_TIME_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    payment_request_id: _builtins.str
+    """Output only. The request's id (UUIDv7)."""
+    mini_app_id: _builtins.str
+    """Output only. The mini-app that asked."""
+    subject: _builtins.str
+    """Output only. The user as the asking mini-app knows them: the pairwise
+    subject of its token (never the user's real id).
+    """
+    merchant_id: _builtins.str
+    """Output only. The account paid."""
+    description: _builtins.str
+    """Output only. What the payment is for, as the mini-app described it."""
+    idempotency_key: _builtins.str
+    """Output only. The mini-app's idempotency key the request was made with."""
+    state: Global___PaymentRequestState.ValueType
+    """Output only. Where the request is."""
+    order_id: _builtins.str
+    """Output only. The order that paid (superapp.orders.v1): set once
+    SUCCEEDED, and on a FAILED request whose order was placed.
+    """
+    failure_reason: _builtins.str
+    """Output only. Why it FAILED: the wallet's or orders' ErrorInfo reason
+    (for example `INSUFFICIENT_FUNDS`); empty otherwise.
+    """
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Output only. What the user is asked to pay."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Until when the user may confirm it."""
+
+    @_builtins.property
+    def confirm_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the user confirmed it; unset before."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it was made."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it last changed."""
+
+    def __init__(
+        self,
+        *,
+        payment_request_id: _builtins.str = ...,
+        mini_app_id: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        description: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        state: Global___PaymentRequestState.ValueType = ...,
+        order_id: _builtins.str = ...,
+        failure_reason: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        confirm_time: _timestamp_pb2.Timestamp | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "confirm_time", b"confirm_time", "create_time", b"create_time", "expire_time", b"expire_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "confirm_time", b"confirm_time", "create_time", b"create_time", "description", b"description", "expire_time", b"expire_time", "failure_reason", b"failure_reason", "idempotency_key", b"idempotency_key", "merchant_id", b"merchant_id", "mini_app_id", b"mini_app_id", "order_id", b"order_id", "payment_request_id", b"payment_request_id", "state", b"state", "subject", b"subject", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentRequest: _TypeAlias = PaymentRequest  # noqa: Y015
+
+@_typing.final
+class SetWebhookEndpointRequest(_message.Message):
+    """Request of SetWebhookEndpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MINI_APP_ID_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    mini_app_id: _builtins.str
+    """Required. The mini-app's id."""
+    url: _builtins.str
+    """Required. Where events are POSTed: an https URL with a host (or
+    `http://127.0.0.1[:port]` in development), no credentials or
+    fragment, at most 2048 characters.
+    """
+    request_id: _builtins.str
+    """Required. The idempotency key (see the service comment)."""
+    def __init__(
+        self,
+        *,
+        mini_app_id: _builtins.str = ...,
+        url: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mini_app_id", b"mini_app_id", "request_id", b"request_id", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWebhookEndpointRequest: _TypeAlias = SetWebhookEndpointRequest  # noqa: Y015
+
+@_typing.final
+class SetWebhookEndpointResponse(_message.Message):
+    """Response of SetWebhookEndpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MINI_APP_ID_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    SIGNING_SECRET_FIELD_NUMBER: _builtins.int
+    mini_app_id: _builtins.str
+    """The mini-app's id."""
+    url: _builtins.str
+    """The endpoint now in use."""
+    signing_secret: _builtins.str
+    """The key that signs the events (`whsec_` followed by 43 base64url
+    characters). Shown here only; a replay of the request returns it empty
+    (set the endpoint again with a new `request_id` to get a new one).
+    """
+    def __init__(
+        self,
+        *,
+        mini_app_id: _builtins.str = ...,
+        url: _builtins.str = ...,
+        signing_secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mini_app_id", b"mini_app_id", "signing_secret", b"signing_secret", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWebhookEndpointResponse: _TypeAlias = SetWebhookEndpointResponse  # noqa: Y015
+
+@_typing.final
+class CreatePaymentRequestRequest(_message.Message):
+    """Request of CreatePaymentRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    merchant_id: _builtins.str
+    """Required. The account paid: a user id (UUID), not the paying user's."""
+    description: _builtins.str
+    """Required. What the payment is for, shown to the user when they
+    confirm: 1 to 200 characters, not only whitespace.
+    """
+    idempotency_key: _builtins.str
+    """Required. The mini-app's own idempotency key, 1 to 128 printable
+    characters, scoped to the mini-app (not to the user).
+    """
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Required. What the user is asked to pay: a positive amount below 1e15
+        minor units in an ISO 4217 currency.
+        """
+
+    def __init__(
+        self,
+        *,
+        merchant_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        description: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "idempotency_key", b"idempotency_key", "merchant_id", b"merchant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePaymentRequestRequest: _TypeAlias = CreatePaymentRequestRequest  # noqa: Y015
+
+@_typing.final
+class CreatePaymentRequestResponse(_message.Message):
+    """Response of CreatePaymentRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payment_request(self) -> Global___PaymentRequest:
+        """The request, AWAITING_CONFIRMATION when new."""
+
+    def __init__(
+        self,
+        *,
+        payment_request: Global___PaymentRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payment_request", b"payment_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment_request", b"payment_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePaymentRequestResponse: _TypeAlias = CreatePaymentRequestResponse  # noqa: Y015
+
+@_typing.final
+class GetPaymentRequestRequest(_message.Message):
+    """Request of GetPaymentRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    payment_request_id: _builtins.str
+    """Required. The request's id."""
+    def __init__(
+        self,
+        *,
+        payment_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment_request_id", b"payment_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPaymentRequestRequest: _TypeAlias = GetPaymentRequestRequest  # noqa: Y015
+
+@_typing.final
+class GetPaymentRequestResponse(_message.Message):
+    """Response of GetPaymentRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payment_request(self) -> Global___PaymentRequest:
+        """The request as it stands."""
+
+    def __init__(
+        self,
+        *,
+        payment_request: Global___PaymentRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payment_request", b"payment_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment_request", b"payment_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPaymentRequestResponse: _TypeAlias = GetPaymentRequestResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmPaymentRequestRequest(_message.Message):
+    """Request of ConfirmPaymentRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    payment_request_id: _builtins.str
+    """Required. The request's id."""
+    def __init__(
+        self,
+        *,
+        payment_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment_request_id", b"payment_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmPaymentRequestRequest: _TypeAlias = ConfirmPaymentRequestRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmPaymentRequestResponse(_message.Message):
+    """Response of ConfirmPaymentRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payment_request(self) -> Global___PaymentRequest:
+        """The request as it stands after the confirmation."""
+
+    def __init__(
+        self,
+        *,
+        payment_request: Global___PaymentRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payment_request", b"payment_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment_request", b"payment_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmPaymentRequestResponse: _TypeAlias = ConfirmPaymentRequestResponse  # noqa: Y015
+
+@_typing.final
+class DeclinePaymentRequestRequest(_message.Message):
+    """Request of DeclinePaymentRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    payment_request_id: _builtins.str
+    """Required. The request's id."""
+    def __init__(
+        self,
+        *,
+        payment_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment_request_id", b"payment_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclinePaymentRequestRequest: _TypeAlias = DeclinePaymentRequestRequest  # noqa: Y015
+
+@_typing.final
+class DeclinePaymentRequestResponse(_message.Message):
+    """Response of DeclinePaymentRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payment_request(self) -> Global___PaymentRequest:
+        """The request, DECLINED."""
+
+    def __init__(
+        self,
+        *,
+        payment_request: Global___PaymentRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payment_request", b"payment_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment_request", b"payment_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclinePaymentRequestResponse: _TypeAlias = DeclinePaymentRequestResponse  # noqa: Y015

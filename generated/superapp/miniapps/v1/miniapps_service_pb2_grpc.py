@@ -40,6 +40,42 @@ class MiniAppsServiceStub:
     admin grants `developer` and `reviewer` with IdentityService.SetUserRoles.
     Every RPC needs a token.
 
+    Mini-app tokens: the payment request RPCs called by a mini-app's backend
+    take instead the mini-app's own access token (JOSE `typ` `miniapp+jwt`,
+    issued by IdentityService.ExchangeAuthorizationCode: its audience and
+    `client_id` are the mini-app, its `sub` the user's pairwise subject, its
+    `scope` what the user granted). The service verifies it locally and asks
+    identity whether its grant and mini-app are still in force
+    (IntrospectMiniAppToken, answers remembered for at most 2 seconds). A
+    user's token on an RPC for mini-apps fails with UNAUTHENTICATED
+    `MINI_APP_TOKEN_REQUIRED`; a mini-app token on an RPC for users fails
+    with UNAUTHENTICATED `USER_TOKEN_REQUIRED`; a mini-app token without
+    the scope an RPC needs fails with PERMISSION_DENIED `SCOPE_NOT_GRANTED`
+    (metadata `scope`, `client_id`); a revoked grant or a suspended
+    mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
+    deployment without the service's own client credentials
+    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so a mini-app token fails
+    there with FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`, and
+    cannot pay, so ConfirmPaymentRequest fails with FAILED_PRECONDITION
+    `PAYMENTS_NOT_CONFIGURED` (the request stays AWAITING_CONFIRMATION).
+
+    Payments: a mini-app's backend asks the user to pay with
+    CreatePaymentRequest; nothing moves until the user confirms it in the
+    shell with their own token (ConfirmPaymentRequest). Then the service
+    places a payment order with superapp.orders.v1.OrdersService (a hold,
+    then a capture from the user's wallet to the merchant) under the payment
+    request's id, and records the outcome:
+    AWAITING_CONFIRMATION → CONFIRMED → SUCCEEDED (with `order_id`) or
+    FAILED (with `failure_reason`); AWAITING_CONFIRMATION → DECLINED (the
+    user said no) or EXPIRED (not confirmed within 15 minutes). A CONFIRMED
+    request whose order is not final yet (orders or the wallet away) is
+    settled in the background, from any replica, with the same order key, so
+    it is paid at most once. Every change after creation is announced to the
+    mini-app's webhook endpoint (see SetWebhookEndpoint) as a signed event
+    `payment_request.<state>` (lower case), delivered at least once with
+    retries; the mini-app may also poll GetPaymentRequest. The user's real id
+    never reaches a mini-app: it knows the user by the pairwise subject.
+
     Ownership: a mini-app belongs to the developer who registered it (its
     `developer_id`). Only that developer manages it and its versions; to any
     other developer or user a mini-app that is not published does not exist,
@@ -199,6 +235,31 @@ class MiniAppsServiceStub:
                 request_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ListPublishedMiniAppsRequest.SerializeToString,
                 response_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ListPublishedMiniAppsResponse.FromString,
                 _registered_method=True)
+        self.SetWebhookEndpoint = channel.unary_unary(
+                '/superapp.miniapps.v1.MiniAppsService/SetWebhookEndpoint',
+                request_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.SetWebhookEndpointRequest.SerializeToString,
+                response_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.SetWebhookEndpointResponse.FromString,
+                _registered_method=True)
+        self.CreatePaymentRequest = channel.unary_unary(
+                '/superapp.miniapps.v1.MiniAppsService/CreatePaymentRequest',
+                request_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.CreatePaymentRequestRequest.SerializeToString,
+                response_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.CreatePaymentRequestResponse.FromString,
+                _registered_method=True)
+        self.GetPaymentRequest = channel.unary_unary(
+                '/superapp.miniapps.v1.MiniAppsService/GetPaymentRequest',
+                request_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.GetPaymentRequestRequest.SerializeToString,
+                response_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.GetPaymentRequestResponse.FromString,
+                _registered_method=True)
+        self.ConfirmPaymentRequest = channel.unary_unary(
+                '/superapp.miniapps.v1.MiniAppsService/ConfirmPaymentRequest',
+                request_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ConfirmPaymentRequestRequest.SerializeToString,
+                response_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ConfirmPaymentRequestResponse.FromString,
+                _registered_method=True)
+        self.DeclinePaymentRequest = channel.unary_unary(
+                '/superapp.miniapps.v1.MiniAppsService/DeclinePaymentRequest',
+                request_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.DeclinePaymentRequestRequest.SerializeToString,
+                response_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.DeclinePaymentRequestResponse.FromString,
+                _registered_method=True)
 
 
 class MiniAppsServiceServicer:
@@ -215,6 +276,42 @@ class MiniAppsServiceServicer:
     submitted versions and may suspend mini-apps), `admin` (operators). An
     admin grants `developer` and `reviewer` with IdentityService.SetUserRoles.
     Every RPC needs a token.
+
+    Mini-app tokens: the payment request RPCs called by a mini-app's backend
+    take instead the mini-app's own access token (JOSE `typ` `miniapp+jwt`,
+    issued by IdentityService.ExchangeAuthorizationCode: its audience and
+    `client_id` are the mini-app, its `sub` the user's pairwise subject, its
+    `scope` what the user granted). The service verifies it locally and asks
+    identity whether its grant and mini-app are still in force
+    (IntrospectMiniAppToken, answers remembered for at most 2 seconds). A
+    user's token on an RPC for mini-apps fails with UNAUTHENTICATED
+    `MINI_APP_TOKEN_REQUIRED`; a mini-app token on an RPC for users fails
+    with UNAUTHENTICATED `USER_TOKEN_REQUIRED`; a mini-app token without
+    the scope an RPC needs fails with PERMISSION_DENIED `SCOPE_NOT_GRANTED`
+    (metadata `scope`, `client_id`); a revoked grant or a suspended
+    mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
+    deployment without the service's own client credentials
+    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so a mini-app token fails
+    there with FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`, and
+    cannot pay, so ConfirmPaymentRequest fails with FAILED_PRECONDITION
+    `PAYMENTS_NOT_CONFIGURED` (the request stays AWAITING_CONFIRMATION).
+
+    Payments: a mini-app's backend asks the user to pay with
+    CreatePaymentRequest; nothing moves until the user confirms it in the
+    shell with their own token (ConfirmPaymentRequest). Then the service
+    places a payment order with superapp.orders.v1.OrdersService (a hold,
+    then a capture from the user's wallet to the merchant) under the payment
+    request's id, and records the outcome:
+    AWAITING_CONFIRMATION → CONFIRMED → SUCCEEDED (with `order_id`) or
+    FAILED (with `failure_reason`); AWAITING_CONFIRMATION → DECLINED (the
+    user said no) or EXPIRED (not confirmed within 15 minutes). A CONFIRMED
+    request whose order is not final yet (orders or the wallet away) is
+    settled in the background, from any replica, with the same order key, so
+    it is paid at most once. Every change after creation is announced to the
+    mini-app's webhook endpoint (see SetWebhookEndpoint) as a signed event
+    `payment_request.<state>` (lower case), delivered at least once with
+    retries; the mini-app may also poll GetPaymentRequest. The user's real id
+    never reaches a mini-app: it knows the user by the pairwise subject.
 
     Ownership: a mini-app belongs to the developer who registered it (its
     `developer_id`). Only that developer manages it and its versions; to any
@@ -653,6 +750,147 @@ class MiniAppsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetWebhookEndpoint(self, request, context):
+        """Sets the URL the mini-app's backend receives its webhook events at,
+        with a new signing secret returned in this response only (setting it
+        again rotates the secret: the old one stops signing at once). Events
+        are POSTed as JSON with the headers `Superapp-Signature: t=<unix
+        seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed with the secret>`
+        and `Superapp-Event-Id` (also in the body's `event_id`; a receiver
+        de-duplicates by it, since an event may arrive more than once). A
+        non-2xx answer or no answer is retried with exponential backoff for
+        about a day. Only events committed after an endpoint is set are sent.
+
+        Caller: the mini-app's developer.
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+        `mini_app_id`; `url` not https with a host (plain http only to
+        127.0.0.1, for development), with credentials or a fragment, or
+        longer than 2048 characters; an empty or over-long `request_id`.
+        - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+        `developer` nor `admin`.
+        - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app of the caller's.
+        - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
+        with different parameters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePaymentRequest(self, request, context):
+        """Asks the user the mini-app token stands for to pay `amount` to
+        `merchant_id`. Nothing moves: the request waits (AWAITING_CONFIRMATION)
+        for the user's ConfirmPaymentRequest for 15 minutes. The mini-app's
+        `idempotency_key` makes retries safe: the same key with the same
+        parameters returns the request made first, in its current state.
+
+        Caller: a mini-app token with scope `wallet.pay` (see Mini-app tokens).
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: a missing or malformed
+        `merchant_id`; `amount` missing, not positive, too large (1e15 minor
+        units or more) or in an unknown currency (reason `INVALID_CURRENCY`);
+        `description` empty or longer than 200 characters; `idempotency_key`
+        empty, longer than 128 characters or not printable; `merchant_id` the
+        paying user's own account.
+        - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
+        revoked token.
+        - UNAUTHENTICATED `MINI_APP_TOKEN_REQUIRED`: a user's token.
+        - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: the user did not grant
+        `wallet.pay`.
+        - FAILED_PRECONDITION `MINI_APP_SUSPENDED` (metadata `mini_app_id`):
+        the mini-app is suspended.
+        - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED` (metadata
+        `idempotency_key`, `payment_request_id`): the key was used for a
+        request with other parameters.
+        - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: see Mini-app
+        tokens.
+        - UNAVAILABLE `UNAVAILABLE`: identity cannot say now whether the token
+        is in force.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPaymentRequest(self, request, context):
+        """Returns one payment request as it stands. A mini-app sees its own
+        requests (the user as the pairwise subject); a user sees the requests
+        made of them.
+
+        Caller: a mini-app token with scope `wallet.pay`, or the user's token.
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+        `payment_request_id`.
+        - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
+        revoked token.
+        - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: a mini-app token without
+        `wallet.pay`.
+        - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND` (metadata
+        `payment_request_id`): no such request, or another mini-app's or
+        another user's.
+        - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: a mini-app
+        token, see Mini-app tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmPaymentRequest(self, request, context):
+        """The user's confirmation: the request becomes CONFIRMED and the payment
+        is made at once (a hold on the user's wallet, then its capture to the
+        merchant, recorded as an order). The response shows the request as it
+        then stands: SUCCEEDED with `order_id`, FAILED with `failure_reason`
+        (for example `INSUFFICIENT_FUNDS`), or still CONFIRMED when orders or
+        the wallet could not finish now (the service finishes it in the
+        background; poll GetPaymentRequest). Confirming again changes nothing
+        and returns the request as it stands, so a retried confirmation pays
+        once.
+
+        Caller: the user the request was made of, with their own token.
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+        `payment_request_id`.
+        - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+        - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
+        - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
+        of another user (so requests cannot be probed).
+        - FAILED_PRECONDITION `PAYMENT_REQUEST_EXPIRED`: not confirmed within
+        its 15 minutes; it is now EXPIRED.
+        - FAILED_PRECONDITION `PAYMENT_REQUEST_DECLINED`: the user declined it.
+        - FAILED_PRECONDITION `MINI_APP_SUSPENDED`: the mini-app that asked
+        was suspended; nothing is paid.
+        - FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`: see Mini-app tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeclinePaymentRequest(self, request, context):
+        """The user's refusal: an AWAITING_CONFIRMATION request becomes DECLINED
+        (final; nothing is paid) and the mini-app is told. Declining again
+        returns the request as it stands.
+
+        Caller: the user the request was made of, with their own token.
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+        `payment_request_id`.
+        - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+        - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
+        - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
+        of another user.
+        - FAILED_PRECONDITION `PAYMENT_REQUEST_ALREADY_CONFIRMED` (metadata
+        `state`): the user confirmed it before; its payment stands.
+        - FAILED_PRECONDITION `PAYMENT_REQUEST_EXPIRED`: it expired first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MiniAppsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -741,6 +979,31 @@ def add_MiniAppsServiceServicer_to_server(servicer, server):
                     request_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ListPublishedMiniAppsRequest.FromString,
                     response_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ListPublishedMiniAppsResponse.SerializeToString,
             ),
+            'SetWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWebhookEndpoint,
+                    request_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.SetWebhookEndpointRequest.FromString,
+                    response_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.SetWebhookEndpointResponse.SerializeToString,
+            ),
+            'CreatePaymentRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePaymentRequest,
+                    request_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.CreatePaymentRequestRequest.FromString,
+                    response_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.CreatePaymentRequestResponse.SerializeToString,
+            ),
+            'GetPaymentRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPaymentRequest,
+                    request_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.GetPaymentRequestRequest.FromString,
+                    response_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.GetPaymentRequestResponse.SerializeToString,
+            ),
+            'ConfirmPaymentRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmPaymentRequest,
+                    request_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ConfirmPaymentRequestRequest.FromString,
+                    response_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ConfirmPaymentRequestResponse.SerializeToString,
+            ),
+            'DeclinePaymentRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclinePaymentRequest,
+                    request_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.DeclinePaymentRequestRequest.FromString,
+                    response_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.DeclinePaymentRequestResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'superapp.miniapps.v1.MiniAppsService', rpc_method_handlers)
@@ -763,6 +1026,42 @@ class MiniAppsService:
     submitted versions and may suspend mini-apps), `admin` (operators). An
     admin grants `developer` and `reviewer` with IdentityService.SetUserRoles.
     Every RPC needs a token.
+
+    Mini-app tokens: the payment request RPCs called by a mini-app's backend
+    take instead the mini-app's own access token (JOSE `typ` `miniapp+jwt`,
+    issued by IdentityService.ExchangeAuthorizationCode: its audience and
+    `client_id` are the mini-app, its `sub` the user's pairwise subject, its
+    `scope` what the user granted). The service verifies it locally and asks
+    identity whether its grant and mini-app are still in force
+    (IntrospectMiniAppToken, answers remembered for at most 2 seconds). A
+    user's token on an RPC for mini-apps fails with UNAUTHENTICATED
+    `MINI_APP_TOKEN_REQUIRED`; a mini-app token on an RPC for users fails
+    with UNAUTHENTICATED `USER_TOKEN_REQUIRED`; a mini-app token without
+    the scope an RPC needs fails with PERMISSION_DENIED `SCOPE_NOT_GRANTED`
+    (metadata `scope`, `client_id`); a revoked grant or a suspended
+    mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
+    deployment without the service's own client credentials
+    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so a mini-app token fails
+    there with FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`, and
+    cannot pay, so ConfirmPaymentRequest fails with FAILED_PRECONDITION
+    `PAYMENTS_NOT_CONFIGURED` (the request stays AWAITING_CONFIRMATION).
+
+    Payments: a mini-app's backend asks the user to pay with
+    CreatePaymentRequest; nothing moves until the user confirms it in the
+    shell with their own token (ConfirmPaymentRequest). Then the service
+    places a payment order with superapp.orders.v1.OrdersService (a hold,
+    then a capture from the user's wallet to the merchant) under the payment
+    request's id, and records the outcome:
+    AWAITING_CONFIRMATION → CONFIRMED → SUCCEEDED (with `order_id`) or
+    FAILED (with `failure_reason`); AWAITING_CONFIRMATION → DECLINED (the
+    user said no) or EXPIRED (not confirmed within 15 minutes). A CONFIRMED
+    request whose order is not final yet (orders or the wallet away) is
+    settled in the background, from any replica, with the same order key, so
+    it is paid at most once. Every change after creation is announced to the
+    mini-app's webhook endpoint (see SetWebhookEndpoint) as a signed event
+    `payment_request.<state>` (lower case), delivered at least once with
+    retries; the mini-app may also poll GetPaymentRequest. The user's real id
+    never reaches a mini-app: it knows the user by the pairwise subject.
 
     Ownership: a mini-app belongs to the developer who registered it (its
     `developer_id`). Only that developer manages it and its versions; to any
@@ -1281,6 +1580,141 @@ class MiniAppsService:
             '/superapp.miniapps.v1.MiniAppsService/ListPublishedMiniApps',
             superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ListPublishedMiniAppsRequest.SerializeToString,
             superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ListPublishedMiniAppsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/superapp.miniapps.v1.MiniAppsService/SetWebhookEndpoint',
+            superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.SetWebhookEndpointRequest.SerializeToString,
+            superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.SetWebhookEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePaymentRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/superapp.miniapps.v1.MiniAppsService/CreatePaymentRequest',
+            superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.CreatePaymentRequestRequest.SerializeToString,
+            superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.CreatePaymentRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPaymentRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/superapp.miniapps.v1.MiniAppsService/GetPaymentRequest',
+            superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.GetPaymentRequestRequest.SerializeToString,
+            superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.GetPaymentRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmPaymentRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/superapp.miniapps.v1.MiniAppsService/ConfirmPaymentRequest',
+            superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ConfirmPaymentRequestRequest.SerializeToString,
+            superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ConfirmPaymentRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclinePaymentRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/superapp.miniapps.v1.MiniAppsService/DeclinePaymentRequest',
+            superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.DeclinePaymentRequestRequest.SerializeToString,
+            superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.DeclinePaymentRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,42 @@ class MiniAppsServiceStub:
     admin grants `developer` and `reviewer` with IdentityService.SetUserRoles.
     Every RPC needs a token.
 
+    Mini-app tokens: the payment request RPCs called by a mini-app's backend
+    take instead the mini-app's own access token (JOSE `typ` `miniapp+jwt`,
+    issued by IdentityService.ExchangeAuthorizationCode: its audience and
+    `client_id` are the mini-app, its `sub` the user's pairwise subject, its
+    `scope` what the user granted). The service verifies it locally and asks
+    identity whether its grant and mini-app are still in force
+    (IntrospectMiniAppToken, answers remembered for at most 2 seconds). A
+    user's token on an RPC for mini-apps fails with UNAUTHENTICATED
+    `MINI_APP_TOKEN_REQUIRED`; a mini-app token on an RPC for users fails
+    with UNAUTHENTICATED `USER_TOKEN_REQUIRED`; a mini-app token without
+    the scope an RPC needs fails with PERMISSION_DENIED `SCOPE_NOT_GRANTED`
+    (metadata `scope`, `client_id`); a revoked grant or a suspended
+    mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
+    deployment without the service's own client credentials
+    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so a mini-app token fails
+    there with FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`, and
+    cannot pay, so ConfirmPaymentRequest fails with FAILED_PRECONDITION
+    `PAYMENTS_NOT_CONFIGURED` (the request stays AWAITING_CONFIRMATION).
+
+    Payments: a mini-app's backend asks the user to pay with
+    CreatePaymentRequest; nothing moves until the user confirms it in the
+    shell with their own token (ConfirmPaymentRequest). Then the service
+    places a payment order with superapp.orders.v1.OrdersService (a hold,
+    then a capture from the user's wallet to the merchant) under the payment
+    request's id, and records the outcome:
+    AWAITING_CONFIRMATION → CONFIRMED → SUCCEEDED (with `order_id`) or
+    FAILED (with `failure_reason`); AWAITING_CONFIRMATION → DECLINED (the
+    user said no) or EXPIRED (not confirmed within 15 minutes). A CONFIRMED
+    request whose order is not final yet (orders or the wallet away) is
+    settled in the background, from any replica, with the same order key, so
+    it is paid at most once. Every change after creation is announced to the
+    mini-app's webhook endpoint (see SetWebhookEndpoint) as a signed event
+    `payment_request.<state>` (lower case), delivered at least once with
+    retries; the mini-app may also poll GetPaymentRequest. The user's real id
+    never reaches a mini-app: it knows the user by the pairwise subject.
+
     Ownership: a mini-app belongs to the developer who registered it (its
     `developer_id`). Only that developer manages it and its versions; to any
     other developer or user a mini-app that is not published does not exist,
@@ -418,6 +454,127 @@ class MiniAppsServiceStub:
     - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: see Pagination.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     """
+    SetWebhookEndpoint: _grpc.UnaryUnaryMultiCallable[_miniapps_service_pb2.SetWebhookEndpointRequest, _miniapps_service_pb2.SetWebhookEndpointResponse]
+    """Sets the URL the mini-app's backend receives its webhook events at,
+    with a new signing secret returned in this response only (setting it
+    again rotates the secret: the old one stops signing at once). Events
+    are POSTed as JSON with the headers `Superapp-Signature: t=<unix
+    seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed with the secret>`
+    and `Superapp-Event-Id` (also in the body's `event_id`; a receiver
+    de-duplicates by it, since an event may arrive more than once). A
+    non-2xx answer or no answer is retried with exponential backoff for
+    about a day. Only events committed after an endpoint is set are sent.
+
+    Caller: the mini-app's developer.
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+      `mini_app_id`; `url` not https with a host (plain http only to
+      127.0.0.1, for development), with credentials or a fragment, or
+      longer than 2048 characters; an empty or over-long `request_id`.
+    - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+      `developer` nor `admin`.
+    - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app of the caller's.
+    - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
+      with different parameters.
+    """
+    CreatePaymentRequest: _grpc.UnaryUnaryMultiCallable[_miniapps_service_pb2.CreatePaymentRequestRequest, _miniapps_service_pb2.CreatePaymentRequestResponse]
+    """Asks the user the mini-app token stands for to pay `amount` to
+    `merchant_id`. Nothing moves: the request waits (AWAITING_CONFIRMATION)
+    for the user's ConfirmPaymentRequest for 15 minutes. The mini-app's
+    `idempotency_key` makes retries safe: the same key with the same
+    parameters returns the request made first, in its current state.
+
+    Caller: a mini-app token with scope `wallet.pay` (see Mini-app tokens).
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: a missing or malformed
+      `merchant_id`; `amount` missing, not positive, too large (1e15 minor
+      units or more) or in an unknown currency (reason `INVALID_CURRENCY`);
+      `description` empty or longer than 200 characters; `idempotency_key`
+      empty, longer than 128 characters or not printable; `merchant_id` the
+      paying user's own account.
+    - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
+      revoked token.
+    - UNAUTHENTICATED `MINI_APP_TOKEN_REQUIRED`: a user's token.
+    - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: the user did not grant
+      `wallet.pay`.
+    - FAILED_PRECONDITION `MINI_APP_SUSPENDED` (metadata `mini_app_id`):
+      the mini-app is suspended.
+    - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED` (metadata
+      `idempotency_key`, `payment_request_id`): the key was used for a
+      request with other parameters.
+    - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: see Mini-app
+      tokens.
+    - UNAVAILABLE `UNAVAILABLE`: identity cannot say now whether the token
+      is in force.
+    """
+    GetPaymentRequest: _grpc.UnaryUnaryMultiCallable[_miniapps_service_pb2.GetPaymentRequestRequest, _miniapps_service_pb2.GetPaymentRequestResponse]
+    """Returns one payment request as it stands. A mini-app sees its own
+    requests (the user as the pairwise subject); a user sees the requests
+    made of them.
+
+    Caller: a mini-app token with scope `wallet.pay`, or the user's token.
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+      `payment_request_id`.
+    - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
+      revoked token.
+    - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: a mini-app token without
+      `wallet.pay`.
+    - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND` (metadata
+      `payment_request_id`): no such request, or another mini-app's or
+      another user's.
+    - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: a mini-app
+      token, see Mini-app tokens.
+    """
+    ConfirmPaymentRequest: _grpc.UnaryUnaryMultiCallable[_miniapps_service_pb2.ConfirmPaymentRequestRequest, _miniapps_service_pb2.ConfirmPaymentRequestResponse]
+    """The user's confirmation: the request becomes CONFIRMED and the payment
+    is made at once (a hold on the user's wallet, then its capture to the
+    merchant, recorded as an order). The response shows the request as it
+    then stands: SUCCEEDED with `order_id`, FAILED with `failure_reason`
+    (for example `INSUFFICIENT_FUNDS`), or still CONFIRMED when orders or
+    the wallet could not finish now (the service finishes it in the
+    background; poll GetPaymentRequest). Confirming again changes nothing
+    and returns the request as it stands, so a retried confirmation pays
+    once.
+
+    Caller: the user the request was made of, with their own token.
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+      `payment_request_id`.
+    - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+    - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
+    - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
+      of another user (so requests cannot be probed).
+    - FAILED_PRECONDITION `PAYMENT_REQUEST_EXPIRED`: not confirmed within
+      its 15 minutes; it is now EXPIRED.
+    - FAILED_PRECONDITION `PAYMENT_REQUEST_DECLINED`: the user declined it.
+    - FAILED_PRECONDITION `MINI_APP_SUSPENDED`: the mini-app that asked
+      was suspended; nothing is paid.
+    - FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`: see Mini-app tokens.
+    """
+    DeclinePaymentRequest: _grpc.UnaryUnaryMultiCallable[_miniapps_service_pb2.DeclinePaymentRequestRequest, _miniapps_service_pb2.DeclinePaymentRequestResponse]
+    """The user's refusal: an AWAITING_CONFIRMATION request becomes DECLINED
+    (final; nothing is paid) and the mini-app is told. Declining again
+    returns the request as it stands.
+
+    Caller: the user the request was made of, with their own token.
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+      `payment_request_id`.
+    - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+    - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
+    - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
+      of another user.
+    - FAILED_PRECONDITION `PAYMENT_REQUEST_ALREADY_CONFIRMED` (metadata
+      `state`): the user confirmed it before; its payment stands.
+    - FAILED_PRECONDITION `PAYMENT_REQUEST_EXPIRED`: it expired first.
+    """
 
 @_typing.type_check_only
 class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
@@ -434,6 +591,42 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     submitted versions and may suspend mini-apps), `admin` (operators). An
     admin grants `developer` and `reviewer` with IdentityService.SetUserRoles.
     Every RPC needs a token.
+
+    Mini-app tokens: the payment request RPCs called by a mini-app's backend
+    take instead the mini-app's own access token (JOSE `typ` `miniapp+jwt`,
+    issued by IdentityService.ExchangeAuthorizationCode: its audience and
+    `client_id` are the mini-app, its `sub` the user's pairwise subject, its
+    `scope` what the user granted). The service verifies it locally and asks
+    identity whether its grant and mini-app are still in force
+    (IntrospectMiniAppToken, answers remembered for at most 2 seconds). A
+    user's token on an RPC for mini-apps fails with UNAUTHENTICATED
+    `MINI_APP_TOKEN_REQUIRED`; a mini-app token on an RPC for users fails
+    with UNAUTHENTICATED `USER_TOKEN_REQUIRED`; a mini-app token without
+    the scope an RPC needs fails with PERMISSION_DENIED `SCOPE_NOT_GRANTED`
+    (metadata `scope`, `client_id`); a revoked grant or a suspended
+    mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
+    deployment without the service's own client credentials
+    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so a mini-app token fails
+    there with FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`, and
+    cannot pay, so ConfirmPaymentRequest fails with FAILED_PRECONDITION
+    `PAYMENTS_NOT_CONFIGURED` (the request stays AWAITING_CONFIRMATION).
+
+    Payments: a mini-app's backend asks the user to pay with
+    CreatePaymentRequest; nothing moves until the user confirms it in the
+    shell with their own token (ConfirmPaymentRequest). Then the service
+    places a payment order with superapp.orders.v1.OrdersService (a hold,
+    then a capture from the user's wallet to the merchant) under the payment
+    request's id, and records the outcome:
+    AWAITING_CONFIRMATION → CONFIRMED → SUCCEEDED (with `order_id`) or
+    FAILED (with `failure_reason`); AWAITING_CONFIRMATION → DECLINED (the
+    user said no) or EXPIRED (not confirmed within 15 minutes). A CONFIRMED
+    request whose order is not final yet (orders or the wallet away) is
+    settled in the background, from any replica, with the same order key, so
+    it is paid at most once. Every change after creation is announced to the
+    mini-app's webhook endpoint (see SetWebhookEndpoint) as a signed event
+    `payment_request.<state>` (lower case), delivered at least once with
+    retries; the mini-app may also poll GetPaymentRequest. The user's real id
+    never reaches a mini-app: it knows the user by the pairwise subject.
 
     Ownership: a mini-app belongs to the developer who registered it (its
     `developer_id`). Only that developer manages it and its versions; to any
@@ -805,6 +998,127 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: see Pagination.
     - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
     """
+    SetWebhookEndpoint: _aio.UnaryUnaryMultiCallable[_miniapps_service_pb2.SetWebhookEndpointRequest, _miniapps_service_pb2.SetWebhookEndpointResponse]  # type: ignore[assignment]
+    """Sets the URL the mini-app's backend receives its webhook events at,
+    with a new signing secret returned in this response only (setting it
+    again rotates the secret: the old one stops signing at once). Events
+    are POSTed as JSON with the headers `Superapp-Signature: t=<unix
+    seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed with the secret>`
+    and `Superapp-Event-Id` (also in the body's `event_id`; a receiver
+    de-duplicates by it, since an event may arrive more than once). A
+    non-2xx answer or no answer is retried with exponential backoff for
+    about a day. Only events committed after an endpoint is set are sent.
+
+    Caller: the mini-app's developer.
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+      `mini_app_id`; `url` not https with a host (plain http only to
+      127.0.0.1, for development), with credentials or a fragment, or
+      longer than 2048 characters; an empty or over-long `request_id`.
+    - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+      `developer` nor `admin`.
+    - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app of the caller's.
+    - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
+      with different parameters.
+    """
+    CreatePaymentRequest: _aio.UnaryUnaryMultiCallable[_miniapps_service_pb2.CreatePaymentRequestRequest, _miniapps_service_pb2.CreatePaymentRequestResponse]  # type: ignore[assignment]
+    """Asks the user the mini-app token stands for to pay `amount` to
+    `merchant_id`. Nothing moves: the request waits (AWAITING_CONFIRMATION)
+    for the user's ConfirmPaymentRequest for 15 minutes. The mini-app's
+    `idempotency_key` makes retries safe: the same key with the same
+    parameters returns the request made first, in its current state.
+
+    Caller: a mini-app token with scope `wallet.pay` (see Mini-app tokens).
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: a missing or malformed
+      `merchant_id`; `amount` missing, not positive, too large (1e15 minor
+      units or more) or in an unknown currency (reason `INVALID_CURRENCY`);
+      `description` empty or longer than 200 characters; `idempotency_key`
+      empty, longer than 128 characters or not printable; `merchant_id` the
+      paying user's own account.
+    - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
+      revoked token.
+    - UNAUTHENTICATED `MINI_APP_TOKEN_REQUIRED`: a user's token.
+    - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: the user did not grant
+      `wallet.pay`.
+    - FAILED_PRECONDITION `MINI_APP_SUSPENDED` (metadata `mini_app_id`):
+      the mini-app is suspended.
+    - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED` (metadata
+      `idempotency_key`, `payment_request_id`): the key was used for a
+      request with other parameters.
+    - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: see Mini-app
+      tokens.
+    - UNAVAILABLE `UNAVAILABLE`: identity cannot say now whether the token
+      is in force.
+    """
+    GetPaymentRequest: _aio.UnaryUnaryMultiCallable[_miniapps_service_pb2.GetPaymentRequestRequest, _miniapps_service_pb2.GetPaymentRequestResponse]  # type: ignore[assignment]
+    """Returns one payment request as it stands. A mini-app sees its own
+    requests (the user as the pairwise subject); a user sees the requests
+    made of them.
+
+    Caller: a mini-app token with scope `wallet.pay`, or the user's token.
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+      `payment_request_id`.
+    - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
+      revoked token.
+    - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: a mini-app token without
+      `wallet.pay`.
+    - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND` (metadata
+      `payment_request_id`): no such request, or another mini-app's or
+      another user's.
+    - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: a mini-app
+      token, see Mini-app tokens.
+    """
+    ConfirmPaymentRequest: _aio.UnaryUnaryMultiCallable[_miniapps_service_pb2.ConfirmPaymentRequestRequest, _miniapps_service_pb2.ConfirmPaymentRequestResponse]  # type: ignore[assignment]
+    """The user's confirmation: the request becomes CONFIRMED and the payment
+    is made at once (a hold on the user's wallet, then its capture to the
+    merchant, recorded as an order). The response shows the request as it
+    then stands: SUCCEEDED with `order_id`, FAILED with `failure_reason`
+    (for example `INSUFFICIENT_FUNDS`), or still CONFIRMED when orders or
+    the wallet could not finish now (the service finishes it in the
+    background; poll GetPaymentRequest). Confirming again changes nothing
+    and returns the request as it stands, so a retried confirmation pays
+    once.
+
+    Caller: the user the request was made of, with their own token.
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+      `payment_request_id`.
+    - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+    - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
+    - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
+      of another user (so requests cannot be probed).
+    - FAILED_PRECONDITION `PAYMENT_REQUEST_EXPIRED`: not confirmed within
+      its 15 minutes; it is now EXPIRED.
+    - FAILED_PRECONDITION `PAYMENT_REQUEST_DECLINED`: the user declined it.
+    - FAILED_PRECONDITION `MINI_APP_SUSPENDED`: the mini-app that asked
+      was suspended; nothing is paid.
+    - FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`: see Mini-app tokens.
+    """
+    DeclinePaymentRequest: _aio.UnaryUnaryMultiCallable[_miniapps_service_pb2.DeclinePaymentRequestRequest, _miniapps_service_pb2.DeclinePaymentRequestResponse]  # type: ignore[assignment]
+    """The user's refusal: an AWAITING_CONFIRMATION request becomes DECLINED
+    (final; nothing is paid) and the mini-app is told. Declining again
+    returns the request as it stands.
+
+    Caller: the user the request was made of, with their own token.
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+      `payment_request_id`.
+    - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+    - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
+    - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
+      of another user.
+    - FAILED_PRECONDITION `PAYMENT_REQUEST_ALREADY_CONFIRMED` (metadata
+      `state`): the user confirmed it before; its payment stands.
+    - FAILED_PRECONDITION `PAYMENT_REQUEST_EXPIRED`: it expired first.
+    """
 
 class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
     """MiniAppsService registers mini-apps, stores their bundles, runs their
@@ -820,6 +1134,42 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
     submitted versions and may suspend mini-apps), `admin` (operators). An
     admin grants `developer` and `reviewer` with IdentityService.SetUserRoles.
     Every RPC needs a token.
+
+    Mini-app tokens: the payment request RPCs called by a mini-app's backend
+    take instead the mini-app's own access token (JOSE `typ` `miniapp+jwt`,
+    issued by IdentityService.ExchangeAuthorizationCode: its audience and
+    `client_id` are the mini-app, its `sub` the user's pairwise subject, its
+    `scope` what the user granted). The service verifies it locally and asks
+    identity whether its grant and mini-app are still in force
+    (IntrospectMiniAppToken, answers remembered for at most 2 seconds). A
+    user's token on an RPC for mini-apps fails with UNAUTHENTICATED
+    `MINI_APP_TOKEN_REQUIRED`; a mini-app token on an RPC for users fails
+    with UNAUTHENTICATED `USER_TOKEN_REQUIRED`; a mini-app token without
+    the scope an RPC needs fails with PERMISSION_DENIED `SCOPE_NOT_GRANTED`
+    (metadata `scope`, `client_id`); a revoked grant or a suspended
+    mini-app's token fails with UNAUTHENTICATED `UNAUTHENTICATED`. A
+    deployment without the service's own client credentials
+    (`MINIAPPS_CLIENT_SECRET`) cannot introspect, so a mini-app token fails
+    there with FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`, and
+    cannot pay, so ConfirmPaymentRequest fails with FAILED_PRECONDITION
+    `PAYMENTS_NOT_CONFIGURED` (the request stays AWAITING_CONFIRMATION).
+
+    Payments: a mini-app's backend asks the user to pay with
+    CreatePaymentRequest; nothing moves until the user confirms it in the
+    shell with their own token (ConfirmPaymentRequest). Then the service
+    places a payment order with superapp.orders.v1.OrdersService (a hold,
+    then a capture from the user's wallet to the merchant) under the payment
+    request's id, and records the outcome:
+    AWAITING_CONFIRMATION → CONFIRMED → SUCCEEDED (with `order_id`) or
+    FAILED (with `failure_reason`); AWAITING_CONFIRMATION → DECLINED (the
+    user said no) or EXPIRED (not confirmed within 15 minutes). A CONFIRMED
+    request whose order is not final yet (orders or the wallet away) is
+    settled in the background, from any replica, with the same order key, so
+    it is paid at most once. Every change after creation is announced to the
+    mini-app's webhook endpoint (see SetWebhookEndpoint) as a signed event
+    `payment_request.<state>` (lower case), delivered at least once with
+    retries; the mini-app may also poll GetPaymentRequest. The user's real id
+    never reaches a mini-app: it knows the user by the pairwise subject.
 
     Ownership: a mini-app belongs to the developer who registered it (its
     `developer_id`). Only that developer manages it and its versions; to any
@@ -1290,6 +1640,157 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
           `query` longer than 100 characters; negative `page_size`.
         - INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: see Pagination.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+        """
+
+    @_abc_1.abstractmethod
+    def SetWebhookEndpoint(
+        self,
+        request: _miniapps_service_pb2.SetWebhookEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_miniapps_service_pb2.SetWebhookEndpointResponse, _abc.Awaitable[_miniapps_service_pb2.SetWebhookEndpointResponse]]:
+        """Sets the URL the mini-app's backend receives its webhook events at,
+        with a new signing secret returned in this response only (setting it
+        again rotates the secret: the old one stops signing at once). Events
+        are POSTed as JSON with the headers `Superapp-Signature: t=<unix
+        seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed with the secret>`
+        and `Superapp-Event-Id` (also in the body's `event_id`; a receiver
+        de-duplicates by it, since an event may arrive more than once). A
+        non-2xx answer or no answer is retried with exponential backoff for
+        about a day. Only events committed after an endpoint is set are sent.
+
+        Caller: the mini-app's developer.
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+          `mini_app_id`; `url` not https with a host (plain http only to
+          127.0.0.1, for development), with credentials or a fragment, or
+          longer than 2048 characters; an empty or over-long `request_id`.
+        - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+          `developer` nor `admin`.
+        - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app of the caller's.
+        - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
+          with different parameters.
+        """
+
+    @_abc_1.abstractmethod
+    def CreatePaymentRequest(
+        self,
+        request: _miniapps_service_pb2.CreatePaymentRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_miniapps_service_pb2.CreatePaymentRequestResponse, _abc.Awaitable[_miniapps_service_pb2.CreatePaymentRequestResponse]]:
+        """Asks the user the mini-app token stands for to pay `amount` to
+        `merchant_id`. Nothing moves: the request waits (AWAITING_CONFIRMATION)
+        for the user's ConfirmPaymentRequest for 15 minutes. The mini-app's
+        `idempotency_key` makes retries safe: the same key with the same
+        parameters returns the request made first, in its current state.
+
+        Caller: a mini-app token with scope `wallet.pay` (see Mini-app tokens).
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: a missing or malformed
+          `merchant_id`; `amount` missing, not positive, too large (1e15 minor
+          units or more) or in an unknown currency (reason `INVALID_CURRENCY`);
+          `description` empty or longer than 200 characters; `idempotency_key`
+          empty, longer than 128 characters or not printable; `merchant_id` the
+          paying user's own account.
+        - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
+          revoked token.
+        - UNAUTHENTICATED `MINI_APP_TOKEN_REQUIRED`: a user's token.
+        - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: the user did not grant
+          `wallet.pay`.
+        - FAILED_PRECONDITION `MINI_APP_SUSPENDED` (metadata `mini_app_id`):
+          the mini-app is suspended.
+        - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED` (metadata
+          `idempotency_key`, `payment_request_id`): the key was used for a
+          request with other parameters.
+        - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: see Mini-app
+          tokens.
+        - UNAVAILABLE `UNAVAILABLE`: identity cannot say now whether the token
+          is in force.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPaymentRequest(
+        self,
+        request: _miniapps_service_pb2.GetPaymentRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_miniapps_service_pb2.GetPaymentRequestResponse, _abc.Awaitable[_miniapps_service_pb2.GetPaymentRequestResponse]]:
+        """Returns one payment request as it stands. A mini-app sees its own
+        requests (the user as the pairwise subject); a user sees the requests
+        made of them.
+
+        Caller: a mini-app token with scope `wallet.pay`, or the user's token.
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+          `payment_request_id`.
+        - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid, expired or
+          revoked token.
+        - PERMISSION_DENIED `SCOPE_NOT_GRANTED`: a mini-app token without
+          `wallet.pay`.
+        - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND` (metadata
+          `payment_request_id`): no such request, or another mini-app's or
+          another user's.
+        - FAILED_PRECONDITION `MINI_APP_TOKENS_NOT_CONFIGURED`: a mini-app
+          token, see Mini-app tokens.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmPaymentRequest(
+        self,
+        request: _miniapps_service_pb2.ConfirmPaymentRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_miniapps_service_pb2.ConfirmPaymentRequestResponse, _abc.Awaitable[_miniapps_service_pb2.ConfirmPaymentRequestResponse]]:
+        """The user's confirmation: the request becomes CONFIRMED and the payment
+        is made at once (a hold on the user's wallet, then its capture to the
+        merchant, recorded as an order). The response shows the request as it
+        then stands: SUCCEEDED with `order_id`, FAILED with `failure_reason`
+        (for example `INSUFFICIENT_FUNDS`), or still CONFIRMED when orders or
+        the wallet could not finish now (the service finishes it in the
+        background; poll GetPaymentRequest). Confirming again changes nothing
+        and returns the request as it stands, so a retried confirmation pays
+        once.
+
+        Caller: the user the request was made of, with their own token.
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+          `payment_request_id`.
+        - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+        - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
+        - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
+          of another user (so requests cannot be probed).
+        - FAILED_PRECONDITION `PAYMENT_REQUEST_EXPIRED`: not confirmed within
+          its 15 minutes; it is now EXPIRED.
+        - FAILED_PRECONDITION `PAYMENT_REQUEST_DECLINED`: the user declined it.
+        - FAILED_PRECONDITION `MINI_APP_SUSPENDED`: the mini-app that asked
+          was suspended; nothing is paid.
+        - FAILED_PRECONDITION `PAYMENTS_NOT_CONFIGURED`: see Mini-app tokens.
+        """
+
+    @_abc_1.abstractmethod
+    def DeclinePaymentRequest(
+        self,
+        request: _miniapps_service_pb2.DeclinePaymentRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_miniapps_service_pb2.DeclinePaymentRequestResponse, _abc.Awaitable[_miniapps_service_pb2.DeclinePaymentRequestResponse]]:
+        """The user's refusal: an AWAITING_CONFIRMATION request becomes DECLINED
+        (final; nothing is paid) and the mini-app is told. Declining again
+        returns the request as it stands.
+
+        Caller: the user the request was made of, with their own token.
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+          `payment_request_id`.
+        - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+        - UNAUTHENTICATED `USER_TOKEN_REQUIRED`: a mini-app token.
+        - NOT_FOUND `PAYMENT_REQUEST_NOT_FOUND`: no such request, or one made
+          of another user.
+        - FAILED_PRECONDITION `PAYMENT_REQUEST_ALREADY_CONFIRMED` (metadata
+          `state`): the user confirmed it before; its payment stands.
+        - FAILED_PRECONDITION `PAYMENT_REQUEST_EXPIRED`: it expired first.
         """
 
 def add_MiniAppsServiceServicer_to_server(servicer: MiniAppsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
