@@ -62,7 +62,7 @@ def scenarios_of(run: str) -> list[Scenario]:
 def short_run(run: str, tmp_path: Path) -> tuple[str, dict[str, Any]]:
     """`scripts/bench` on `run`'s part with the smallest settings: its stdout and JSON."""
     output = tmp_path / "bench.json"
-    done = subprocess.run(
+    bench = subprocess.Popen(
         bench_command(
             *("--scenario", ",".join(SHORT_RUNS[run])),
             *("--duration", "0.3", "--warmup", "0.1", "--rounds", str(ROUNDS)),
@@ -71,13 +71,24 @@ def short_run(run: str, tmp_path: Path) -> tuple[str, dict[str, Any]]:
         cwd=ROOT,
         # A small catalogue: seeding the bench's 100,000 products is not what this tests.
         env={**os.environ, "SUPERAPP_BENCH_CATALOGUE_PRODUCTS": "2000"},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout, json.loads(output.read_text())
+    try:
+        stdout, stderr = bench.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if bench.poll() is None:
+            # SIGTERM: the harness stops its servers (a SIGKILL left them running,
+            # loading every test after it).
+            bench.terminate()
+            try:
+                bench.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                bench.kill()
+                bench.communicate()
+    assert bench.returncode == 0, stdout + stderr
+    return stdout, json.loads(output.read_text())
 
 
 def check_short_run(stdout: str, document: dict[str, Any], scenarios: Sequence[Scenario]) -> None:

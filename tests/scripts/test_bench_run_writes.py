@@ -10,7 +10,7 @@ from tests.scripts.bench_short_runs import RUN_TIMEOUT, check_short_run, scenari
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(RUN_TIMEOUT + 60)
+@pytest.mark.timeout(RUN_TIMEOUT + 120)  # the run, then its clean-up
 def test_short_run_measures_every_scenario_and_writes_json(tmp_path: Path) -> None:
     stdout, document = short_run("writes", tmp_path)
     check_short_run(stdout, document, scenarios_of("writes"))
