@@ -1,4 +1,4 @@
-"""A real short bench run, end to end, of the BFF, mini-apps and the runtime's stop paths."""
+"""A real short bench run, end to end, of the BFF and the mini-apps."""
 
 from __future__ import annotations
 

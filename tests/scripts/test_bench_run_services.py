@@ -1,4 +1,4 @@
-"""A real short bench run, end to end, of the gRPC services' read paths and sign-in."""
+"""A real short bench run, end to end, of the gRPC services' reads, sign-in and stop paths."""
 
 from __future__ import annotations
 
