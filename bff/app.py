@@ -2,7 +2,8 @@
 
 Everything the routes need is built in the lifespan, inside the event loop that serves
 (gRPC channels belong to one loop), and kept on `app.state`: the upstream stubs, the
-token verifier and the rate limits. The process's metrics are there too (`app_metrics`).
+token verifiers (users' and mini-apps') and the rate limits. The process's metrics are
+there too (`app_metrics`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bff.query_parameters import QueryParameters, refuse_unknown_query_parameter
 from bff.rate_limits import RateLimits
 from bff.routes import ROUTERS
 from bff.routes.developer import BUNDLE_UPLOADS
+from bff.service_identity import ServiceIdentity
 from bff.upstreams import Upstreams
 from services.auth.jwks import JwksCache, grpc_jwks_fetcher
 from services.auth.verifier import TokenVerifier
@@ -68,11 +70,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upstreams = Upstreams.connect(settings, tracer_provider if tracing else None)
         app.state.upstreams = upstreams
+        jwks = JwksCache(grpc_jwks_fetcher(upstreams.identity_channel), clock=clock)
         app.state.verifier = TokenVerifier(
-            JwksCache(grpc_jwks_fetcher(upstreams.identity_channel), clock=clock),
-            issuer=settings.token_issuer,
-            audience=settings.token_audience,
-            clock=clock,
+            jwks, issuer=settings.token_issuer, audience=settings.token_audience, clock=clock
+        )
+        # Mini-app tokens: the same keys, and identity's introspection as the BFF itself.
+        app.state.service_identity = ServiceIdentity.of(
+            settings, upstreams.identity_channel, jwks, clock
         )
         app.state.rate_limits = RateLimits(settings)
         await app.state.rate_limits.check_storage()

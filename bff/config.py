@@ -12,7 +12,7 @@ from typing import Annotated
 from limits import parse_many
 from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.runtime.settings import Port, ServiceSettings
@@ -61,6 +61,21 @@ class BffSettings(ServiceSettings):
     """Per signed-in user, on every endpoint that changes something."""
     write_rate_limit_per_ip: str = "300/minute"
     """Per client IP, on every endpoint that changes something."""
+    client_id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")] = "bff"
+    """The BFF's own client id at identity (an `IDENTITY_SERVICE_CLIENTS` entry)."""
+    client_secret: Annotated[SecretStr, Field(min_length=16, max_length=256)] | None = None
+    """The secret identity knows the SHA-256 of. The mini-app API (`/v1/mini-app-api`)
+    needs it: the BFF asks identity, as a service, whether a mini-app's token is in
+    force. Unset, that API answers 503 `MINI_APP_API_NOT_CONFIGURED` and the rest of
+    the BFF works without it."""
+    mini_app_token_cache_seconds: Annotated[float, Field(ge=0, le=5)] = 2.0
+    """How long identity's answer about a mini-app token is remembered: the longest a
+    revoked grant or a suspended mini-app keeps working here (at most 5 s, the bound
+    the kill switch promises; 0 asks identity on every call)."""
+    mini_app_rate_limit: str = "600/minute"
+    """Per mini-app (by client id), on every call of its backend to the mini-app API."""
+    mini_app_daily_quota: str = "100000/day"
+    """Per mini-app (by client id): calls of its backend to the mini-app API per day."""
     replicas: Annotated[int, Field(ge=1, le=1000)] = 1
     """How many BFF processes share the clients' traffic. With counters in process memory
     (`async+memory://`), each process enforces its share of every limit (the limit divided
@@ -82,7 +97,13 @@ class BffSettings(ServiceSettings):
     forwarded_allow_ips: str = ""
     """Proxies whose X-Forwarded-For is believed (comma-separated); empty: none."""
 
-    @field_validator("auth_rate_limit", "write_rate_limit_per_user", "write_rate_limit_per_ip")
+    @field_validator(
+        "auth_rate_limit",
+        "write_rate_limit_per_user",
+        "write_rate_limit_per_ip",
+        "mini_app_rate_limit",
+        "mini_app_daily_quota",
+    )
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         return _rate(value)

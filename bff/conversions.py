@@ -195,6 +195,9 @@ def order(value: orders_pb.Order) -> schemas.Order:
         product_id=first.product_id,
         quantity=first.quantity,
         amount=money(value.total),
+        description=value.description,
+        mini_app_id=value.mini_app_id,
+        payment_request_id=value.payment_request_id,
         failure_reason=value.failure_reason,
         timeline=[
             schemas.OrderStep(

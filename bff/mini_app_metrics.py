@@ -3,9 +3,10 @@ mini-app's backend makes (and how many fail), labelled by the mini-app's client 
 
 The client id label is bounded twice. It is only ever set from a mini-app that exists:
 a load time is recorded after miniapps has confirmed the mini-app is published and
-active, a call after identity has authenticated the client. And `BoundedLabels` caps the
-distinct ids one process keeps (`BFF_MINI_APP_METRIC_LABELS`); later ones read `other`,
-so sums over all mini-apps stay exact however large the registry grows.
+active, a call after identity has authenticated the client (at the token endpoint) or
+vouched for its token (the mini-app API, `bff.mini_app_callers`). And `BoundedLabels`
+caps the distinct ids one process keeps (`BFF_MINI_APP_METRIC_LABELS`); later ones read
+`other`, so sums over all mini-apps stay exact however large the registry grows.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute
 
 from bff.authentication import require_principal
 from bff.dependencies import IDEMPOTENCY_KEY_HEADER
+from bff.mini_app_callers import mini_app_caller
 from bff.problems import PROBLEM_MEDIA_TYPE, Problem
 
 __all__ = ["OPENAPI_PATH", "errors", "install_openapi"]
@@ -79,11 +80,12 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
 
 
 def _anonymous_operations(routes: Sequence[BaseRoute]) -> set[tuple[str, str]]:
-    """(path, method) of the operations that do not require a signed-in caller."""
+    """(path, method) of the operations that require no signed-in user and no mini-app."""
     found: set[tuple[str, str]] = set()
     for route in iter_route_contexts(routes):
         dependant: Dependant | None = getattr(route, "dependant", None)
-        if dependant is not None and require_principal not in set(_calls(dependant)):
+        calls = set(_calls(dependant)) if dependant is not None else set()
+        if dependant is not None and calls.isdisjoint({require_principal, mini_app_caller}):
             found.update((str(route.path_format), method.lower()) for method in route.methods or ())
     return found
 

@@ -1,4 +1,6 @@
-"""Per-IP and per-user rate limits on sign-in and on every write, as route dependencies.
+"""Per-IP and per-user rate limits on sign-in and on every write, as route dependencies,
+and per-mini-app rate limits and daily quotas on the mini-app API (by client id; the
+mini-app caller dependency, `bff.mini_app_callers`, applies them).
 
 Counters use the `limits` library's sliding-window counter (two fixed windows weighted:
 close to a moving window at a fraction of its cost) in the storage named by
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -52,6 +55,8 @@ class RateLimits:
         self.auth = _shares(parse_many(settings.auth_rate_limit), share)
         self.writes_per_user = _shares(parse_many(settings.write_rate_limit_per_user), share)
         self.writes_per_ip = _shares(parse_many(settings.write_rate_limit_per_ip), share)
+        self.mini_app_rate = _shares(parse_many(settings.mini_app_rate_limit), share)
+        self.mini_app_quota = _shares(parse_many(settings.mini_app_daily_quota), share)
 
     async def check_storage(self) -> bool:
         """Whether the counters' storage answers; logs a warning when it does not."""
@@ -66,9 +71,18 @@ class RateLimits:
             )
         return reachable
 
-    async def hit(self, items: list[RateLimitItem], scope: str, key: str) -> None:
-        """Count one request against each of `items`; 429 when one is used up, 503 when
-        the counters cannot be reached."""
+    async def hit(
+        self,
+        items: list[RateLimitItem],
+        scope: str,
+        key: str,
+        *,
+        reason: str = "RATE_LIMITED",
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        """Count one request against each of `items`; 429 `reason` (with `metadata`
+        besides the limit's own) when one is used up, 503 when the counters cannot be
+        reached."""
         try:
             async with asyncio.timeout(self._timeout):
                 for item in items:
@@ -76,13 +90,14 @@ class RateLimits:
                         continue
                     stats = await self._limiter.get_window_stats(item, scope, key)
                     raise ResourceExhausted(
-                        "RATE_LIMITED",
+                        reason,
                         f"too many requests: at most {item.amount} per {_window(item)} {scope}",
                         retry_after_seconds=max(1.0, stats.reset_time - time.time()),
                         metadata={
                             "limit": str(item.amount),
                             "window": _window(item),
                             "scope": scope,
+                            **(metadata or {}),
                         },
                     )
         except (StorageError, TimeoutError) as error:
@@ -92,6 +107,23 @@ class RateLimits:
             raise Unavailable(
                 "RATE_LIMITS_UNAVAILABLE", "the rate-limit counters cannot be reached"
             ) from None
+
+    async def hit_mini_app(self, client_id: str) -> None:
+        """One call of mini-app `client_id`'s backend: its rate limit, then its daily
+        quota (429 `RATE_LIMITED` or `QUOTA_EXCEEDED`, naming the client and the limit)."""
+        await self.hit(
+            self.mini_app_rate,
+            "per mini-app",
+            client_id,
+            metadata={"client_id": client_id, "limit_name": "BFF_MINI_APP_RATE_LIMIT"},
+        )
+        await self.hit(
+            self.mini_app_quota,
+            "per mini-app quota",
+            client_id,
+            reason="QUOTA_EXCEEDED",
+            metadata={"client_id": client_id, "limit_name": "BFF_MINI_APP_DAILY_QUOTA"},
+        )
 
 
 def _shares(items: list[RateLimitItem], replicas: int) -> list[RateLimitItem]:

@@ -41,6 +41,7 @@ __all__ = [
     "MiniAppLaunch",
     "MiniAppPage",
     "MiniAppRegistration",
+    "MiniAppUser",
     "MiniAppWithSecret",
     "Money",
     "Order",
@@ -56,6 +57,7 @@ __all__ = [
     "Readiness",
     "RefreshRequest",
     "RegisterRequest",
+    "ReinstatementRequest",
     "RejectionRequest",
     "ReviewFinding",
     "ReviewReport",
@@ -443,16 +445,37 @@ class Order(BaseModel):
     PENDING (being checked out) → PAYMENT_PENDING (sold, payment being collected) →
     COMPLETED; or CANCELLED (undone before the sale: nothing held; the same
     Idempotency-Key may try again); or REVERSED (sold, but the payment could not be
-    collected: the units went back to stock and no money moved)."""
+    collected: the units went back to stock and no money moved).
+
+    A payment order (a payment the user confirmed in a mini-app) has no items: its
+    `description` says what it pays for, and `mini_app_id` and `payment_request_id`
+    where it came from; those three are empty for a product order."""
 
     order_id: str
     status: str = Field(description="PENDING, PAYMENT_PENDING, COMPLETED, CANCELLED or REVERSED.")
     buyer_id: str
     merchant_id: str
-    items: list[OrderItem]
-    product_id: str = Field(description="The first item's product (orders have one item).")
-    quantity: int = Field(description="The first item's quantity.")
-    amount: Money = Field(description="What the buyer pays: unit price times quantity.")
+    items: list[OrderItem] = Field(
+        description="One item for a product order; none for a payment order."
+    )
+    product_id: str = Field(
+        description="The first item's product (product orders have one item); "
+        "empty for a payment order."
+    )
+    quantity: int = Field(description="The first item's quantity; 0 for a payment order.")
+    amount: Money = Field(
+        description="What the buyer pays: unit price times quantity, or the payment's amount."
+    )
+    description: str = Field(
+        description="What a payment order pays for, as the mini-app put it; "
+        "empty for a product order."
+    )
+    mini_app_id: str = Field(
+        description="The mini-app a payment order was made in; empty for a product order."
+    )
+    payment_request_id: str = Field(
+        description="The mini-app payment request a payment order pays; empty for a product order."
+    )
     failure_reason: str = Field(description="Why it was CANCELLED or REVERSED; else empty.")
     timeline: list[OrderStep]
     attempt: int
@@ -717,6 +740,12 @@ class SuspensionRequest(_Input):
     reason: _Reason
 
 
+class ReinstatementRequest(_Input):
+    """Why a suspended mini-app is reinstated (optional); recorded with the event."""
+
+    note: str = Field(default="", max_length=2000)
+
+
 class MiniAppLoadTime(_Input):
     """How long the shell took to open a mini-app: from the user's tap to its entry page
     being usable (bundle fetched and checked against its integrity value)."""
@@ -807,6 +836,16 @@ class TokenResponse(BaseModel):
     token_type: Literal["Bearer"]
     expires_in: int = Field(description="Seconds until the token expires.")
     scope: str = Field(description="The granted scopes, separated by spaces.")
+
+
+class MiniAppUser(BaseModel):
+    """The user a mini-app acts for, as that mini-app may know them."""
+
+    subject: str = Field(
+        description="The pairwise subject: this user's id for this mini-app only (another "
+        "mini-app knows the same user by another one); the token's `sub`."
+    )
+    display_name: str = Field(description="The name the user shows in the app.")
 
 
 class OAuthError(BaseModel):

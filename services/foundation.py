@@ -39,9 +39,10 @@ class Foundation:
     bus: ServiceEventBus
     clock: Clock
     calls: CallsInFlight
-    """For a service whose calls scan (see `Database.scan`): first in its
-    `ServiceSpec.guards`, it lets the database move scans off the event loop while
-    other calls are in flight. Elsewhere it would only add to every call's cost."""
+    """For a service whose calls scan (see `Database.scan`) or write through a
+    `BatchWriter` (its `busy`): first in its `ServiceSpec.guards`, it lets the database
+    move scans, and the writer lone commands, off the event loop while other calls are
+    in flight. Elsewhere it would only add to every call's cost."""
     metrics: Metrics
     """The process's metrics, served by `start_grpc_service` (see `ServiceSpec.metrics`);
     the database and the bus report to them."""

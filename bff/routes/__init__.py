@@ -12,6 +12,7 @@ from bff.routes import (
     developer,
     home,
     merchant,
+    mini_app_api,
     miniapps,
     oauth,
     orders,
@@ -38,4 +39,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     miniapps.router,
     consent.router,
     oauth.router,
+    mini_app_api.router,
 )

@@ -1,4 +1,4 @@
-"""Orders: the signed-in user's purchases, and a merchant's sales."""
+"""Orders: the signed-in user's purchases and mini-app payments, and a merchant's sales."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ async def get_my_order(
     principal: SignedIn,
     upstreams: UpstreamsDep,
 ) -> schemas.Order:
-    """An order with its items, status and timeline. 404 `ORDER_NOT_FOUND` for an order
+    """An order with its items (none for a payment order, which has a description),
+    status and timeline. 404 `ORDER_NOT_FOUND` for an order
     that does not exist or is not the user's (as buyer or as its merchant)."""
     reply = await upstreams.orders.GetOrder(
         pb.GetOrderRequest(order_id=order_id), metadata=principal.metadata
@@ -75,8 +76,9 @@ async def list_my_sales(
     page_size: PageSize = 20,
     page_token: PageToken = None,
 ) -> schemas.OrderPage:
-    """Orders of the signed-in merchant's products whose units were sold
-    (PAYMENT_PENDING, COMPLETED, REVERSED), newest first."""
+    """Orders of the signed-in merchant's products whose units were sold, and payments
+    to the merchant whose funds were held (PAYMENT_PENDING, COMPLETED, REVERSED),
+    newest first."""
     reply = await upstreams.orders.ListMerchantOrders(
         pb.ListMerchantOrdersRequest(
             merchant_id=principal.user_id, page_size=page_size, page_token=page_token or ""

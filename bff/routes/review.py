@@ -1,4 +1,5 @@
-"""Reviewers' work: the queue, a version's report, approve, reject, suspend a mini-app.
+"""Reviewers' work: the queue, a version's report, approve, reject, suspend a mini-app
+(the kill switch) and reinstate it.
 
 Roles are miniapps' to enforce (`reviewer` or `admin`); its PERMISSION_DENIED is 403.
 """
@@ -127,9 +128,34 @@ async def suspend_mini_app(
     upstreams: UpstreamsDep,
 ) -> schemas.MiniApp:
     """The mini-app becomes SUSPENDED: it leaves discovery and cannot be launched from
-    the moment this returns; suspending a suspended one changes nothing."""
+    the moment this returns, and its tokens stop working on every BFF within seconds
+    (`BFF_MINI_APP_TOKEN_CACHE_SECONDS`); suspending a suspended one changes nothing."""
     reply = await upstreams.miniapps.SuspendMiniApp(
         pb.SuspendMiniAppRequest(mini_app_id=mini_app_id, reason=body.reason, request_id=key),
+        metadata=principal.metadata,
+    )
+    return conversions.mini_app(reply.mini_app)
+
+
+@router.post(
+    "/mini-apps/{mini_app_id}/reinstate",
+    response_model=schemas.MiniApp,
+    responses=errors(401, 403, 404, 413, 429),
+    dependencies=WRITE_LIMITS,
+    summary="Reinstate a suspended mini-app (reviewer)",
+)
+async def reinstate_mini_app(
+    mini_app_id: MiniAppId,
+    body: schemas.ReinstatementRequest,
+    key: IdempotencyKey,
+    principal: SignedIn,
+    upstreams: UpstreamsDep,
+) -> schemas.MiniApp:
+    """The mini-app becomes ACTIVE again and the version suspended with it PUBLISHED: it
+    is back in discovery and can be launched from the moment this returns, and its
+    tokens work again within seconds; reinstating an active one changes nothing."""
+    reply = await upstreams.miniapps.ReinstateMiniApp(
+        pb.ReinstateMiniAppRequest(mini_app_id=mini_app_id, note=body.note, request_id=key),
         metadata=principal.metadata,
     )
     return conversions.mini_app(reply.mini_app)

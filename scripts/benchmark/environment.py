@@ -200,6 +200,7 @@ class Environment:
             for name in ("identity", "wallet", "catalogue", "orders", "miniapps")
         }
         key = _instance("bff", settings)
+        clients = service_client_environment(self.work_dir, {})
 
         def build() -> ServerProcess:
             port = free_port()
@@ -212,6 +213,8 @@ class Environment:
                     "BFF_HOST": "127.0.0.1",
                     "BFF_PORT": str(port),
                     "BFF_SHUTDOWN_GRACE_SECONDS": "2",
+                    # identity knows its digest (see `service`): the mini-app API works.
+                    "BFF_CLIENT_SECRET": clients["BFF_CLIENT_SECRET"],
                     **upstreams,
                     **(settings or {}),
                 },

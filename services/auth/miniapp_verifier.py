@@ -24,7 +24,7 @@ import grpc
 from superapp.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 
 from services.auth.jwks import JwksCache, grpc_jwks_fetcher
-from services.auth.miniapp_tokens import MiniAppTokenReader
+from services.auth.miniapp_tokens import MiniAppClaims, MiniAppTokenReader
 from services.auth.service_token import ServiceToken
 from services.runtime.clock import Clock
 from services.runtime.errors import PermissionDenied, Unauthenticated
@@ -104,12 +104,28 @@ class MiniAppTokenVerifier:
         # token → (answer, when it was had); insertion order gives FIFO eviction.
         self._answers: dict[str, tuple[Introspection, datetime]] = {}
 
+    @property
+    def cache_for(self) -> timedelta:
+        """How long identity's answer about a token is remembered: the longest a
+        revocation or a suspension can go unnoticed by this verifier."""
+        return self._cache_for
+
     async def verify(self, token: str, *, audience: str) -> MiniAppCaller:
         """The mini-app and user `token` proves, if it is for `audience` (the client id
         of the mini-app calling) and in force; Unauthenticated `UNAUTHENTICATED` else."""
         claims = await self._reader.read(token)
         if claims.client_id != audience:
             raise _reject("token is for another mini-app")
+        return await self._in_force(token, claims)
+
+    async def verify_for_itself(self, token: str) -> MiniAppCaller:
+        """As `verify`, for a gateway that serves every mini-app (the BFF): the audience
+        is the token's own client, and identity's answer that the token is active is
+        what vouches that this client is a mini-app in good standing."""
+        claims = await self._reader.read(token)
+        return await self._in_force(token, claims)
+
+    async def _in_force(self, token: str, claims: MiniAppClaims) -> MiniAppCaller:
         answer = await self._answer(token)
         if not answer.active:
             raise _reject("mini-app token revoked or its mini-app suspended")

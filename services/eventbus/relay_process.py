@@ -22,16 +22,21 @@ own session, so a Ctrl-C in the terminal stops the service, which then stops its
 rather than both at once. If the child exits on its own, the parent starts a new one
 after a growing pause.
 
-Wake-ups are throttled to one per `wake_interval_seconds` (5 ms): the first commit
+Wake-ups are throttled to one per `wake_interval_seconds` (20 ms): the first commit
 after a quiet spell wakes the child at once, and commits during the interval share one
 wake-up at its end. Why: under load a wake-up per commit made the child publish one
 event at a time, and each of those bursts (a scan, a publish, NATS's own work, the
 acknowledgement) competed with the service's next request for the machine's cores.
-Measured on the wallet (three interleaved runs each), the throttle lets the child
-publish several events per wake-up and took CreateTransfer from 0.28-0.32x to
-0.32-0.36x of the echo at concurrency 1 and from 0.24x to 0.25-0.28x at 32. The price
-is at most 5 ms more between a commit and its publication: commit-to-handler at a steady
-200 events/s went from p50 1.3 / p99 5 ms to p50 3.5-4.4 / p99 7-8 ms.
+Measured on the wallet (three interleaved runs each), a 5 ms throttle took
+CreateTransfer from 0.28-0.32x to 0.32-0.36x of the echo at concurrency 1 and from
+0.24x to 0.25-0.28x at 32. At 5 ms the child still published only ~3 events per
+wake-up at 600 transfers/s, and a batch that small costs JetStream and nats-py several
+times per event what a batch of ten does (standalone: 432 us per event alone, 91 in
+tens); 20 ms took the server-side CPU per transfer at 32 concurrent from 1,021 to
+895 us (bench, three rounds each). The price is at most 20 ms more between a commit
+and its publication under sustained load; a commit after a quiet spell still wakes
+the child at once (at 5 ms, commit-to-handler at a steady 200 events/s measured p50
+3.5-4.4 / p99 7-8 ms, against p50 1.3 / p99 5 ms unthrottled).
 """
 
 from __future__ import annotations
@@ -108,7 +113,7 @@ class RelayProcess:
         check_seconds: float = 0.2,
         restart_seconds: tuple[float, float] = (0.5, 30.0),
         stop_seconds: float = 3.0,
-        wake_interval_seconds: float = 0.005,
+        wake_interval_seconds: float = 0.02,
         report_seconds: float = 1.0,
         counted: Counted | None = None,
     ) -> None:

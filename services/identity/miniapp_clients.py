@@ -8,9 +8,9 @@ in the consumer's inbox transaction, so a redelivered event changes nothing.
 
 One mini-app's events are published in commit order, but a handler that failed is
 retried after later ones may have been applied; each handler is therefore written to
-be order-tolerant: suspension is final, an older publication never replaces a newer
-one, and an event about a client not yet known fails so that it is retried once the
-registration has arrived.
+be order-tolerant: an older suspension or reinstatement never replaces a newer one, nor
+an older publication a newer one, and an event about a client not yet known fails so
+that it is retried once the registration has arrived.
 """
 
 from __future__ import annotations
@@ -119,13 +119,37 @@ class MiniAppClients:
     async def on_suspended(
         self, session: AsyncSession, event: events_pb2.MiniAppSuspended, envelope: Envelope
     ) -> None:
-        """Suspension is final here (miniapps has no way back): consent, exchange and
-        introspection refuse the client from this commit on."""
-        await self._existing(session, event.client_id)
+        """Consent, exchange and introspection refuse the client from this commit on
+        (unless a later reinstatement was applied already)."""
+        await self._set_status(
+            session, event.client_id, ClientStatus.SUSPENDED, _time(event.occur_time)
+        )
+
+    async def on_reinstated(
+        self, session: AsyncSession, event: events_pb2.MiniAppReinstated, envelope: Envelope
+    ) -> None:
+        """The client is in good standing again: its grants' tokens are active again
+        (unless a later suspension was applied already)."""
+        await self._set_status(
+            session, event.client_id, ClientStatus.ACTIVE, _time(event.occur_time)
+        )
+
+    async def _set_status(
+        self, session: AsyncSession, client_id: str, status: ClientStatus, changed: datetime
+    ) -> None:
+        row = (
+            await session.execute(
+                select(_C.status_time).where(_C.client_id == client_id).with_for_update()
+            )
+        ).first()
+        if row is None:
+            raise UnknownClient(f"client {client_id} is not known yet")
+        if row.status_time is not None and row.status_time > changed:
+            return
         await session.execute(
             OAUTH_CLIENTS.update()
-            .where(_C.client_id == event.client_id)
-            .values(status=ClientStatus.SUSPENDED.value, update_time=self._clock.now())
+            .where(_C.client_id == client_id)
+            .values(status=status.value, status_time=changed, update_time=self._clock.now())
         )
 
     async def on_version_state_changed(

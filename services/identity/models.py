@@ -178,6 +178,9 @@ OAUTH_CLIENTS = Table(
     Column("scopes", JSON(), nullable=False),
     # ACTIVE, or SUSPENDED (then no consent, no exchange, no token is active).
     Column("status", String(16), nullable=False),
+    # When the suspension or reinstatement now applied committed at miniapps; an older
+    # one arriving late is ignored. None until the first of them.
+    Column("status_time", UtcDateTime(), nullable=True),
     # When the publication now applied committed at miniapps; an older one arriving
     # late is ignored. None until a version is published.
     Column("publish_time", UtcDateTime(), nullable=True),

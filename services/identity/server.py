@@ -121,6 +121,7 @@ async def create_server(
     foundation.bus.subscribe(miniapps_events.MiniAppRegistered, clients.on_registered)
     foundation.bus.subscribe(miniapps_events.ClientSecretRotated, clients.on_secret_rotated)
     foundation.bus.subscribe(miniapps_events.MiniAppSuspended, clients.on_suspended)
+    foundation.bus.subscribe(miniapps_events.MiniAppReinstated, clients.on_reinstated)
     foundation.bus.subscribe(miniapps_events.VersionStateChanged, clients.on_version_state_changed)
     consent = MiniAppConsent(
         database=database,

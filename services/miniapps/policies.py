@@ -31,6 +31,7 @@ POLICIES = ServicePolicies(
         # A reviewer cannot publish: publishing is the developer's act on their own app.
         "PublishVersion": _DEVELOPER,
         "SuspendMiniApp": _REVIEWER,
+        "ReinstateMiniApp": _REVIEWER,
         "ListPublishedMiniApps": AUTHENTICATED,
     },
 )

@@ -26,7 +26,7 @@ from services.miniapps.reports import Reports
 from services.miniapps.request_checks import app_fields
 from services.miniapps.versions import Versions, from_micros, to_micros
 from services.runtime.errors import PermissionDenied
-from services.runtime.page_tokens import PageTokens
+from services.runtime.page_tokens import EpochMicros, PageTokens
 from services.runtime.proto_time import to_timestamp
 from services.runtime.validation import page_size
 
@@ -207,7 +207,7 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
         if not is_staff(caller):  # the policy says so too; the handler never trusts
             raise PermissionDenied("PERMISSION_DENIED", "reviewers and admins only")
         scope: list[object] = ["ListReviewQueue"]
-        after = self._page_tokens.decode(request.page_token, scope, (int, str))
+        after = self._page_tokens.decode(request.page_token, scope, (EpochMicros, str))
         page = await self._versions.review_queue(
             after=(int(after[0]), str(after[1])) if after else None, size=size
         )
@@ -279,6 +279,19 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
             "SuspendMiniApp", caller.user_id, request, pb.SuspendMiniAppResponse, suspend
         )
 
+    async def ReinstateMiniApp(
+        self, request: pb.ReinstateMiniAppRequest, context: Context
+    ) -> pb.ReinstateMiniAppResponse:
+        caller = require_caller()
+
+        async def reinstate(session: AsyncSession) -> pb.ReinstateMiniAppResponse:
+            app = await self._versions.reinstate(session, caller, request.mini_app_id, request.note)
+            return pb.ReinstateMiniAppResponse(mini_app=mini_app_message(app))
+
+        return await self._writes.run_for(
+            "ReinstateMiniApp", caller.user_id, request, pb.ReinstateMiniAppResponse, reinstate
+        )
+
     # Discovery
 
     async def ListPublishedMiniApps(
@@ -292,7 +305,7 @@ class MiniAppsServicer(miniapps_service_pb2_grpc.MiniAppsServiceServicer):
             else None
         )
         scope: list[object] = ["ListPublishedMiniApps", category, request.query]
-        after = self._page_tokens.decode(request.page_token, scope, (int, str))
+        after = self._page_tokens.decode(request.page_token, scope, (EpochMicros, str))
         page = await self._discovery.page(
             category=category,
             query=request.query,

@@ -1,9 +1,10 @@
 """Versions of mini-apps and their moves through the review lifecycle.
 
 DRAFT → SUBMITTED → CHECKING → IN_REVIEW / REJECTED → APPROVED → PUBLISHED →
-SUPERSEDED or SUSPENDED. Each move locks the version's row, checks the state it comes
-from (FAILED_PRECONDITION `INVALID_VERSION_STATE` otherwise) and records a
-VersionStateChanged in the same transaction.
+SUPERSEDED or SUSPENDED (→ PUBLISHED again when its mini-app is reinstated). Each move
+locks the version's row, checks the state it comes from (FAILED_PRECONDITION
+`INVALID_VERSION_STATE` otherwise) and records a VersionStateChanged in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -239,6 +240,40 @@ class Versions:
             client_id=app.client_id,
             reason=reason,
             suspended_by=caller.user_id,
+            occur_time=to_timestamp(now),
+        )
+        await self._outbox.record(session, event, mini_app_id)
+        updated = await locked_app(session, mini_app_id)
+        assert updated is not None  # locked above, in this transaction
+        return updated
+
+    async def reinstate(
+        self, session: AsyncSession, caller: Caller, mini_app_id: str, note: str
+    ) -> MiniAppRecord:
+        """SUSPENDED → ACTIVE, and the version suspended with it PUBLISHED again; an
+        active one is returned as it is. It is back in discovery with this commit."""
+        app = await locked_app(session, mini_app_id)
+        if app is None:
+            raise mini_app_not_found(mini_app_id)
+        if app.status is AppStatus.ACTIVE:
+            return app
+        if app.published_version_id is not None:
+            # Nothing can be published while suspended: the app's published version is
+            # still the one its suspension suspended.
+            version = await self.locked(session, app.published_version_id)
+            if version is not None and version.state is VersionState.SUSPENDED:
+                await self.move(session, version, VersionState.PUBLISHED, actor_id=caller.user_id)
+        now = self._clock.now()
+        await session.execute(
+            MINI_APPS.update()
+            .where(_A.mini_app_id == mini_app_id)
+            .values(status=AppStatus.ACTIVE.value, suspend_reason="", update_time=now)
+        )
+        event = events_pb2.MiniAppReinstated(
+            mini_app_id=mini_app_id,
+            client_id=app.client_id,
+            note=note,
+            reinstated_by=caller.user_id,
             occur_time=to_timestamp(now),
         )
         await self._outbox.record(session, event, mini_app_id)

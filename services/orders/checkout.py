@@ -1,17 +1,19 @@
-"""CreateOrder: a buyer's checkout, from the product check to the order's answer.
+"""CreateOrder and CreatePaymentOrder: a buyer's checkout, from the checks to the answer.
 
-The product is read first (no effect anywhere): an unlisted product, a merchant buying
-from themself or a changed price is refused before an order exists. Then the order row
-is written under the buyer's key (buyer, request_id) and the saga drives it. The same key
-again finds that row: same parameters resume or replay it, others are refused; a
-CANCELLED order is tried again as its next attempt.
+A product is read first (no effect anywhere): an unlisted product, a merchant buying
+from themself or a changed price is refused before an order exists; a payment is only
+checked for a buyer paying themself. Then the order row is written under the buyer's key
+(buyer, request_id) and the saga drives it. The same key again finds that row: same
+parameters resume or replay it, others are refused; a CANCELLED order is tried again as
+its next attempt. A payment's key is its buyer's too (not its caller's, the miniapps
+service acting for every user), so two users' payments never collide.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import grpc
@@ -19,9 +21,11 @@ from superapp.catalogue.v1 import catalogue_service_pb2 as catalogue_pb
 
 from services.orders.drivers import Drivers
 from services.orders.order_book import OrderBook
+from services.orders.order_kinds import steps_of
 from services.orders.peers import PeerFailure, Peers, Refused, Unreachable
 from services.orders.records import (
     MAX_ATTEMPTS,
+    OrderKind,
     OrderRecord,
     OrderStatus,
     Step,
@@ -35,7 +39,7 @@ from services.runtime.errors import (
 )
 from services.runtime.ids import new_id
 
-__all__ = ["Checkout", "Purchase"]
+__all__ = ["Checkout", "Payment", "Purchase"]
 
 _CODES = {code.value: code for code in Code}
 # How long a call waits for another driver (a concurrent retry, the reconciler) to let
@@ -59,6 +63,41 @@ class Purchase:
         """A digest of the parameters a retry with the same key must repeat."""
         asked = f"{self.product_id}\n{self.quantity}\n{self.currency_code}\n{self.unit_price_minor}"
         return hashlib.sha256(asked.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """What the miniapps service asks a buyer to pay a merchant, under the buyer's key."""
+
+    buyer_id: str
+    request_id: str
+    merchant_id: str
+    currency_code: str
+    amount_minor: int
+    description: str
+    mini_app_id: str
+    payment_request_id: str
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of the parameters a retry with the same key must repeat; its first
+        line sets it apart from any purchase's under the same key."""
+        asked = "\n".join(
+            [
+                "payment",
+                self.merchant_id,
+                self.currency_code,
+                str(self.amount_minor),
+                self.description,
+                self.mini_app_id,
+                self.payment_request_id,
+            ]
+        )
+        return hashlib.sha256(asked.encode()).hexdigest()
+
+
+Recheck = Callable[[], Awaitable[object]]
+"""What a CANCELLED order's next attempt checks again before it starts (refusing raises)."""
 
 
 class CheckoutFailed(ServiceError):
@@ -106,24 +145,62 @@ class Checkout:
     async def buy(self, purchase: Purchase) -> OrderRecord:
         """The order of `purchase`'s key once it is sold (COMPLETED, PAYMENT_PENDING or
         REVERSED); any other end is raised as a `ServiceError`."""
-        existing = await self._book.find_by_key(purchase.buyer_id, purchase.request_id)
+
+        async def new_order() -> OrderRecord:
+            return self._new_order(purchase, await self._product(purchase))
+
+        async def recheck() -> object:
+            return await self._product(purchase)
+
+        return await self._checkout(
+            purchase.buyer_id, purchase.request_id, purchase.fingerprint, new_order, recheck
+        )
+
+    async def pay(self, payment: Payment) -> OrderRecord:
+        """The payment order of `payment`'s key once its funds are held (COMPLETED,
+        PAYMENT_PENDING or REVERSED); any other end is raised as a `ServiceError`."""
+        if payment.buyer_id == payment.merchant_id:
+            raise FailedPrecondition(
+                "SELF_PURCHASE",
+                "a user cannot pay themself",
+                metadata={"merchant_id": payment.merchant_id, "checkout_state": "NOTHING_HELD"},
+            )
+
+        async def new_order() -> OrderRecord:
+            return self._new_payment_order(payment)
+
+        async def recheck() -> object:
+            return None  # a payment depends on nothing that may have changed here
+
+        return await self._checkout(
+            payment.buyer_id, payment.request_id, payment.fingerprint, new_order, recheck
+        )
+
+    async def _checkout(
+        self,
+        buyer_id: str,
+        request_id: str,
+        fingerprint: str,
+        new_order: Callable[[], Awaitable[OrderRecord]],
+        recheck: Recheck,
+    ) -> OrderRecord:
+        existing = await self._book.find_by_key(buyer_id, request_id)
         if existing is None:
-            product = await self._product(purchase)
-            order = self._new_order(purchase, product)
+            order = await new_order()
             owner = new_id()
             if await self._book.create(order, owner):
                 return self._answer(await self._drivers.run(order, owner, Direction.FORWARD))
-            existing = await self._book.find_by_key(purchase.buyer_id, purchase.request_id)
+            existing = await self._book.find_by_key(buyer_id, request_id)
             assert existing is not None  # the concurrent call's row
-        return await self._again(existing, purchase)
-
-    async def _again(self, order: OrderRecord, purchase: Purchase) -> OrderRecord:
-        if order.fingerprint != purchase.fingerprint:
+        if existing.fingerprint != fingerprint:
             raise FailedPrecondition(
                 "IDEMPOTENCY_KEY_REUSED",
                 "request_id was already used for an order with different parameters",
-                metadata={"request_id": purchase.request_id, "order_id": order.order_id},
+                metadata={"request_id": request_id, "order_id": existing.order_id},
             )
+        return await self._again(existing, recheck)
+
+    async def _again(self, order: OrderRecord, recheck: Recheck) -> OrderRecord:
         while True:
             if order.status in (OrderStatus.COMPLETED, OrderStatus.REVERSED):
                 return order
@@ -142,11 +219,9 @@ class Checkout:
                 # It only finished undoing an earlier attempt: the buyer asks again.
                 order = result.order
                 continue
-            return await self._next_attempt(order, owner, purchase)
+            return await self._next_attempt(order, owner, recheck)
 
-    async def _next_attempt(
-        self, order: OrderRecord, owner: str, purchase: Purchase
-    ) -> OrderRecord:
+    async def _next_attempt(self, order: OrderRecord, owner: str, recheck: Recheck) -> OrderRecord:
         """Try a CANCELLED order (leased to `owner`) again as its next attempt."""
         try:
             if order.attempt >= MAX_ATTEMPTS:
@@ -155,7 +230,7 @@ class Checkout:
                     f"this request_id was used for {MAX_ATTEMPTS} failed checkouts; use a new one",
                     metadata={"order_id": order.order_id},
                 )
-            await self._product(purchase)
+            await recheck()
         except BaseException:
             await self._book.release(order.order_id, owner, retry_in=None)
             raise
@@ -217,7 +292,7 @@ class Checkout:
             unit_price_minor=purchase.unit_price_minor,
             total_minor=purchase.unit_price_minor * purchase.quantity,
             status=OrderStatus.PENDING,
-            next_step=Step.RESERVE,
+            next_step=steps_of(OrderKind.PRODUCT).first,
             attempt=1,
             collections=0,
             reached=Step.NONE,
@@ -228,6 +303,38 @@ class Checkout:
             transaction_id=None,
             create_time=now,
             update_time=now,
+        )
+
+    def _new_payment_order(self, payment: Payment) -> OrderRecord:
+        now = self._clock.now()
+        return OrderRecord(
+            order_id=new_id(),
+            buyer_id=payment.buyer_id,
+            request_id=payment.request_id,
+            fingerprint=payment.fingerprint,
+            merchant_id=payment.merchant_id,
+            product_id="",
+            title="",
+            quantity=1,
+            currency_code=payment.currency_code,
+            unit_price_minor=payment.amount_minor,
+            total_minor=payment.amount_minor,
+            status=OrderStatus.PENDING,
+            next_step=steps_of(OrderKind.PAYMENT).first,
+            attempt=1,
+            collections=0,
+            reached=Step.NONE,
+            failure_reason="",
+            failure_step=Step.NONE,
+            reservation_id=None,
+            hold_id=None,
+            transaction_id=None,
+            create_time=now,
+            update_time=now,
+            kind=OrderKind.PAYMENT,
+            description=payment.description,
+            mini_app_id=payment.mini_app_id,
+            payment_request_id=payment.payment_request_id,
         )
 
     def _answer(self, result: DriveResult | None) -> OrderRecord:
@@ -246,7 +353,7 @@ def _reopened(order: OrderRecord) -> dict[str, object]:
     """The changes that start a CANCELLED order's next attempt."""
     return {
         "status": OrderStatus.PENDING,
-        "next_step": Step.RESERVE,
+        "next_step": steps_of(order.kind).first,
         "attempt": order.attempt + 1,
         "collections": 0,
         "reached": Step.NONE,

@@ -14,6 +14,14 @@ Checkout funnel stages, per attempt of an order:
 - `compensated`: the attempt was undone (release, then void) and ended CANCELLED; one
   refused at the reservation had nothing to undo and is not counted here;
 - `unpaid`: the units were sold but the payment could not be collected (REVERSED).
+
+These count product orders (CreateOrder), as do the payment failures by merchant, so the
+checkout ratios the dashboards and alerts read keep their meaning. Payment orders (a
+mini-app's payment, CreatePaymentOrder) have a funnel of their own,
+`superapp_payment_orders_total{stage}`: `started`, `funds_held`, `completed`,
+`compensated` and `unpaid` as above, and `refused` (the hold was refused: CANCELLED
+with nothing held). A buyer's first COMPLETED order of either kind is their first
+purchase.
 """
 
 from __future__ import annotations
@@ -23,14 +31,44 @@ import enum
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.database.after_commit import AfterCommit, after_commit
-from services.orders.records import OrderRecord, OrderStatus, Outcome, Step
+from services.orders.records import OrderKind, OrderRecord, OrderStatus, Outcome, Step
 from services.runtime.bounded_labels import BoundedLabels
 from services.runtime.metrics import Metrics
 from services.runtime.signup_funnel import SignupStage, signup_funnel
 
-__all__ = ["CheckoutMetrics", "CheckoutStage"]
+__all__ = ["CheckoutMetrics", "CheckoutStage", "PaymentOrderStage"]
 
 _PAYMENT_STEPS = frozenset({Step.HOLD, Step.REHOLD, Step.CAPTURE})
+
+
+class PaymentOrderStage(enum.StrEnum):
+    """A stage of a payment order (see the module's description)."""
+
+    STARTED = "started"
+    FUNDS_HELD = "funds_held"
+    COMPLETED = "completed"
+    REFUSED = "refused"
+    COMPENSATED = "compensated"
+    UNPAID = "unpaid"
+
+
+def _payment_stages(
+    before: OrderRecord, after: OrderRecord, step: tuple[Step, Outcome, str] | None
+) -> list[PaymentOrderStage]:
+    # The product funnel's stages where they mean the same, and the refusal of the hold.
+    stages = [
+        PaymentOrderStage(stage.value)
+        for stage in _stages(before, after, step)
+        if stage is not CheckoutStage.STOCK_RESERVED
+    ]
+    if (
+        after.status is OrderStatus.CANCELLED
+        and before.status is not OrderStatus.CANCELLED
+        and step is not None
+        and step[:2] == (Step.HOLD, Outcome.FAILED)
+    ):
+        stages.append(PaymentOrderStage.REFUSED)
+    return stages
 
 
 class CheckoutStage(enum.StrEnum):
@@ -67,8 +105,8 @@ def _stages(
 
 class CheckoutMetrics:
     """`superapp_checkout_funnel_total{stage}`, `superapp_payment_failures_total{merchant,
-    reason}` and the `first_purchase` stage of `superapp_signup_funnel_total`, in one
-    process's registry.
+    reason}`, `superapp_payment_orders_total{stage}` and the `first_purchase` stage of
+    `superapp_signup_funnel_total`, in one process's registry.
 
     `merchant_labels` bounds the merchant label (`ORDERS_METRICS_MERCHANT_LABELS`): the
     first that many merchants this process sees keep their id, later ones read `other`.
@@ -87,14 +125,25 @@ class CheckoutMetrics:
             "the wallet's ErrorInfo reason.",
             ["merchant", "reason"],
         )
+        payment_orders = metrics.counter(
+            "superapp_payment_orders_total",
+            "Payment orders (a mini-app's payments) reaching each stage of their saga.",
+            ["stage"],
+        )
+        self._payment_stages = {
+            stage: payment_orders.labels(stage.value) for stage in PaymentOrderStage
+        }
         self._merchants = BoundedLabels(merchant_labels)
         self._first_purchase = signup_funnel(metrics, SignupStage.FIRST_PURCHASE).labels(
             SignupStage.FIRST_PURCHASE.value
         )
 
-    def started(self, session: AsyncSession) -> None:
-        """An order was created in `session`'s transaction: its first attempt started."""
-        after_commit(session).count(self._stages[CheckoutStage.STARTED])
+    def started(self, session: AsyncSession, order: OrderRecord) -> None:
+        """`order` was created in `session`'s transaction: its first attempt started."""
+        if order.kind is OrderKind.PAYMENT:
+            after_commit(session).count(self._payment_stages[PaymentOrderStage.STARTED])
+        else:
+            after_commit(session).count(self._stages[CheckoutStage.STARTED])
 
     def changed(
         self,
@@ -108,6 +157,9 @@ class CheckoutMetrics:
         """`session`'s transaction changed the order from `before` to `after`, appending
         `step` (`first_purchase`: it completed the buyer's first order); counted once it
         commits."""
+        if after.kind is OrderKind.PAYMENT:
+            self._payment_changed(session, before, after, step, first_purchase=first_purchase)
+            return
         stages = _stages(before, after, step)
         refused = step is not None and step[0] in _PAYMENT_STEPS and step[1] is Outcome.FAILED
         if not (stages or refused or first_purchase):
@@ -118,6 +170,24 @@ class CheckoutMetrics:
         if refused:
             assert step is not None
             self._payment_failed(counts, after.merchant_id, step[2])
+        if first_purchase:
+            counts.count(self._first_purchase)
+
+    def _payment_changed(
+        self,
+        session: AsyncSession,
+        before: OrderRecord,
+        after: OrderRecord,
+        step: tuple[Step, Outcome, str] | None,
+        *,
+        first_purchase: bool,
+    ) -> None:
+        stages = _payment_stages(before, after, step)
+        if not (stages or first_purchase):
+            return
+        counts = after_commit(session)
+        for stage in stages:
+            counts.count(self._payment_stages[stage])
         if first_purchase:
             counts.count(self._first_purchase)
 

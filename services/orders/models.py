@@ -77,6 +77,14 @@ ORDERS = Table(
     Column("retries", Integer(), nullable=False),
     Column("create_time", UtcDateTime(), nullable=False),
     Column("update_time", UtcDateTime(), nullable=False),
+    # product or payment (see services/orders/order_kinds.py). A payment order has no
+    # product: product_id and title are empty, quantity 1, unit_price_minor its amount.
+    Column("kind", String(16), nullable=False, server_default="product"),
+    # What a payment order pays for, and where it came from; empty or NULL otherwise.
+    Column("description", String(200), nullable=False, server_default=""),
+    Column("mini_app_id", String(36), nullable=True),
+    Column("payment_request_id", String(36), nullable=True),
+    # One key space per buyer for both kinds: a payment's key is owned by its buyer.
     UniqueConstraint("buyer_id", "request_id"),
     CheckConstraint("quantity > 0", name="quantity_positive"),
     CheckConstraint("total_minor > 0", name="total_positive"),

@@ -27,6 +27,7 @@ from services.eventbus import Outbox
 from services.orders.checkout_metrics import CheckoutMetrics
 from services.orders.models import FIRST_PURCHASES, ORDER_STEPS, ORDERS
 from services.orders.records import (
+    OrderKind,
     OrderRecord,
     OrderStatus,
     Outcome,
@@ -92,6 +93,10 @@ def _record(row: Row[Any], steps: Sequence[StepRecord]) -> OrderRecord:
         create_time=row.create_time,
         update_time=row.update_time,
         timeline=tuple(steps),
+        kind=OrderKind(row.kind),
+        description=row.description,
+        mini_app_id=row.mini_app_id,
+        payment_request_id=row.payment_request_id,
     )
 
 
@@ -201,6 +206,7 @@ class OrderBook:
             if hasattr(order, column.key)
         }
         values.update(
+            kind=order.kind.value,
             status=order.status.value,
             next_step=order.next_step.value,
             reached=order.reached.value,
@@ -213,7 +219,7 @@ class OrderBook:
         try:
             async with self._database.write() as session:
                 await session.execute(ORDERS.insert().values(**values))
-                self._metrics.started(session)
+                self._metrics.started(session, order)
         except IntegrityError:
             return False  # a concurrent call with the same key won
         return True

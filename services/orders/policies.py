@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from superapp.orders.v1 import orders_service_pb2
 
-from services.auth.policy import AUTHENTICATED, ServicePolicies
+from services.auth.policy import AUTHENTICATED, ServicePolicies, authenticated
+from services.auth.roles import Role
 
 __all__ = ["POLICIES"]
 
@@ -15,5 +16,8 @@ POLICIES = ServicePolicies(
         "GetOrder": AUTHENTICATED,
         "ListOrders": AUTHENTICATED,
         "ListMerchantOrders": AUTHENTICATED,
+        # The miniapps service, for a user who confirmed a payment request: it moves
+        # the buyer's money, so no user may call it for themself or for another.
+        "CreatePaymentOrder": authenticated(Role.SYSTEM),
     },
 )

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 __all__ = [
-    "BEFORE_PIVOT",
     "MAX_ATTEMPTS",
+    "OrderKind",
     "OrderRecord",
     "OrderStatus",
     "Outcome",
@@ -35,6 +35,15 @@ class OrderStatus(enum.StrEnum):
         return self in (OrderStatus.PAYMENT_PENDING, OrderStatus.COMPLETED, OrderStatus.REVERSED)
 
 
+class OrderKind(enum.StrEnum):
+    """What an order buys, and so which saga steps it takes (see `order_kinds`)."""
+
+    PRODUCT = "product"
+    """A catalogue product, bought by its buyer (CreateOrder)."""
+    PAYMENT = "payment"
+    """A payment to a merchant the buyer confirmed in a mini-app (CreatePaymentOrder)."""
+
+
 class Step(enum.StrEnum):
     """A saga step; also the order's `next_step`, where NONE means terminal."""
 
@@ -48,10 +57,6 @@ class Step(enum.StrEnum):
     VOID = "void"
     REHOLD = "rehold"
     RESTOCK = "restock"
-
-
-BEFORE_PIVOT = frozenset({Step.RESERVE, Step.HOLD, Step.COMMIT})
-"""Forward steps of an attempt that sold nothing yet: compensable."""
 
 
 class Outcome(enum.StrEnum):
@@ -75,7 +80,11 @@ class StepRecord:
 
 @dataclass(frozen=True, slots=True)
 class OrderRecord:
-    """An order row and its timeline."""
+    """An order row and its timeline.
+
+    A payment order has no product: `product_id` and `title` are empty, `quantity` is 1
+    and `unit_price_minor` its amount, so the columns every order has keep their rules.
+    """
 
     order_id: str
     buyer_id: str
@@ -101,6 +110,11 @@ class OrderRecord:
     create_time: datetime
     update_time: datetime
     timeline: tuple[StepRecord, ...] = field(default=())
+    kind: OrderKind = OrderKind.PRODUCT
+    description: str = ""
+    """What a payment order pays for; empty for a product order."""
+    mini_app_id: str | None = None
+    payment_request_id: str | None = None
 
     def request_id_of(self, step: str) -> str:
         """The upstream `request_id` of `step` in the current attempt: the same on every

@@ -1,6 +1,8 @@
 """The checkout saga over the catalogue and the wallet, driven from the order's row.
 
-An attempt goes reserve → hold → commit (the pivot: the units are sold) → capture.
+An attempt of a product order goes reserve → hold → commit (the pivot: the units are
+sold) → capture; one of a payment order goes hold (its pivot) → capture (the steps of
+each kind are in `order_kinds`; everything below holds for both).
 Every step's outcome is written to the order before the next step starts, and a forward
 step is marked `reached` before it is asked of a peer, so a driver that stops anywhere
 (crash, deploy, lost lease) leaves an order that the next driver continues: each step's
@@ -34,8 +36,9 @@ from superapp.wallet.v1 import wallet_service_pb2 as wallet_pb
 
 from services.orders.messages import order_message
 from services.orders.order_book import OrderBook
+from services.orders.order_kinds import steps_of
 from services.orders.peers import PeerFailure, Peers, Refused, Unreachable
-from services.orders.records import BEFORE_PIVOT, OrderRecord, OrderStatus, Outcome, Step
+from services.orders.records import OrderKind, OrderRecord, OrderStatus, Outcome, Step
 from services.runtime.clock import Clock
 from services.runtime.proto_time import to_timestamp
 
@@ -143,21 +146,22 @@ class OrderSaga:
         cannot be reached. Raises `LeaseLost` if another driver took the order over."""
         failure: PeerFailure | None = None
         failure_step = Step.NONE
+        kind = steps_of(order.kind)
         while order.next_step is not Step.NONE:
             step = order.next_step
-            if step in BEFORE_PIVOT and direction is Direction.SETTLE:
+            if step in kind.before_pivot and direction is Direction.SETTLE:
                 # Nobody is waiting for this purchase any more: undo it.
                 order = await self._book.change(
                     order,
                     owner,
                     {
-                        "next_step": Step.RELEASE,
+                        "next_step": kind.undo_from,
                         "failure_reason": order.failure_reason or "ABANDONED",
                         "failure_step": step,
                     },
                 )
                 continue
-            if step in BEFORE_PIVOT:
+            if step in kind.before_pivot:
                 # Mark that the peer may now have done it, before asking.
                 order = await self._book.change(order, owner, {"reached": step})
             try:
@@ -167,14 +171,14 @@ class OrderSaga:
                     order, owner, {}, step=(stop.step, Outcome.INTERRUPTED, stop.failure.reason)
                 )
                 failure, failure_step = stop.failure, stop.step
-                if step in BEFORE_PIVOT:
+                if step in kind.before_pivot:
                     # Before the pivot an unknown outcome turns the attempt around at
                     # once, so what can be released now is not left stuck.
                     order = await self._book.change(
                         order,
                         owner,
                         {
-                            "next_step": Step.RELEASE,
+                            "next_step": kind.undo_from,
                             "failure_reason": stop.failure.reason,
                             "failure_step": step,
                         },
@@ -201,6 +205,8 @@ class OrderSaga:
         return money_pb2.Money(currency_code=order.currency_code, amount_minor=order.total_minor)
 
     def _description(self, order: OrderRecord) -> str:
+        if order.kind is OrderKind.PAYMENT:
+            return order.description[:_DESCRIPTION_MAX]  # what the buyer confirmed
         text = f"Order {order.order_id}: {order.quantity} x {order.title}"
         return text[:_DESCRIPTION_MAX]
 
@@ -249,22 +255,25 @@ class OrderSaga:
         try:
             hold = await self._hold_call(order, 1)
         except Refused as refused:
+            failed = {"failure_reason": refused.failure.reason, "failure_step": Step.HOLD}
+            if steps_of(order.kind).first is Step.HOLD:
+                # The attempt's first step: nothing of it is held, nothing to undo.
+                undo = {"status": OrderStatus.CANCELLED, "next_step": Step.NONE}
+                reached = Step.NONE
+            else:
+                undo = {"next_step": Step.RELEASE}
+                reached = Step.RESERVE  # no hold exists: nothing to void
             return _Change(
-                {
-                    "next_step": Step.RELEASE,
-                    "reached": Step.RESERVE,  # no hold exists: nothing to void
-                    "failure_reason": refused.failure.reason,
-                    "failure_step": Step.HOLD,
-                },
+                {**undo, "reached": reached, **failed},
                 (Step.HOLD, Outcome.FAILED, refused.failure.reason),
                 refused.failure,
             )
         except Unreachable as unknown:
             raise _Interrupted(Step.HOLD, unknown.failure) from None
-        return _Change(
-            {"hold_id": hold.hold_id, "collections": 1, "next_step": Step.COMMIT},
-            (Step.HOLD, Outcome.SUCCEEDED, ""),
-        )
+        held = {"hold_id": hold.hold_id, "collections": 1}
+        if steps_of(order.kind).pivot_at_hold:
+            return _Change({**held, **self._sold()}, (Step.HOLD, Outcome.SUCCEEDED, ""))
+        return _Change({**held, "next_step": Step.COMMIT}, (Step.HOLD, Outcome.SUCCEEDED, ""))
 
     def _sold(self) -> dict[str, Any]:
         return {
@@ -379,6 +388,9 @@ class OrderSaga:
         )
 
     async def _restock(self, order: OrderRecord, owner: str) -> _Change:
+        if not steps_of(order.kind).returns_units:
+            # A payment sold no units: with no money collected there is nothing to undo.
+            return _Change({"status": OrderStatus.REVERSED, "next_step": Step.NONE}, None)
         try:
             await self._peers.restock(
                 product_id=order.product_id,

@@ -11,7 +11,7 @@ from superapp.orders.v1 import orders_service_pb2_grpc
 
 from services.auth.caller import Caller, require_caller
 from services.auth.roles import Role
-from services.orders.checkout import Checkout, Purchase
+from services.orders.checkout import Checkout, Payment, Purchase
 from services.orders.messages import order_message
 from services.orders.order_book import OrderBook, OrderPage
 from services.orders.records import OrderRecord
@@ -72,6 +72,24 @@ class OrdersServicer(orders_service_pb2_grpc.OrdersServiceServicer):
             )
         )
         return pb.CreateOrderResponse(order=order_message(order))
+
+    async def CreatePaymentOrder(
+        self, request: pb.CreatePaymentOrderRequest, context: Context
+    ) -> pb.CreatePaymentOrderResponse:
+        # The policy admits role system only: the buyer is the request's, not the caller.
+        order = await self._checkout.pay(
+            Payment(
+                buyer_id=request.buyer_id,
+                request_id=request.request_id,
+                merchant_id=request.merchant_id,
+                currency_code=request.amount.currency_code,
+                amount_minor=request.amount.amount_minor,
+                description=request.description,
+                mini_app_id=request.mini_app_id,
+                payment_request_id=request.payment_request_id,
+            )
+        )
+        return pb.CreatePaymentOrderResponse(order=order_message(order))
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.GetOrderResponse:
         order = await self._book.get(request.order_id)

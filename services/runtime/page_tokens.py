@@ -10,8 +10,8 @@ another user, is refused with INVALID_PAGE_TOKEN instead of being read as anothe
 Format: `base64url(JSON key) "." base64url(HMAC-SHA256(secret, scope, key)[:16])`. The
 key stays readable (it is a position, not a secret); the MAC makes it unforgeable.
 Even a key whose MAC verifies is checked against the shape its listing expects (ints
-within int64, short printable ASCII strings), so a leaked secret still cannot produce
-an INTERNAL error downstream.
+within int64, times a datetime can hold, short printable ASCII strings), so a leaked
+secret still cannot produce an INTERNAL error downstream.
 """
 
 from __future__ import annotations
@@ -22,15 +22,33 @@ import hmac
 import json
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from services.runtime.errors import FieldViolation, InvalidArgument
 
-__all__ = ["SECRET_MIN_BYTES", "Key", "KeyPart", "PageTokens", "invalid_page_token"]
+__all__ = [
+    "SECRET_MIN_BYTES",
+    "EpochMicros",
+    "Key",
+    "KeyPart",
+    "PageTokens",
+    "invalid_page_token",
+]
+
+
+class EpochMicros(int):
+    """A sort-key part that is a time: whole microseconds since 1970-01-01 UTC.
+
+    Only a shape marker (decode returns a plain int): a part of this kind must be an int
+    that `datetime` can hold (years 1 to 9999), so turning it back into a time never
+    overflows. Any int64 would not do: most are beyond the calendar (OverflowError).
+    """
+
 
 Key = str | int
 """One part of a sort key as a token carries it."""
 KeyPart = type[int] | type[str]
-"""What one part of a listing's sort key must be."""
+"""What one part of a listing's sort key must be: `int`, `EpochMicros` or `str`."""
 
 SECRET_MIN_BYTES = 32
 """The least length of a page-token secret."""
@@ -39,6 +57,9 @@ _MAC_BYTES = 16
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,400}\.[A-Za-z0-9_-]{22}")
 _TEXT_MAX = 64
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROS_MIN = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_MICROS_MAX = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
 def invalid_page_token() -> InvalidArgument:
@@ -71,6 +92,8 @@ def _unb64(text: str) -> bytes | None:
 
 
 def _fits(part: object, kind: KeyPart) -> bool:
+    if kind is EpochMicros:
+        return type(part) is int and _MICROS_MIN <= part <= _MICROS_MAX
     if kind is int:
         return type(part) is int and _INT64_MIN <= part <= _INT64_MAX
     return type(part) is str and len(part) <= _TEXT_MAX and part.isascii() and part.isprintable()
@@ -95,8 +118,9 @@ class PageTokens:
         """The key to resume after, or None for the first page (an empty token).
 
         INVALID_ARGUMENT `INVALID_PAGE_TOKEN` unless `token` is one `encode` made for
-        `scope` with a key of `shape`: one part per entry, ints within int64, strings
-        of at most 64 printable ASCII characters.
+        `scope` with a key of `shape`: one part per entry, ints within int64,
+        `EpochMicros` within years 1 to 9999, strings of at most 64 printable ASCII
+        characters.
         """
         if not token:
             return None

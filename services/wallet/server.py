@@ -50,7 +50,12 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
     )
     identity = IdentityPeer.connect(settings, foundation.clock)
     database, outbox, clock = foundation.database, foundation.bus.outbox, foundation.clock
-    writer = BatchWriter(database, max_batch=settings.write_batch_max, after_commit=[outbox.wake])
+    writer = BatchWriter(
+        database,
+        max_batch=settings.write_batch_max,
+        after_commit=[outbox.wake],
+        busy=foundation.calls.others,
+    )
     ledger = Ledger(database.dialect)
     limit_for = settings.transfer_limit
     holds = Holds(
@@ -94,7 +99,12 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         ),
         probe=foundation.database.ping,
         ready_when=foundation.bus.wait_ready,
-        guards=[AuthGuard(identity.verifier, [POLICIES], domain="wallet.superapp")],
+        # Calls in flight first, so that the writer knows when a lone command's
+        # transaction would hold up other calls (see BatchWriter's `busy`).
+        guards=[
+            foundation.calls,
+            AuthGuard(identity.verifier, [POLICIES], domain="wallet.superapp"),
+        ],
         # Released in reverse, after in-flight calls finished: stop sweeping, drain
         # the writer, then release the identity channel, the bus and the database.
         closers=[

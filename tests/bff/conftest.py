@@ -44,6 +44,7 @@ from tests.identity.conftest import ADMIN_EMAIL, PASSWORD, Identity, running_ide
 # Generous: many tests share one client address; the limits have their own tests.
 UNLIMITED = "100000/minute"
 ORDERS_SECRET = "orders-test-secret-0123456789"
+BFF_SECRET = "bff-test-secret-0123456789"
 
 
 class StepHook:
@@ -140,7 +141,10 @@ async def running_platform(
         data_dir / "identity",
         tracer_provider,
         nats_url,
-        service_clients={"orders": secret_digest(ORDERS_SECRET)},
+        service_clients={
+            "orders": secret_digest(ORDERS_SECRET),
+            "bff": secret_digest(BFF_SECRET),
+        },
     ) as identity:
         identity_addr = f"127.0.0.1:{identity.service.port}"
         common: dict[str, Any] = {
@@ -223,6 +227,8 @@ async def running_platform(
             write_rate_limit_per_user=UNLIMITED,
             write_rate_limit_per_ip=UNLIMITED,
             shutdown_grace_seconds=1,
+            client_secret=BFF_SECRET,
+            mini_app_rate_limit=UNLIMITED,
         )
         try:
             yield platform
@@ -386,6 +392,7 @@ def assert_problem(reply: httpx.Response, status: int, reason: str) -> dict[str,
 
 
 __all__ = [
+    "BFF_SECRET",
     "ORDERS_SECRET",
     "UNLIMITED",
     "Platform",

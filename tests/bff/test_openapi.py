@@ -65,6 +65,8 @@ _SIGNED_IN = (
     "/v1/miniapp-bundles/",
 )
 
+_MINI_APP_API = "/v1/mini-app-api/"
+
 
 async def test_the_document_says_which_operations_need_a_token(
     client: httpx.AsyncClient,
@@ -79,6 +81,9 @@ async def test_the_document_says_which_operations_need_a_token(
                 assert security == [token, {}], (method, path)
             elif path.startswith(_SIGNED_IN):
                 assert security == [token], (method, path)
+            elif path.startswith(_MINI_APP_API):
+                # A mini-app's backend, with the token a user granted it; never a user's.
+                assert security == [{"miniAppToken": []}], (method, path)
             else:  # sign-up and sign-in, health, keys, the manifest schema and review rules
                 assert security is None, (method, path)
     for path in _BROWSING:

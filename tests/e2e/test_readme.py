@@ -85,3 +85,16 @@ async def test_the_banner_and_the_readme_commands_work_as_written(
     assert roles == "['ROLE_USER', 'ROLE_MERCHANT']"
     assert re.fullmatch(r"[0-9a-f-]{36}", category_id)
     assert kind == "CREDIT"
+
+
+def test_the_readmes_postgresql_and_scale_recipes_put_every_service_on_postgresql() -> None:
+    # A service left out of either recipe stays on SQLite, and with --replicas above 1
+    # the stack refuses to start: both blocks must follow the list of components.
+    services = [component for component in COMPONENTS if component.readiness.name == "GRPC_HEALTH"]
+    single = _bash_block_after(
+        "_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/identity"
+    )
+    scaled = _bash_block_after("--replicas 2")
+    for component in services:
+        assert f"{component.env_prefix}DATABASE_URL=" in single, component.name
+        assert re.search(rf"for service in [^;]*\b{component.name}\b", scaled), component.name

@@ -115,6 +115,51 @@ async def test_events_make_and_keep_the_client(database: Database) -> None:
     )
 
 
+async def test_the_latest_suspension_or_reinstatement_wins_in_any_order(
+    database: Database,
+) -> None:
+    clients = MiniAppClients(database, FakeClock())
+    mini_app_id, now = new_id(), datetime.now(UTC)
+    suspended = events_pb2.MiniAppSuspended(
+        mini_app_id=mini_app_id, client_id=CLIENT, occur_time=to_timestamp(now)
+    )
+    reinstated = events_pb2.MiniAppReinstated(
+        mini_app_id=mini_app_id,
+        client_id=CLIENT,
+        occur_time=to_timestamp(now + timedelta(seconds=1)),
+    )
+    # Before its registration, a reinstatement fails too, so the consumer retries it.
+    with pytest.raises(UnknownClient):
+        async with database.write() as session:
+            await clients.on_reinstated(session, reinstated, _envelope())
+    async with database.write() as session:
+        await clients.on_registered(session, _registered(mini_app_id), _envelope())
+    # The reinstatement (later) is applied before the suspension (retried): still ACTIVE.
+    for event in (reinstated, suspended):
+        async with database.write() as session:
+            if isinstance(event, events_pb2.MiniAppReinstated):
+                await clients.on_reinstated(session, event, _envelope())
+            else:
+                await clients.on_suspended(session, event, _envelope())
+    client = await _client(database, clients)
+    assert client is not None
+    assert client.status is ClientStatus.ACTIVE
+    # A second suspension, later still, takes effect; redelivered, it changes nothing.
+    again = events_pb2.MiniAppSuspended(
+        mini_app_id=mini_app_id,
+        client_id=CLIENT,
+        occur_time=to_timestamp(now + timedelta(seconds=2)),
+    )
+    for _ in range(2):
+        async with database.write() as session:
+            await clients.on_suspended(session, again, _envelope())
+    async with database.write() as session:
+        await clients.on_reinstated(session, reinstated, _envelope())  # an old one, late
+    client = await _client(database, clients)
+    assert client is not None
+    assert client.status is ClientStatus.SUSPENDED
+
+
 async def test_old_codes_are_pruned(database: Database) -> None:
     clock = FakeClock()
     now = clock.now()

@@ -1,6 +1,7 @@
 """The whole lifecycle over gRPC on both backends: register → upload → submit → checks
 (off the request path, through the service's own events) → review → publish → discover →
-suspend → gone from discovery; and a version the checks reject, with its findings."""
+suspend → gone from discovery → reinstate → back; and a version the checks reject, with
+its findings."""
 
 from __future__ import annotations
 
@@ -148,6 +149,47 @@ async def test_register_to_suspension(platform: Platform) -> None:
     ]
     [event] = await platform.events("superapp.miniapps.mini_app.suspended")
     assert events_pb2.MiniAppSuspended.FromString(event).client_id == app.client_id
+
+    # The way back: a developer cannot reinstate; a reviewer can, and the version that
+    # was suspended with it is published again, discoverable with its bundle.
+    reinstate = pb.ReinstateMiniAppRequest(
+        mini_app_id=app.mini_app_id, note="Reports were false", request_id=new_id()
+    )
+    denied = await failure(platform.stub.ReinstateMiniApp(reinstate, metadata=developer))
+    assert denied.code == grpc.StatusCode.PERMISSION_DENIED
+    back = (await platform.stub.ReinstateMiniApp(reinstate, metadata=reviewer)).mini_app
+    assert (back.status, back.suspend_reason, back.published_version_id) == (
+        pb.MINI_APP_STATUS_ACTIVE,
+        "",
+        second.version_id,
+    )
+    # A replay returns the first answer; reinstating an active one changes nothing.
+    assert (await platform.stub.ReinstateMiniApp(reinstate, metadata=reviewer)).mini_app == back
+    again = pb.ReinstateMiniAppRequest(mini_app_id=app.mini_app_id, request_id=new_id())
+    assert (await platform.stub.ReinstateMiniApp(again, metadata=reviewer)).mini_app == back
+    assert await _discover(platform, user) == [app.mini_app_id]
+    bundle = await platform.stub.GetBundle(
+        pb.GetBundleRequest(sha256=second.bundle_sha256), metadata=user
+    )
+    assert bundle.integrity == second.bundle_integrity
+    now = await platform.stub.GetVersion(
+        pb.GetVersionRequest(version_id=second.version_id), metadata=developer
+    )
+    assert now.version.state == pb.VERSION_STATE_PUBLISHED
+    [event] = await platform.events("superapp.miniapps.mini_app.reinstated")
+    announced = events_pb2.MiniAppReinstated.FromString(event)
+    assert (announced.client_id, announced.note, announced.reinstated_by) == (
+        app.client_id,
+        "Reports were false",
+        reviewer_id,
+    )
+    unknown = await failure(
+        platform.stub.ReinstateMiniApp(
+            pb.ReinstateMiniAppRequest(mini_app_id=new_id(), request_id=new_id()),
+            metadata=reviewer,
+        )
+    )
+    assert unknown.info.reason == "MINI_APP_NOT_FOUND"
 
 
 async def test_the_checks_reject_a_hostile_version_with_findings(platform: Platform) -> None:

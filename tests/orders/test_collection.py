@@ -1,6 +1,7 @@
 """A sold order whose hold expired before the wallet could capture it: the orders
 service collects the payment with a new hold, or, when the buyer can no longer pay,
-returns the units to stock and ends REVERSED. Holds here live 6 s (5 s reservation plus
+returns the units to stock and ends REVERSED (a payment order, which has no units, ends
+REVERSED having moved nothing). Holds here live 6 s (5 s reservation plus
 1 s of grace), so an outage can outlast one."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from superapp.orders.v1 import orders_service_pb2 as pb
 from services.runtime.ids import new_id
 from tests.bff.conftest import Platform, Session, available, sign_up, stock_of, wallet_of
 from tests.orders.conftest import BACKENDS, Shop, metadata_of, open_shop, orders_platform
+from tests.orders.test_payment_orders import _payment, _system
 from tests.orders.test_recovery import _settled
 
 
@@ -138,3 +140,84 @@ async def test_a_payment_that_cannot_be_collected_returns_the_units(
         assert [(o["order_id"], o["status"]) for o in sales.json()["orders"]] == [
             (order.order_id, "REVERSED")
         ]
+
+
+async def _paid_while_the_wallet_is_away(
+    shop: Shop,
+) -> tuple[pb.CreatePaymentOrderRequest, pb.Order]:
+    """A payment order whose funds were held with the wallet stopped right after; then
+    orders stops too, and the wallet comes back once the hold has expired."""
+    platform = shop.platform
+
+    async def stop_wallet(_order_id: str, done: str) -> None:
+        if done == "hold":
+            await platform.wallet.stop()
+
+    request = _payment(shop)
+    platform.steps.observer = stop_wallet
+    try:
+        held = await shop.orders.CreatePaymentOrder(request, metadata=await _system(platform))
+    finally:
+        platform.steps.observer = None
+    assert held.order.status == pb.ORDER_STATUS_PAYMENT_PENDING
+    await platform.orders.stop()
+    await platform.wallet.start()
+    await _until(shop.http, shop.buyer, lambda wallet: available(wallet) == (1_000, 0))
+    return request, held.order
+
+
+async def test_an_expired_payment_hold_is_replaced_and_captured(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    async with open_shop(platform, client) as shop:
+        _request, held = await _paid_while_the_wallet_is_away(shop)
+        await platform.orders.start()
+
+        order = await _settled(shop, held.order_id)
+
+        assert order.status == pb.ORDER_STATUS_COMPLETED
+        assert [(s.name, s.outcome, s.reason) for s in order.timeline][1:] == [
+            ("capture", pb.STEP_OUTCOME_INTERRUPTED, "UNAVAILABLE"),
+            ("capture", pb.STEP_OUTCOME_FAILED, "HOLD_EXPIRED"),
+            ("rehold", pb.STEP_OUTCOME_SUCCEEDED, ""),
+            ("capture", pb.STEP_OUTCOME_SUCCEEDED, ""),
+        ]
+        assert available(await wallet_of(client, shop.buyer)) == (750, 0)
+        assert available(await wallet_of(client, shop.merchant)) == (250, 0)
+
+
+async def test_a_payment_order_that_cannot_be_collected_is_reversed_and_moves_nothing(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    async with open_shop(platform, client) as shop:
+        request, held = await _paid_while_the_wallet_is_away(shop)
+        friend = await sign_up(client, "friend")
+        await wallet_of(client, friend)
+        spent = await client.post(
+            "/v1/me/wallet/transfers",
+            json={
+                "to_user_id": friend.user_id,
+                "amount": {"currency_code": "EUR", "amount_minor": 1_000},
+            },
+            headers=shop.buyer.writing(),
+        )
+        assert spent.status_code == 201, spent.text
+        await platform.orders.start()
+
+        order = await _settled(shop, held.order_id)
+
+        assert order.status == pb.ORDER_STATUS_REVERSED
+        assert order.failure_reason == "INSUFFICIENT_FUNDS"
+        # No units to return: the refused new hold ends it.
+        assert [(s.name, s.outcome) for s in order.timeline][-2:] == [
+            ("capture", pb.STEP_OUTCOME_FAILED),
+            ("rehold", pb.STEP_OUTCOME_FAILED),
+        ]
+        assert not order.transaction_id
+        assert available(await wallet_of(client, shop.merchant)) == (0, 0)
+        assert platform.orders.running is not None
+        metrics = platform.orders.running.metrics
+        assert metrics.value("superapp_payment_orders_total", {"stage": "unpaid"}) == 1
+        again = await shop.orders.CreatePaymentOrder(request, metadata=await _system(platform))
+        assert again.order == order  # the same order, and nothing happens twice
+        assert available(await wallet_of(client, shop.merchant)) == (0, 0)

@@ -384,6 +384,32 @@ EXAMPLES: dict[str, tuple[Message, Message | None, dict[str, str]]] = {
             "request_id": "REQUIRED",
         },
     ),
+    "OrdersService/CreatePaymentOrder": (
+        orders.CreatePaymentOrderRequest(
+            buyer_id=ID,
+            merchant_id=OTHER_ID,
+            amount=EUR,
+            description="Coffee at Bean There",
+            request_id=KEY,
+            mini_app_id=ID,
+            payment_request_id=OTHER_ID,
+        ),
+        orders.CreatePaymentOrderRequest(
+            buyer_id=ID.upper(),
+            amount=Money(currency_code="EUR", amount_minor=0),
+            description="tab\there",
+            request_id=KEY,
+            mini_app_id="x",
+        ),
+        {
+            "buyer_id": "MALFORMED_ID",
+            "merchant_id": "REQUIRED",
+            "amount.amount_minor": "OUT_OF_RANGE",
+            "description": "INVALID_CHARACTERS",
+            "mini_app_id": "MALFORMED_ID",
+            "payment_request_id": "REQUIRED",
+        },
+    ),
     "OrdersService/GetOrder": (
         orders.GetOrderRequest(order_id=ID),
         orders.GetOrderRequest(order_id="x"),
@@ -491,6 +517,11 @@ EXAMPLES: dict[str, tuple[Message, Message | None, dict[str, str]]] = {
         miniapps.SuspendMiniAppRequest(mini_app_id=ID, reason="phishing", request_id=KEY),
         miniapps.SuspendMiniAppRequest(mini_app_id=ID, reason=" \t", request_id=KEY),
         {"reason": "REQUIRED"},
+    ),
+    "MiniAppsService/ReinstateMiniApp": (
+        miniapps.ReinstateMiniAppRequest(mini_app_id=ID, request_id=KEY),
+        miniapps.ReinstateMiniAppRequest(mini_app_id="m", note="n" * 2001, request_id=KEY),
+        {"mini_app_id": "MALFORMED_ID", "note": "TOO_LONG"},
     ),
     "MiniAppsService/ListPublishedMiniApps": (
         miniapps.ListPublishedMiniAppsRequest(category=miniapps.CATEGORY_FOOD, query="bills"),

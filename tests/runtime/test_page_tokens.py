@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.runtime.errors import InvalidArgument
-from services.runtime.page_tokens import Key, KeyPart, PageTokens
+from services.runtime.page_tokens import EpochMicros, Key, KeyPart, PageTokens
 
 SECRET = bytes(range(32))
 SCOPE = ["ListThings", "filter", None, ["A", "B"]]
@@ -60,6 +60,18 @@ def test_a_token_has_one_spelling() -> None:
         assert _refused(tokens, padded, SCOPE, (int,)), padded
 
 
+def test_a_time_is_one_a_datetime_holds() -> None:
+    tokens = PageTokens(SECRET)
+    first, last = -62135596800000000, 253402300799999999  # 0001-01-01, 9999-12-31T23:59:59.999999
+    for micros in [first, 0, last]:
+        token = tokens.encode([micros], SCOPE)
+        assert tokens.decode(token, SCOPE, (EpochMicros,)) == (micros,)
+    for beyond in [first - 1, last + 1, -(2**63), 2**63 - 1]:
+        token = tokens.encode([beyond], SCOPE)
+        assert tokens.decode(token, SCOPE, (int,)) == (beyond,)
+        assert _refused(tokens, token, SCOPE, (EpochMicros,)), beyond
+
+
 def test_a_secret_is_long() -> None:
     with pytest.raises(ValueError, match="at least 32 bytes"):
         PageTokens(b"x" * 31)
@@ -80,6 +92,11 @@ def _fits(key: list[Any], shape: tuple[KeyPart, ...]) -> bool:
     if len(key) != len(shape):
         return False
     for part, kind in zip(key, shape, strict=True):
+        # Years 1 to 9999: what a datetime holds, in microseconds from 1970.
+        if kind is EpochMicros and not (
+            type(part) is int and -62135596800000000 <= part <= 253402300799999999
+        ):
+            return False
         if kind is int and not (type(part) is int and -(2**63) <= part < 2**63):
             return False
         if kind is str and not (
@@ -91,7 +108,7 @@ def _fits(key: list[Any], shape: tuple[KeyPart, ...]) -> bool:
 
 @given(
     key=st.lists(_parts, max_size=5),
-    shape=st.lists(st.sampled_from([int, str]), min_size=1, max_size=4).map(tuple),
+    shape=st.lists(st.sampled_from([int, EpochMicros, str]), min_size=1, max_size=4).map(tuple),
 )
 def test_a_signed_key_that_does_not_fit_its_listing_is_refused(
     key: list[Any], shape: tuple[KeyPart, ...]

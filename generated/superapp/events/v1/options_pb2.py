@@ -25,11 +25,12 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n superapp/events/v1/options.proto\x12\x12superapp.events.v1\x1a google/protobuf/descriptor.proto:2\n\x07subject\x12\x1f.google.protobuf.MessageOptions\x18\xb9\x8e\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n superapp/events/v1/options.proto\x12\x12superapp.events.v1\x1a google/protobuf/descriptor.proto:2\n\x07subject\x12\x1f.google.protobuf.MessageOptions\x18\xb9\x8e\x03 \x01(\tB3Z1superapp-platform/gen/superapp/events/v1;eventsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'superapp.events.v1.options_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'Z1superapp-platform/gen/superapp/events/v1;eventsv1'
 # @@protoc_insertion_point(module_scope)

@@ -27,13 +27,14 @@ from superapp.events.v1 import options_pb2 as superapp_dot_events_dot_v1_dot_opt
 from superapp.identity.v1 import identity_service_pb2 as superapp_dot_identity_dot_v1_dot_identity__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!superapp/identity/v1/events.proto\x12\x14superapp.identity.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a superapp/events/v1/options.proto\x1a+superapp/identity/v1/identity_service.proto\"\xc8\x01\n\x0eUserRegistered\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12)\n\x05roles\x18\x04 \x03(\x0e\x32\x1a.superapp.identity.v1.Role\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:%\xca\xf3\x18!superapp.identity.user.registered\"\xd9\x01\n\x0bUserUpdated\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12)\n\x05roles\x18\x04 \x03(\x0e\x32\x1a.superapp.identity.v1.Role\x12\x15\n\rchanged_paths\x18\x05 \x03(\t\x12.\n\noccur_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\"\xca\xf3\x18\x1esuperapp.identity.user.updatedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!superapp/identity/v1/events.proto\x12\x14superapp.identity.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a superapp/events/v1/options.proto\x1a+superapp/identity/v1/identity_service.proto\"\xc8\x01\n\x0eUserRegistered\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12)\n\x05roles\x18\x04 \x03(\x0e\x32\x1a.superapp.identity.v1.Role\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:%\xca\xf3\x18!superapp.identity.user.registered\"\xd9\x01\n\x0bUserUpdated\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12)\n\x05roles\x18\x04 \x03(\x0e\x32\x1a.superapp.identity.v1.Role\x12\x15\n\rchanged_paths\x18\x05 \x03(\t\x12.\n\noccur_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\"\xca\xf3\x18\x1esuperapp.identity.user.updatedB7Z5superapp-platform/gen/superapp/identity/v1;identityv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'superapp.identity.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'Z5superapp-platform/gen/superapp/identity/v1;identityv1'
   _globals['_USERREGISTERED']._loaded_options = None
   _globals['_USERREGISTERED']._serialized_options = b'\312\363\030!superapp.identity.user.registered'
   _globals['_USERUPDATED']._loaded_options = None

@@ -370,8 +370,10 @@ class IdentityServiceServicer:
     def GetUser(self, request, context):
         """Returns one user's profile.
 
-        Caller: the user themself (`user_id` equals the token's `sub`) or a
-        caller with the role admin.
+        Caller: the user themself (`user_id` equals the token's `sub`), a
+        caller with the role admin, or a platform service (role system; the BFF
+        shows a mini-app the display name of a user who granted it
+        `profile.basic`, and never the rest).
 
         Errors:
         INVALID_ARGUMENT with reason `INVALID_ARGUMENT` and a BadRequest field
@@ -379,10 +381,10 @@ class IdentityServiceServicer:
         UNAUTHENTICATED with reason `UNAUTHENTICATED`: missing or invalid bearer
         token.
         PERMISSION_DENIED with reason `PERMISSION_DENIED`: the caller is neither
-        the user nor an admin. This is returned whether or not the user exists,
-        so non-admins cannot probe for accounts.
+        the user, nor an admin, nor a service. This is returned whether or not
+        the user exists, so users cannot probe for accounts.
         NOT_FOUND with reason `USER_NOT_FOUND` (metadata `user_id`): an admin
-        asked for a user that does not exist.
+        or a service asked for a user that does not exist.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -601,8 +603,10 @@ class IdentityServiceServicer:
         Caller: any signed-in user; only their own grants.
 
         Errors:
-        INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative, or a
-        malformed `page_token`.
+        INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative.
+        INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is not a
+        `next_page_token` this service issued to the caller (malformed, altered,
+        or another user's); it is never read as another place in the list.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -226,8 +226,10 @@ class IdentityServiceStub:
     GetUser: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetUserRequest, _identity_service_pb2.GetUserResponse]
     """Returns one user's profile.
 
-    Caller: the user themself (`user_id` equals the token's `sub`) or a
-    caller with the role admin.
+    Caller: the user themself (`user_id` equals the token's `sub`), a
+    caller with the role admin, or a platform service (role system; the BFF
+    shows a mini-app the display name of a user who granted it
+    `profile.basic`, and never the rest).
 
     Errors:
     INVALID_ARGUMENT with reason `INVALID_ARGUMENT` and a BadRequest field
@@ -235,10 +237,10 @@ class IdentityServiceStub:
     UNAUTHENTICATED with reason `UNAUTHENTICATED`: missing or invalid bearer
     token.
     PERMISSION_DENIED with reason `PERMISSION_DENIED`: the caller is neither
-    the user nor an admin. This is returned whether or not the user exists,
-    so non-admins cannot probe for accounts.
+    the user, nor an admin, nor a service. This is returned whether or not
+    the user exists, so users cannot probe for accounts.
     NOT_FOUND with reason `USER_NOT_FOUND` (metadata `user_id`): an admin
-    asked for a user that does not exist.
+    or a service asked for a user that does not exist.
     """
     UpdateUser: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.UpdateUserRequest, _identity_service_pb2.UpdateUserResponse]
     """Changes mutable fields of a user's profile (AIP-134 partial update).
@@ -429,8 +431,10 @@ class IdentityServiceStub:
     Caller: any signed-in user; only their own grants.
 
     Errors:
-    INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative, or a
-    malformed `page_token`.
+    INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative.
+    INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is not a
+    `next_page_token` this service issued to the caller (malformed, altered,
+    or another user's); it is never read as another place in the list.
     """
     RevokeGrant: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.RevokeGrantRequest, _identity_service_pb2.RevokeGrantResponse]
     """Revokes one of the signed-in user's grants. Every token issued under it
@@ -663,8 +667,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     GetUser: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetUserRequest, _identity_service_pb2.GetUserResponse]  # type: ignore[assignment]
     """Returns one user's profile.
 
-    Caller: the user themself (`user_id` equals the token's `sub`) or a
-    caller with the role admin.
+    Caller: the user themself (`user_id` equals the token's `sub`), a
+    caller with the role admin, or a platform service (role system; the BFF
+    shows a mini-app the display name of a user who granted it
+    `profile.basic`, and never the rest).
 
     Errors:
     INVALID_ARGUMENT with reason `INVALID_ARGUMENT` and a BadRequest field
@@ -672,10 +678,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     UNAUTHENTICATED with reason `UNAUTHENTICATED`: missing or invalid bearer
     token.
     PERMISSION_DENIED with reason `PERMISSION_DENIED`: the caller is neither
-    the user nor an admin. This is returned whether or not the user exists,
-    so non-admins cannot probe for accounts.
+    the user, nor an admin, nor a service. This is returned whether or not
+    the user exists, so users cannot probe for accounts.
     NOT_FOUND with reason `USER_NOT_FOUND` (metadata `user_id`): an admin
-    asked for a user that does not exist.
+    or a service asked for a user that does not exist.
     """
     UpdateUser: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.UpdateUserRequest, _identity_service_pb2.UpdateUserResponse]  # type: ignore[assignment]
     """Changes mutable fields of a user's profile (AIP-134 partial update).
@@ -866,8 +872,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     Caller: any signed-in user; only their own grants.
 
     Errors:
-    INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative, or a
-    malformed `page_token`.
+    INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative.
+    INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is not a
+    `next_page_token` this service issued to the caller (malformed, altered,
+    or another user's); it is never read as another place in the list.
     """
     RevokeGrant: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.RevokeGrantRequest, _identity_service_pb2.RevokeGrantResponse]  # type: ignore[assignment]
     """Revokes one of the signed-in user's grants. Every token issued under it
@@ -1127,8 +1135,10 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_identity_service_pb2.GetUserResponse, _abc.Awaitable[_identity_service_pb2.GetUserResponse]]:
         """Returns one user's profile.
 
-        Caller: the user themself (`user_id` equals the token's `sub`) or a
-        caller with the role admin.
+        Caller: the user themself (`user_id` equals the token's `sub`), a
+        caller with the role admin, or a platform service (role system; the BFF
+        shows a mini-app the display name of a user who granted it
+        `profile.basic`, and never the rest).
 
         Errors:
         INVALID_ARGUMENT with reason `INVALID_ARGUMENT` and a BadRequest field
@@ -1136,10 +1146,10 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         UNAUTHENTICATED with reason `UNAUTHENTICATED`: missing or invalid bearer
         token.
         PERMISSION_DENIED with reason `PERMISSION_DENIED`: the caller is neither
-        the user nor an admin. This is returned whether or not the user exists,
-        so non-admins cannot probe for accounts.
+        the user, nor an admin, nor a service. This is returned whether or not
+        the user exists, so users cannot probe for accounts.
         NOT_FOUND with reason `USER_NOT_FOUND` (metadata `user_id`): an admin
-        asked for a user that does not exist.
+        or a service asked for a user that does not exist.
         """
 
     @_abc_1.abstractmethod
@@ -1372,8 +1382,10 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         Caller: any signed-in user; only their own grants.
 
         Errors:
-        INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative, or a
-        malformed `page_token`.
+        INVALID_ARGUMENT `INVALID_ARGUMENT`: `page_size` negative.
+        INVALID_ARGUMENT `INVALID_PAGE_TOKEN`: `page_token` is not a
+        `next_page_token` this service issued to the caller (malformed, altered,
+        or another user's); it is never read as another place in the list.
         """
 
     @_abc_1.abstractmethod

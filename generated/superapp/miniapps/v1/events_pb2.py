@@ -27,19 +27,22 @@ from superapp.events.v1 import options_pb2 as superapp_dot_events_dot_v1_dot_opt
 from superapp.miniapps.v1 import miniapps_service_pb2 as superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!superapp/miniapps/v1/events.proto\x12\x14superapp.miniapps.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a superapp/events/v1/options.proto\x1a+superapp/miniapps/v1/miniapps_service.proto\"\xd2\x01\n\x11MiniAppRegistered\x12\x13\n\x0bmini_app_id\x18\x01 \x01(\t\x12/\n\x08mini_app\x18\x02 \x01(\x0b\x32\x1d.superapp.miniapps.v1.MiniApp\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x63lient_secret_sha256\x18\x04 \x01(\t:)\xca\xf3\x18%superapp.miniapps.mini_app.registered\"\xba\x01\n\x13\x43lientSecretRotated\x12\x13\n\x0bmini_app_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x63lient_secret_sha256\x18\x04 \x01(\t:-\xca\xf3\x18)superapp.miniapps.mini_app.secret_rotated\"\xba\x01\n\x10MiniAppSuspended\x12\x13\n\x0bmini_app_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0csuspended_by\x18\x04 \x01(\t\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:(\xca\xf3\x18$superapp.miniapps.mini_app.suspended\"\xae\x01\n\x0fVersionUploaded\x12\x13\n\x0bmini_app_id\x18\x01 \x01(\t\x12.\n\x07version\x18\x02 \x01(\x0b\x32\x1d.superapp.miniapps.v1.Version\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:&\xca\xf3\x18\"superapp.miniapps.version.uploaded\"\x85\x02\n\x13VersionStateChanged\x12\x13\n\x0bmini_app_id\x18\x01 \x01(\t\x12.\n\x07version\x18\x02 \x01(\x0b\x32\x1d.superapp.miniapps.v1.Version\x12:\n\x0eprevious_state\x18\x03 \x01(\x0e\x32\".superapp.miniapps.v1.VersionState\x12\x10\n\x08\x61\x63tor_id\x18\x04 \x01(\t\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:+\xca\xf3\x18\'superapp.miniapps.version.state_changedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!superapp/miniapps/v1/events.proto\x12\x14superapp.miniapps.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a superapp/events/v1/options.proto\x1a+superapp/miniapps/v1/miniapps_service.proto\"\xd2\x01\n\x11MiniAppRegistered\x12\x13\n\x0bmini_app_id\x18\x01 \x01(\t\x12/\n\x08mini_app\x18\x02 \x01(\x0b\x32\x1d.superapp.miniapps.v1.MiniApp\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x63lient_secret_sha256\x18\x04 \x01(\t:)\xca\xf3\x18%superapp.miniapps.mini_app.registered\"\xba\x01\n\x13\x43lientSecretRotated\x12\x13\n\x0bmini_app_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x63lient_secret_sha256\x18\x04 \x01(\t:-\xca\xf3\x18)superapp.miniapps.mini_app.secret_rotated\"\xba\x01\n\x10MiniAppSuspended\x12\x13\n\x0bmini_app_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0csuspended_by\x18\x04 \x01(\t\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:(\xca\xf3\x18$superapp.miniapps.mini_app.suspended\"\xbb\x01\n\x11MiniAppReinstated\x12\x13\n\x0bmini_app_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x15\n\rreinstated_by\x18\x04 \x01(\t\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:)\xca\xf3\x18%superapp.miniapps.mini_app.reinstated\"\xae\x01\n\x0fVersionUploaded\x12\x13\n\x0bmini_app_id\x18\x01 \x01(\t\x12.\n\x07version\x18\x02 \x01(\x0b\x32\x1d.superapp.miniapps.v1.Version\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:&\xca\xf3\x18\"superapp.miniapps.version.uploaded\"\x85\x02\n\x13VersionStateChanged\x12\x13\n\x0bmini_app_id\x18\x01 \x01(\t\x12.\n\x07version\x18\x02 \x01(\x0b\x32\x1d.superapp.miniapps.v1.Version\x12:\n\x0eprevious_state\x18\x03 \x01(\x0e\x32\".superapp.miniapps.v1.VersionState\x12\x10\n\x08\x61\x63tor_id\x18\x04 \x01(\t\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:+\xca\xf3\x18\'superapp.miniapps.version.state_changedB7Z5superapp-platform/gen/superapp/miniapps/v1;miniappsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'superapp.miniapps.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'Z5superapp-platform/gen/superapp/miniapps/v1;miniappsv1'
   _globals['_MINIAPPREGISTERED']._loaded_options = None
   _globals['_MINIAPPREGISTERED']._serialized_options = b'\312\363\030%superapp.miniapps.mini_app.registered'
   _globals['_CLIENTSECRETROTATED']._loaded_options = None
   _globals['_CLIENTSECRETROTATED']._serialized_options = b'\312\363\030)superapp.miniapps.mini_app.secret_rotated'
   _globals['_MINIAPPSUSPENDED']._loaded_options = None
   _globals['_MINIAPPSUSPENDED']._serialized_options = b'\312\363\030$superapp.miniapps.mini_app.suspended'
+  _globals['_MINIAPPREINSTATED']._loaded_options = None
+  _globals['_MINIAPPREINSTATED']._serialized_options = b'\312\363\030%superapp.miniapps.mini_app.reinstated'
   _globals['_VERSIONUPLOADED']._loaded_options = None
   _globals['_VERSIONUPLOADED']._serialized_options = b'\312\363\030\"superapp.miniapps.version.uploaded'
   _globals['_VERSIONSTATECHANGED']._loaded_options = None
@@ -50,8 +53,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLIENTSECRETROTATED']._serialized_end=571
   _globals['_MINIAPPSUSPENDED']._serialized_start=574
   _globals['_MINIAPPSUSPENDED']._serialized_end=760
-  _globals['_VERSIONUPLOADED']._serialized_start=763
-  _globals['_VERSIONUPLOADED']._serialized_end=937
-  _globals['_VERSIONSTATECHANGED']._serialized_start=940
-  _globals['_VERSIONSTATECHANGED']._serialized_end=1201
+  _globals['_MINIAPPREINSTATED']._serialized_start=763
+  _globals['_MINIAPPREINSTATED']._serialized_end=950
+  _globals['_VERSIONUPLOADED']._serialized_start=953
+  _globals['_VERSIONUPLOADED']._serialized_end=1127
+  _globals['_VERSIONSTATECHANGED']._serialized_start=1130
+  _globals['_VERSIONSTATECHANGED']._serialized_end=1391
 # @@protoc_insertion_point(module_scope)

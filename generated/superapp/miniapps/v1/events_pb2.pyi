@@ -172,6 +172,51 @@ class MiniAppSuspended(_message.Message):
 Global___MiniAppSuspended: _TypeAlias = MiniAppSuspended  # noqa: Y015
 
 @_typing.final
+class MiniAppReinstated(_message.Message):
+    """A suspended mini-app was reinstated: it is ACTIVE again, and its version
+    that was suspended with it is PUBLISHED again (a VersionStateChanged says
+    so). Emitted by ReinstateMiniApp when the status changes.
+
+    Subject: superapp.miniapps.mini_app.reinstated
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MINI_APP_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    REINSTATED_BY_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    mini_app_id: _builtins.str
+    """The id of the reinstated mini-app."""
+    client_id: _builtins.str
+    """Its OAuth client id, whose tokens consumers honour again."""
+    note: _builtins.str
+    """Why, as the reviewer or admin wrote it; may be empty."""
+    reinstated_by: _builtins.str
+    """The user id of the reviewer or admin who reinstated it."""
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp:
+        """When the change committed."""
+
+    def __init__(
+        self,
+        *,
+        mini_app_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+        reinstated_by: _builtins.str = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occur_time", b"occur_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "mini_app_id", b"mini_app_id", "note", b"note", "occur_time", b"occur_time", "reinstated_by", b"reinstated_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MiniAppReinstated: _TypeAlias = MiniAppReinstated  # noqa: Y015
+
+@_typing.final
 class VersionUploaded(_message.Message):
     """A version was uploaded (state DRAFT). Emitted by UploadVersion.
 
@@ -213,8 +258,8 @@ class VersionStateChanged(_message.Message):
     """A version moved from one state to another in the review pipeline
     (SUBMITTED, CHECKING, IN_REVIEW, APPROVED, REJECTED, PUBLISHED,
     SUPERSEDED or SUSPENDED). Emitted by SubmitVersion, by the automated
-    checks, by ApproveVersion, RejectVersion, PublishVersion and
-    SuspendMiniApp. The service's own checker consumes it: a version that
+    checks, by ApproveVersion, RejectVersion, PublishVersion,
+    SuspendMiniApp and ReinstateMiniApp. The service's own checker consumes it: a version that
     became SUBMITTED is checked.
 
     Subject: superapp.miniapps.version.state_changed

@@ -94,7 +94,8 @@ class _MiniAppStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MiniApp
     """
     MINI_APP_STATUS_SUSPENDED: _MiniAppStatus.ValueType  # 2
     """Suspended by a reviewer or an admin: out of discovery, and its
-    developer can no longer upload, submit or publish versions.
+    developer can no longer upload, submit or publish versions, until a
+    reviewer or an admin reinstates it (ReinstateMiniApp).
     """
 
 class MiniAppStatus(_MiniAppStatus, metaclass=_MiniAppStatusEnumTypeWrapper):
@@ -108,7 +109,8 @@ published version users discover it.
 """
 MINI_APP_STATUS_SUSPENDED: MiniAppStatus.ValueType  # 2
 """Suspended by a reviewer or an admin: out of discovery, and its
-developer can no longer upload, submit or publish versions.
+developer can no longer upload, submit or publish versions, until a
+reviewer or an admin reinstates it (ReinstateMiniApp).
 """
 Global___MiniAppStatus: _TypeAlias = MiniAppStatus  # noqa: Y015
 
@@ -139,7 +141,9 @@ class _VersionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VersionS
     VERSION_STATE_SUPERSEDED: _VersionState.ValueType  # 8
     """Was published, replaced by a later published version. Final."""
     VERSION_STATE_SUSPENDED: _VersionState.ValueType  # 9
-    """Was published when its mini-app was suspended. Final."""
+    """Was published when its mini-app was suspended; PUBLISHED again if the
+    mini-app is reinstated (ReinstateMiniApp).
+    """
 
 class VersionState(_VersionState, metaclass=_VersionStateEnumTypeWrapper):
     """Where a version is in its review lifecycle (see the service comment)."""
@@ -165,7 +169,9 @@ VERSION_STATE_PUBLISHED: VersionState.ValueType  # 7
 VERSION_STATE_SUPERSEDED: VersionState.ValueType  # 8
 """Was published, replaced by a later published version. Final."""
 VERSION_STATE_SUSPENDED: VersionState.ValueType  # 9
-"""Was published when its mini-app was suspended. Final."""
+"""Was published when its mini-app was suspended; PUBLISHED again if the
+mini-app is reinstated (ReinstateMiniApp).
+"""
 Global___VersionState: _TypeAlias = VersionState  # noqa: Y015
 
 @_typing.final
@@ -1234,6 +1240,60 @@ class SuspendMiniAppResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SuspendMiniAppResponse: _TypeAlias = SuspendMiniAppResponse  # noqa: Y015
+
+@_typing.final
+class ReinstateMiniAppRequest(_message.Message):
+    """Request of ReinstateMiniApp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MINI_APP_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    mini_app_id: _builtins.str
+    """Required. The mini-app to reinstate."""
+    note: _builtins.str
+    """Optional. Why, up to 2000 characters; recorded in MiniAppReinstated."""
+    request_id: _builtins.str
+    """Required. The idempotency key (see the service comment)."""
+    def __init__(
+        self,
+        *,
+        mini_app_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mini_app_id", b"mini_app_id", "note", b"note", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReinstateMiniAppRequest: _TypeAlias = ReinstateMiniAppRequest  # noqa: Y015
+
+@_typing.final
+class ReinstateMiniAppResponse(_message.Message):
+    """Response of ReinstateMiniApp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MINI_APP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def mini_app(self) -> Global___MiniApp:
+        """The mini-app, ACTIVE."""
+
+    def __init__(
+        self,
+        *,
+        mini_app: Global___MiniApp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mini_app", b"mini_app"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mini_app", b"mini_app"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReinstateMiniAppResponse: _TypeAlias = ReinstateMiniAppResponse  # noqa: Y015
 
 @_typing.final
 class ListPublishedMiniAppsRequest(_message.Message):

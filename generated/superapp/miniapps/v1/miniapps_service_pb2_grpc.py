@@ -54,7 +54,7 @@ class MiniAppsServiceStub:
     reviewer rejected it) → APPROVED (ApproveVersion) → PUBLISHED
     (PublishVersion; the app's previously published version becomes
     SUPERSEDED) → SUSPENDED (SuspendMiniApp suspends the app and its published
-    version). A call that asks for a transition the version's state does not
+    version) → PUBLISHED again (ReinstateMiniApp). A call that asks for a transition the version's state does not
     allow fails with FAILED_PRECONDITION `INVALID_VERSION_STATE` (metadata
     `version_id`, `state` = the current state's enum name, `expected` = the
     states that allow it, comma-separated). Every transition publishes an
@@ -189,6 +189,11 @@ class MiniAppsServiceStub:
                 request_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.SuspendMiniAppRequest.SerializeToString,
                 response_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.SuspendMiniAppResponse.FromString,
                 _registered_method=True)
+        self.ReinstateMiniApp = channel.unary_unary(
+                '/superapp.miniapps.v1.MiniAppsService/ReinstateMiniApp',
+                request_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ReinstateMiniAppRequest.SerializeToString,
+                response_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ReinstateMiniAppResponse.FromString,
+                _registered_method=True)
         self.ListPublishedMiniApps = channel.unary_unary(
                 '/superapp.miniapps.v1.MiniAppsService/ListPublishedMiniApps',
                 request_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ListPublishedMiniAppsRequest.SerializeToString,
@@ -225,7 +230,7 @@ class MiniAppsServiceServicer:
     reviewer rejected it) → APPROVED (ApproveVersion) → PUBLISHED
     (PublishVersion; the app's previously published version becomes
     SUPERSEDED) → SUSPENDED (SuspendMiniApp suspends the app and its published
-    version). A call that asks for a transition the version's state does not
+    version) → PUBLISHED again (ReinstateMiniApp). A call that asks for a transition the version's state does not
     allow fails with FAILED_PRECONDITION `INVALID_VERSION_STATE` (metadata
     `version_id`, `state` = the current state's enum name, `expected` = the
     states that allow it, comma-separated). Every transition publishes an
@@ -602,6 +607,34 @@ class MiniAppsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReinstateMiniApp(self, request, context):
+        """Reinstates a suspended mini-app (the kill switch's way back): it becomes
+        ACTIVE, its `suspend_reason` is cleared, and the version that was
+        PUBLISHED when it was suspended (now SUSPENDED) is PUBLISHED again, so it
+        returns to discovery and can be launched from the moment this returns.
+        Its tokens are honoured again by every service within the seconds their
+        introspection is cached (identity learns of it from MiniAppReinstated).
+        A mini-app suspended before any publication comes back ACTIVE with no
+        published version. Reinstating an ACTIVE mini-app changes nothing and
+        returns it.
+
+        Caller: role `reviewer` or `admin`.
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+        `mini_app_id`; `note` longer than 2000 characters; an empty or
+        over-long `request_id`.
+        - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+        `reviewer` nor `admin`.
+        - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app.
+        - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
+        with different parameters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListPublishedMiniApps(self, request, context):
         """Lists the mini-apps users can open: ACTIVE ones with a published
         version, optionally of one category and matching a text query, newest
@@ -698,6 +731,11 @@ def add_MiniAppsServiceServicer_to_server(servicer, server):
                     request_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.SuspendMiniAppRequest.FromString,
                     response_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.SuspendMiniAppResponse.SerializeToString,
             ),
+            'ReinstateMiniApp': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReinstateMiniApp,
+                    request_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ReinstateMiniAppRequest.FromString,
+                    response_serializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ReinstateMiniAppResponse.SerializeToString,
+            ),
             'ListPublishedMiniApps': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPublishedMiniApps,
                     request_deserializer=superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ListPublishedMiniAppsRequest.FromString,
@@ -740,7 +778,7 @@ class MiniAppsService:
     reviewer rejected it) → APPROVED (ApproveVersion) → PUBLISHED
     (PublishVersion; the app's previously published version becomes
     SUPERSEDED) → SUSPENDED (SuspendMiniApp suspends the app and its published
-    version). A call that asks for a transition the version's state does not
+    version) → PUBLISHED again (ReinstateMiniApp). A call that asks for a transition the version's state does not
     allow fails with FAILED_PRECONDITION `INVALID_VERSION_STATE` (metadata
     `version_id`, `state` = the current state's enum name, `expected` = the
     states that allow it, comma-separated). Every transition publishes an
@@ -1189,6 +1227,33 @@ class MiniAppsService:
             '/superapp.miniapps.v1.MiniAppsService/SuspendMiniApp',
             superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.SuspendMiniAppRequest.SerializeToString,
             superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.SuspendMiniAppResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReinstateMiniApp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/superapp.miniapps.v1.MiniAppsService/ReinstateMiniApp',
+            superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ReinstateMiniAppRequest.SerializeToString,
+            superapp_dot_miniapps_dot_v1_dot_miniapps__service__pb2.ReinstateMiniAppResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,7 +59,7 @@ class MiniAppsServiceStub:
     reviewer rejected it) → APPROVED (ApproveVersion) → PUBLISHED
     (PublishVersion; the app's previously published version becomes
     SUPERSEDED) → SUSPENDED (SuspendMiniApp suspends the app and its published
-    version). A call that asks for a transition the version's state does not
+    version) → PUBLISHED again (ReinstateMiniApp). A call that asks for a transition the version's state does not
     allow fails with FAILED_PRECONDITION `INVALID_VERSION_STATE` (metadata
     `version_id`, `state` = the current state's enum name, `expected` = the
     states that allow it, comma-separated). Every transition publishes an
@@ -380,6 +380,30 @@ class MiniAppsServiceStub:
     - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
       with different parameters.
     """
+    ReinstateMiniApp: _grpc.UnaryUnaryMultiCallable[_miniapps_service_pb2.ReinstateMiniAppRequest, _miniapps_service_pb2.ReinstateMiniAppResponse]
+    """Reinstates a suspended mini-app (the kill switch's way back): it becomes
+    ACTIVE, its `suspend_reason` is cleared, and the version that was
+    PUBLISHED when it was suspended (now SUSPENDED) is PUBLISHED again, so it
+    returns to discovery and can be launched from the moment this returns.
+    Its tokens are honoured again by every service within the seconds their
+    introspection is cached (identity learns of it from MiniAppReinstated).
+    A mini-app suspended before any publication comes back ACTIVE with no
+    published version. Reinstating an ACTIVE mini-app changes nothing and
+    returns it.
+
+    Caller: role `reviewer` or `admin`.
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+      `mini_app_id`; `note` longer than 2000 characters; an empty or
+      over-long `request_id`.
+    - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+      `reviewer` nor `admin`.
+    - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app.
+    - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
+      with different parameters.
+    """
     ListPublishedMiniApps: _grpc.UnaryUnaryMultiCallable[_miniapps_service_pb2.ListPublishedMiniAppsRequest, _miniapps_service_pb2.ListPublishedMiniAppsResponse]
     """Lists the mini-apps users can open: ACTIVE ones with a published
     version, optionally of one category and matching a text query, newest
@@ -425,7 +449,7 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     reviewer rejected it) → APPROVED (ApproveVersion) → PUBLISHED
     (PublishVersion; the app's previously published version becomes
     SUPERSEDED) → SUSPENDED (SuspendMiniApp suspends the app and its published
-    version). A call that asks for a transition the version's state does not
+    version) → PUBLISHED again (ReinstateMiniApp). A call that asks for a transition the version's state does not
     allow fails with FAILED_PRECONDITION `INVALID_VERSION_STATE` (metadata
     `version_id`, `state` = the current state's enum name, `expected` = the
     states that allow it, comma-separated). Every transition publishes an
@@ -743,6 +767,30 @@ class MiniAppsServiceAsyncStub(MiniAppsServiceStub):
     - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
       with different parameters.
     """
+    ReinstateMiniApp: _aio.UnaryUnaryMultiCallable[_miniapps_service_pb2.ReinstateMiniAppRequest, _miniapps_service_pb2.ReinstateMiniAppResponse]  # type: ignore[assignment]
+    """Reinstates a suspended mini-app (the kill switch's way back): it becomes
+    ACTIVE, its `suspend_reason` is cleared, and the version that was
+    PUBLISHED when it was suspended (now SUSPENDED) is PUBLISHED again, so it
+    returns to discovery and can be launched from the moment this returns.
+    Its tokens are honoured again by every service within the seconds their
+    introspection is cached (identity learns of it from MiniAppReinstated).
+    A mini-app suspended before any publication comes back ACTIVE with no
+    published version. Reinstating an ACTIVE mini-app changes nothing and
+    returns it.
+
+    Caller: role `reviewer` or `admin`.
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+      `mini_app_id`; `note` longer than 2000 characters; an empty or
+      over-long `request_id`.
+    - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+      `reviewer` nor `admin`.
+    - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app.
+    - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
+      with different parameters.
+    """
     ListPublishedMiniApps: _aio.UnaryUnaryMultiCallable[_miniapps_service_pb2.ListPublishedMiniAppsRequest, _miniapps_service_pb2.ListPublishedMiniAppsResponse]  # type: ignore[assignment]
     """Lists the mini-apps users can open: ACTIVE ones with a published
     version, optionally of one category and matching a text query, newest
@@ -787,7 +835,7 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
     reviewer rejected it) → APPROVED (ApproveVersion) → PUBLISHED
     (PublishVersion; the app's previously published version becomes
     SUPERSEDED) → SUSPENDED (SuspendMiniApp suspends the app and its published
-    version). A call that asks for a transition the version's state does not
+    version) → PUBLISHED again (ReinstateMiniApp). A call that asks for a transition the version's state does not
     allow fails with FAILED_PRECONDITION `INVALID_VERSION_STATE` (metadata
     `version_id`, `state` = the current state's enum name, `expected` = the
     states that allow it, comma-separated). Every transition publishes an
@@ -1186,6 +1234,36 @@ class MiniAppsServiceServicer(metaclass=_abc_1.ABCMeta):
         - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
           `mini_app_id`; empty `reason` or longer than 2000 characters; an
           empty or over-long `request_id`.
+        - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
+          `reviewer` nor `admin`.
+        - NOT_FOUND `MINI_APP_NOT_FOUND`: no such mini-app.
+        - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`: `request_id` was used
+          with different parameters.
+        """
+
+    @_abc_1.abstractmethod
+    def ReinstateMiniApp(
+        self,
+        request: _miniapps_service_pb2.ReinstateMiniAppRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_miniapps_service_pb2.ReinstateMiniAppResponse, _abc.Awaitable[_miniapps_service_pb2.ReinstateMiniAppResponse]]:
+        """Reinstates a suspended mini-app (the kill switch's way back): it becomes
+        ACTIVE, its `suspend_reason` is cleared, and the version that was
+        PUBLISHED when it was suspended (now SUSPENDED) is PUBLISHED again, so it
+        returns to discovery and can be launched from the moment this returns.
+        Its tokens are honoured again by every service within the seconds their
+        introspection is cached (identity learns of it from MiniAppReinstated).
+        A mini-app suspended before any publication comes back ACTIVE with no
+        published version. Reinstating an ACTIVE mini-app changes nothing and
+        returns it.
+
+        Caller: role `reviewer` or `admin`.
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed
+          `mini_app_id`; `note` longer than 2000 characters; an empty or
+          over-long `request_id`.
         - UNAUTHENTICATED `UNAUTHENTICATED`: missing, invalid or expired token.
         - PERMISSION_DENIED `PERMISSION_DENIED`: the caller has neither role
           `reviewer` nor `admin`.

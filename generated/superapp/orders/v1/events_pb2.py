@@ -27,13 +27,14 @@ from superapp.events.v1 import options_pb2 as superapp_dot_events_dot_v1_dot_opt
 from superapp.orders.v1 import orders_service_pb2 as superapp_dot_orders_dot_v1_dot_orders__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsuperapp/orders/v1/events.proto\x12\x12superapp.orders.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a superapp/events/v1/options.proto\x1a\'superapp/orders/v1/orders_service.proto\"\xa1\x01\n\x0eOrderCompleted\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12(\n\x05order\x18\x02 \x01(\x0b\x32\x19.superapp.orders.v1.Order\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:#\xca\xf3\x18\x1fsuperapp.orders.order.completed\"\xa1\x01\n\x0eOrderCancelled\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12(\n\x05order\x18\x02 \x01(\x0b\x32\x19.superapp.orders.v1.Order\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:#\xca\xf3\x18\x1fsuperapp.orders.order.cancelled\"\x9f\x01\n\rOrderReversed\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12(\n\x05order\x18\x02 \x01(\x0b\x32\x19.superapp.orders.v1.Order\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\"\xca\xf3\x18\x1esuperapp.orders.order.reversedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsuperapp/orders/v1/events.proto\x12\x12superapp.orders.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a superapp/events/v1/options.proto\x1a\'superapp/orders/v1/orders_service.proto\"\xa1\x01\n\x0eOrderCompleted\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12(\n\x05order\x18\x02 \x01(\x0b\x32\x19.superapp.orders.v1.Order\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:#\xca\xf3\x18\x1fsuperapp.orders.order.completed\"\xa1\x01\n\x0eOrderCancelled\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12(\n\x05order\x18\x02 \x01(\x0b\x32\x19.superapp.orders.v1.Order\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:#\xca\xf3\x18\x1fsuperapp.orders.order.cancelled\"\x9f\x01\n\rOrderReversed\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12(\n\x05order\x18\x02 \x01(\x0b\x32\x19.superapp.orders.v1.Order\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\"\xca\xf3\x18\x1esuperapp.orders.order.reversedB3Z1superapp-platform/gen/superapp/orders/v1;ordersv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'superapp.orders.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'Z1superapp-platform/gen/superapp/orders/v1;ordersv1'
   _globals['_ORDERCOMPLETED']._loaded_options = None
   _globals['_ORDERCOMPLETED']._serialized_options = b'\312\363\030\037superapp.orders.order.completed'
   _globals['_ORDERCANCELLED']._loaded_options = None

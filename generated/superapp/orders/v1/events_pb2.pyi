@@ -39,7 +39,10 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class OrderCompleted(_message.Message):
-    """An order was paid: the units are sold and the money is with the merchant.
+    """An order was paid: the units are sold (a product order) and the money is
+    with the merchant. Payment orders (see CreatePaymentOrder) publish the same
+    events; their `order` carries `description`, `mini_app_id` and
+    `payment_request_id` and no items.
 
     Subject: superapp.orders.order.completed
     """

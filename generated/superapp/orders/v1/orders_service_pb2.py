@@ -27,13 +27,14 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from superapp.type.v1 import money_pb2 as superapp_dot_type_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'superapp/orders/v1/orders_service.proto\x12\x12superapp.orders.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1csuperapp/type/v1/money.proto\"m\n\tOrderItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12+\n\nunit_price\x18\x04 \x01(\x0b\x32\x17.superapp.type.v1.Money\"\x96\x01\n\tOrderStep\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x07outcome\x18\x02 \x01(\x0e\x32\x1f.superapp.orders.v1.StepOutcome\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\"\xd8\x03\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08\x62uyer_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12,\n\x05items\x18\x04 \x03(\x0b\x32\x1d.superapp.orders.v1.OrderItem\x12&\n\x05total\x18\x05 \x01(\x0b\x32\x17.superapp.type.v1.Money\x12/\n\x06status\x18\x06 \x01(\x0e\x32\x1f.superapp.orders.v1.OrderStatus\x12\x16\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\t\x12/\n\x08timeline\x18\x08 \x03(\x0b\x32\x1d.superapp.orders.v1.OrderStep\x12\x16\n\x0ereservation_id\x18\t \x01(\t\x12\x0f\n\x07hold_id\x18\n \x01(\t\x12\x16\n\x0etransaction_id\x18\x0b \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x0c \x01(\x05\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x0f \x01(\t\"\xc7\x03\n\x12\x43reateOrderRequest\x12\\\n\nproduct_id\x18\x01 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\x12\x1c\n\x08quantity\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x01\x12\xdb\x01\n\nunit_price\x18\x03 \x01(\x0b\x32\x17.superapp.type.v1.MoneyB\xad\x01\xbaH\xa9\x01\xba\x01@\n\x15\x61mount_minor.positive\x12\x10must be positive\x1a\x15this.amount_minor > 0\xba\x01`\n\x18\x61mount_minor.below_limit\x12\x1emust be below 1000000000000000\x1a$this.amount_minor < 1000000000000000\xc8\x01\x01\x12W\n\nrequest_id\x18\x04 \x01(\tBC\xbaH@r;\x18\x80\x01\x32\x36^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\xc8\x01\x01\"?\n\x13\x43reateOrderResponse\x12(\n\x05order\x18\x01 \x01(\x0b\x32\x19.superapp.orders.v1.Order\"m\n\x0fGetOrderRequest\x12Z\n\x08order_id\x18\x01 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\"<\n\x10GetOrderResponse\x12(\n\x05order\x18\x01 \x01(\x0b\x32\x19.superapp.orders.v1.Order\"\x9f\x01\n\x11ListOrdersRequest\x12Z\n\x08\x62uyer_id\x18\x01 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\x12\x1a\n\tpage_size\x18\x02 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x12ListOrdersResponse\x12)\n\x06orders\x18\x01 \x03(\x0b\x32\x19.superapp.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xaa\x01\n\x19ListMerchantOrdersRequest\x12]\n\x0bmerchant_id\x18\x01 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\x12\x1a\n\tpage_size\x18\x02 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x12\n\npage_token\x18\x03 \x01(\t\"`\n\x1aListMerchantOrdersResponse\x12)\n\x06orders\x18\x01 \x03(\x0b\x32\x19.superapp.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xba\x01\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12 \n\x1cORDER_STATUS_PAYMENT_PENDING\x10\x02\x12\x1a\n\x16ORDER_STATUS_COMPLETED\x10\x03\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x04\x12\x19\n\x15ORDER_STATUS_REVERSED\x10\x05*~\n\x0bStepOutcome\x12\x1c\n\x18STEP_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16STEP_OUTCOME_SUCCEEDED\x10\x01\x12\x17\n\x13STEP_OUTCOME_FAILED\x10\x02\x12\x1c\n\x18STEP_OUTCOME_INTERRUPTED\x10\x03\x32\xac\x03\n\rOrdersService\x12\x63\n\x0b\x43reateOrder\x12&.superapp.orders.v1.CreateOrderRequest\x1a\'.superapp.orders.v1.CreateOrderResponse\"\x03\x90\x02\x02\x12Z\n\x08GetOrder\x12#.superapp.orders.v1.GetOrderRequest\x1a$.superapp.orders.v1.GetOrderResponse\"\x03\x90\x02\x01\x12`\n\nListOrders\x12%.superapp.orders.v1.ListOrdersRequest\x1a&.superapp.orders.v1.ListOrdersResponse\"\x03\x90\x02\x01\x12x\n\x12ListMerchantOrders\x12-.superapp.orders.v1.ListMerchantOrdersRequest\x1a..superapp.orders.v1.ListMerchantOrdersResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'superapp/orders/v1/orders_service.proto\x12\x12superapp.orders.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1csuperapp/type/v1/money.proto\"m\n\tOrderItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12+\n\nunit_price\x18\x04 \x01(\x0b\x32\x17.superapp.type.v1.Money\"\x96\x01\n\tOrderStep\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x07outcome\x18\x02 \x01(\x0e\x32\x1f.superapp.orders.v1.StepOutcome\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\"\x9e\x04\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08\x62uyer_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12,\n\x05items\x18\x04 \x03(\x0b\x32\x1d.superapp.orders.v1.OrderItem\x12&\n\x05total\x18\x05 \x01(\x0b\x32\x17.superapp.type.v1.Money\x12/\n\x06status\x18\x06 \x01(\x0e\x32\x1f.superapp.orders.v1.OrderStatus\x12\x16\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\t\x12/\n\x08timeline\x18\x08 \x03(\x0b\x32\x1d.superapp.orders.v1.OrderStep\x12\x16\n\x0ereservation_id\x18\t \x01(\t\x12\x0f\n\x07hold_id\x18\n \x01(\t\x12\x16\n\x0etransaction_id\x18\x0b \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x0c \x01(\x05\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x0f \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x10 \x01(\t\x12\x13\n\x0bmini_app_id\x18\x11 \x01(\t\x12\x1a\n\x12payment_request_id\x18\x12 \x01(\t\"\xc7\x03\n\x12\x43reateOrderRequest\x12\\\n\nproduct_id\x18\x01 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\x12\x1c\n\x08quantity\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x01\x12\xdb\x01\n\nunit_price\x18\x03 \x01(\x0b\x32\x17.superapp.type.v1.MoneyB\xad\x01\xbaH\xa9\x01\xba\x01@\n\x15\x61mount_minor.positive\x12\x10must be positive\x1a\x15this.amount_minor > 0\xba\x01`\n\x18\x61mount_minor.below_limit\x12\x1emust be below 1000000000000000\x1a$this.amount_minor < 1000000000000000\xc8\x01\x01\x12W\n\nrequest_id\x18\x04 \x01(\tBC\xbaH@r;\x18\x80\x01\x32\x36^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\xc8\x01\x01\"?\n\x13\x43reateOrderResponse\x12(\n\x05order\x18\x01 \x01(\x0b\x32\x19.superapp.orders.v1.Order\"m\n\x0fGetOrderRequest\x12Z\n\x08order_id\x18\x01 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\"<\n\x10GetOrderResponse\x12(\n\x05order\x18\x01 \x01(\x0b\x32\x19.superapp.orders.v1.Order\"\x9f\x01\n\x11ListOrdersRequest\x12Z\n\x08\x62uyer_id\x18\x01 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\x12\x1a\n\tpage_size\x18\x02 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x12ListOrdersResponse\x12)\n\x06orders\x18\x01 \x03(\x0b\x32\x19.superapp.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xaa\x01\n\x19ListMerchantOrdersRequest\x12]\n\x0bmerchant_id\x18\x01 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\x12\x1a\n\tpage_size\x18\x02 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x12\n\npage_token\x18\x03 \x01(\t\"`\n\x1aListMerchantOrdersResponse\x12)\n\x06orders\x18\x01 \x03(\x0b\x32\x19.superapp.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa8\x06\n\x19\x43reatePaymentOrderRequest\x12Z\n\x08\x62uyer_id\x18\x01 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\x12]\n\x0bmerchant_id\x18\x02 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\x12\xd7\x01\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x17.superapp.type.v1.MoneyB\xad\x01\xbaH\xa9\x01\xba\x01@\n\x15\x61mount_minor.positive\x12\x10must be positive\x1a\x15this.amount_minor > 0\xba\x01`\n\x18\x61mount_minor.below_limit\x12\x1emust be below 1000000000000000\x1a$this.amount_minor < 1000000000000000\xc8\x01\x01\x12X\n\x0b\x64\x65scription\x18\x04 \x01(\tBC\xbaH@r;\x18\xc8\x01\x32\x36^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\xc8\x01\x01\x12W\n\nrequest_id\x18\x05 \x01(\tBC\xbaH@r;\x18\x80\x01\x32\x36^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\xc8\x01\x01\x12]\n\x0bmini_app_id\x18\x06 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\x12\x64\n\x12payment_request_id\x18\x07 \x01(\tBH\xbaHEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\xc8\x01\x01\"F\n\x1a\x43reatePaymentOrderResponse\x12(\n\x05order\x18\x01 \x01(\x0b\x32\x19.superapp.orders.v1.Order*\xba\x01\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12 \n\x1cORDER_STATUS_PAYMENT_PENDING\x10\x02\x12\x1a\n\x16ORDER_STATUS_COMPLETED\x10\x03\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x04\x12\x19\n\x15ORDER_STATUS_REVERSED\x10\x05*~\n\x0bStepOutcome\x12\x1c\n\x18STEP_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16STEP_OUTCOME_SUCCEEDED\x10\x01\x12\x17\n\x13STEP_OUTCOME_FAILED\x10\x02\x12\x1c\n\x18STEP_OUTCOME_INTERRUPTED\x10\x03\x32\xa6\x04\n\rOrdersService\x12\x63\n\x0b\x43reateOrder\x12&.superapp.orders.v1.CreateOrderRequest\x1a\'.superapp.orders.v1.CreateOrderResponse\"\x03\x90\x02\x02\x12Z\n\x08GetOrder\x12#.superapp.orders.v1.GetOrderRequest\x1a$.superapp.orders.v1.GetOrderResponse\"\x03\x90\x02\x01\x12`\n\nListOrders\x12%.superapp.orders.v1.ListOrdersRequest\x1a&.superapp.orders.v1.ListOrdersResponse\"\x03\x90\x02\x01\x12x\n\x12ListMerchantOrders\x12-.superapp.orders.v1.ListMerchantOrdersRequest\x1a..superapp.orders.v1.ListMerchantOrdersResponse\"\x03\x90\x02\x01\x12x\n\x12\x43reatePaymentOrder\x12-.superapp.orders.v1.CreatePaymentOrderRequest\x1a..superapp.orders.v1.CreatePaymentOrderResponse\"\x03\x90\x02\x02\x42\x33Z1superapp-platform/gen/superapp/orders/v1;ordersv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'superapp.orders.v1.orders_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'Z1superapp-platform/gen/superapp/orders/v1;ordersv1'
   _globals['_CREATEORDERREQUEST'].fields_by_name['product_id']._loaded_options = None
   _globals['_CREATEORDERREQUEST'].fields_by_name['product_id']._serialized_options = b'\272HEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\310\001\001'
   _globals['_CREATEORDERREQUEST'].fields_by_name['quantity']._loaded_options = None
@@ -52,6 +53,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTMERCHANTORDERSREQUEST'].fields_by_name['merchant_id']._serialized_options = b'\272HEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\310\001\001'
   _globals['_LISTMERCHANTORDERSREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTMERCHANTORDERSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\004\032\002(\000'
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['buyer_id']._loaded_options = None
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['buyer_id']._serialized_options = b'\272HEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\310\001\001'
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['merchant_id']._loaded_options = None
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['merchant_id']._serialized_options = b'\272HEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\310\001\001'
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['amount']._loaded_options = None
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['amount']._serialized_options = b'\272H\251\001\272\001@\n\025amount_minor.positive\022\020must be positive\032\025this.amount_minor > 0\272\001`\n\030amount_minor.below_limit\022\036must be below 1000000000000000\032$this.amount_minor < 1000000000000000\310\001\001'
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['description']._loaded_options = None
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['description']._serialized_options = b'\272H@r;\030\310\00126^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\310\001\001'
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H@r;\030\200\00126^(?:[^\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}\\p{Zl}\\p{Zp}\\p{Zs}]| )*$\310\001\001'
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['mini_app_id']._loaded_options = None
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['mini_app_id']._serialized_options = b'\272HEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\310\001\001'
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['payment_request_id']._loaded_options = None
+  _globals['_CREATEPAYMENTORDERREQUEST'].fields_by_name['payment_request_id']._serialized_options = b'\272HEr@2>^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\310\001\001'
   _globals['_ORDERSSERVICE'].methods_by_name['CreateOrder']._loaded_options = None
   _globals['_ORDERSSERVICE'].methods_by_name['CreateOrder']._serialized_options = b'\220\002\002'
   _globals['_ORDERSSERVICE'].methods_by_name['GetOrder']._loaded_options = None
@@ -60,32 +75,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORDERSSERVICE'].methods_by_name['ListOrders']._serialized_options = b'\220\002\001'
   _globals['_ORDERSSERVICE'].methods_by_name['ListMerchantOrders']._loaded_options = None
   _globals['_ORDERSSERVICE'].methods_by_name['ListMerchantOrders']._serialized_options = b'\220\002\001'
-  _globals['_ORDERSTATUS']._serialized_start=2114
-  _globals['_ORDERSTATUS']._serialized_end=2300
-  _globals['_STEPOUTCOME']._serialized_start=2302
-  _globals['_STEPOUTCOME']._serialized_end=2428
+  _globals['_ORDERSSERVICE'].methods_by_name['CreatePaymentOrder']._loaded_options = None
+  _globals['_ORDERSSERVICE'].methods_by_name['CreatePaymentOrder']._serialized_options = b'\220\002\002'
+  _globals['_ORDERSTATUS']._serialized_start=3067
+  _globals['_ORDERSTATUS']._serialized_end=3253
+  _globals['_STEPOUTCOME']._serialized_start=3255
+  _globals['_STEPOUTCOME']._serialized_end=3381
   _globals['_ORDERITEM']._serialized_start=155
   _globals['_ORDERITEM']._serialized_end=264
   _globals['_ORDERSTEP']._serialized_start=267
   _globals['_ORDERSTEP']._serialized_end=417
   _globals['_ORDER']._serialized_start=420
-  _globals['_ORDER']._serialized_end=892
-  _globals['_CREATEORDERREQUEST']._serialized_start=895
-  _globals['_CREATEORDERREQUEST']._serialized_end=1350
-  _globals['_CREATEORDERRESPONSE']._serialized_start=1352
-  _globals['_CREATEORDERRESPONSE']._serialized_end=1415
-  _globals['_GETORDERREQUEST']._serialized_start=1417
-  _globals['_GETORDERREQUEST']._serialized_end=1526
-  _globals['_GETORDERRESPONSE']._serialized_start=1528
-  _globals['_GETORDERRESPONSE']._serialized_end=1588
-  _globals['_LISTORDERSREQUEST']._serialized_start=1591
-  _globals['_LISTORDERSREQUEST']._serialized_end=1750
-  _globals['_LISTORDERSRESPONSE']._serialized_start=1752
-  _globals['_LISTORDERSRESPONSE']._serialized_end=1840
-  _globals['_LISTMERCHANTORDERSREQUEST']._serialized_start=1843
-  _globals['_LISTMERCHANTORDERSREQUEST']._serialized_end=2013
-  _globals['_LISTMERCHANTORDERSRESPONSE']._serialized_start=2015
-  _globals['_LISTMERCHANTORDERSRESPONSE']._serialized_end=2111
-  _globals['_ORDERSSERVICE']._serialized_start=2431
-  _globals['_ORDERSSERVICE']._serialized_end=2859
+  _globals['_ORDER']._serialized_end=962
+  _globals['_CREATEORDERREQUEST']._serialized_start=965
+  _globals['_CREATEORDERREQUEST']._serialized_end=1420
+  _globals['_CREATEORDERRESPONSE']._serialized_start=1422
+  _globals['_CREATEORDERRESPONSE']._serialized_end=1485
+  _globals['_GETORDERREQUEST']._serialized_start=1487
+  _globals['_GETORDERREQUEST']._serialized_end=1596
+  _globals['_GETORDERRESPONSE']._serialized_start=1598
+  _globals['_GETORDERRESPONSE']._serialized_end=1658
+  _globals['_LISTORDERSREQUEST']._serialized_start=1661
+  _globals['_LISTORDERSREQUEST']._serialized_end=1820
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1822
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1910
+  _globals['_LISTMERCHANTORDERSREQUEST']._serialized_start=1913
+  _globals['_LISTMERCHANTORDERSREQUEST']._serialized_end=2083
+  _globals['_LISTMERCHANTORDERSRESPONSE']._serialized_start=2085
+  _globals['_LISTMERCHANTORDERSRESPONSE']._serialized_end=2181
+  _globals['_CREATEPAYMENTORDERREQUEST']._serialized_start=2184
+  _globals['_CREATEPAYMENTORDERREQUEST']._serialized_end=2992
+  _globals['_CREATEPAYMENTORDERRESPONSE']._serialized_start=2994
+  _globals['_CREATEPAYMENTORDERRESPONSE']._serialized_end=3064
+  _globals['_ORDERSSERVICE']._serialized_start=3384
+  _globals['_ORDERSSERVICE']._serialized_end=3934
 # @@protoc_insertion_point(module_scope)

@@ -117,8 +117,9 @@ Global___StepOutcome: _TypeAlias = StepOutcome  # noqa: Y015
 
 @_typing.final
 class OrderItem(_message.Message):
-    """One line of an order: a product at the price it was bought at. An order
-    has exactly one item for now; the list leaves room for carts.
+    """One line of an order: a product at the price it was bought at. A product
+    order has exactly one item for now (the list leaves room for carts); a
+    payment order has none.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -220,12 +221,17 @@ class Order(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    MINI_APP_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """Output only. The order's id (UUIDv7)."""
     buyer_id: _builtins.str
     """Output only. The user who buys."""
     merchant_id: _builtins.str
-    """Output only. The merchant who sells (the product's merchant)."""
+    """Output only. The merchant who sells (the product's merchant), or who is
+    paid (a payment order's payee).
+    """
     status: Global___OrderStatus.ValueType
     """Output only. Where the order stands."""
     failure_reason: _builtins.str
@@ -252,14 +258,32 @@ class Order(_message.Message):
     with its `request_id` starts the next one.
     """
     request_id: _builtins.str
-    """Output only. The buyer's idempotency key that created the order."""
+    """Output only. The idempotency key that created the order (the buyer's,
+    or for a payment order the one its caller gave for the buyer).
+    """
+    description: _builtins.str
+    """Output only. What a payment order pays for, as the mini-app described
+    it (1 to 200 characters); empty for a product order.
+    """
+    mini_app_id: _builtins.str
+    """Output only. The mini-app a payment order was made through; empty for a
+    product order.
+    """
+    payment_request_id: _builtins.str
+    """Output only. The miniapps service's payment request a payment order
+    pays; empty for a product order.
+    """
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderItem]:
-        """Output only. What is bought: exactly one item for now."""
+        """Output only. What is bought: exactly one item for a product order, none
+        for a payment order (see `description`).
+        """
 
     @_builtins.property
     def total(self) -> _money_pb2.Money:
-        """Output only. What the buyer pays: the sum of unit price times quantity."""
+        """Output only. What the buyer pays: the sum of unit price times quantity,
+        or a payment order's amount.
+        """
 
     @_builtins.property
     def timeline(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderStep]:
@@ -293,10 +317,13 @@ class Order(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         request_id: _builtins.str = ...,
+        description: _builtins.str = ...,
+        mini_app_id: _builtins.str = ...,
+        payment_request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "total", b"total", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "buyer_id", b"buyer_id", "create_time", b"create_time", "failure_reason", b"failure_reason", "hold_id", b"hold_id", "items", b"items", "merchant_id", b"merchant_id", "order_id", b"order_id", "request_id", b"request_id", "reservation_id", b"reservation_id", "status", b"status", "timeline", b"timeline", "total", b"total", "transaction_id", b"transaction_id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "buyer_id", b"buyer_id", "create_time", b"create_time", "description", b"description", "failure_reason", b"failure_reason", "hold_id", b"hold_id", "items", b"items", "merchant_id", b"merchant_id", "mini_app_id", b"mini_app_id", "order_id", b"order_id", "payment_request_id", b"payment_request_id", "request_id", b"request_id", "reservation_id", b"reservation_id", "status", b"status", "timeline", b"timeline", "total", b"total", "transaction_id", b"transaction_id", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -527,3 +554,88 @@ class ListMerchantOrdersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListMerchantOrdersResponse: _TypeAlias = ListMerchantOrdersResponse  # noqa: Y015
+
+@_typing.final
+class CreatePaymentOrderRequest(_message.Message):
+    """Request of CreatePaymentOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUYER_ID_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    MINI_APP_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    buyer_id: _builtins.str
+    """Required. The user who confirmed the payment; the money leaves their
+    wallet and the order is theirs.
+    """
+    merchant_id: _builtins.str
+    """Required. The payee: the mini-app's merchant account. Must not be
+    `buyer_id` (`SELF_PURCHASE`).
+    """
+    description: _builtins.str
+    """Required. What the payment is for, 1 to 200 printable characters,
+    shown in the order (`Order.description`) and on the buyer's wallet.
+    """
+    request_id: _builtins.str
+    """Required. The idempotency key, 1 to 128 printable characters, owned by
+    the buyer (see CreatePaymentOrder); the miniapps service passes the
+    payment request's id.
+    """
+    mini_app_id: _builtins.str
+    """Required. The mini-app the payment is made through, recorded on the
+    order.
+    """
+    payment_request_id: _builtins.str
+    """Required. The miniapps service's payment request this order pays,
+    recorded on the order.
+    """
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Required. What the buyer pays; positive and below 1e15 minor units."""
+
+    def __init__(
+        self,
+        *,
+        buyer_id: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        description: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        mini_app_id: _builtins.str = ...,
+        payment_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "buyer_id", b"buyer_id", "description", b"description", "merchant_id", b"merchant_id", "mini_app_id", b"mini_app_id", "payment_request_id", b"payment_request_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePaymentOrderRequest: _TypeAlias = CreatePaymentOrderRequest  # noqa: Y015
+
+@_typing.final
+class CreatePaymentOrderResponse(_message.Message):
+    """Response of CreatePaymentOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def order(self) -> Global___Order:
+        """The payment order: COMPLETED, PAYMENT_PENDING or (replay) REVERSED."""
+
+    def __init__(
+        self,
+        *,
+        order: Global___Order | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePaymentOrderResponse: _TypeAlias = CreatePaymentOrderResponse  # noqa: Y015

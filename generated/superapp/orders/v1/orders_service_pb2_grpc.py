@@ -47,6 +47,12 @@ class OrdersServiceStub:
     `request_id` derived from (order id, attempt, step), so replaying a step
     after a crash returns its first result instead of doing it twice.
 
+    Payment orders. `CreatePaymentOrder` records a payment a user confirmed
+    in a mini-app: the same saga without the catalogue (hold the funds, then
+    capture them to the merchant), the same states, reconciler and events;
+    such an order has no items but a `description`, `mini_app_id` and
+    `payment_request_id`.
+
     States. PENDING (the saga is before the pivot) -> PAYMENT_PENDING (sold,
     payment being collected) -> COMPLETED; PENDING -> CANCELLED (compensated:
     nothing of it is held); PAYMENT_PENDING -> REVERSED (payment could not be
@@ -86,7 +92,8 @@ class OrdersServiceStub:
     DEADLINE_EXCEEDED may be returned by any RPC.
 
     Identifiers. `order_id` is generated here (UUIDv7, time-ordered); user ids
-    are identity's; `product_id`, `reservation_id` are the catalogue's;
+    are identity's; `mini_app_id` and `payment_request_id` the miniapps
+    service's; `product_id`, `reservation_id` are the catalogue's;
     `hold_id`, `transaction_id` the wallet's. All are canonical lower-case
     UUIDs; a malformed id fails with INVALID_ARGUMENT.
 
@@ -128,6 +135,11 @@ class OrdersServiceStub:
                 request_serializer=superapp_dot_orders_dot_v1_dot_orders__service__pb2.ListMerchantOrdersRequest.SerializeToString,
                 response_deserializer=superapp_dot_orders_dot_v1_dot_orders__service__pb2.ListMerchantOrdersResponse.FromString,
                 _registered_method=True)
+        self.CreatePaymentOrder = channel.unary_unary(
+                '/superapp.orders.v1.OrdersService/CreatePaymentOrder',
+                request_serializer=superapp_dot_orders_dot_v1_dot_orders__service__pb2.CreatePaymentOrderRequest.SerializeToString,
+                response_deserializer=superapp_dot_orders_dot_v1_dot_orders__service__pb2.CreatePaymentOrderResponse.FromString,
+                _registered_method=True)
 
 
 class OrdersServiceServicer:
@@ -151,6 +163,12 @@ class OrdersServiceServicer:
     units to stock (REVERSED). Every call to another service carries a
     `request_id` derived from (order id, attempt, step), so replaying a step
     after a crash returns its first result instead of doing it twice.
+
+    Payment orders. `CreatePaymentOrder` records a payment a user confirmed
+    in a mini-app: the same saga without the catalogue (hold the funds, then
+    capture them to the merchant), the same states, reconciler and events;
+    such an order has no items but a `description`, `mini_app_id` and
+    `payment_request_id`.
 
     States. PENDING (the saga is before the pivot) -> PAYMENT_PENDING (sold,
     payment being collected) -> COMPLETED; PENDING -> CANCELLED (compensated:
@@ -191,7 +209,8 @@ class OrdersServiceServicer:
     DEADLINE_EXCEEDED may be returned by any RPC.
 
     Identifiers. `order_id` is generated here (UUIDv7, time-ordered); user ids
-    are identity's; `product_id`, `reservation_id` are the catalogue's;
+    are identity's; `mini_app_id` and `payment_request_id` the miniapps
+    service's; `product_id`, `reservation_id` are the catalogue's;
     `hold_id`, `transaction_id` the wallet's. All are canonical lower-case
     UUIDs; a malformed id fails with INVALID_ARGUMENT.
 
@@ -301,8 +320,9 @@ class OrdersServiceServicer:
 
     def ListMerchantOrders(self, request, context):
         """Lists a merchant's sales: the orders of its products whose units were
-        sold (PAYMENT_PENDING, COMPLETED and REVERSED; never PENDING or
-        CANCELLED ones, which sold nothing), newest first, cursor-paginated.
+        sold and the payment orders paying it whose funds were held
+        (PAYMENT_PENDING, COMPLETED and REVERSED; never PENDING or CANCELLED
+        ones, which sold nothing), newest first, cursor-paginated.
 
         A separate RPC rather than a filter of ListOrders: it answers a
         different party (the seller), with a different rule of who may call and
@@ -316,6 +336,64 @@ class OrdersServiceServicer:
         `INVALID_PAGE_TOKEN`; UNAUTHENTICATED `UNAUTHENTICATED`;
         PERMISSION_DENIED `PERMISSION_DENIED` (another merchant without role
         admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePaymentOrder(self, request, context):
+        """Pays a merchant from a user's wallet on a mini-app's behalf, and returns
+        the order that records it (a payment order: no items, a `description`).
+
+        The miniapps service calls it once the user confirmed a payment request
+        a mini-app's backend created; the buyer is that user, not the caller.
+        The saga is a hold of `amount` on the buyer's wallet, then its capture
+        to the merchant: no stock is involved. The hold is the pivot of a
+        payment order: before it the order is PENDING and is undone (CANCELLED)
+        if it cannot go on; once the funds are held the order is
+        PAYMENT_PENDING and the payment is collected going forward exactly as a
+        product order's (the reconciler captures it after an interruption; an
+        expired hold is replaced; if the buyer's funds no longer cover a new
+        one, the order ends REVERSED and no money moved).
+
+        Idempotency (AIP-155): the order is keyed by (buyer, `request_id`): the
+        key belongs to the buyer, so one caller acting for many users never
+        collides, and it shares the buyer's key space with CreateOrder. The same
+        key with the same parameters returns the same order and has no second
+        effect (an unfinished order is resumed first); the same key with other
+        parameters fails with `IDEMPOTENCY_KEY_REUSED`. A CANCELLED order is
+        tried again by the same key as a new attempt (at most 5).
+
+        Success and failure are reported as by CreateOrder: the order once the
+        funds are held (COMPLETED, PAYMENT_PENDING, or REVERSED on a replay);
+        a failure carries `order_id`, `checkout_step` (hold, capture) and
+        `checkout_state` ("NOTHING_HELD": the order is CANCELLED and none of
+        the buyer's money is held; "PENDING": something may still be held and
+        the reconciler settles it) in its ErrorInfo metadata.
+
+        Who may call: role system only (the miniapps service, with its service
+        token). A user may not move another user's money with it.
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `buyer_id`,
+        `merchant_id`, `mini_app_id` or `payment_request_id`; `amount`
+        missing, not positive or not below 1e15; `description` empty, over
+        200 characters or with control characters; `request_id` empty or
+        over-long; INVALID_ARGUMENT `INVALID_CURRENCY`.
+        - UNAUTHENTICATED `UNAUTHENTICATED`.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role system.
+        - FAILED_PRECONDITION `SELF_PURCHASE`: `buyer_id` equals
+        `merchant_id` (metadata `merchant_id`); no order is created.
+        - FAILED_PRECONDITION `INSUFFICIENT_FUNDS`, `LIMIT_EXCEEDED`,
+        `WALLET_NOT_FOUND` (NOT_FOUND) (domain wallet.superapp): the hold was
+        refused; the order is CANCELLED with `checkout_state` "NOTHING_HELD".
+        - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED` (metadata `request_id`).
+        - FAILED_PRECONDITION `CHECKOUT_ATTEMPTS_EXHAUSTED`: the order was
+        cancelled 5 times; use a new `request_id` (metadata `order_id`).
+        - ABORTED `ORDER_IN_PROGRESS`: another call or the reconciler is working
+        on this order right now; retry shortly (metadata `order_id`).
+        - UNAVAILABLE (reason of the unavailable service, or `UNAVAILABLE`):
+        the hold could not be placed now; `checkout_state` says "PENDING".
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -343,6 +421,11 @@ def add_OrdersServiceServicer_to_server(servicer, server):
                     servicer.ListMerchantOrders,
                     request_deserializer=superapp_dot_orders_dot_v1_dot_orders__service__pb2.ListMerchantOrdersRequest.FromString,
                     response_serializer=superapp_dot_orders_dot_v1_dot_orders__service__pb2.ListMerchantOrdersResponse.SerializeToString,
+            ),
+            'CreatePaymentOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePaymentOrder,
+                    request_deserializer=superapp_dot_orders_dot_v1_dot_orders__service__pb2.CreatePaymentOrderRequest.FromString,
+                    response_serializer=superapp_dot_orders_dot_v1_dot_orders__service__pb2.CreatePaymentOrderResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -373,6 +456,12 @@ class OrdersService:
     units to stock (REVERSED). Every call to another service carries a
     `request_id` derived from (order id, attempt, step), so replaying a step
     after a crash returns its first result instead of doing it twice.
+
+    Payment orders. `CreatePaymentOrder` records a payment a user confirmed
+    in a mini-app: the same saga without the catalogue (hold the funds, then
+    capture them to the merchant), the same states, reconciler and events;
+    such an order has no items but a `description`, `mini_app_id` and
+    `payment_request_id`.
 
     States. PENDING (the saga is before the pivot) -> PAYMENT_PENDING (sold,
     payment being collected) -> COMPLETED; PENDING -> CANCELLED (compensated:
@@ -413,7 +502,8 @@ class OrdersService:
     DEADLINE_EXCEEDED may be returned by any RPC.
 
     Identifiers. `order_id` is generated here (UUIDv7, time-ordered); user ids
-    are identity's; `product_id`, `reservation_id` are the catalogue's;
+    are identity's; `mini_app_id` and `payment_request_id` the miniapps
+    service's; `product_id`, `reservation_id` are the catalogue's;
     `hold_id`, `transaction_id` the wallet's. All are canonical lower-case
     UUIDs; a malformed id fails with INVALID_ARGUMENT.
 
@@ -527,6 +617,33 @@ class OrdersService:
             '/superapp.orders.v1.OrdersService/ListMerchantOrders',
             superapp_dot_orders_dot_v1_dot_orders__service__pb2.ListMerchantOrdersRequest.SerializeToString,
             superapp_dot_orders_dot_v1_dot_orders__service__pb2.ListMerchantOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePaymentOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/superapp.orders.v1.OrdersService/CreatePaymentOrder',
+            superapp_dot_orders_dot_v1_dot_orders__service__pb2.CreatePaymentOrderRequest.SerializeToString,
+            superapp_dot_orders_dot_v1_dot_orders__service__pb2.CreatePaymentOrderResponse.FromString,
             options,
             channel_credentials,
             insecure,

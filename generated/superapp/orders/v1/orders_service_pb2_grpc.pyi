@@ -48,6 +48,12 @@ class OrdersServiceStub:
     `request_id` derived from (order id, attempt, step), so replaying a step
     after a crash returns its first result instead of doing it twice.
 
+    Payment orders. `CreatePaymentOrder` records a payment a user confirmed
+    in a mini-app: the same saga without the catalogue (hold the funds, then
+    capture them to the merchant), the same states, reconciler and events;
+    such an order has no items but a `description`, `mini_app_id` and
+    `payment_request_id`.
+
     States. PENDING (the saga is before the pivot) -> PAYMENT_PENDING (sold,
     payment being collected) -> COMPLETED; PENDING -> CANCELLED (compensated:
     nothing of it is held); PAYMENT_PENDING -> REVERSED (payment could not be
@@ -87,7 +93,8 @@ class OrdersServiceStub:
     DEADLINE_EXCEEDED may be returned by any RPC.
 
     Identifiers. `order_id` is generated here (UUIDv7, time-ordered); user ids
-    are identity's; `product_id`, `reservation_id` are the catalogue's;
+    are identity's; `mini_app_id` and `payment_request_id` the miniapps
+    service's; `product_id`, `reservation_id` are the catalogue's;
     `hold_id`, `transaction_id` the wallet's. All are canonical lower-case
     UUIDs; a malformed id fails with INVALID_ARGUMENT.
 
@@ -189,8 +196,9 @@ class OrdersServiceStub:
     """
     ListMerchantOrders: _grpc.UnaryUnaryMultiCallable[_orders_service_pb2.ListMerchantOrdersRequest, _orders_service_pb2.ListMerchantOrdersResponse]
     """Lists a merchant's sales: the orders of its products whose units were
-    sold (PAYMENT_PENDING, COMPLETED and REVERSED; never PENDING or
-    CANCELLED ones, which sold nothing), newest first, cursor-paginated.
+    sold and the payment orders paying it whose funds were held
+    (PAYMENT_PENDING, COMPLETED and REVERSED; never PENDING or CANCELLED
+    ones, which sold nothing), newest first, cursor-paginated.
 
     A separate RPC rather than a filter of ListOrders: it answers a
     different party (the seller), with a different rule of who may call and
@@ -204,6 +212,60 @@ class OrdersServiceStub:
     `INVALID_PAGE_TOKEN`; UNAUTHENTICATED `UNAUTHENTICATED`;
     PERMISSION_DENIED `PERMISSION_DENIED` (another merchant without role
     admin).
+    """
+    CreatePaymentOrder: _grpc.UnaryUnaryMultiCallable[_orders_service_pb2.CreatePaymentOrderRequest, _orders_service_pb2.CreatePaymentOrderResponse]
+    """Pays a merchant from a user's wallet on a mini-app's behalf, and returns
+    the order that records it (a payment order: no items, a `description`).
+
+    The miniapps service calls it once the user confirmed a payment request
+    a mini-app's backend created; the buyer is that user, not the caller.
+    The saga is a hold of `amount` on the buyer's wallet, then its capture
+    to the merchant: no stock is involved. The hold is the pivot of a
+    payment order: before it the order is PENDING and is undone (CANCELLED)
+    if it cannot go on; once the funds are held the order is
+    PAYMENT_PENDING and the payment is collected going forward exactly as a
+    product order's (the reconciler captures it after an interruption; an
+    expired hold is replaced; if the buyer's funds no longer cover a new
+    one, the order ends REVERSED and no money moved).
+
+    Idempotency (AIP-155): the order is keyed by (buyer, `request_id`): the
+    key belongs to the buyer, so one caller acting for many users never
+    collides, and it shares the buyer's key space with CreateOrder. The same
+    key with the same parameters returns the same order and has no second
+    effect (an unfinished order is resumed first); the same key with other
+    parameters fails with `IDEMPOTENCY_KEY_REUSED`. A CANCELLED order is
+    tried again by the same key as a new attempt (at most 5).
+
+    Success and failure are reported as by CreateOrder: the order once the
+    funds are held (COMPLETED, PAYMENT_PENDING, or REVERSED on a replay);
+    a failure carries `order_id`, `checkout_step` (hold, capture) and
+    `checkout_state` ("NOTHING_HELD": the order is CANCELLED and none of
+    the buyer's money is held; "PENDING": something may still be held and
+    the reconciler settles it) in its ErrorInfo metadata.
+
+    Who may call: role system only (the miniapps service, with its service
+    token). A user may not move another user's money with it.
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `buyer_id`,
+      `merchant_id`, `mini_app_id` or `payment_request_id`; `amount`
+      missing, not positive or not below 1e15; `description` empty, over
+      200 characters or with control characters; `request_id` empty or
+      over-long; INVALID_ARGUMENT `INVALID_CURRENCY`.
+    - UNAUTHENTICATED `UNAUTHENTICATED`.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role system.
+    - FAILED_PRECONDITION `SELF_PURCHASE`: `buyer_id` equals
+      `merchant_id` (metadata `merchant_id`); no order is created.
+    - FAILED_PRECONDITION `INSUFFICIENT_FUNDS`, `LIMIT_EXCEEDED`,
+      `WALLET_NOT_FOUND` (NOT_FOUND) (domain wallet.superapp): the hold was
+      refused; the order is CANCELLED with `checkout_state` "NOTHING_HELD".
+    - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED` (metadata `request_id`).
+    - FAILED_PRECONDITION `CHECKOUT_ATTEMPTS_EXHAUSTED`: the order was
+      cancelled 5 times; use a new `request_id` (metadata `order_id`).
+    - ABORTED `ORDER_IN_PROGRESS`: another call or the reconciler is working
+      on this order right now; retry shortly (metadata `order_id`).
+    - UNAVAILABLE (reason of the unavailable service, or `UNAVAILABLE`):
+      the hold could not be placed now; `checkout_state` says "PENDING".
     """
 
 @_typing.type_check_only
@@ -228,6 +290,12 @@ class OrdersServiceAsyncStub(OrdersServiceStub):
     units to stock (REVERSED). Every call to another service carries a
     `request_id` derived from (order id, attempt, step), so replaying a step
     after a crash returns its first result instead of doing it twice.
+
+    Payment orders. `CreatePaymentOrder` records a payment a user confirmed
+    in a mini-app: the same saga without the catalogue (hold the funds, then
+    capture them to the merchant), the same states, reconciler and events;
+    such an order has no items but a `description`, `mini_app_id` and
+    `payment_request_id`.
 
     States. PENDING (the saga is before the pivot) -> PAYMENT_PENDING (sold,
     payment being collected) -> COMPLETED; PENDING -> CANCELLED (compensated:
@@ -268,7 +336,8 @@ class OrdersServiceAsyncStub(OrdersServiceStub):
     DEADLINE_EXCEEDED may be returned by any RPC.
 
     Identifiers. `order_id` is generated here (UUIDv7, time-ordered); user ids
-    are identity's; `product_id`, `reservation_id` are the catalogue's;
+    are identity's; `mini_app_id` and `payment_request_id` the miniapps
+    service's; `product_id`, `reservation_id` are the catalogue's;
     `hold_id`, `transaction_id` the wallet's. All are canonical lower-case
     UUIDs; a malformed id fails with INVALID_ARGUMENT.
 
@@ -367,8 +436,9 @@ class OrdersServiceAsyncStub(OrdersServiceStub):
     """
     ListMerchantOrders: _aio.UnaryUnaryMultiCallable[_orders_service_pb2.ListMerchantOrdersRequest, _orders_service_pb2.ListMerchantOrdersResponse]  # type: ignore[assignment]
     """Lists a merchant's sales: the orders of its products whose units were
-    sold (PAYMENT_PENDING, COMPLETED and REVERSED; never PENDING or
-    CANCELLED ones, which sold nothing), newest first, cursor-paginated.
+    sold and the payment orders paying it whose funds were held
+    (PAYMENT_PENDING, COMPLETED and REVERSED; never PENDING or CANCELLED
+    ones, which sold nothing), newest first, cursor-paginated.
 
     A separate RPC rather than a filter of ListOrders: it answers a
     different party (the seller), with a different rule of who may call and
@@ -382,6 +452,60 @@ class OrdersServiceAsyncStub(OrdersServiceStub):
     `INVALID_PAGE_TOKEN`; UNAUTHENTICATED `UNAUTHENTICATED`;
     PERMISSION_DENIED `PERMISSION_DENIED` (another merchant without role
     admin).
+    """
+    CreatePaymentOrder: _aio.UnaryUnaryMultiCallable[_orders_service_pb2.CreatePaymentOrderRequest, _orders_service_pb2.CreatePaymentOrderResponse]  # type: ignore[assignment]
+    """Pays a merchant from a user's wallet on a mini-app's behalf, and returns
+    the order that records it (a payment order: no items, a `description`).
+
+    The miniapps service calls it once the user confirmed a payment request
+    a mini-app's backend created; the buyer is that user, not the caller.
+    The saga is a hold of `amount` on the buyer's wallet, then its capture
+    to the merchant: no stock is involved. The hold is the pivot of a
+    payment order: before it the order is PENDING and is undone (CANCELLED)
+    if it cannot go on; once the funds are held the order is
+    PAYMENT_PENDING and the payment is collected going forward exactly as a
+    product order's (the reconciler captures it after an interruption; an
+    expired hold is replaced; if the buyer's funds no longer cover a new
+    one, the order ends REVERSED and no money moved).
+
+    Idempotency (AIP-155): the order is keyed by (buyer, `request_id`): the
+    key belongs to the buyer, so one caller acting for many users never
+    collides, and it shares the buyer's key space with CreateOrder. The same
+    key with the same parameters returns the same order and has no second
+    effect (an unfinished order is resumed first); the same key with other
+    parameters fails with `IDEMPOTENCY_KEY_REUSED`. A CANCELLED order is
+    tried again by the same key as a new attempt (at most 5).
+
+    Success and failure are reported as by CreateOrder: the order once the
+    funds are held (COMPLETED, PAYMENT_PENDING, or REVERSED on a replay);
+    a failure carries `order_id`, `checkout_step` (hold, capture) and
+    `checkout_state` ("NOTHING_HELD": the order is CANCELLED and none of
+    the buyer's money is held; "PENDING": something may still be held and
+    the reconciler settles it) in its ErrorInfo metadata.
+
+    Who may call: role system only (the miniapps service, with its service
+    token). A user may not move another user's money with it.
+
+    Errors:
+    - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `buyer_id`,
+      `merchant_id`, `mini_app_id` or `payment_request_id`; `amount`
+      missing, not positive or not below 1e15; `description` empty, over
+      200 characters or with control characters; `request_id` empty or
+      over-long; INVALID_ARGUMENT `INVALID_CURRENCY`.
+    - UNAUTHENTICATED `UNAUTHENTICATED`.
+    - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role system.
+    - FAILED_PRECONDITION `SELF_PURCHASE`: `buyer_id` equals
+      `merchant_id` (metadata `merchant_id`); no order is created.
+    - FAILED_PRECONDITION `INSUFFICIENT_FUNDS`, `LIMIT_EXCEEDED`,
+      `WALLET_NOT_FOUND` (NOT_FOUND) (domain wallet.superapp): the hold was
+      refused; the order is CANCELLED with `checkout_state` "NOTHING_HELD".
+    - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED` (metadata `request_id`).
+    - FAILED_PRECONDITION `CHECKOUT_ATTEMPTS_EXHAUSTED`: the order was
+      cancelled 5 times; use a new `request_id` (metadata `order_id`).
+    - ABORTED `ORDER_IN_PROGRESS`: another call or the reconciler is working
+      on this order right now; retry shortly (metadata `order_id`).
+    - UNAVAILABLE (reason of the unavailable service, or `UNAVAILABLE`):
+      the hold could not be placed now; `checkout_state` says "PENDING".
     """
 
 class OrdersServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -405,6 +529,12 @@ class OrdersServiceServicer(metaclass=_abc_1.ABCMeta):
     units to stock (REVERSED). Every call to another service carries a
     `request_id` derived from (order id, attempt, step), so replaying a step
     after a crash returns its first result instead of doing it twice.
+
+    Payment orders. `CreatePaymentOrder` records a payment a user confirmed
+    in a mini-app: the same saga without the catalogue (hold the funds, then
+    capture them to the merchant), the same states, reconciler and events;
+    such an order has no items but a `description`, `mini_app_id` and
+    `payment_request_id`.
 
     States. PENDING (the saga is before the pivot) -> PAYMENT_PENDING (sold,
     payment being collected) -> COMPLETED; PENDING -> CANCELLED (compensated:
@@ -445,7 +575,8 @@ class OrdersServiceServicer(metaclass=_abc_1.ABCMeta):
     DEADLINE_EXCEEDED may be returned by any RPC.
 
     Identifiers. `order_id` is generated here (UUIDv7, time-ordered); user ids
-    are identity's; `product_id`, `reservation_id` are the catalogue's;
+    are identity's; `mini_app_id` and `payment_request_id` the miniapps
+    service's; `product_id`, `reservation_id` are the catalogue's;
     `hold_id`, `transaction_id` the wallet's. All are canonical lower-case
     UUIDs; a malformed id fails with INVALID_ARGUMENT.
 
@@ -566,8 +697,9 @@ class OrdersServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_orders_service_pb2.ListMerchantOrdersResponse, _abc.Awaitable[_orders_service_pb2.ListMerchantOrdersResponse]]:
         """Lists a merchant's sales: the orders of its products whose units were
-        sold (PAYMENT_PENDING, COMPLETED and REVERSED; never PENDING or
-        CANCELLED ones, which sold nothing), newest first, cursor-paginated.
+        sold and the payment orders paying it whose funds were held
+        (PAYMENT_PENDING, COMPLETED and REVERSED; never PENDING or CANCELLED
+        ones, which sold nothing), newest first, cursor-paginated.
 
         A separate RPC rather than a filter of ListOrders: it answers a
         different party (the seller), with a different rule of who may call and
@@ -581,6 +713,66 @@ class OrdersServiceServicer(metaclass=_abc_1.ABCMeta):
         `INVALID_PAGE_TOKEN`; UNAUTHENTICATED `UNAUTHENTICATED`;
         PERMISSION_DENIED `PERMISSION_DENIED` (another merchant without role
         admin).
+        """
+
+    @_abc_1.abstractmethod
+    def CreatePaymentOrder(
+        self,
+        request: _orders_service_pb2.CreatePaymentOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_service_pb2.CreatePaymentOrderResponse, _abc.Awaitable[_orders_service_pb2.CreatePaymentOrderResponse]]:
+        """Pays a merchant from a user's wallet on a mini-app's behalf, and returns
+        the order that records it (a payment order: no items, a `description`).
+
+        The miniapps service calls it once the user confirmed a payment request
+        a mini-app's backend created; the buyer is that user, not the caller.
+        The saga is a hold of `amount` on the buyer's wallet, then its capture
+        to the merchant: no stock is involved. The hold is the pivot of a
+        payment order: before it the order is PENDING and is undone (CANCELLED)
+        if it cannot go on; once the funds are held the order is
+        PAYMENT_PENDING and the payment is collected going forward exactly as a
+        product order's (the reconciler captures it after an interruption; an
+        expired hold is replaced; if the buyer's funds no longer cover a new
+        one, the order ends REVERSED and no money moved).
+
+        Idempotency (AIP-155): the order is keyed by (buyer, `request_id`): the
+        key belongs to the buyer, so one caller acting for many users never
+        collides, and it shares the buyer's key space with CreateOrder. The same
+        key with the same parameters returns the same order and has no second
+        effect (an unfinished order is resumed first); the same key with other
+        parameters fails with `IDEMPOTENCY_KEY_REUSED`. A CANCELLED order is
+        tried again by the same key as a new attempt (at most 5).
+
+        Success and failure are reported as by CreateOrder: the order once the
+        funds are held (COMPLETED, PAYMENT_PENDING, or REVERSED on a replay);
+        a failure carries `order_id`, `checkout_step` (hold, capture) and
+        `checkout_state` ("NOTHING_HELD": the order is CANCELLED and none of
+        the buyer's money is held; "PENDING": something may still be held and
+        the reconciler settles it) in its ErrorInfo metadata.
+
+        Who may call: role system only (the miniapps service, with its service
+        token). A user may not move another user's money with it.
+
+        Errors:
+        - INVALID_ARGUMENT `INVALID_ARGUMENT`: empty or malformed `buyer_id`,
+          `merchant_id`, `mini_app_id` or `payment_request_id`; `amount`
+          missing, not positive or not below 1e15; `description` empty, over
+          200 characters or with control characters; `request_id` empty or
+          over-long; INVALID_ARGUMENT `INVALID_CURRENCY`.
+        - UNAUTHENTICATED `UNAUTHENTICATED`.
+        - PERMISSION_DENIED `PERMISSION_DENIED`: the caller lacks role system.
+        - FAILED_PRECONDITION `SELF_PURCHASE`: `buyer_id` equals
+          `merchant_id` (metadata `merchant_id`); no order is created.
+        - FAILED_PRECONDITION `INSUFFICIENT_FUNDS`, `LIMIT_EXCEEDED`,
+          `WALLET_NOT_FOUND` (NOT_FOUND) (domain wallet.superapp): the hold was
+          refused; the order is CANCELLED with `checkout_state` "NOTHING_HELD".
+        - FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED` (metadata `request_id`).
+        - FAILED_PRECONDITION `CHECKOUT_ATTEMPTS_EXHAUSTED`: the order was
+          cancelled 5 times; use a new `request_id` (metadata `order_id`).
+        - ABORTED `ORDER_IN_PROGRESS`: another call or the reconciler is working
+          on this order right now; retry shortly (metadata `order_id`).
+        - UNAVAILABLE (reason of the unavailable service, or `UNAVAILABLE`):
+          the hold could not be placed now; `checkout_state` says "PENDING".
         """
 
 def add_OrdersServiceServicer_to_server(servicer: OrdersServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
