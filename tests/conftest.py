@@ -52,6 +52,16 @@ def process_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a `slow` test run first, each file's tests still together and in order.
+
+    pytest-xdist (`scripts/test`: one file per worker, in this order) hands out files
+    as workers free up: a file of a few minutes handed out last ran alone at the end.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 POSTGRES_URL = os.environ.get(
     "SUPERAPP_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )

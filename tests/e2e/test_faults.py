@@ -46,13 +46,13 @@ from services.runtime.status_details import StatusDetails
 from tests.conftest import POSTGRES_URL, process_alive
 from tests.e2e.conftest import ROOT, Stack, StackFactory
 
-# Serial: alone on the machine's two cores. Beside other tests' stacks, the 18
-# processes of this one starved until checkouts ran out of attempts while their callers
-# retried (the platform's answer to a slow machine, not a loss; seen at load 12).
+# Alone on the machine's two cores, after every other test. Beside other tests' stacks,
+# the 18 processes of this one starved until checkouts ran out of attempts while their
+# callers retried (the platform's answer to a slow machine, not a loss; seen at load 12).
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.slow,
-    pytest.mark.serial,
+    pytest.mark.alone,
     pytest.mark.timeout(900),
 ]
 

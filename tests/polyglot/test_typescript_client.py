@@ -48,6 +48,7 @@ async def _run(*command: str) -> None:
     assert process.returncode == 0, f"{' '.join(command)} failed:\n{out.decode()}"
 
 
+@pytest.mark.slow
 async def test_typescript_client_does_the_journey(live_stack: LiveStack) -> None:
     if shutil.which("node") is None:
         pytest.fail("node (Node.js >= 20) is not on PATH; it is a prerequisite of this repository")

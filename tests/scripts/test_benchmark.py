@@ -1,4 +1,4 @@
-"""The bench harness: a real short run end to end, the scenario contract, clean shutdown.
+"""The bench harness: the scenario contract, its summaries and its selection.
 
 No timing targets here: the numbers belong to the bench output, not to pass/fail.
 """
@@ -7,139 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from scripts.benchmark.environment import Environment
-from scripts.benchmark.postgres_server import POSTGRES_URL_SETTING
 from scripts.benchmark.process_cpu import Processes, process_cpu_seconds
 from scripts.benchmark.registry import CPU_REFERENCE, all_scenarios, select
 from scripts.benchmark.repeated import Repeated
 from scripts.benchmark.report import format_table, summarize
 from scripts.benchmark.runner import Measurement, Plan, run_benchmark
 from scripts.benchmark.scenario import SERVER, ClosedLoop, Sample, Scenario, Target, Window
-from tests.conftest import POSTGRES_URL
+from tests.scripts.bench_short_runs import SHORT_RUNS, scenarios_of
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench(*args: str) -> list[str]:
-    return [sys.executable, "-m", "scripts.benchmark", *args]
-
-
-@pytest.mark.slow
-# About a minute on an idle machine: ten times that tells a slow run from a hung one.
-@pytest.mark.timeout(660)
-def test_short_run_measures_every_scenario_and_writes_json(tmp_path: Path) -> None:
-    output = tmp_path / "bench.json"
-    done = subprocess.run(
-        _bench(
-            *("--duration", "0.3", "--warmup", "0.1", "--rounds", "2", "--concurrency", "4"),
-            *("--json", str(output)),
-        ),
-        cwd=ROOT,
-        # A small catalogue: seeding the bench's 100,000 products is not what this tests.
-        env={**os.environ, "SUPERAPP_BENCH_CATALOGUE_PRODUCTS": "2000"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "vs ceiling" in done.stdout
-    assert "cpu/call µs" in done.stdout
-    assert "cpu vs echo" in done.stdout
-
-    document = json.loads(output.read_text())
-    assert document["settings"]["concurrency"] == [4]
-    assert document["settings"]["rounds"] == 2
-    assert document["failures"] == []
-    results = {row["scenario"]: row for row in document["results"]}
-    # The opt-in scenarios (PostgreSQL replicas) run only when named.
-    by_default = [scenario for scenario in all_scenarios() if not scenario.opt_in]
-    assert set(results) == {scenario.name for scenario in by_default}
-    assert results[CPU_REFERENCE]["cpu_vs_echo"] == 1.0
-    for scenario in by_default:
-        row = results[scenario.name]
-        assert row["throughput_rps"] > 0, row
-        assert row["p50_ms"] is not None
-        assert row["p99_ms"] >= row["p50_ms"]
-        assert row["rounds"] == 2
-        # Every scenario names what serves it: its CPU time per call is measured.
-        assert row["cpu_per_call_us"] > 0, row
-        assert 0 < row["cpu_vs_echo_min"] <= row["cpu_vs_echo"] <= row["cpu_vs_echo_max"], row
-        assert row["cores"]["server"] > 0, row
-        if scenario.ceiling is None:
-            assert row["ratio"] is None
-        else:
-            assert row["ceiling"] == scenario.ceiling
-            # A round may complete no call (a throttled Login on a loaded machine): 0.
-            assert 0 <= row["ratio_min"] <= row["ratio"] <= row["ratio_max"], row
-        if scenario.target is None:
-            assert row["target"] is None
-        else:
-            # Printed beside its figure; whether it was met is not this test's business.
-            assert row["target"] == scenario.target.describe()
-            assert row["target_met"] in (True, False), row
-
-
-@pytest.mark.slow
-@pytest.mark.postgres
-@pytest.mark.timeout(660)
-async def test_replica_scenarios_run_on_postgresql_when_named(tmp_path: Path) -> None:
-    admin = make_url(POSTGRES_URL)
-    try:
-        probe = await asyncpg.connect(
-            host=admin.host, port=admin.port, user=admin.username, database=admin.database
-        )
-    except (OSError, asyncpg.PostgresError) as error:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {error}")
-    await probe.close()
-    output = tmp_path / "bench.json"
-    # One call at a time: what this checks is that the deployment runs, not how fast.
-    bench = await asyncio.create_subprocess_exec(
-        *_bench(
-            *("--scenario", "pg.", "--duration", "0.3", "--warmup", "0.2", "--rounds", "1"),
-            *("--concurrency", "1", "--json", str(output)),
-        ),
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "SUPERAPP_BENCH_CATALOGUE_PRODUCTS": "500",
-            "SUPERAPP_BENCH_PG_USERS": "4",
-            POSTGRES_URL_SETTING: POSTGRES_URL,
-        },
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    stdout, _ = await asyncio.wait_for(bench.communicate(), timeout=600)
-    assert bench.returncode == 0, stdout.decode()
-    assert "cores busy in pg.wallet.CreateTransfer 2 replicas" in stdout.decode()
-
-    document = json.loads(output.read_text())
-    assert document["failures"] == []
-    results = {row["scenario"]: row for row in document["results"]}
-    replicas = [s for s in all_scenarios() if s.opt_in and s.name.startswith("pg.")]
-    assert set(results) == {CPU_REFERENCE} | {scenario.name for scenario in replicas}
-    metered = {"server", "load generator", "machine"}
-    if admin.host in {"127.0.0.1", "localhost"}:
-        metered.add("postgresql")  # its processes are readable only on this machine
-    for scenario in replicas:
-        row = results[scenario.name]
-        assert row["throughput_rps"] > 0, row
-        assert row["ratio"] > 0, row
-        assert row["cpu_per_call_us"] > 0, row
-        assert metered <= set(row["cores"]), row
 
 
 async def unused(_env: Environment) -> ClosedLoop:
@@ -333,44 +219,6 @@ async def test_a_repeated_operation_is_measured_at_least_once() -> None:
     assert sample.elapsed > 0
 
 
-def _default_interrupt() -> None:
-    # A suite started in the background by a non-interactive shell inherits SIGINT
-    # ignored, and so would the harness: Python then never turns it into Ctrl-C.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-@pytest.mark.parametrize(
-    ("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["int", "term"]
-)
-def test_interrupted_run_stops_its_servers(signum: signal.Signals, exit_code: int) -> None:
-    # The signal goes to the harness alone, so only its own clean-up can stop the server.
-    bench = subprocess.Popen(
-        _bench("--only", "grpc.echo", "--duration", "60", "--concurrency", "2"),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_default_interrupt,
-    )
-    try:
-        assert bench.stderr is not None
-        for line in bench.stderr:
-            if "measuring" in line:
-                break
-        children = Path(f"/proc/{bench.pid}/task/{bench.pid}/children").read_text().split()
-        assert children, "the echo server should be running"
-        bench.send_signal(signum)
-        _, stderr = bench.communicate(timeout=30)
-    finally:
-        if bench.poll() is None:
-            bench.kill()
-            bench.communicate()
-    assert bench.returncode == exit_code, stderr
-    for pid in map(int, children):
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
-
-
 class _SqliteInserts:
     """A self-timed workload: blocking sqlite3 inserts, timed by the workload itself."""
 
@@ -472,3 +320,9 @@ def test_unknown_selection_or_ceiling_is_refused() -> None:
         select(all_scenarios(), ["no-such-path"])
     with pytest.raises(ValueError, match="unknown ceiling"):
         select([Scenario("orphan", unused, ceiling="missing")], [])
+
+
+def test_the_short_runs_together_cover_every_default_scenario_and_no_opt_in_one() -> None:
+    # The end-to-end runs are split by theme (tests/scripts/test_bench_run_*.py).
+    measured = {scenario.name for run in SHORT_RUNS for scenario in scenarios_of(run)}
+    assert measured == {scenario.name for scenario in all_scenarios() if not scenario.opt_in}
