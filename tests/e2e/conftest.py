@@ -20,9 +20,14 @@ from scripts.localstack import COMPONENTS, READY_LINE
 from tests.conftest import process_alive
 
 ROOT = Path(__file__).resolve().parents[2]
-# Generous: the Python services import grpc, SQLAlchemy and OpenTelemetry at once on 2 cores.
-READY_TIMEOUT = 120.0
+# Generous: the Python services import grpc, SQLAlchemy and OpenTelemetry at once on 2 cores,
+# and the suite starts up to three stacks at a time beside its other tests. At load 30-40 a
+# stack took 134-138 s to be ready, past the launcher's own 90 s default, so the tests give
+# the launcher STARTUP_TIMEOUT (unless a test sets its own) and wait a little longer.
+STARTUP_TIMEOUT = 300.0
+READY_TIMEOUT = STARTUP_TIMEOUT + 30.0
 EXIT_TIMEOUT = 40.0
+_STARTUP_ARGS = ("--startup-timeout", f"{STARTUP_TIMEOUT:g}")
 
 
 def _free_ports(count: int) -> list[int]:
@@ -63,8 +68,9 @@ class Stack:
         self._out = self.data_dir.parent / f"{self.data_dir.name}-{run}.out"
         self._err = self.data_dir.parent / f"{self.data_dir.name}-{run}.err"
         with self._out.open("wb") as out, self._err.open("wb") as err:
+            timeout = () if "--startup-timeout" in self.args else _STARTUP_ARGS
             self.process = subprocess.Popen(
-                ["bash", "scripts/stack", *self.args],
+                ["bash", "scripts/stack", *self.args, *timeout],
                 cwd=ROOT,
                 env=self.env,
                 stdout=out,

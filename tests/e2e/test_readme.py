@@ -14,7 +14,7 @@ import pytest
 from scripts.localstack import COMPONENTS, READY_LINE
 from tests.e2e.conftest import ROOT, Stack, StackFactory
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 README = ROOT / "README.md"
 

@@ -11,7 +11,7 @@ from tests.e2e.conftest import StackFactory
 
 # One file per theme, so that pytest-xdist (one file per worker) runs the themes side by
 # side: each test starts stacks of its own, which is what made one file the suite's pole.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 async def test_a_service_that_keeps_crashing_stops_the_stack_with_a_report(

@@ -21,7 +21,7 @@ from tests.e2e.stack_journeys import (
 
 # One file per theme, so that pytest-xdist (one file per worker) runs the themes side by
 # side: each test starts stacks of its own, which is what made one file the suite's pole.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 async def test_stack_serves_every_component_and_stops_cleanly(make_stack: StackFactory) -> None:

@@ -12,7 +12,7 @@ from tests.e2e.conftest import READY_TIMEOUT, StackFactory
 
 # One file per theme, so that pytest-xdist (one file per worker) runs the themes side by
 # side: each test starts stacks of its own, which is what made one file the suite's pole.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.mark.parametrize("variable", ["SUPERAPP_NATS_PORT", "IDENTITY_PORT"])
@@ -25,7 +25,7 @@ async def test_a_taken_port_is_named_and_nothing_starts(
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         stack.start()
-        code = await stack.wait_exit(within=20.0)
+        code = await stack.wait_exit(within=60.0)
 
     assert code != 0
     message = stack.stderr.strip()

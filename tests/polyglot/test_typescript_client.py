@@ -48,7 +48,10 @@ async def _run(*command: str) -> None:
     assert process.returncode == 0, f"{' '.join(command)} failed:\n{out.decode()}"
 
 
+# The stack's start (tests.e2e.conftest.READY_TIMEOUT at most) plus generation, tsc and
+# the journey.
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 async def test_typescript_client_does_the_journey(live_stack: LiveStack) -> None:
     if shutil.which("node") is None:
         pytest.fail("node (Node.js >= 20) is not on PATH; it is a prerequisite of this repository")
