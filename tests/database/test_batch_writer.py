@@ -173,26 +173,29 @@ async def test_batches_that_name_their_locks_queue_instead_of_deadlocking(
 
 
 async def test_a_lone_command_leaves_the_event_loop_while_other_calls_are_in_flight(
-    database: Database,
+    tmp_path: Path,
 ) -> None:
     """Alone, a command runs on the loop's own thread (no hop to pay for); while the
     service says other calls are in flight, it runs on the writer thread, so that the
-    loop keeps serving them meanwhile."""
-    if database.dialect != "sqlite":
-        pytest.skip("only SQLite has a writer thread (PostgreSQL's driver awaits the server)")
+    loop keeps serving them meanwhile. SQLite only: it is the backend with a writer
+    thread (PostgreSQL's driver awaits the server)."""
     others_in_flight = False
-    writer = BatchWriter(database, busy=lambda: others_in_flight)
-    writer.start()
     loop_thread = threading.get_ident()
 
     def on_the_loop(_connection: Connection) -> bool:
         return threading.get_ident() == loop_thread
 
-    try:
-        alone = await writer.submit(on_the_loop)
-        others_in_flight = True
-        among_others = await writer.submit(on_the_loop)
-    finally:
-        await writer.close()
+    async with (
+        empty_database("sqlite", tmp_path) as url,
+        database_with(url, _METADATA) as database,
+    ):
+        writer = BatchWriter(database, busy=lambda: others_in_flight)
+        writer.start()
+        try:
+            alone = await writer.submit(on_the_loop)
+            others_in_flight = True
+            among_others = await writer.submit(on_the_loop)
+        finally:
+            await writer.close()
     assert alone is True
     assert among_others is False
