@@ -766,6 +766,15 @@ def argument_parser() -> argparse.ArgumentParser:
         "every process, with the alerting and recording rules of deploy/observability",
     )
     parser.add_argument(
+        "--crash-window",
+        type=float,
+        default=RestartPolicy.window_seconds,
+        help=f"a component that crashes {RestartPolicy.max_crashes} times within this many "
+        f"seconds is not started again and the stack stops (default "
+        f"{RestartPolicy.window_seconds:g}; a slow machine restarts slowly, so crashes are "
+        "further apart there)",
+    )
+    parser.add_argument(
         "--startup-timeout",
         type=float,
         default=None,
@@ -783,8 +792,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as error:
         print(f"stack: {error}", file=sys.stderr)
         return 2
+    if args.crash_window <= 0:
+        print("stack: --crash-window must be positive", file=sys.stderr)
+        return 2
+    policy = RestartPolicy(window_seconds=args.crash_window)
     try:
-        return asyncio.run(run_stack(config, os.environ))
+        return asyncio.run(run_stack(config, os.environ, policy))
     except ConfigurationError as error:
         print(f"stack: {error}", file=sys.stderr)
         return 2
