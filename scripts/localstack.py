@@ -40,7 +40,7 @@ from scripts.prometheus_process import (
 )
 from scripts.supervisor import Child, GaveUp, ReadyCheck, RestartPolicy, stop_children
 from services.runtime.health_client import wait_serving
-from services.runtime.ports import free_port, port_in_use
+from services.runtime.ports import FreePorts, port_in_use
 
 __all__ = [
     "COMPONENTS",
@@ -195,25 +195,26 @@ class StackConfig:
             raise ConfigurationError(
                 "--nats-cluster starts a cluster; it cannot go with --nats-url"
             )
+        picker = FreePorts()
         cluster_ports = (
-            [free_port() for _ in range(args.nats_cluster)] if args.nats_cluster > 1 else []
+            [picker.pick() for _ in range(args.nats_cluster)] if args.nats_cluster > 1 else []
         )
         prometheus_port = None
         if args.observability:
             prometheus_port = _port_from_env(
                 environ, "SUPERAPP_PROMETHEUS_PORT", PROMETHEUS_DEFAULT_PORT
-            ) or free_port("127.0.0.1")
+            ) or picker.pick("127.0.0.1")
         config = cls(
             data_dir=data_dir.resolve(),
             external_nats_url=external,
-            nats_ports=_replica_ports(nats_port, args.nats_cluster, "127.0.0.1"),
+            nats_ports=_replica_ports(nats_port, args.nats_cluster, "127.0.0.1", picker),
             nats_cluster_ports=cluster_ports,
             startup_timeout=startup_timeout,
             replicas=args.replicas,
             endpoints=[
                 endpoint
                 for component in components
-                for endpoint in _endpoints(component, environ, args.replicas)
+                for endpoint in _endpoints(component, environ, args.replicas, picker)
             ],
             prometheus_port=prometheus_port,
         )
@@ -254,21 +255,23 @@ class StackConfig:
         return mine[0] if len(mine) == 1 else "ipv4:" + ",".join(mine)
 
 
-def _replica_ports(base: int, count: int, host: str) -> list[int]:
+def _replica_ports(base: int, count: int, host: str, picker: FreePorts) -> list[int]:
     """Replica i listens on `base` + 10 i (7102, 7112, ...), or on free ports for base 0."""
     if base == 0:
-        return [free_port(host) for _ in range(count)]
+        return [picker.pick(host) for _ in range(count)]
     return [base + 10 * index for index in range(count)]
 
 
-def _endpoints(component: Component, environ: Mapping[str, str], replicas: int) -> list[Endpoint]:
+def _endpoints(
+    component: Component, environ: Mapping[str, str], replicas: int, picker: FreePorts
+) -> list[Endpoint]:
     host = environ.get(f"{component.env_prefix}HOST") or "127.0.0.1"
     base = _port_from_env(environ, component.port_variable, component.default_port)
-    ports = _replica_ports(base, replicas, host)
+    ports = _replica_ports(base, replicas, host, picker)
     metrics_base = _port_from_env(
         environ, component.metrics_port_variable, component.default_metrics_port
     )
-    metrics_ports = _replica_ports(metrics_base, replicas, host)
+    metrics_ports = _replica_ports(metrics_base, replicas, host, picker)
     names = (
         [component.name]
         if replicas == 1

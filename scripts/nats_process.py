@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from scripts.child_processes import die_with_parent
-from services.runtime.ports import free_port
+from services.runtime.ports import FreePorts, free_port
 
 __all__ = [
     "ClusterNode",
@@ -214,8 +214,9 @@ class NatsCluster:
         if size < 3:
             # JetStream's meta group needs a quorum; two nodes lose it with one.
             raise ValueError("a JetStream cluster needs at least 3 nodes")
-        client_ports = [free_port() for _ in range(size)]
-        cluster_ports = [free_port() for _ in range(size)]
+        picker = FreePorts()
+        client_ports = [picker.pick() for _ in range(size)]
+        cluster_ports = [picker.pick() for _ in range(size)]
         self.nodes = [
             NatsProcess(
                 root / f"n{index}",

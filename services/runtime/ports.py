@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-__all__ = ["free_port", "port_in_use"]
+__all__ = ["FreePorts", "free_port", "port_in_use"]
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -16,6 +16,24 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(_family(host)) as probe:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
+        return port
+
+
+class FreePorts:
+    """Free ports of which none is handed out twice.
+
+    `free_port` closes its probe, so two calls in a row may get the same port back from
+    the kernel; whoever needs several ports at once (a stack, a cluster) picks them here.
+    """
+
+    def __init__(self) -> None:
+        self._given: set[int] = set()
+
+    def pick(self, host: str = "127.0.0.1") -> int:
+        """A port on `host` that was free a moment ago and that this picker never gave."""
+        while (port := free_port(host)) in self._given:
+            pass
+        self._given.add(port)
         return port
 
 
