@@ -34,6 +34,7 @@ from services.miniapps.config import MiniAppsSettings
 from services.miniapps.server import create_server as create_miniapps
 from services.orders.config import OrdersSettings
 from services.orders.server import create_server as create_orders
+from services.runtime.clock import Clock
 from services.runtime.ids import new_id
 from services.runtime.serving import GrpcService
 from services.wallet.config import WalletSettings
@@ -134,11 +135,12 @@ async def running_platform(
     *,
     orders_database_url: str | None = None,
     miniapps_database_url: str | None = None,
+    wallet_clock: Clock | None = None,
     **orders_settings: Any,
 ) -> AsyncIterator[Platform]:
     """The five services on SQLite files under `data_dir` (orders on
-    `orders_database_url`, miniapps on `miniapps_database_url` if given), identity's
-    admin bootstrapped."""
+    `orders_database_url`, miniapps on `miniapps_database_url` if given, the wallet on
+    `wallet_clock`'s time if given), identity's admin bootstrapped."""
     async with running_identity(
         f"sqlite+aiosqlite:///{data_dir / 'identity.db'}",
         data_dir / "identity",
@@ -165,7 +167,7 @@ async def running_platform(
                 hold_sweep_seconds=0.1,
                 **common,
             ),
-            create_wallet,
+            functools.partial(create_wallet, clock=wallet_clock),
             tracer_provider,
         )
         catalogue = Service(

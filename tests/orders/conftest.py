@@ -22,6 +22,7 @@ from superapp.orders.v1 import orders_service_pb2_grpc
 from superapp.type.v1.money_pb2 import Money
 
 from scripts.nats_process import NatsProcess
+from services.runtime.clock import Clock
 from tests.bff.conftest import (
     Platform,
     Session,
@@ -43,9 +44,12 @@ __all__ = ["Shop", "metadata_of", "open_shop", "orders_platform"]
 async def orders_platform(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
+    *,
+    wallet_clock: Clock | None = None,
     **orders_settings: Any,
 ) -> AsyncIterator[Platform]:
-    """The platform with orders on the backend `request.param` names, and a BFF."""
+    """The platform with orders on the backend `request.param` names, and a BFF; the
+    wallet on `wallet_clock`'s time if given."""
     data_dir = tmp_path_factory.mktemp("orders")
     url = None if request.param == "sqlite" else await _create_postgres_database()
     try:
@@ -56,6 +60,7 @@ async def orders_platform(
                     TracerProvider(),
                     nats_server.url,
                     orders_database_url=url,
+                    wallet_clock=wallet_clock,
                     **orders_settings,
                 ) as platform,
                 serving_bff(platform.bff_settings) as base_url,
