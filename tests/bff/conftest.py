@@ -136,11 +136,14 @@ async def running_platform(
     orders_database_url: str | None = None,
     miniapps_database_url: str | None = None,
     wallet_clock: Clock | None = None,
+    health_probe_seconds: float = 0.2,
+    miniapps_settings: dict[str, Any] | None = None,
     **orders_settings: Any,
 ) -> AsyncIterator[Platform]:
     """The five services on SQLite files under `data_dir` (orders on
     `orders_database_url`, miniapps on `miniapps_database_url` if given, the wallet on
-    `wallet_clock`'s time if given), identity's admin bootstrapped."""
+    `wallet_clock`'s time if given), identity's admin bootstrapped. `miniapps_settings`
+    override miniapps' settings (its background loops' intervals, say)."""
     async with running_identity(
         f"sqlite+aiosqlite:///{data_dir / 'identity.db'}",
         data_dir / "identity",
@@ -157,7 +160,7 @@ async def running_platform(
             "port": 0,
             "nats_url": nats_url,
             "identity_addr": identity_addr,
-            "health_probe_seconds": 0.2,
+            "health_probe_seconds": health_probe_seconds,
             "relay": "task",
         }
         wallet = Service(
@@ -200,22 +203,25 @@ async def running_platform(
         await orders.start()
         miniapps = Service(
             MiniAppsSettings(
-                data_dir=data_dir / "miniapps",
-                database_url=(
-                    miniapps_database_url or f"sqlite+aiosqlite:///{data_dir / 'miniapps.db'}"
-                ),
-                # A thread, not a worker process: the small test bundles review quickly.
-                check_workers=0,
-                check_interval_seconds=0.2,
-                # Its own token introspects mini-app tokens and pays through orders.
-                client_secret=MINIAPPS_SECRET,
-                orders_addr=orders.address,
-                settle_interval_seconds=0.2,
-                settle_backoff_max_seconds=0.5,
-                webhook_interval_seconds=0.2,
-                webhook_backoff_initial_seconds=0.2,
-                webhook_backoff_max_seconds=0.5,
-                **common,
+                **{
+                    "data_dir": data_dir / "miniapps",
+                    "database_url": (
+                        miniapps_database_url or f"sqlite+aiosqlite:///{data_dir / 'miniapps.db'}"
+                    ),
+                    # A thread, not a worker process: the small test bundles review quickly.
+                    "check_workers": 0,
+                    "check_interval_seconds": 0.2,
+                    # Its own token introspects mini-app tokens and pays through orders.
+                    "client_secret": MINIAPPS_SECRET,
+                    "orders_addr": orders.address,
+                    "settle_interval_seconds": 0.2,
+                    "settle_backoff_max_seconds": 0.5,
+                    "webhook_interval_seconds": 0.2,
+                    "webhook_backoff_initial_seconds": 0.2,
+                    "webhook_backoff_max_seconds": 0.5,
+                    **common,
+                    **(miniapps_settings or {}),
+                }
             ),
             create_miniapps,
             tracer_provider,

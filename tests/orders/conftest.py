@@ -40,6 +40,13 @@ from tests.conftest import _create_postgres_database, _drop_postgres_database
 __all__ = ["Shop", "metadata_of", "open_shop", "orders_platform"]
 
 
+_IDLE_MINIAPPS = {
+    "check_interval_seconds": 60,
+    "settle_interval_seconds": 60,
+    "webhook_interval_seconds": 60,
+}
+
+
 @contextlib.asynccontextmanager
 async def orders_platform(
     request: pytest.FixtureRequest,
@@ -61,6 +68,12 @@ async def orders_platform(
                     nats_server.url,
                     orders_database_url=url,
                     wallet_clock=wallet_clock,
+                    # Orders' tests give miniapps no work and take no database away:
+                    # its loops and every service's health probe polling each 0.2 s
+                    # were a good share of these modules' CPU. The services' own
+                    # defaults (5 s probes) and miniapps' slowest loops will do.
+                    health_probe_seconds=5.0,
+                    miniapps_settings=_IDLE_MINIAPPS,
                     **orders_settings,
                 ) as platform,
                 serving_bff(platform.bff_settings) as base_url,
