@@ -1,9 +1,11 @@
 """A consuming service in its own process, as in a deployment (bench and tests use it).
 
-`python -m scripts.benchmark.consumer_process NATS_URL DATABASE_URL [DURABLE]` consumes
-UserRegistered with the platform's EventConsumer and records every handler run, with its
-wall-clock time, in table `handled` (no unique key, so a duplicate effect would show),
-then says `ready` on stdout. SIGTERM stops it; SIGKILL is a crash it must survive.
+`python -m scripts.benchmark.consumer_process NATS_URL DATABASE_URL [DURABLE [ACK_WAIT]]`
+consumes UserRegistered with the platform's EventConsumer and records every handler run,
+with its wall-clock time, in table `handled` (no unique key, so a duplicate effect would
+show), then says `ready` on stdout. SIGTERM stops it; SIGKILL is a crash it must survive.
+ACK_WAIT (seconds, the services' 30 unless given) is how long JetStream waits for
+an acknowledgement before it hands an event out again, as after such a crash.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from services.runtime.clock import SystemClock
 
 __all__ = ["HANDLED_QUERY", "main"]
 
+_ACK_WAIT_SECONDS = 30.0
+"""The ack wait unless one is given: the services' (`event_ack_wait_seconds`)."""
 HANDLED_QUERY = "SELECT user_id, at FROM handled"
 """Handler times by user id, for the bench process to read after the window."""
 _METADATA = MetaData()
@@ -43,7 +47,7 @@ async def _record(
     await session.execute(_HANDLED.insert().values(user_id=event.user_id, at=time.time()))
 
 
-async def _run(nats_url: str, database_url: str, durable: str) -> None:
+async def _run(nats_url: str, database_url: str, durable: str, ack_wait_seconds: float) -> None:
     database = Database.connect(database_url)
     async with database.write_connection() as connection:
         await connection.run_sync(_METADATA.create_all)
@@ -55,6 +59,7 @@ async def _run(nats_url: str, database_url: str, durable: str) -> None:
         link=link,
         tracer_provider=TracerProvider(),
         clock=SystemClock(),
+        ack_wait_seconds=ack_wait_seconds,
     )
     consumer.subscribe(events_pb2.UserRegistered, _record)
     stop = asyncio.Event()
@@ -70,9 +75,11 @@ async def _run(nats_url: str, database_url: str, durable: str) -> None:
 
 
 def main() -> None:
-    """Entry point: NATS URL, database URL and durable name from the command line."""
+    """Entry point: NATS URL, database URL, durable name and ack wait from the command
+    line."""
     durable = sys.argv[3] if len(sys.argv) > 3 else "bench-end-to-end"
-    asyncio.run(_run(sys.argv[1], sys.argv[2], durable))
+    ack_wait_seconds = float(sys.argv[4]) if len(sys.argv) > 4 else _ACK_WAIT_SECONDS
+    asyncio.run(_run(sys.argv[1], sys.argv[2], durable, ack_wait_seconds))
 
 
 if __name__ == "__main__":

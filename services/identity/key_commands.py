@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
@@ -23,8 +24,9 @@ from services.identity.server import DATABASE_HINT, open_signing_keys
 from services.identity.signing_keys import SigningKeys
 from services.runtime.clock import SystemClock
 from services.runtime.serving import StartupError
+from services.runtime.settings import ConfigurationError, load_settings
 
-__all__ = ["COMMANDS", "reencrypt_keys", "rotate_keys"]
+__all__ = ["COMMANDS", "reencrypt_keys", "rotate_keys", "run_command"]
 
 # Longer than verifiers keep a key set (JwksCache's 10-minute maximum age).
 _ANNOUNCED_FOR = timedelta(minutes=11)
@@ -72,3 +74,17 @@ COMMANDS: dict[str, Callable[[IdentitySettings], Coroutine[Any, Any, str]]] = {
     "reencrypt-keys": reencrypt_keys,
 }
 """The commands by name."""
+
+
+def run_command(command: str) -> None:
+    """Run `command` (one of `COMMANDS`) on the settings in the environment and print
+    its report; a refusal exits with status 1 and one line on stderr, naming the command.
+
+    What `python -m services.identity <command>` does, here rather than in `__main__`
+    so that it can be called without starting an interpreter (the tests of the
+    commands' logic do; one test per outcome still runs the real process).
+    """
+    try:
+        print(asyncio.run(COMMANDS[command](load_settings(IdentitySettings))))
+    except (ConfigurationError, StartupError) as error:
+        sys.exit(f"{command}: {error}")

@@ -13,6 +13,7 @@ from services.auth.identity_peer import IdentityPeer
 from services.database.batch_writer import BatchWriter
 from services.database.idempotency import IdempotentWrites
 from services.foundation import Foundation
+from services.runtime.clock import Clock
 from services.runtime.serving import GrpcService, ServiceSpec, run_service, start_grpc_service
 from services.runtime.sweeper import Sweeper
 from services.wallet.balances import Balances
@@ -33,8 +34,13 @@ SERVICE_NAME = wallet_service_pb2.DESCRIPTOR.services_by_name["WalletService"].f
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-async def create_server(settings: WalletSettings, tracer_provider: TracerProvider) -> GrpcService:
-    """Start wallet on `settings.port` (0 picks one); the handle carries the bound port."""
+async def create_server(
+    settings: WalletSettings, tracer_provider: TracerProvider, *, clock: Clock | None = None
+) -> GrpcService:
+    """Start wallet on `settings.port` (0 picks one); the handle carries the bound port.
+
+    `clock` (the system's by default) is the time of holds, their expiry and tokens.
+    """
     foundation = await Foundation.open(
         "wallet",
         settings,
@@ -42,6 +48,7 @@ async def create_server(settings: WalletSettings, tracer_provider: TracerProvide
         event_tables=EVENT_TABLES,
         tracer_provider=tracer_provider,
         secrets=SERVICE_SECRETS,
+        clock=clock,
     )
     metrics = MoneyMetrics(foundation.metrics)
     foundation.bus.subscribe(

@@ -34,6 +34,7 @@ from services.miniapps.config import MiniAppsSettings
 from services.miniapps.server import create_server as create_miniapps
 from services.orders.config import OrdersSettings
 from services.orders.server import create_server as create_orders
+from services.runtime.clock import Clock
 from services.runtime.ids import new_id
 from services.runtime.serving import GrpcService
 from services.wallet.config import WalletSettings
@@ -134,11 +135,15 @@ async def running_platform(
     *,
     orders_database_url: str | None = None,
     miniapps_database_url: str | None = None,
+    wallet_clock: Clock | None = None,
+    health_probe_seconds: float = 0.2,
+    miniapps_settings: dict[str, Any] | None = None,
     **orders_settings: Any,
 ) -> AsyncIterator[Platform]:
     """The five services on SQLite files under `data_dir` (orders on
-    `orders_database_url`, miniapps on `miniapps_database_url` if given), identity's
-    admin bootstrapped."""
+    `orders_database_url`, miniapps on `miniapps_database_url` if given, the wallet on
+    `wallet_clock`'s time if given), identity's admin bootstrapped. `miniapps_settings`
+    override miniapps' settings (its background loops' intervals, say)."""
     async with running_identity(
         f"sqlite+aiosqlite:///{data_dir / 'identity.db'}",
         data_dir / "identity",
@@ -155,7 +160,7 @@ async def running_platform(
             "port": 0,
             "nats_url": nats_url,
             "identity_addr": identity_addr,
-            "health_probe_seconds": 0.2,
+            "health_probe_seconds": health_probe_seconds,
             "relay": "task",
         }
         wallet = Service(
@@ -165,7 +170,7 @@ async def running_platform(
                 hold_sweep_seconds=0.1,
                 **common,
             ),
-            create_wallet,
+            functools.partial(create_wallet, clock=wallet_clock),
             tracer_provider,
         )
         catalogue = Service(
@@ -198,22 +203,25 @@ async def running_platform(
         await orders.start()
         miniapps = Service(
             MiniAppsSettings(
-                data_dir=data_dir / "miniapps",
-                database_url=(
-                    miniapps_database_url or f"sqlite+aiosqlite:///{data_dir / 'miniapps.db'}"
-                ),
-                # A thread, not a worker process: the small test bundles review quickly.
-                check_workers=0,
-                check_interval_seconds=0.2,
-                # Its own token introspects mini-app tokens and pays through orders.
-                client_secret=MINIAPPS_SECRET,
-                orders_addr=orders.address,
-                settle_interval_seconds=0.2,
-                settle_backoff_max_seconds=0.5,
-                webhook_interval_seconds=0.2,
-                webhook_backoff_initial_seconds=0.2,
-                webhook_backoff_max_seconds=0.5,
-                **common,
+                **{
+                    "data_dir": data_dir / "miniapps",
+                    "database_url": (
+                        miniapps_database_url or f"sqlite+aiosqlite:///{data_dir / 'miniapps.db'}"
+                    ),
+                    # A thread, not a worker process: the small test bundles review quickly.
+                    "check_workers": 0,
+                    "check_interval_seconds": 0.2,
+                    # Its own token introspects mini-app tokens and pays through orders.
+                    "client_secret": MINIAPPS_SECRET,
+                    "orders_addr": orders.address,
+                    "settle_interval_seconds": 0.2,
+                    "settle_backoff_max_seconds": 0.5,
+                    "webhook_interval_seconds": 0.2,
+                    "webhook_backoff_initial_seconds": 0.2,
+                    "webhook_backoff_max_seconds": 0.5,
+                    **common,
+                    **(miniapps_settings or {}),
+                }
             ),
             create_miniapps,
             tracer_provider,
@@ -307,6 +315,10 @@ async def sign_up(http: httpx.AsyncClient, name: str = "ann") -> Session:
 
 async def log_in(http: httpx.AsyncClient, email: str) -> Session:
     reply = await http.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    return _signed_in(reply, email)
+
+
+def _signed_in(reply: httpx.Response, email: str) -> Session:
     assert reply.status_code == 200, reply.text
     body = reply.json()
     return Session(
@@ -320,13 +332,15 @@ async def log_in(http: httpx.AsyncClient, email: str) -> Session:
 async def admin_session(http: httpx.AsyncClient) -> Session:
     """The bootstrap admin (identity grants the role to ADMIN_EMAIL), signed up once."""
     reply = await http.post("/v1/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD})
-    if reply.status_code == 401:
-        registered = await http.post(
-            "/v1/auth/register",
-            json={"email": ADMIN_EMAIL, "password": PASSWORD, "display_name": "Root"},
-            headers={"Idempotency-Key": new_id()},
-        )
-        assert registered.status_code in (201, 409), registered.text
+    if reply.status_code != 401:
+        # Signed in already: a second login would cost another password hash.
+        return _signed_in(reply, ADMIN_EMAIL)
+    registered = await http.post(
+        "/v1/auth/register",
+        json={"email": ADMIN_EMAIL, "password": PASSWORD, "display_name": "Root"},
+        headers={"Idempotency-Key": new_id()},
+    )
+    assert registered.status_code in (201, 409), registered.text
     return await log_in(http, ADMIN_EMAIL)
 
 

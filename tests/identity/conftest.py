@@ -3,7 +3,9 @@ operator commands and write the key files of its older versions."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -24,6 +26,7 @@ from superapp.identity.v1 import identity_service_pb2_grpc
 
 from scripts.nats_process import NatsProcess
 from services.identity.config import IdentitySettings
+from services.identity.key_commands import run_command
 from services.identity.server import create_server
 from services.identity.signing_keys import SigningKey
 from services.runtime.client_address import FORWARDED_FOR
@@ -84,6 +87,40 @@ def run_key_command(command: str, cwd: Path, **env: str) -> subprocess.Completed
         text=True,
         timeout=120,
         check=False,
+    )
+
+
+async def run_key_command_here(
+    command: str, cwd: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """What `run_key_command` does, in this process: `key_commands.run_command` (all that
+    `__main__` calls) in `cwd`, with `env` as its only identity and stack settings, its
+    output and exit status captured as the process's would be. For the commands' logic;
+    the real process has tests of its own (test_rotate_keys)."""
+    returncode, stdout, stderr = 0, io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        for name in os.environ:
+            if name.startswith(("IDENTITY_", "SUPERAPP_")):
+                patch.delenv(name)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.chdir(cwd)
+        # Its own thread: run_command runs its own event loop, as in the process.
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                await asyncio.to_thread(run_command, command)
+            except SystemExit as exit:
+                # As the interpreter reports sys.exit(message): the line, status 1.
+                if isinstance(exit.code, str):
+                    returncode = 1
+                    print(exit.code, file=sys.stderr)
+                else:
+                    returncode = exit.code or 0
+    return subprocess.CompletedProcess(
+        [sys.executable, "-m", "services.identity", command],
+        returncode,
+        stdout.getvalue(),
+        stderr.getvalue(),
     )
 
 

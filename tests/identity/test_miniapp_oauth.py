@@ -235,6 +235,8 @@ async def running_stack(
             database_url=f"sqlite+aiosqlite:///{data_dir / 'miniapps' / 'miniapps.db'}",
             nats_url=nats_url,
             identity_addr=f"127.0.0.1:{identity.service.port}",
+            # A thread, not a worker process: the small test bundles review quickly.
+            check_workers=0,
         )
         miniapps = await create_miniapps(settings, tracer_provider)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{miniapps.port}")
@@ -251,12 +253,21 @@ async def running_stack(
             await miniapps.stop(0)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def stack(
-    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
+    module_database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    nats_server: NatsProcess,
 ) -> AsyncIterator[Stack]:
-    """Identity on the parametrised database, miniapps and a resource server's verifier."""
-    async with running_stack(database_url, tmp_path, tracer_provider, nats_server.url) as it:
+    """Identity on the parametrised database, miniapps and a resource server's verifier,
+    shared by the module's tests: each publishes its own mini-apps and signs up its own
+    users, so none sees another's grants, codes or tokens."""
+    async with running_stack(
+        module_database_url,
+        tmp_path_factory.mktemp("oauth"),
+        TracerProvider(),
+        nats_server.url,
+    ) as it:
         yield it
 
 

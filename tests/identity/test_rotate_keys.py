@@ -1,5 +1,10 @@
 """`python -m services.identity rotate-keys` and `reencrypt-keys` act on the running
-identity's keys through its database, or refuse."""
+identity's keys through its database, or refuse.
+
+The real command runs in its own process once, as an operator runs it beside the stack:
+that is its wiring (`__main__` to `key_commands.run_command`). The other cases are about
+the commands' logic, refusals included, and call `run_command` in this process
+(`run_key_command_here`): a process each cost seconds of imports on a busy machine."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from services.database import Database, open_database
 from services.identity.key_encryption import kek_id, parse_key_encryption_keys
 from services.identity.signing_keys import SigningKeys
 from tests.auth.conftest import ENCRYPTION, IDENTITY_MIGRATIONS, RETIRE_AFTER, FakeClock
-from tests.identity.conftest import KEY_ENCRYPTION_KEY, run_key_command
+from tests.identity.conftest import KEY_ENCRYPTION_KEY, run_key_command, run_key_command_here
 
 OTHER_KEY = secrets.token_urlsafe(32)
 
@@ -68,7 +73,7 @@ async def test_it_rotates_the_keys_of_the_stacks_data_dir(tmp_path: Path) -> Non
 
 
 async def test_it_rotates_through_the_database_url(served_url: str, tmp_path: Path) -> None:
-    done = run_key_command(
+    done = await run_key_command_here(
         "rotate-keys",
         tmp_path,
         IDENTITY_DATABASE_URL=served_url,
@@ -78,10 +83,10 @@ async def test_it_rotates_through_the_database_url(served_url: str, tmp_path: Pa
     assert [generation for generation, _ in await _rows(served_url)] == [1, 2]
 
 
-def test_it_refuses_where_no_identity_keeps_keys(tmp_path: Path) -> None:
+async def test_it_refuses_where_no_identity_keeps_keys(tmp_path: Path) -> None:
     empty = tmp_path / "not-the-stack"
 
-    done = run_key_command(
+    done = await run_key_command_here(
         "rotate-keys",
         tmp_path,
         SUPERAPP_DATA_DIR=str(empty),
@@ -101,7 +106,7 @@ async def test_it_refuses_a_database_without_keys(database_url: str, tmp_path: P
     )
     await database.dispose()
 
-    done = run_key_command(
+    done = await run_key_command_here(
         "rotate-keys",
         tmp_path,
         IDENTITY_DATABASE_URL=database_url,
@@ -117,7 +122,7 @@ async def test_it_refuses_a_database_without_keys(database_url: str, tmp_path: P
 
 
 async def test_it_refuses_keys_it_cannot_open(served_url: str, tmp_path: Path) -> None:
-    done = run_key_command(
+    done = await run_key_command_here(
         "rotate-keys",
         tmp_path,
         IDENTITY_DATABASE_URL=served_url,
@@ -131,8 +136,8 @@ async def test_it_refuses_keys_it_cannot_open(served_url: str, tmp_path: Path) -
     assert [generation for generation, _ in await _rows(served_url)] == [1]
 
 
-def test_it_needs_the_key_encryption_key(tmp_path: Path) -> None:
-    done = run_key_command("rotate-keys", tmp_path, SUPERAPP_DATA_DIR=str(tmp_path))
+async def test_it_needs_the_key_encryption_key(tmp_path: Path) -> None:
+    done = await run_key_command_here("rotate-keys", tmp_path, SUPERAPP_DATA_DIR=str(tmp_path))
     assert done.returncode == 1
     assert done.stderr.startswith("rotate-keys: IDENTITY_KEY_ENCRYPTION_KEYS: Field required")
 
@@ -142,7 +147,7 @@ async def test_reencrypt_keys_seals_every_key_under_the_first_kek(
 ) -> None:
     [new] = parse_key_encryption_keys(OTHER_KEY)
 
-    done = run_key_command(
+    done = await run_key_command_here(
         "reencrypt-keys",
         tmp_path,
         IDENTITY_DATABASE_URL=served_url,
@@ -154,7 +159,7 @@ async def test_reencrypt_keys_seals_every_key_under_the_first_kek(
         f"sealed 1 again; 1 signing keys, sealed with key-encryption key {kek_id(new)}"
     )
     assert await _rows(served_url) == [(1, kek_id(new))]
-    again = run_key_command(
+    again = await run_key_command_here(
         "rotate-keys",
         tmp_path,
         IDENTITY_DATABASE_URL=served_url,

@@ -22,6 +22,7 @@ from superapp.orders.v1 import orders_service_pb2_grpc
 from superapp.type.v1.money_pb2 import Money
 
 from scripts.nats_process import NatsProcess
+from services.runtime.clock import Clock
 from tests.bff.conftest import (
     Platform,
     Session,
@@ -39,13 +40,23 @@ from tests.conftest import _create_postgres_database, _drop_postgres_database
 __all__ = ["Shop", "metadata_of", "open_shop", "orders_platform"]
 
 
+_IDLE_MINIAPPS = {
+    "check_interval_seconds": 60,
+    "settle_interval_seconds": 60,
+    "webhook_interval_seconds": 60,
+}
+
+
 @contextlib.asynccontextmanager
 async def orders_platform(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
+    *,
+    wallet_clock: Clock | None = None,
     **orders_settings: Any,
 ) -> AsyncIterator[Platform]:
-    """The platform with orders on the backend `request.param` names, and a BFF."""
+    """The platform with orders on the backend `request.param` names, and a BFF; the
+    wallet on `wallet_clock`'s time if given."""
     data_dir = tmp_path_factory.mktemp("orders")
     url = None if request.param == "sqlite" else await _create_postgres_database()
     try:
@@ -56,6 +67,13 @@ async def orders_platform(
                     TracerProvider(),
                     nats_server.url,
                     orders_database_url=url,
+                    wallet_clock=wallet_clock,
+                    # Orders' tests give miniapps no work and take no database away:
+                    # its loops and every service's health probe polling each 0.2 s
+                    # were a good share of these modules' CPU. The services' own
+                    # defaults (5 s probes) and miniapps' slowest loops will do.
+                    health_probe_seconds=5.0,
+                    miniapps_settings=_IDLE_MINIAPPS,
                     **orders_settings,
                 ) as platform,
                 serving_bff(platform.bff_settings) as base_url,

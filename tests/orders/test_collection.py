@@ -2,12 +2,14 @@
 service collects the payment with a new hold, or, when the buyer can no longer pay,
 returns the units to stock and ends REVERSED (a payment order, which has no units, ends
 REVERSED having moved nothing). Holds here live 6 s (5 s reservation plus
-1 s of grace), so an outage can outlast one."""
+1 s of grace) by the wallet's clock, which each test moves on past a hold's life while
+the wallet is away: an outage outlasts the hold without the test waiting for it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,19 +22,57 @@ from tests.orders.conftest import BACKENDS, Shop, metadata_of, open_shop, orders
 from tests.orders.test_payment_orders import _payment, _system
 from tests.orders.test_recovery import _settled
 
+_HOLD_LIFE = timedelta(seconds=6)
+
+
+class SkippingClock:
+    """The system's time plus what the test skipped. It keeps running, so everything
+    else the wallet times (tokens, its sweeps) goes on as usual; only a skip ages the
+    holds at once."""
+
+    def __init__(self) -> None:
+        self._skipped = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._skipped
+
+    def skip(self, delta: timedelta) -> None:
+        self._skipped += delta
+
+
+@pytest.fixture(scope="module")
+def wallet_clock() -> SkippingClock:
+    """The wallet's time, shared by the module's platforms."""
+    return SkippingClock()
+
 
 @pytest.fixture(scope="module", params=BACKENDS)
 async def platform(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    wallet_clock: SkippingClock,
 ) -> AsyncIterator[Platform]:
-    """Orders whose holds expire 6 s after they are placed."""
+    """Orders whose holds expire 6 s (by the wallet's clock) after they are placed."""
     async with orders_platform(
-        request, tmp_path_factory, reservation_ttl_seconds=5, capture_grace_seconds=1
+        request,
+        tmp_path_factory,
+        wallet_clock=wallet_clock,
+        reservation_ttl_seconds=5,
+        capture_grace_seconds=1,
     ) as it:
         yield it
 
 
-async def _sold_while_the_wallet_is_away(shop: Shop) -> pb.Order:
+async def _hold_runs_out_while_orders_is_away(shop: Shop, wallet_clock: SkippingClock) -> None:
+    """Orders stops, the wallet comes back, and its clock moves past the hold's life."""
+    platform = shop.platform
+    await platform.orders.stop()  # nobody collects while the hold runs out
+    await platform.wallet.start()
+    wallet_clock.skip(_HOLD_LIFE + timedelta(seconds=1))
+    await _until(shop.http, shop.buyer, lambda wallet: available(wallet) == (1_000, 0))
+
+
+async def _sold_while_the_wallet_is_away(shop: Shop, wallet_clock: SkippingClock) -> pb.Order:
     """An order sold with the wallet stopped right after the sale; then orders stops too,
     and the wallet comes back once the order's hold has expired."""
     platform = shop.platform
@@ -49,9 +89,7 @@ async def _sold_while_the_wallet_is_away(shop: Shop) -> pb.Order:
     finally:
         platform.steps.observer = None
     assert sold.order.status == pb.ORDER_STATUS_PAYMENT_PENDING
-    await platform.orders.stop()  # nobody collects while the hold runs out
-    await platform.wallet.start()
-    await _until(shop.http, shop.buyer, lambda wallet: available(wallet) == (1_000, 0))
+    await _hold_runs_out_while_orders_is_away(shop, wallet_clock)
     return sold.order
 
 
@@ -65,10 +103,10 @@ async def _until(http: httpx.AsyncClient, session: Session, ready: Any) -> None:
 
 
 async def test_an_expired_hold_is_replaced_and_captured(
-    platform: Platform, client: httpx.AsyncClient
+    platform: Platform, client: httpx.AsyncClient, wallet_clock: SkippingClock
 ) -> None:
     async with open_shop(platform, client) as shop:
-        sold = await _sold_while_the_wallet_is_away(shop)
+        sold = await _sold_while_the_wallet_is_away(shop, wallet_clock)
         await platform.orders.start()
 
         order = await _settled(shop, sold.order_id)
@@ -91,10 +129,10 @@ async def test_an_expired_hold_is_replaced_and_captured(
 
 
 async def test_a_payment_that_cannot_be_collected_returns_the_units(
-    platform: Platform, client: httpx.AsyncClient
+    platform: Platform, client: httpx.AsyncClient, wallet_clock: SkippingClock
 ) -> None:
     async with open_shop(platform, client) as shop:
-        sold = await _sold_while_the_wallet_is_away(shop)
+        sold = await _sold_while_the_wallet_is_away(shop, wallet_clock)
         friend = await sign_up(client, "friend")
         await wallet_of(client, friend)
         spent = await client.post(
@@ -143,7 +181,7 @@ async def test_a_payment_that_cannot_be_collected_returns_the_units(
 
 
 async def _paid_while_the_wallet_is_away(
-    shop: Shop,
+    shop: Shop, wallet_clock: SkippingClock
 ) -> tuple[pb.CreatePaymentOrderRequest, pb.Order]:
     """A payment order whose funds were held with the wallet stopped right after; then
     orders stops too, and the wallet comes back once the hold has expired."""
@@ -160,17 +198,15 @@ async def _paid_while_the_wallet_is_away(
     finally:
         platform.steps.observer = None
     assert held.order.status == pb.ORDER_STATUS_PAYMENT_PENDING
-    await platform.orders.stop()
-    await platform.wallet.start()
-    await _until(shop.http, shop.buyer, lambda wallet: available(wallet) == (1_000, 0))
+    await _hold_runs_out_while_orders_is_away(shop, wallet_clock)
     return request, held.order
 
 
 async def test_an_expired_payment_hold_is_replaced_and_captured(
-    platform: Platform, client: httpx.AsyncClient
+    platform: Platform, client: httpx.AsyncClient, wallet_clock: SkippingClock
 ) -> None:
     async with open_shop(platform, client) as shop:
-        _request, held = await _paid_while_the_wallet_is_away(shop)
+        _request, held = await _paid_while_the_wallet_is_away(shop, wallet_clock)
         await platform.orders.start()
 
         order = await _settled(shop, held.order_id)
@@ -187,10 +223,10 @@ async def test_an_expired_payment_hold_is_replaced_and_captured(
 
 
 async def test_a_payment_order_that_cannot_be_collected_is_reversed_and_moves_nothing(
-    platform: Platform, client: httpx.AsyncClient
+    platform: Platform, client: httpx.AsyncClient, wallet_clock: SkippingClock
 ) -> None:
     async with open_shop(platform, client) as shop:
-        request, held = await _paid_while_the_wallet_is_away(shop)
+        request, held = await _paid_while_the_wallet_is_away(shop, wallet_clock)
         friend = await sign_up(client, "friend")
         await wallet_of(client, friend)
         spent = await client.post(
