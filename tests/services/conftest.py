@@ -118,19 +118,6 @@ async def serve(
         await service.stop(0)
 
 
-@pytest.fixture(params=SERVICES, ids=lambda kind: kind.name)
-async def running(
-    request: pytest.FixtureRequest,
-    database_url: str,
-    tmp_path: Path,
-    tracer_provider: TracerProvider,
-    own_nats: NatsProcess,
-) -> AsyncIterator[Running]:
-    """Every service in turn, on every database backend."""
-    async with serve(request.param, database_url, tmp_path, tracer_provider, own_nats.url) as it:
-        yield it
-
-
 @pytest.fixture
 async def wallet(
     database_url: str, tmp_path: Path, tracer_provider: TracerProvider, own_nats: NatsProcess

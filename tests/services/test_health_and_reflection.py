@@ -1,10 +1,16 @@
-"""Every service reports its health truthfully and describes itself through reflection."""
+"""Every service reports its health truthfully and describes itself through reflection.
+
+The tests that only ask (health, reflection) share one server per service and backend
+for the module: none changes what the others see. The one that stops its server, and
+those that start theirs without NATS, start their own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -22,14 +28,72 @@ from scripts.nats_process import NatsProcess
 from services.runtime.health import LIVENESS
 from services.runtime.health_client import check_health, wait_serving
 from services.runtime.ports import free_port
-from tests.conftest import ROOT
-from tests.services.conftest import SERVICES, Running, ServiceKind, start
+from tests.conftest import ROOT, empty_database
+from tests.services.conftest import SERVICES, Running, ServiceKind, serve, start
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-BUF = ROOT / "node_modules" / ".bin" / "buf"
+
+
+def _buf() -> Path:
+    """buf's own binary, which npm installs for this platform alone: `.bin/buf` is a
+    Node script that starts it, a tenth of a CPU-second a call."""
+    native = sorted((ROOT / "node_modules" / "@bufbuild").glob("buf-*/bin/buf"))
+    return native[0] if native else ROOT / "node_modules" / ".bin" / "buf"
+
+
+BUF = _buf()
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 REFLECTION_V1ALPHA = "grpc.reflection.v1alpha.ServerReflection"
+
+
+@pytest.fixture(scope="module")
+def module_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsProcess]:
+    """A nats-server for this module's shared servers alone (see `own_nats` on why a
+    wallet should not share the session's)."""
+    with NatsProcess(tmp_path_factory.mktemp("nats")) as server:
+        yield server
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(
+            (kind, backend),
+            id=f"{kind.name}-{backend}",
+            marks=[pytest.mark.postgres] if backend == "postgresql" else [],
+        )
+        for backend in ("sqlite", "postgresql")
+        for kind in SERVICES
+    ],
+)
+async def running(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    module_nats: NatsProcess,
+) -> AsyncIterator[Running]:
+    """Every service in turn, on every database backend (an empty database of its own),
+    started once for the tests that only ask it: they must leave it as they found it."""
+    kind, backend = request.param
+    directory = tmp_path_factory.mktemp(f"{kind.name}-{backend}")
+    async with (
+        empty_database(backend, directory) as url,
+        serve(kind, url, directory, TracerProvider(), module_nats.url) as it,
+    ):
+        yield it
+
+
+@pytest.fixture(params=SERVICES, ids=lambda kind: kind.name)
+async def stoppable(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    tmp_path: Path,
+    tracer_provider: TracerProvider,
+    own_nats: NatsProcess,
+) -> AsyncIterator[Running]:
+    """Every service in turn, on every database backend, for a test that stops it."""
+    async with serve(request.param, database_url, tmp_path, tracer_provider, own_nats.url) as it:
+        yield it
 
 
 async def test_reports_serving_overall_and_per_service(running: Running) -> None:
@@ -46,12 +110,12 @@ async def test_unknown_health_service_is_not_found(running: Running) -> None:
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_drain_reports_not_serving_to_watchers(running: Running) -> None:
-    health = health_pb2_grpc.HealthStub(running.channel)
-    watch = health.Watch(health_pb2.HealthCheckRequest(service=running.kind.grpc_name))
+async def test_drain_reports_not_serving_to_watchers(stoppable: Running) -> None:
+    health = health_pb2_grpc.HealthStub(stoppable.channel)
+    watch = health.Watch(health_pb2.HealthCheckRequest(service=stoppable.kind.grpc_name))
     first = await watch.read()
     assert first.status == SERVING
-    stopping = asyncio.create_task(running.service.stop(1.0))
+    stopping = asyncio.create_task(stoppable.service.stop(1.0))
     second = await asyncio.wait_for(watch.read(), timeout=5)
     assert second.status == NOT_SERVING
     await stopping
