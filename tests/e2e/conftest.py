@@ -49,6 +49,8 @@ class Stack:
     env: dict[str, str]
     args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
+    ready_after: float | None = None
+    """Seconds from `start` to the ready line, once `wait_ready` has seen it."""
 
     @property
     def nats_url(self) -> str:
@@ -63,6 +65,7 @@ class Stack:
         return f"http://127.0.0.1:{self.env['SUPERAPP_PROMETHEUS_PORT']}"
 
     def start(self) -> Stack:
+        self._started = time.monotonic()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         run = len(list(self.data_dir.parent.glob(f"{self.data_dir.name}-*.out")))
         self._out = self.data_dir.parent / f"{self.data_dir.name}-{run}.out"
@@ -125,6 +128,8 @@ class Stack:
             if time.monotonic() > deadline:
                 pytest.fail(f"stack not ready in {within}s:\n{self.stderr[-3000:]}")
             await asyncio.sleep(0.1)
+        if self.ready_after is None:
+            self.ready_after = time.monotonic() - self._started
 
     async def wait_exit(self, within: float = EXIT_TIMEOUT) -> int:
         assert self.process is not None
@@ -170,13 +175,18 @@ class Stack:
 StackFactory = Callable[..., Stack]
 
 
-@pytest.fixture
-def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
-    """Builds stacks on free ports; each gets a temp data dir unless given one."""
-    made: list[Stack] = []
-    prefixes = ("SUPERAPP_", *(component.env_prefix for component in COMPONENTS))
+class _StackMaker:
+    """Builds stacks on free ports; each gets a data dir of its own under `root` unless
+    given one, and `clean_up` leaves nothing of any of them running."""
 
-    def make(data_dir: Path | None = None, args: tuple[str, ...] = (), **extra_env: str) -> Stack:
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self.made: list[Stack] = []
+
+    def __call__(
+        self, data_dir: Path | None = None, args: tuple[str, ...] = (), **extra_env: str
+    ) -> Stack:
+        prefixes = ("SUPERAPP_", *(component.env_prefix for component in COMPONENTS))
         env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
         nats_port, prometheus_port, *ports = _free_ports(len(COMPONENTS) + 2)
         env["SUPERAPP_NATS_PORT"] = str(nats_port)
@@ -184,12 +194,72 @@ def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
         env.update({c.port_variable: str(port) for c, port in zip(COMPONENTS, ports, strict=True)})
         # Every process serves metrics; on free ports the launcher picks (and prints).
         env.update({c.metrics_port_variable: "0" for c in COMPONENTS})
-        env["SUPERAPP_DATA_DIR"] = str(data_dir or tmp_path / f"data{len(made)}")
+        env["SUPERAPP_DATA_DIR"] = str(data_dir or self._root / f"data{len(self.made)}")
         env.update(extra_env)
         stack = Stack(Path(env["SUPERAPP_DATA_DIR"]), env, args)
-        made.append(stack)
+        self.made.append(stack)
         return stack
 
-    yield make
-    for stack in made:
-        stack.clean_up()
+    def clean_up(self) -> None:
+        for stack in self.made:
+            stack.clean_up()
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
+    """Builds stacks on free ports; each gets a temp data dir unless given one."""
+    maker = _StackMaker(tmp_path)
+    yield maker
+    maker.clean_up()
+
+
+class SharedStack:
+    """One stack for the tests of a file, started by the first test that asks for it.
+
+    A stack costs ~40 CPU-seconds before anything is tested (a dozen Python processes
+    importing grpc, SQLAlchemy and OpenTelemetry), so a file's tests share one where
+    what each does leaves the others' claims intact: each test uses users and ids of
+    its own. A test may stop the stack (that is what some of them prove); the next one
+    to ask then gets a new stack on a fresh data dir, so every test also runs alone.
+    """
+
+    def __init__(self, make: StackFactory, args: tuple[str, ...], env: dict[str, str]) -> None:
+        self._make = make
+        self._args = args
+        self._env = env
+        self._stack: Stack | None = None
+
+    async def running(self) -> Stack:
+        """The file's stack, ready; started now if no test has yet or one stopped it."""
+        stack = self._stack
+        if stack is None or stack.process is None or stack.process.poll() is not None:
+            stack = self._make(args=self._args, **self._env).start()
+            self._stack = stack
+        await stack.wait_ready()
+        return stack
+
+    async def start_again(self) -> Stack:
+        """A new stack on the data dir of the stopped one, ready: the file's stack now."""
+        old = self._stack
+        assert old is not None, "no stack has run yet"
+        assert old.process is not None, "no stack has run yet"
+        assert old.process.poll() is not None, "the stack is still running"
+        self._stack = self._make(old.data_dir, args=self._args, **self._env).start()
+        await self._stack.wait_ready()
+        return self._stack
+
+
+SharedStackFactory = Callable[..., SharedStack]
+
+
+@pytest.fixture(scope="module")
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedStackFactory]:
+    """`shared_stack(args, **env)`: the file's one `SharedStack` with these settings
+    (a file asks once, in a fixture of its own)."""
+    maker = _StackMaker(tmp_path_factory.mktemp("stack"))
+
+    def share(args: tuple[str, ...] = (), **env: str) -> SharedStack:
+        return SharedStack(maker, args, env)
+
+    yield share
+    maker.clean_up()

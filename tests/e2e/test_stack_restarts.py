@@ -1,4 +1,9 @@
-"""The local stack's supervisor: a killed service is started again, alone."""
+"""The local stack's supervisor: a killed service is started again, alone; a killed
+launcher takes every child with it.
+
+The tests share one stack (see `SharedStack`); the killed launcher's test comes last,
+as it ends the stack. Each also runs alone.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +18,19 @@ import pytest
 
 from scripts.localstack import READY_LINE
 from services.runtime.health_client import wait_serving
-from tests.e2e.conftest import StackFactory
+from tests.e2e.conftest import SharedStack, SharedStackFactory
 from tests.e2e.stack_journeys import (
     GRPC_COMPONENTS,
     signed_in,
     until_ok,
 )
 
-# One file per theme, so that pytest-xdist (one file per worker) runs the themes side by
-# side: each test starts stacks of its own, which is what made one file the suite's pole.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def stack(shared_stack: SharedStackFactory) -> SharedStack:
+    return shared_stack()
 
 
 # A route of the BFF that needs each service, for the signed-in user.
@@ -41,22 +49,21 @@ load ~10, 46 s for one restart after a 37 s start of the whole stack)."""
 
 
 async def test_a_killed_service_is_started_again_and_nothing_else_is(
-    make_stack: StackFactory,
+    stack: SharedStack,
 ) -> None:
-    started = time.monotonic()
-    stack = make_stack().start()
-    await stack.wait_ready()
-    bound = max(RESTART_WITHIN, 2 * (time.monotonic() - started))
-    bff = f"http://{stack.address('BFF_PORT')}"
+    running = await stack.running()
+    assert running.ready_after is not None
+    bound = max(RESTART_WITHIN, 2 * running.ready_after)
+    bff = f"http://{running.address('BFF_PORT')}"
     async with httpx.AsyncClient(base_url=bff, timeout=10.0) as http:
         auth = await signed_in(http)
         await until_ok(http, "/v1/me/wallet", auth)  # the wallet has opened
         for component in GRPC_COMPONENTS:
             name, path = component.name, _ROUTE_NEEDING[component.name]
-            before = stack.pids()
+            before = running.pids()
             os.kill(before[name], signal.SIGKILL)
             killed = time.monotonic()
-            await stack.wait_gone({name: before[name]}, within=5.0)
+            await running.wait_gone({name: before[name]}, within=5.0)
 
             # Meanwhile the BFF says, in its own words, that the service is unavailable.
             outage = await http.get(path, headers=auth)
@@ -64,21 +71,33 @@ async def test_a_killed_service_is_started_again_and_nothing_else_is(
             assert outage.headers["content-type"] == "application/problem+json"
             assert outage.json()["status"] == 503
 
-            address = stack.address(component.port_variable)
+            address = running.address(component.port_variable)
             async with grpc.aio.insecure_channel(address) as channel, asyncio.timeout(bound + 60):
                 await wait_serving(channel)
             took = time.monotonic() - killed
             assert took < bound, f"{name} SERVING again after {took:.1f}s (bound {bound:.1f}s)"
-            after = stack.pids()
+            after = running.pids()
             assert after[name] != before[name]
             assert {k: v for k, v in after.items() if k != name} == {
                 k: v for k, v in before.items() if k != name
             }, "another component was restarted"
             # The same BFF process serves the route again by itself.
             assert (await until_ok(http, path, auth)).status_code == 200
-    assert f"stack: {name} was killed by SIGKILL; starting it again" in stack.stderr
-    assert READY_LINE in stack.stdout
-    assert stack.process is not None
-    assert stack.process.poll() is None  # still running
-    stack.terminate()
-    assert await stack.wait_exit() == 0
+    assert f"stack: {name} was killed by SIGKILL; starting it again" in running.stderr
+    assert READY_LINE in running.stdout
+    assert running.process is not None
+    assert running.process.poll() is None  # still running
+
+
+async def test_every_child_dies_with_a_killed_launcher(stack: SharedStack) -> None:
+    running = await stack.running()
+    pids = running.pids()
+    relays = running.relay_pids()
+    assert set(relays) == {c.name for c in GRPC_COMPONENTS}
+    assert running.process is not None
+
+    # `scripts/stack` execs the launcher, so the pid we hold is the launcher's.
+    running.process.kill()
+    running.process.wait()
+
+    await running.wait_gone({**pids, **relays})  # nats-server and the relays included
