@@ -195,6 +195,8 @@ class StackConfig:
             raise ConfigurationError(
                 "--nats-cluster starts a cluster; it cannot go with --nats-url"
             )
+        if args.only is not None:
+            components = _only(args.only, components)
         picker = FreePorts()
         cluster_ports = (
             [picker.pick() for _ in range(args.nats_cluster)] if args.nats_cluster > 1 else []
@@ -253,6 +255,17 @@ class StackConfig:
         mine = [e.address for e in self.endpoints if e.component is component]
         # gRPC's address-list target: channels balance over every one of them.
         return mine[0] if len(mine) == 1 else "ipv4:" + ",".join(mine)
+
+
+def _only(names: str, components: Sequence[Component]) -> list[Component]:
+    """The components `--only` names (comma-separated), in the stack's start order."""
+    wanted = {name.strip() for name in names.split(",") if name.strip()}
+    known = {component.name for component in components}
+    if not wanted or wanted - known:
+        raise ConfigurationError(
+            f"--only takes components among {', '.join(sorted(known))} (got {names!r})"
+        )
+    return [component for component in components if component.name in wanted]
 
 
 def _replica_ports(base: int, count: int, host: str, picker: FreePorts) -> list[int]:
@@ -761,6 +774,12 @@ def argument_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="NATS nodes: 1 (default), or 3 for a JetStream cluster with R3 streams",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="NAME[,NAME...]",
+        help="start NATS and only these components, e.g. identity,wallet to work on them "
+        "alone; calls to the others go to their <PREFIX><PEER>_ADDR or default ports",
     )
     parser.add_argument(
         "--observability",

@@ -35,27 +35,36 @@ async def test_a_taken_port_is_named_and_nothing_starts(
     assert stack.pids() == {}
 
 
+# The start-up failures need a service that fails or is late and others to stop: NATS and
+# one more service do, without the CPU of importing all six Python components.
+_TWO_SERVICES = ("--only", "identity,wallet")
+
+
 async def test_a_service_that_cannot_start_is_named_and_the_rest_stop(
     make_stack: StackFactory,
 ) -> None:
-    stack = make_stack(IDENTITY_DATABASE_URL="postgresql+asyncpg://nobody@127.0.0.1:1/x").start()
+    stack = make_stack(
+        args=_TWO_SERVICES, IDENTITY_DATABASE_URL="postgresql+asyncpg://nobody@127.0.0.1:1/x"
+    ).start()
     code = await stack.wait_exit(within=READY_TIMEOUT)
 
     assert code != 0
     assert "stack: identity exited with code 1 during start-up" in stack.stderr
     assert "identity: cannot start: IDENTITY_DATABASE_URL" in stack.stderr
     assert READY_LINE not in stack.stdout
+    assert set(stack.pids()) == {"nats-server", "identity", "wallet"}
     await stack.wait_gone(stack.pids(), within=1.0)
 
 
 async def test_components_not_ready_in_time_are_named_and_stopped(
     make_stack: StackFactory,
 ) -> None:
-    stack = make_stack(args=("--startup-timeout", "0.2")).start()
+    stack = make_stack(args=(*_TWO_SERVICES, "--startup-timeout", "0.2")).start()
     code = await stack.wait_exit(within=READY_TIMEOUT)
 
     assert code != 0
     assert "stack: not ready after 0.2s: identity (" in stack.stderr
+    assert set(stack.pids()) == {"nats-server", "identity", "wallet"}
     await stack.wait_gone(stack.pids(), within=1.0)
 
 
