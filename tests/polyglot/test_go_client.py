@@ -2,13 +2,12 @@
 
 `clients/go/install` brings Go and its gRPC, protobuf and NATS libraries from Debian's
 packages; `clients/go/build` generates the stubs with buf into the git-ignored cache and
-builds the journey binary there. A missing toolchain fails this test with the script's
-own line naming what is missing; it never skips.
+builds the journey binary there. The stack starts while the client builds. A missing
+toolchain fails this test with the script's own line naming what is missing; it never
+skips.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -22,12 +21,10 @@ SCRIPT_TIMEOUT_SECONDS = 600.0
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(SCRIPT_TIMEOUT_SECONDS + 180)]
 
 
-@pytest.fixture(scope="module")
-def journey_binary() -> Path:
-    """The Go journey client, installed and built by its own scripts (once per module)."""
-    return built_client("go", timeout_seconds=SCRIPT_TIMEOUT_SECONDS)
+async def test_go_client_does_the_journey(starting_stack: LiveStack) -> None:
+    journey = await built_client("go", timeout_seconds=SCRIPT_TIMEOUT_SECONDS)
+    live = await starting_stack.ready()
 
+    report = await run_journey([str(journey)], live, cwd=ROOT)
 
-async def test_go_client_does_the_journey(journey_binary: Path, live_stack: LiveStack) -> None:
-    report = await run_journey([str(journey_binary)], live_stack, cwd=ROOT)
-    await check_journey(report, live_stack)
+    await check_journey(report, live)

@@ -4,13 +4,13 @@
 protos/ and google/rpc/*.proto of the pinned google-proto-files) into a git-ignored cache;
 `tsc` type-checks the journey against them and `tsx` runs it with Connect-ES's gRPC
 transport, protovalidate (every request checked against the contract's rules before it
-is sent, one refused) and the nats package, all pinned in package.json. Node.js and
-`npm ci` are prerequisites of this repository: without them this test fails, not skips.
+is sent, one refused) and the nats package, all pinned in package.json. The stack starts
+while buf and tsc run. Node.js and `npm ci` are prerequisites of this repository: without
+them this test fails, not skips.
 """
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import pytest
 
 from tests.polyglot.conftest import (
     LiveStack,
+    build_step,
     check_journey,
     check_local_validation,
     run_journey,
@@ -36,31 +37,25 @@ def _tool(name: str) -> str:
     return str(path)
 
 
-async def _run(*command: str) -> None:
-    """Run a build step in the repository root; fail with its output if it fails."""
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), timeout=TOOL_TIMEOUT_SECONDS)
-    assert process.returncode == 0, f"{' '.join(command)} failed:\n{out.decode()}"
-
-
 # The stack's start (tests.e2e.conftest.READY_TIMEOUT at most) plus generation, tsc and
 # the journey.
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-async def test_typescript_client_does_the_journey(live_stack: LiveStack) -> None:
+async def test_typescript_client_does_the_journey(starting_stack: LiveStack) -> None:
     if shutil.which("node") is None:
         pytest.fail("node (Node.js >= 20) is not on PATH; it is a prerequisite of this repository")
     buf, tsc, tsx = _tool("buf"), _tool("tsc"), _tool("tsx")
 
-    await _run(buf, "generate", "--template", str(CLIENT / "buf.gen.yaml"))
-    await _run(tsc, "--project", str(CLIENT / "tsconfig.json"))
-    report = await run_journey([tsx, str(CLIENT / "journey.ts")], live_stack, cwd=ROOT)
+    await build_step(
+        [buf, "generate", "--template", str(CLIENT / "buf.gen.yaml")],
+        timeout_seconds=TOOL_TIMEOUT_SECONDS,
+    )
+    await build_step(
+        [tsc, "--project", str(CLIENT / "tsconfig.json")], timeout_seconds=TOOL_TIMEOUT_SECONDS
+    )
+    live = await starting_stack.ready()
+    report = await run_journey([tsx, str(CLIENT / "journey.ts")], live, cwd=ROOT)
 
-    await check_journey(report, live_stack)
+    await check_journey(report, live)
     assert report["validated"] is True
     check_local_validation(report)
