@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -183,7 +184,7 @@ class _EndToEnd:
     bus: _Bus
     consumer_database: Path
     relay: RelayProcess
-    consumer: asyncio.subprocess.Process
+    consumer: subprocess.Popen[bytes]
     committed: dict[str, float] = field(default_factory=dict)
 
     async def measure(self, concurrency: int, window: Window) -> Sample:
@@ -247,26 +248,33 @@ async def _end_to_end(env: Environment) -> _EndToEnd:
     relay = RelayProcess(
         "identity", database_url=bus.database.url, nats_url=bus.nats.url, outbox=bus.outbox
     )
-    consumer = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "scripts.benchmark.consumer_process",
-        bus.nats.url,
-        f"sqlite+aiosqlite:///{consumer_database}",
-        stdout=asyncio.subprocess.PIPE,
+    # Popen spawns with vfork: a fork from the event loop (uvloop) runs gRPC's fork
+    # handlers while its threads are busy, and the child may die before its first line.
+    consumer = subprocess.Popen(  # noqa: ASYNC220
+        [
+            sys.executable,
+            "-m",
+            "scripts.benchmark.consumer_process",
+            bus.nats.url,
+            f"sqlite+aiosqlite:///{consumer_database}",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
     )
 
     async def release() -> None:
-        if consumer.returncode is None:
+        if consumer.poll() is None:
             consumer.terminate()
-        await consumer.wait()
+        await asyncio.to_thread(consumer.wait)
         await relay.stop()
 
     # Stopped before the bus (`_bus` registered its release first).
     env.on_close(release)
     relay.start()
     assert consumer.stdout is not None
-    await asyncio.wait_for(consumer.stdout.readline(), timeout=30)
+    said = await asyncio.wait_for(asyncio.to_thread(consumer.stdout.readline), timeout=30)
+    if said.strip() != b"ready":
+        raise RuntimeError(f"the consumer process said {said!r}, exit code {consumer.poll()}")
     return _EndToEnd(bus, consumer_database, relay, consumer)
 
 
