@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -176,45 +177,26 @@ class _EndToEnd:
     The producer runs here, with its relay in a child process, as in the publishing
     service; the consumer runs in its own process with its own database, as the
     consuming service would. Both sides stamp wall-clock time, which one machine shares.
+    Relay and consumer start once per run (`_end_to_end`) and serve every round, as
+    they serve a deployment: a round measures them running, not starting.
     """
 
     bus: _Bus
     consumer_database: Path
+    relay: RelayProcess
+    consumer: subprocess.Popen[bytes]
     committed: dict[str, float] = field(default_factory=dict)
 
     async def measure(self, concurrency: int, window: Window) -> Sample:
-        # As a service runs it by default: in a child process, woken through its pipe.
-        relay = RelayProcess(
-            "identity",
-            database_url=self.bus.database.url,
-            nats_url=self.bus.nats.url,
-            outbox=self.bus.outbox,
-        )
-        consumer = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "scripts.benchmark.consumer_process",
-            self.bus.nats.url,
-            f"sqlite+aiosqlite:///{self.consumer_database}",
-            stdout=asyncio.subprocess.PIPE,
-        )
-        relay.start()
-        try:
-            assert consumer.stdout is not None
-            await asyncio.wait_for(consumer.stdout.readline(), timeout=30)
-            await self._steady(window.warmup)
-            self.committed.clear()
-            stop = server_meter(_with_bench(relay.pid, consumer.pid, self.bus.nats.pid)).start()
-            start = time.perf_counter()
-            await self._steady(window.duration)
-            elapsed = time.perf_counter() - start
-            cpu = stop()
-            handled = await self._handled(deadline=time.perf_counter() + 10)
-        finally:
-            if consumer.returncode is None:
-                consumer.terminate()
-            await consumer.wait()
-            await relay.stop()
+        await self._steady(window.warmup)
+        self.committed.clear()
+        parts = _with_bench(self.relay.pid, self.consumer.pid, self.bus.nats.pid)
+        stop = server_meter(parts).start()
+        start = time.perf_counter()
+        await self._steady(window.duration)
+        elapsed = time.perf_counter() - start
+        cpu = stop()
+        handled = await self._handled(deadline=time.perf_counter() + 10)
         sample = Sample(elapsed=elapsed, cpu=cpu)
         for user_id, at in self.committed.items():
             if user_id in handled:
@@ -260,7 +242,40 @@ async def _relay(env: Environment) -> _RelayDrain:
 
 
 async def _end_to_end(env: Environment) -> _EndToEnd:
-    return _EndToEnd(await _bus(env, "e2e"), env.work_dir / "e2e-consumer.db")
+    bus = await _bus(env, "e2e")
+    consumer_database = env.work_dir / "e2e-consumer.db"
+    # As a service runs it by default: in a child process, woken through its pipe.
+    relay = RelayProcess(
+        "identity", database_url=bus.database.url, nats_url=bus.nats.url, outbox=bus.outbox
+    )
+    # Popen spawns with vfork: a fork from the event loop (uvloop) runs gRPC's fork
+    # handlers while its threads are busy, and the child may die before its first line.
+    consumer = subprocess.Popen(  # noqa: ASYNC220
+        [
+            sys.executable,
+            "-m",
+            "scripts.benchmark.consumer_process",
+            bus.nats.url,
+            f"sqlite+aiosqlite:///{consumer_database}",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+    )
+
+    async def release() -> None:
+        if consumer.poll() is None:
+            consumer.terminate()
+        await asyncio.to_thread(consumer.wait)
+        await relay.stop()
+
+    # Stopped before the bus (`_bus` registered its release first).
+    env.on_close(release)
+    relay.start()
+    assert consumer.stdout is not None
+    said = await asyncio.wait_for(asyncio.to_thread(consumer.stdout.readline), timeout=30)
+    if said.strip() != b"ready":
+        raise RuntimeError(f"the consumer process said {said!r}, exit code {consumer.poll()}")
+    return _EndToEnd(bus, consumer_database, relay, consumer)
 
 
 def eventbus_scenarios() -> list[Scenario]:

@@ -1,9 +1,8 @@
-"""A real short bench run of some of the default scenarios, and what every row must hold.
+"""A real short bench run of every default scenario, and what every row must hold.
 
-The default scenarios are measured in three runs, one per test file (a theme each), so
-that pytest-xdist runs them side by side: one run of all of them was the suite's longest
-file. `SHORT_RUNS` names each run's part; a test holds that together they cover every
-default scenario and bring no opt-in one along.
+One run, as `scripts/bench` runs by default (no `--scenario`): the scenarios share its
+servers (identity, wallet, catalogue, their NATS, the echo) and its start-up, which cost
+more than all the measuring (three runs by theme started each of them up to three times).
 """
 
 from __future__ import annotations
@@ -16,39 +15,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts.benchmark.registry import CPU_REFERENCE, all_scenarios, select
+from scripts.benchmark.registry import CPU_REFERENCE, all_scenarios
 from scripts.benchmark.scenario import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SHORT_RUNS: dict[str, list[str]] = {
-    "services": [
-        "health.",
-        "identity.",
-        "argon2id.",
-        "catalogue.ListCategories",
-        "catalogue.ListProducts",
-        "catalogue.SearchProducts",
-        # The stop paths start no server: here they leave the BFF's run the lighter.
-        "runtime.",
-    ],
-    # A "(metrics off)" scenario brings the one it is compared with (its ceiling) along.
-    "writes": [
-        "ledger.",
-        "wallet.CreateTransfer (metrics off)",
-        "catalogue.GetProduct (metrics off)",
-        "nats.",
-        "eventbus.",
-        "database.",
-    ],
-    "edge": ["bff.", "miniapps.review 1 MiB", "miniapps.GET"],
-}
-"""Each short run's `--scenario` substrings."""
-
 ROUNDS = 2
 CONCURRENCY = 4
-# About half a minute each on an idle machine: ten times that tells slow from hung.
-RUN_TIMEOUT = 600
+# About a minute and a half on an idle machine; five minutes at load 25 (seen): three
+# times that tells slow from hung.
+RUN_TIMEOUT = 900
 
 
 def bench_command(*args: str) -> list[str]:
@@ -56,17 +32,17 @@ def bench_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "scripts.benchmark", *args]
 
 
-def scenarios_of(run: str) -> list[Scenario]:
-    """What the bench measures for `run`: its scenarios, their ceilings and the echo."""
-    return select(all_scenarios(), SHORT_RUNS[run], always=[CPU_REFERENCE])
+def default_scenarios() -> list[Scenario]:
+    """What the bench measures when no scenario is named: all but the opt-in ones."""
+    return [scenario for scenario in all_scenarios() if not scenario.opt_in]
 
 
-def short_run(run: str, tmp_path: Path) -> tuple[str, dict[str, Any]]:
-    """`scripts/bench` on `run`'s part with the smallest settings: its stdout and JSON."""
+def short_run(tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    """`scripts/bench` on its default scenarios with the smallest settings: its stdout
+    and JSON."""
     output = tmp_path / "bench.json"
     bench = subprocess.Popen(
         bench_command(
-            *("--scenario", ",".join(SHORT_RUNS[run])),
             *("--duration", "0.3", "--warmup", "0.1", "--rounds", str(ROUNDS)),
             *("--concurrency", str(CONCURRENCY), "--json", str(output)),
         ),

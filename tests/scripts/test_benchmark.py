@@ -23,7 +23,6 @@ from scripts.benchmark.repeated import Repeated
 from scripts.benchmark.report import format_table, summarize
 from scripts.benchmark.runner import Measurement, Plan, run_benchmark
 from scripts.benchmark.scenario import SERVER, ClosedLoop, Sample, Scenario, Target, Window
-from tests.scripts.bench_short_runs import SHORT_RUNS, scenarios_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -320,9 +319,3 @@ def test_unknown_selection_or_ceiling_is_refused() -> None:
         select(all_scenarios(), ["no-such-path"])
     with pytest.raises(ValueError, match="unknown ceiling"):
         select([Scenario("orphan", unused, ceiling="missing")], [])
-
-
-def test_the_short_runs_together_cover_every_default_scenario_and_no_opt_in_one() -> None:
-    # The end-to-end runs are split by theme (tests/scripts/test_bench_run_*.py).
-    measured = {scenario.name for run in SHORT_RUNS for scenario in scenarios_of(run)}
-    assert measured == {scenario.name for scenario in all_scenarios() if not scenario.opt_in}
