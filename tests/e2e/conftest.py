@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from scripts.localstack import COMPONENTS, READY_LINE
+from services.runtime.ports import port_in_use
 from tests.conftest import process_alive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,15 +31,39 @@ EXIT_TIMEOUT = 40.0
 _STARTUP_ARGS = ("--startup-timeout", f"{STARTUP_TIMEOUT:g}")
 
 
-def _free_ports(count: int) -> list[int]:
-    probes = [socket.socket() for _ in range(count)]
+_BLOCK = 200
+"""Ports one stack gets: NATS at +8 (a 3-node cluster's nodes at +18, +28), Prometheus
+at +9, component i's gRPC port at +10+i and its metrics port at +110+i; a replica r
+adds 10 r to each (the launcher's rule), so 9 replicas of 6 components stay inside."""
+_WORKER_SLICE = 2000
+_FIRST_PORT = 20000
+
+
+def _ephemeral_low() -> int:
     try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _stack_ports() -> int:
+    """The first port of a block of `_BLOCK` ports that are all free now.
+
+    Below the kernel's ephemeral range, so no server bound to port 0 and no outgoing
+    connection can take one of them in the seconds (at load, a minute) between this
+    pick and the stack's processes listening: picked from that range, a port was once
+    taken meanwhile and the stack stopped with "ORDERS_PORT: cannot listen". Each
+    pytest-xdist worker draws from its own slice, so two stacks never draw the same.
+    """
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    slices = max(1, (_ephemeral_low() - _FIRST_PORT) // _WORKER_SLICE)
+    first = _FIRST_PORT + (worker % slices) * _WORKER_SLICE
+    blocks = list(range(first, first + _WORKER_SLICE, _BLOCK))
+    random.shuffle(blocks)
+    for block in blocks:
+        if not any(port_in_use("127.0.0.1", port) for port in range(block, block + _BLOCK)):
+            return block
+    raise RuntimeError(f"no free block of {_BLOCK} ports from {first}")
 
 
 @dataclass
@@ -188,12 +213,13 @@ class _StackMaker:
     ) -> Stack:
         prefixes = ("SUPERAPP_", *(component.env_prefix for component in COMPONENTS))
         env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-        nats_port, prometheus_port, *ports = _free_ports(len(COMPONENTS) + 2)
-        env["SUPERAPP_NATS_PORT"] = str(nats_port)
-        env["SUPERAPP_PROMETHEUS_PORT"] = str(prometheus_port)  # used with --observability
-        env.update({c.port_variable: str(port) for c, port in zip(COMPONENTS, ports, strict=True)})
-        # Every process serves metrics; on free ports the launcher picks (and prints).
-        env.update({c.metrics_port_variable: "0" for c in COMPONENTS})
+        block = _stack_ports()
+        env["SUPERAPP_NATS_PORT"] = str(block + 8)
+        env["SUPERAPP_PROMETHEUS_PORT"] = str(block + 9)  # used with --observability
+        # Every process serves gRPC and metrics (the launcher prints where).
+        for index, component in enumerate(COMPONENTS):
+            env[component.port_variable] = str(block + 10 + index)
+            env[component.metrics_port_variable] = str(block + 110 + index)
         env["SUPERAPP_DATA_DIR"] = str(data_dir or self._root / f"data{len(self.made)}")
         env.update(extra_env)
         stack = Stack(Path(env["SUPERAPP_DATA_DIR"]), env, args)

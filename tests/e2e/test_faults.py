@@ -499,6 +499,23 @@ async def _every_replica_serving(deployment: Deployment) -> bool:
 
 
 async def _stream_event_ids(nats_url: str, stream: str) -> list[str]:
+    """Every event id in `stream`, read through a consumer of the test's own.
+
+    A cluster that has just had a node back may answer 503 while it elects the new
+    consumer's leader (seen once at load ~10, after every other check had passed): the
+    read then starts over with a new consumer, for up to a minute.
+    """
+    deadline = asyncio.get_running_loop().time() + 60.0
+    while True:
+        try:
+            return await _read_stream_event_ids(nats_url, stream)
+        except nats.js.errors.ServiceUnavailableError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(1.0)
+
+
+async def _read_stream_event_ids(nats_url: str, stream: str) -> list[str]:
     client = await nats.connect(nats_url.split(","))
     try:
         jetstream = client.jetstream()
