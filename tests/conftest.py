@@ -53,13 +53,25 @@ def process_alive(pid: int) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with a `slow` test run first, each file's tests still together and in order.
+    """Files with a `slow` test run first, longest first; each file's tests stay together
+    and in order.
 
     pytest-xdist (`scripts/test`: one file per worker, in this order) hands out files
-    as workers free up: a file of a few minutes handed out last ran alone at the end.
+    as workers free up: a file of a minute handed out last ran alone at the end. Longest
+    first is the classic heuristic for spreading jobs over workers; `slow(seconds=N)`
+    gives a file's wall time on an idle machine, rounded (only the order depends on it).
     """
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+    seconds: dict[Path, float] = {}
+    for item in items:
+        marker = item.get_closest_marker("slow")
+        if marker is not None:
+            estimate = float(marker.kwargs.get("seconds", SLOW_FILE_SECONDS))
+            seconds[item.path] = max(seconds.get(item.path, 0.0), estimate)
+    items.sort(key=lambda item: -seconds.get(item.path, 0.0))
+
+
+SLOW_FILE_SECONDS = 20.0
+"""What a `slow` mark without `seconds` stands for."""
 
 
 POSTGRES_URL = os.environ.get(

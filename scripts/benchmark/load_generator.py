@@ -10,6 +10,7 @@ as it closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import grpc
@@ -35,17 +36,36 @@ def error_kind(error: Exception) -> str:
     return kind if isinstance(kind, str) else type(error).__name__
 
 
+# A window with no completed operation says nothing, so one stays open past its duration
+# until one completes (a throttled Login on a loaded machine took longer than a short
+# window), up to this many times its duration.
+_LONGEST_WINDOW = 20
+
+
 async def drive(workload: ClosedLoop, concurrency: int, window: Window) -> Sample:
-    """Run `workload` with `concurrency` workers through `window`; what the window saw."""
+    """Run `workload` with `concurrency` workers through `window`; what the window saw.
+
+    The window closes at its end, or at the first completion after it when none came
+    before; `Sample.elapsed` is how long it really was open.
+    """
     clock = time.perf_counter
     measure_from = clock() + window.warmup
     measure_until = measure_from + window.duration
-    sample = Sample(elapsed=window.duration)
+    give_up_at = measure_from + window.duration * _LONGEST_WINDOW
+    sample = Sample()
     latencies = sample.latencies
     errors = sample.errors
+    closed = asyncio.Event()
+    closed_at = measure_until
+
+    def close(at: float) -> None:
+        nonlocal closed_at
+        if not closed.is_set():
+            closed_at = at
+            closed.set()
 
     async def worker(call: Call) -> None:
-        while True:
+        while not closed.is_set():
             began = clock()
             failure: str | None = None
             try:
@@ -53,19 +73,33 @@ async def drive(workload: ClosedLoop, concurrency: int, window: Window) -> Sampl
             except Exception as error:  # whatever the operation raised, it failed
                 failure = error_kind(error)
             ended = clock()
-            if ended >= measure_until:
+            if closed.is_set():
                 return
             if ended < measure_from:
                 continue
+            if ended >= measure_until and (latencies or errors or ended >= give_up_at):
+                close(measure_until)
+                return
             if failure is None:
                 latencies.append(ended - began)
             else:
                 errors[failure] += 1
+            if ended >= measure_until:
+                close(ended)  # the first completion of a window that had none
+
+    async def closer() -> None:
+        await asyncio.sleep(max(0.0, measure_until - clock()))
+        if latencies or errors:
+            close(measure_until)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closed.wait(), max(0.0, give_up_at - clock()))
+        close(give_up_at)
 
     async def meter(meter: CpuMeter) -> None:
         await asyncio.sleep(max(0.0, measure_from - clock()))
         stop = meter.start()
-        await asyncio.sleep(max(0.0, measure_until - clock()))
+        await closed.wait()
         sample.cpu = stop()
 
     meters = []
@@ -74,6 +108,7 @@ async def drive(workload: ClosedLoop, concurrency: int, window: Window) -> Sampl
         meters.append(meter(server_meter(workload.server, load_generator)))
     calls = workload.calls
     await asyncio.gather(
-        *meters, *(worker(calls[index % len(calls)]) for index in range(concurrency))
+        closer(), *meters, *(worker(calls[index % len(calls)]) for index in range(concurrency))
     )
+    sample.elapsed = closed_at - measure_from
     return sample

@@ -51,7 +51,7 @@ from tests.e2e.conftest import ROOT, Stack, StackFactory
 # callers retried (the platform's answer to a slow machine, not a loss; seen at load 12).
 pytestmark = [
     pytest.mark.postgres,
-    pytest.mark.slow,
+    pytest.mark.slow(seconds=90),
     pytest.mark.alone,
     pytest.mark.timeout(900),
 ]

@@ -21,7 +21,7 @@ from superapp.identity.v1 import identity_service_pb2_grpc
 from scripts.localstack import COMPONENTS
 from tests.e2e.conftest import Stack, StackFactory
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow(seconds=40), pytest.mark.timeout(600)]
 
 STARTUP_TIMEOUT = 240.0
 """Prometheus starts beside five Python processes and their relays on two shared cores."""

@@ -19,7 +19,7 @@ from tests.e2e.stack_journeys import (
     app_signs_up_and_finds_its_wallet,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow(seconds=25), pytest.mark.timeout(600)]
 
 
 @pytest.mark.postgres

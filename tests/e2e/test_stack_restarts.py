@@ -25,7 +25,7 @@ from tests.e2e.stack_journeys import (
     until_ok,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow(seconds=30), pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from tests.e2e.conftest import READY_TIMEOUT, StackFactory
 
 # One file per theme, so that pytest-xdist (one file per worker) runs the themes side by
 # side: each test starts stacks of its own, which is what made one file the suite's pole.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow(seconds=10), pytest.mark.timeout(600)]
 
 
 @pytest.mark.parametrize("variable", ["SUPERAPP_NATS_PORT", "IDENTITY_PORT"])

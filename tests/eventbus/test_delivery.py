@@ -21,6 +21,8 @@ from services.runtime.ids import new_id
 from tests.conftest import ROOT
 from tests.eventbus.conftest import TABLES, Bench, effects, produce, record_effect, until
 
+pytestmark = pytest.mark.slow(seconds=25)
+
 
 async def _stream(nats_url: str, name: str) -> StreamInfo:
     client = await nats.connect(nats_url)

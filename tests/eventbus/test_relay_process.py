@@ -27,6 +27,8 @@ from services.runtime.ports import free_port
 from tests.conftest import ROOT, process_alive
 from tests.eventbus.conftest import TABLES, Bench, effects, produce, until
 
+pytestmark = pytest.mark.slow(seconds=20)
+
 _SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 

@@ -24,6 +24,8 @@ from tests.identity.conftest import ADMIN_EMAIL, PASSWORD, Identity
 from tests.services.recorded_events import recorded_events
 from tests.services.rich_errors import rich_error
 
+pytestmark = pytest.mark.slow(seconds=30)
+
 
 async def _error(call: object) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -29,6 +29,8 @@ from tests.auth.conftest import FakeClock
 from tests.identity.conftest import KEY_ENCRYPTION_KEY, PASSWORD, Identity, running_identity
 from tests.services.rich_errors import RichError, rich_error
 
+pytestmark = pytest.mark.slow(seconds=20)
+
 ANN = "ann@example.com"
 STRANGER = "203.0.113.7"
 OWNER = "198.51.100.20"

@@ -45,6 +45,8 @@ from tests.identity.conftest import ADMIN_EMAIL, running_identity
 from tests.miniapps.conftest import Metadata, Platform, good_bundle_files, zip_bundle
 from tests.services.rich_errors import failure, rich_error
 
+pytestmark = pytest.mark.slow(seconds=20)
+
 ISSUER = "superapp-identity"
 SERVICE_CLIENT, SERVICE_SECRET = "bff", "a-service-client-secret-for-introspection"
 REDIRECT = "https://bills.example.com/callback"

@@ -30,6 +30,8 @@ from tests.miniapps.payment_stack import (
 )
 from tests.services.rich_errors import failure
 
+pytestmark = pytest.mark.slow(seconds=30)
+
 
 @pytest.fixture(scope="module", params=BACKENDS)
 async def platform(

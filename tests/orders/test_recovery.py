@@ -31,6 +31,8 @@ from services.runtime.ids import new_id
 from tests.bff.conftest import Platform, Service, available, stock_of, wallet_of
 from tests.orders.conftest import Shop, metadata_of, open_shop
 
+pytestmark = pytest.mark.slow(seconds=30)
+
 STEPS = ["reserve", "hold", "commit", "capture"]
 _TERMINAL = (pb.ORDER_STATUS_COMPLETED, pb.ORDER_STATUS_CANCELLED, pb.ORDER_STATUS_REVERSED)
 _PRICE, _QUANTITY, _FUNDS, _STOCK = 300, 2, 1_000, 4

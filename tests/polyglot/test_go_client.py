@@ -18,7 +18,7 @@ from tests.polyglot.conftest import ROOT, LiveStack, built_client, check_journey
 SCRIPT_TIMEOUT_SECONDS = 600.0
 # pytest-timeout's global bound (120 s) covers fixture set-up too: on a fresh machine the
 # first install and build alone outlast it.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(SCRIPT_TIMEOUT_SECONDS + 180)]
+pytestmark = [pytest.mark.slow(seconds=40), pytest.mark.timeout(SCRIPT_TIMEOUT_SECONDS + 180)]
 
 
 async def test_go_client_does_the_journey(starting_stack: LiveStack) -> None:

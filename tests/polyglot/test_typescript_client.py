@@ -39,7 +39,7 @@ def _tool(name: str) -> str:
 
 # The stack's start (tests.e2e.conftest.READY_TIMEOUT at most) plus generation, tsc and
 # the journey.
-@pytest.mark.slow
+@pytest.mark.slow(seconds=15)
 @pytest.mark.timeout(600)
 async def test_typescript_client_does_the_journey(starting_stack: LiveStack) -> None:
     if shutil.which("node") is None:

@@ -20,9 +20,9 @@ from scripts.benchmark.scenario import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 
-ROUNDS = 2
+ROUNDS = 1
 CONCURRENCY = 4
-# About a minute and a half on an idle machine; five minutes at load 25 (seen): three
+# About a minute on an idle machine; five minutes at load 25 (seen, with two rounds): three
 # times that tells slow from hung.
 RUN_TIMEOUT = 900
 

@@ -14,7 +14,7 @@ from tests.scripts.bench_short_runs import (
 )
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=70)
 @pytest.mark.timeout(RUN_TIMEOUT + 120)  # the run, then its clean-up
 def test_short_run_measures_every_scenario_and_writes_json(tmp_path: Path) -> None:
     # Every default scenario, and no opt-in one: the bench cannot rot unseen.

@@ -17,7 +17,7 @@ from tests.conftest import POSTGRES_URL
 from tests.scripts.bench_short_runs import ROOT, bench_command
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=35)
 @pytest.mark.postgres
 @pytest.mark.timeout(660)
 async def test_replica_scenarios_run_on_postgresql_when_named(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from scripts.benchmark.environment import Environment
+from scripts.benchmark.load_generator import drive
 from scripts.benchmark.process_cpu import Processes, process_cpu_seconds
 from scripts.benchmark.registry import CPU_REFERENCE, all_scenarios, select
 from scripts.benchmark.repeated import Repeated
@@ -319,3 +320,28 @@ def test_unknown_selection_or_ceiling_is_refused() -> None:
         select(all_scenarios(), ["no-such-path"])
     with pytest.raises(ValueError, match="unknown ceiling"):
         select([Scenario("orphan", unused, ceiling="missing")], [])
+
+
+async def test_a_window_without_a_completed_call_stays_open_until_the_first_one() -> None:
+    # One call takes longer than the window (a throttled Login on a loaded machine).
+    async def slow_call() -> None:
+        await asyncio.sleep(0.3)
+
+    sample = await drive(ClosedLoop([slow_call]), 1, Window(warmup=0.0, duration=0.05))
+
+    assert len(sample.latencies) == 1
+    assert sample.elapsed >= 0.25
+
+
+async def test_a_window_with_completed_calls_closes_at_its_end() -> None:
+    calls = 0
+
+    async def quick_call() -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.001)
+
+    sample = await drive(ClosedLoop([quick_call]), 2, Window(warmup=0.0, duration=0.1))
+
+    assert sample.elapsed == pytest.approx(0.1)
+    assert 0 < len(sample.latencies) <= calls

@@ -31,6 +31,8 @@ from services.runtime.ports import free_port
 from tests.conftest import ROOT, empty_database
 from tests.services.conftest import SERVICES, Running, ServiceKind, serve, start
 
+pytestmark = pytest.mark.slow(seconds=45)
+
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 

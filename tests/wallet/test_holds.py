@@ -14,6 +14,8 @@ from services.runtime.ids import new_id
 from tests.services.rich_errors import rich_error
 from tests.wallet.conftest import Account, Bank, eur
 
+pytestmark = pytest.mark.slow(seconds=30)
+
 
 async def _hold(bank: Bank, owner: Account, amount: int, ttl: float = 600) -> pb.Hold:
     reply = await bank.stub.CreateHold(
