@@ -255,12 +255,18 @@ class SharedStack:
         self._env = env
         self._stack: Stack | None = None
 
-    async def running(self) -> Stack:
-        """The file's stack, ready; started now if no test has yet or one stopped it."""
+    def start(self) -> Stack:
+        """The file's stack, starting now if no test has started it yet or one stopped
+        it; not waited for."""
         stack = self._stack
         if stack is None or stack.process is None or stack.process.poll() is not None:
             stack = self._make(args=self._args, **self._env).start()
             self._stack = stack
+        return stack
+
+    async def running(self) -> Stack:
+        """The file's stack, ready; started now if no test has yet or one stopped it."""
+        stack = self.start()
         await stack.wait_ready()
         return stack
 

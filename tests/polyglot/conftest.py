@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,12 @@ from superapp.identity.v1 import identity_service_pb2_grpc
 from superapp.wallet.v1 import wallet_service_pb2 as wallet_pb
 from superapp.wallet.v1 import wallet_service_pb2_grpc
 
-from tests.e2e.conftest import Stack, StackFactory, make_stack  # noqa: F401 - a fixture
+from tests.e2e.conftest import (  # noqa: F401 - shared_stack: a fixture
+    SharedStack,
+    SharedStackFactory,
+    Stack,
+    shared_stack,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_EMAIL = "polyglot-admin@example.com"
@@ -47,11 +52,6 @@ class LiveStack:
 
     stack: Stack
 
-    async def ready(self) -> LiveStack:
-        """This stack, once it has printed that it is ready (a test fails if it never is)."""
-        await self.stack.wait_ready()
-        return self
-
     @property
     def client_environment(self) -> dict[str, str]:
         """What every journey client reads (and nothing else of ours)."""
@@ -67,16 +67,32 @@ class LiveStack:
         }
 
 
+@dataclass(frozen=True)
+class StartingStack:
+    """The module's stack, started and not yet waited for."""
+
+    shared: SharedStack
+
+    async def ready(self) -> LiveStack:
+        """The stack, once it has printed that it is ready (a test fails if it never is)."""
+        return LiveStack(await self.shared.running())
+
+
+@pytest.fixture(scope="module")
+def journey_stack(shared_stack: SharedStackFactory) -> SharedStack:  # noqa: F811
+    """One stack for every language's journey, started the README's way with an admin to
+    bootstrap. The journeys share it as any clients would: each signs up users of its
+    own, finds the admin signed up already and reads its own user's event."""
+    return shared_stack(JOURNEY_COMPONENTS, IDENTITY_BOOTSTRAP_ADMIN_EMAIL=ADMIN_EMAIL)
+
+
 @pytest.fixture
-async def starting_stack(make_stack: StackFactory) -> AsyncIterator[LiveStack]:  # noqa: F811
-    """The stack the journey needs, started the README's way with an admin to bootstrap,
-    and not waited for: its processes start while the test builds its client (both take
-    tens of seconds of wall time), and the test awaits `ready()` before the journey."""
-    stack = make_stack(args=JOURNEY_COMPONENTS, IDENTITY_BOOTSTRAP_ADMIN_EMAIL=ADMIN_EMAIL)
-    stack.start()
-    yield LiveStack(stack)
-    stack.terminate()
-    await stack.wait_exit()
+def starting_stack(journey_stack: SharedStack) -> StartingStack:
+    """The journey's stack, starting: its processes start while the test builds its
+    client (both take tens of seconds of wall time), and the test awaits `ready()`
+    before the journey."""
+    journey_stack.start()
+    return StartingStack(journey_stack)
 
 
 async def build_step(command: Sequence[str], *, timeout_seconds: float) -> None:
