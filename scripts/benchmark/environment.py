@@ -24,6 +24,7 @@ from scripts.benchmark.process_cpu import Processes, ProcessesFound
 from scripts.benchmark.server_process import ServerProcess, ServerStartError, python_module
 from scripts.localstack import http_ready_problem, service_client_environment
 from scripts.nats_process import NatsProcess
+from services.identity.config import IdentitySettings
 from services.runtime.ports import free_port
 
 __all__ = ["BENCH_ADMIN_EMAIL", "Environment"]
@@ -35,6 +36,12 @@ BENCH_ADMIN_EMAIL = "bench-admin@example.com"
 
 # A hung server must not hang the bench: a call this slow counts as an error.
 _CALL_TIMEOUT_SECONDS = 10.0
+
+
+_DEPLOYED_HASHING = {
+    f"IDENTITY_{name.upper()}": str(IdentitySettings.model_fields[name].default)
+    for name in ("password_hash_memory_kib", "password_hash_iterations")
+}
 
 
 async def _echo_answers(address: str) -> None:
@@ -131,6 +138,8 @@ class Environment:
             wiring["IDENTITY_BOOTSTRAP_ADMIN_EMAIL"] = BENCH_ADMIN_EMAIL
             wiring["IDENTITY_SERVICE_CLIENTS"] = clients["IDENTITY_SERVICE_CLIENTS"]
             wiring["IDENTITY_KEY_ENCRYPTION_KEYS"] = clients["IDENTITY_KEY_ENCRYPTION_KEYS"]
+            # Hashing as deployed, whatever the caller's environment (the suite's is cheap).
+            wiring.update(_DEPLOYED_HASHING)
         elif f"{prefix}IDENTITY_ADDR" not in settings:
             wiring[f"{prefix}IDENTITY_ADDR"] = await self.service("identity")
         if name == "orders":

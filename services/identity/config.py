@@ -58,6 +58,13 @@ class IdentitySettings(ServiceSettings):
     `x-forwarded-for` metadata names the client: the BFF. Others are their own client."""
     password_hash_cores: Annotated[float, Field(gt=0, le=8)] = 0.5
     """Share of CPU cores argon2id hashing may use at its allowed rate."""
+    password_hash_memory_kib: Annotated[int, Field(ge=8, le=4 * 1024 * 1024)] = 19 * 1024
+    """argon2id's memory per hash, in KiB. With `password_hash_iterations` it should be
+    one of OWASP's configurations (47104/1, 19456/2, 12288/3, 9216/4, 7168/5); anything
+    weaker is for tests, and identity warns at start. Each hash in progress holds this
+    much memory. A stored hash made with other parameters is re-made at its next login."""
+    password_hash_iterations: Annotated[int, Field(ge=1, le=64)] = 2
+    """argon2id's passes over its memory per hash (see `password_hash_memory_kib`)."""
     bootstrap_admin_email: str = ""
     """This account gets the admin role (at sign-up, or at start if it exists): the first admin."""
 

@@ -1,8 +1,9 @@
 """argon2id password hashing that cannot eat the CPU.
 
-Parameters follow OWASP (m=19 MiB, t=2, p=1). Hashes run in worker threads (argon2
-releases the GIL), and a budget holds hashing to a configured share of the cores: at its
-allowed rate, sign-ins and sign-ups can never starve the rest of the service.
+Parameters are settings, OWASP's minimum by default (m=19 MiB, t=2, p=1). Hashes run in
+worker threads (argon2 releases the GIL), and a budget holds hashing to a configured
+share of the cores: at its allowed rate, sign-ins and sign-ups can never starve the rest
+of the service.
 
 The budget is CPU time, not wall time. Each hash's CPU time is measured in the thread
 that runs it (`time.thread_time`): on a busy machine a hash waits for a core and its wall
@@ -25,13 +26,16 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 __all__ = [
+    "OWASP_ARGON2ID",
     "Busy",
     "HashBudget",
     "HashCost",
     "HashTurn",
     "Passwords",
     "Reservation",
+    "meets_owasp",
     "owasp_hasher",
+    "password_hasher",
 ]
 
 _CALIBRATION_SAMPLES = 3
@@ -39,9 +43,24 @@ _CALIBRATION_SAMPLES = 3
 _MIN_COST_SECONDS = 1e-4
 
 
+OWASP_ARGON2ID = ((47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5))
+"""The argon2id configurations of OWASP's Password Storage Cheat Sheet, each as strong as
+the others: (memory in KiB, iterations), one lane."""
+
+
+def password_hasher(memory_kib: int, iterations: int) -> PasswordHasher:
+    """argon2id with `memory_kib` of memory, `iterations` passes and one lane."""
+    return PasswordHasher(time_cost=iterations, memory_cost=memory_kib, parallelism=1)
+
+
+def meets_owasp(memory_kib: int, iterations: int) -> bool:
+    """Whether the parameters are at least one of OWASP's configurations."""
+    return any(memory_kib >= m and iterations >= t for m, t in OWASP_ARGON2ID)
+
+
 def owasp_hasher() -> PasswordHasher:
     """argon2id with OWASP's minimum: 19 MiB of memory, 2 iterations, 1 lane."""
-    return PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+    return password_hasher(19 * 1024, 2)
 
 
 class HashCost:

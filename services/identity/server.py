@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from services.identity.miniapp_consent import MiniAppConsent
 from services.identity.miniapp_token_issuer import MiniAppTokenIssuer
 from services.identity.models import EVENT_TABLES, IDEMPOTENCY_KEYS, SERVICE_SECRETS
 from services.identity.pairwise_subjects import PairwiseSubjects
-from services.identity.passwords import Passwords, owasp_hasher
+from services.identity.passwords import Passwords, meets_owasp, password_hasher
 from services.identity.service_clients import ServiceClients
 from services.identity.servicer import POLICIES, REQUEST_CHECKS, IdentityServicer
 from services.identity.sessions import Sessions
@@ -52,6 +53,8 @@ __all__ = [
     "main",
     "open_signing_keys",
 ]
+
+_log = logging.getLogger(__name__)
 
 SERVICE_NAME = identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -92,9 +95,20 @@ async def create_server(
     )
     throttling = LoginThrottling(database, login_policy(settings))
     throttle_retention = throttling.retention(clock.now)
+    memory_kib, iterations = settings.password_hash_memory_kib, settings.password_hash_iterations
+    if not meets_owasp(memory_kib, iterations):
+        _log.warning(
+            "argon2id at %d KiB and %d iterations is below OWASP's minimum "
+            "(IDENTITY_PASSWORD_HASH_MEMORY_KIB, IDENTITY_PASSWORD_HASH_ITERATIONS): "
+            "fit for tests, not for real passwords",
+            memory_kib,
+            iterations,
+        )
     accounts = Accounts(
         database=database,
-        passwords=Passwords.calibrated(owasp_hasher(), settings.password_hash_cores),
+        passwords=Passwords.calibrated(
+            password_hasher(memory_kib, iterations), settings.password_hash_cores
+        ),
         throttling=throttling,
         sessions=sessions,
         outbox=foundation.bus.outbox,

@@ -6,21 +6,26 @@ Throttling has its own tests (test_login_throttle), as has the hashing budget.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import jwt
 import pytest
 from argon2 import Parameters, PasswordHasher, extract_parameters
 from google.protobuf.field_mask_pb2 import FieldMask
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import select
 from superapp.identity.v1 import events_pb2
 from superapp.identity.v1 import identity_service_pb2 as pb
 
+from scripts.nats_process import NatsProcess
 from services.database import Database
+from services.identity.config import IdentitySettings
 from services.identity.models import User
-from services.identity.passwords import owasp_hasher
+from services.identity.passwords import OWASP_ARGON2ID, meets_owasp, owasp_hasher
 from services.runtime.ids import new_id
-from tests.identity.conftest import ADMIN_EMAIL, PASSWORD, Identity
+from tests.identity.conftest import ADMIN_EMAIL, PASSWORD, Identity, running_identity
 from tests.services.recorded_events import recorded_events
 from tests.services.rich_errors import rich_error
 
@@ -160,8 +165,38 @@ async def test_login_issues_an_eddsa_access_token_verifiable_with_the_jwks(
     assert claims["jti"]
 
 
+@pytest.fixture
+async def owasp_identity(
+    database_url: str, tmp_path: Path, tracer_provider: TracerProvider, nats_server: NatsProcess
+) -> AsyncIterator[Identity]:
+    """Identity hashing as deployed: OWASP's parameters (the suite's default is cheap)."""
+    async with running_identity(
+        database_url,
+        tmp_path,
+        tracer_provider,
+        nats_server.url,
+        password_hash_memory_kib=19 * 1024,
+        password_hash_iterations=2,
+    ) as it:
+        yield it
+
+
+def test_the_default_hash_parameters_are_owasps_minimum() -> None:
+    fields = IdentitySettings.model_fields
+    defaults = (
+        fields["password_hash_memory_kib"].default,
+        fields["password_hash_iterations"].default,
+    )
+    assert defaults == (19 * 1024, 2)
+    assert defaults in OWASP_ARGON2ID
+    assert meets_owasp(*defaults)
+    assert meets_owasp(47104, 1)
+    assert not meets_owasp(19 * 1024, 1)
+    assert not meets_owasp(1024, 1)
+
+
 async def test_unknown_email_and_wrong_password_look_the_same(
-    identity: Identity, monkeypatch: pytest.MonkeyPatch
+    owasp_identity: Identity, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Same answer, and the same work: one argon2id verification with the parameters of
     a real account's hash, so an unknown email takes as long as a wrong password. How
@@ -176,11 +211,11 @@ async def test_unknown_email_and_wrong_password_look_the_same(
         return verify(hasher, encoded, password)
 
     monkeypatch.setattr(PasswordHasher, "verify", recorded)
-    await identity.register("eve@example.com")
+    await owasp_identity.register("eve@example.com")
 
     async def failure(email: str) -> tuple[grpc.StatusCode, str, str, list[Parameters]]:
         verified.clear()
-        error = await _error(identity.login(email, "wrong password!"))
+        error = await _error(owasp_identity.login(email, "wrong password!"))
         details = rich_error(error)
         return details.code, details.info.reason, error.details() or "", list(verified)
 
@@ -199,7 +234,8 @@ async def test_unknown_email_and_wrong_password_look_the_same(
     )
 
 
-async def test_login_upgrades_a_hash_made_with_old_parameters(identity: Identity) -> None:
+async def test_login_upgrades_a_hash_made_with_old_parameters(owasp_identity: Identity) -> None:
+    identity = owasp_identity
     user = await identity.register("gus@example.com")
     database = Database.connect(identity.database_url)
     try:
