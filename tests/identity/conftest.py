@@ -141,6 +141,14 @@ def write_key_file(directory: Path, generation: int, activate_time: datetime) ->
     return key
 
 
+DEPLOYED_HASHING = {
+    name: IdentitySettings.model_fields[name].default
+    for name in ("password_hash_memory_kib", "password_hash_iterations")
+}
+"""Overrides for an identity that hashes as deployed (OWASP's parameters), where the
+test is about hashing: the suite's environment makes it cheap (tests/conftest.py)."""
+
+
 @contextlib.asynccontextmanager
 async def running_identity(
     database_url: str,

@@ -25,7 +25,13 @@ from services.identity.config import IdentitySettings
 from services.identity.models import User
 from services.identity.passwords import OWASP_ARGON2ID, meets_owasp, owasp_hasher
 from services.runtime.ids import new_id
-from tests.identity.conftest import ADMIN_EMAIL, PASSWORD, Identity, running_identity
+from tests.identity.conftest import (
+    ADMIN_EMAIL,
+    DEPLOYED_HASHING,
+    PASSWORD,
+    Identity,
+    running_identity,
+)
 from tests.services.recorded_events import recorded_events
 from tests.services.rich_errors import rich_error
 
@@ -175,8 +181,7 @@ async def owasp_identity(
         tmp_path,
         tracer_provider,
         nats_server.url,
-        password_hash_memory_kib=19 * 1024,
-        password_hash_iterations=2,
+        **DEPLOYED_HASHING,
     ) as it:
         yield it
 

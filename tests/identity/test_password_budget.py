@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from scripts.nats_process import NatsProcess
 from services.identity.passwords import Busy, HashBudget, HashCost
-from tests.identity.conftest import running_identity
+from tests.identity.conftest import DEPLOYED_HASHING, running_identity
 from tests.services.rich_errors import rich_error
 
 
@@ -123,7 +123,12 @@ async def test_sign_ups_of_an_identity_started_on_a_busy_machine_are_not_refused
         with _busy_processes(8 * (os.cpu_count() or 1)):
             identity = await stack.enter_async_context(
                 running_identity(
-                    url, tmp_path, tracer_provider, nats_server.url, password_hash_cores=0.5
+                    url,
+                    tmp_path,
+                    tracer_provider,
+                    nats_server.url,
+                    password_hash_cores=0.5,
+                    **DEPLOYED_HASHING,
                 )
             )
         emails = iter(f"busy{n}@example.com" for n in range(20))
@@ -148,7 +153,12 @@ async def test_calls_past_the_budget_are_refused_with_a_time_to_retry(
     url = f"sqlite+aiosqlite:///{tmp_path / 'identity.db'}"
     # A thousandth of a core: after one hash, the next waits far longer than 2 s.
     async with running_identity(
-        url, tmp_path, tracer_provider, nats_server.url, password_hash_cores=0.001
+        url,
+        tmp_path,
+        tracer_provider,
+        nats_server.url,
+        password_hash_cores=0.001,
+        **DEPLOYED_HASHING,
     ) as identity:
         await identity.register("first@example.com")
         with pytest.raises(grpc.aio.AioRpcError) as signing_up:
