@@ -36,16 +36,17 @@ def error_kind(error: Exception) -> str:
     return kind if isinstance(kind, str) else type(error).__name__
 
 
-# A window with no completed operation says nothing, so one stays open past its duration
-# until one completes (a throttled Login on a loaded machine took longer than a short
-# window), up to this many times its duration.
+# A window with no successful operation says nothing, so one stays open past its duration
+# until one succeeds (a throttled Login on a loaded machine took longer than a short
+# window; sign-ins refused RESOURCE_EXHAUSTED for a moment left a window of errors only),
+# up to this many times its duration. Failures in the longer window still count.
 _LONGEST_WINDOW = 20
 
 
 async def drive(workload: ClosedLoop, concurrency: int, window: Window) -> Sample:
     """Run `workload` with `concurrency` workers through `window`; what the window saw.
 
-    The window closes at its end, or at the first completion after it when none came
+    The window closes at its end, or at the first success after it when none came
     before; `Sample.elapsed` is how long it really was open.
     """
     clock = time.perf_counter
@@ -77,19 +78,22 @@ async def drive(workload: ClosedLoop, concurrency: int, window: Window) -> Sampl
                 return
             if ended < measure_from:
                 continue
-            if ended >= measure_until and (latencies or errors or ended >= give_up_at):
+            if ended >= measure_until and latencies:
                 close(measure_until)
+                return
+            if ended >= give_up_at:
+                close(give_up_at)
                 return
             if failure is None:
                 latencies.append(ended - began)
+                if ended >= measure_until:
+                    close(ended)  # the first success of a window that had none
             else:
                 errors[failure] += 1
-            if ended >= measure_until:
-                close(ended)  # the first completion of a window that had none
 
     async def closer() -> None:
         await asyncio.sleep(max(0.0, measure_until - clock()))
-        if latencies or errors:
+        if latencies:
             close(measure_until)
             return
         with contextlib.suppress(TimeoutError):

@@ -345,3 +345,33 @@ async def test_a_window_with_completed_calls_closes_at_its_end() -> None:
 
     assert sample.elapsed == pytest.approx(0.1)
     assert 0 < len(sample.latencies) <= calls
+
+
+async def test_failures_alone_keep_a_window_open_until_a_call_succeeds() -> None:
+    # Refused for a moment (sign-ins past the hashing budget), then served.
+    attempts = 0
+
+    async def refused_ten_times() -> None:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.sleep(0.02)
+        if attempts <= 10:
+            raise RuntimeError("busy")
+
+    sample = await drive(ClosedLoop([refused_ten_times]), 1, Window(warmup=0.0, duration=0.05))
+
+    assert len(sample.latencies) == 1
+    assert sample.errors["RuntimeError"] == 10
+    assert sample.elapsed >= 0.2
+
+
+async def test_a_window_of_failures_only_closes_at_its_longest() -> None:
+    async def always_refused() -> None:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("broken")
+
+    sample = await drive(ClosedLoop([always_refused]), 1, Window(warmup=0.0, duration=0.02))
+
+    assert sample.latencies == []
+    assert sample.errors["RuntimeError"] > 0
+    assert sample.elapsed == pytest.approx(0.4)
