@@ -8,6 +8,7 @@ independent by using their own merchants, products and buyers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -134,6 +135,23 @@ class Shop:
             ),
             request_id=request_id,
         )
+
+    async def buy(self, request: pb.CreateOrderRequest) -> pb.CreateOrderResponse:
+        """CreateOrder as the buyer, retried with the same request while it is ABORTED
+        `ORDER_IN_PROGRESS`, as a client does: on a loaded machine the reconciler may
+        take an order over mid-call (its driver's lease ran out)."""
+        deadline = asyncio.get_running_loop().time() + 120
+        while True:
+            try:
+                reply: pb.CreateOrderResponse = await self.orders.CreateOrder(
+                    request, metadata=metadata_of(self.buyer)
+                )
+                return reply
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.ABORTED:
+                    raise
+                assert asyncio.get_running_loop().time() < deadline, "the order never settled"
+                await asyncio.sleep(0.2)
 
 
 @contextlib.asynccontextmanager

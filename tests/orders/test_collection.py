@@ -83,9 +83,7 @@ async def _sold_while_the_wallet_is_away(shop: Shop, wallet_clock: SkippingClock
 
     platform.steps.observer = stop_wallet
     try:
-        sold = await shop.orders.CreateOrder(
-            shop.create_request(2, new_id()), metadata=metadata_of(shop.buyer)
-        )
+        sold = await shop.buy(shop.create_request(2, new_id()))
     finally:
         platform.steps.observer = None
     assert sold.order.status == pb.ORDER_STATUS_PAYMENT_PENDING

@@ -10,10 +10,8 @@ place in a list.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
-import grpc
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -54,19 +52,9 @@ async def shops(platform: Platform) -> AsyncIterator[list[Shop]]:
 async def _bought(shop: Shop) -> pb.Order:
     """One unit bought, retried with the same request id while the order is ABORTED
     `ORDER_IN_PROGRESS` (on a loaded machine the reconciler may take it over mid-call)."""
-    request = shop.create_request(1, new_id())
-    deadline = asyncio.get_running_loop().time() + 120
-    while True:
-        try:
-            reply = await shop.orders.CreateOrder(request, metadata=metadata_of(shop.buyer))
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.ABORTED:
-                raise
-            assert asyncio.get_running_loop().time() < deadline, "the order never settled"
-            await asyncio.sleep(0.2)
-            continue
-        assert reply.order.status == pb.ORDER_STATUS_COMPLETED
-        return reply.order
+    reply = await shop.buy(shop.create_request(1, new_id()))
+    assert reply.order.status == pb.ORDER_STATUS_COMPLETED
+    return reply.order
 
 
 @pytest.fixture(scope="module")
